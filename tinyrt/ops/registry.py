@@ -1,0 +1,85 @@
+"""The op registry: which Python function computes which ONNX op at which opset version.
+
+Each op is a plain function. Its positional parameters are the node's inputs, in ONNX order (an absent
+optional input arrives as None); its keyword-only parameters are the ONNX attributes with the spec's
+defaults, so the signature *is* the attribute list. A keyword-only parameter without a default is a
+required attribute. Two keyword-only parameters are filled by the executor, not by the model:
+``_num_outputs`` (how many outputs the node declares) and ``_opset`` (the opset of the node's domain).
+
+Attribute values arrive as Python values: int, float, str (UTF-8 decoded), numpy array (TENSOR), lists of
+those, and for GRAPH attributes a callable ``body(*inputs) -> list of arrays`` with the outer scope
+already bound (If, Loop, Scan call it). A function may return one array or a tuple of arrays.
+
+An op that supports only some values of an attribute passes ``check=``: a function taking the node's
+attributes as keywords (as given in the file, without defaults filled in) that raises
+``UnsupportedError`` naming what it refuses. It runs when the model is loaded, not when it runs.
+
+The versions given to ``@op`` are the ONNX *since-versions* of the op's schema that the function
+implements. The list of all schema versions an op has is known from those registrations, so an opset
+resolves to the newest schema version at or below it, exactly as ONNX defines it.
+"""
+import inspect
+
+# (domain, op_type) -> {since_version: OpImpl}
+_REGISTRY = {}
+
+EXECUTOR_PARAMS = ("_num_outputs", "_opset")
+
+
+class OpImpl:
+    """A registered function together with what its signature says about the op."""
+
+    def __init__(self, fn, op_type, domain, version, check=None):
+        self.fn = fn
+        self.check = check
+        self.op_type = op_type
+        self.domain = domain
+        self.version = version
+        params = inspect.signature(fn).parameters.values()
+        kw = [p for p in params if p.kind == p.KEYWORD_ONLY]
+        self.attributes = {p.name: p.default for p in kw if p.name not in EXECUTOR_PARAMS}
+        self.required = {n for n, d in self.attributes.items() if d is inspect.Parameter.empty}
+        self.wants = {p.name for p in kw if p.name in EXECUTOR_PARAMS}
+
+    def __repr__(self):
+        return "<op %s%s-%d: %s>" % (self.domain + "." if self.domain else "", self.op_type,
+                                     self.version, self.fn.__module__ + "." + self.fn.__name__)
+
+
+def op(op_type, *versions, domain="", check=None):
+    """Register ``fn`` as the implementation of ``op_type`` for the given schema since-versions."""
+    if not versions:
+        raise ValueError("op(%r) needs at least one since-version" % op_type)
+
+    def register(fn):
+        table = _REGISTRY.setdefault((domain, op_type), {})
+        for v in versions:
+            if v in table:
+                raise ValueError("%s-%d registered twice (%s and %s)" % (op_type, v, table[v].fn, fn))
+            table[v] = OpImpl(fn, op_type, domain, v, check)
+        return fn
+
+    return register
+
+
+def resolve(op_type, domain, opset):
+    """The implementation ONNX opset ``opset`` means for this op, or None when tinyrt has none.
+
+    An opset resolves to the newest registered since-version at or below it. Since the registrations
+    list every schema version from the oldest one we support, nothing newer can hide in between.
+    """
+    table = _REGISTRY.get((domain, op_type))
+    if not table:
+        return None
+    usable = [v for v in table if v <= opset]
+    return table[max(usable)] if usable else None
+
+
+def versions(op_type, domain=""):
+    """The schema since-versions registered for an op, oldest first."""
+    return sorted(_REGISTRY.get((domain, op_type), {}))
+
+
+def registered():
+    """Every (domain, op_type) with at least one implementation."""
+    return sorted(_REGISTRY)
