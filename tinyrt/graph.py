@@ -1,0 +1,293 @@
+"""tinyrt's graph IR: the ONNX messages turned into plain nodes, values and numpy initializers.
+
+Model-local functions (torch's dynamo exporter writes them) are inlined here, so everything after this
+module sees one flat graph of standard ops. Subgraphs (If/Loop/Scan bodies) are Graphs too.
+"""
+import itertools
+
+from . import dtypes
+from .errors import ModelError, UnsupportedError
+from .proto.tensors import tensor_to_array
+
+MAX_INLINE_DEPTH = 50  # functions calling functions; deeper (or recursive) ones are refused
+
+# AttributeProto.AttributeType
+FLOAT, INT, STRING, TENSOR, GRAPH, FLOATS, INTS, STRINGS, TENSORS, GRAPHS = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+SPARSE_TENSOR, SPARSE_TENSORS, TYPE_PROTO, TYPE_PROTOS = 11, 12, 13, 14
+_FIELD_OF_TYPE = {FLOAT: "f", INT: "i", STRING: "s", TENSOR: "t", GRAPH: "g", FLOATS: "floats", INTS: "ints",
+                  STRINGS: "strings", TENSORS: "tensors", GRAPHS: "graphs", SPARSE_TENSOR: "sparse_tensor",
+                  SPARSE_TENSORS: "sparse_tensors", TYPE_PROTO: "tp", TYPE_PROTOS: "type_protos"}
+ATTRIBUTE_TYPE_NAMES = {FLOAT: "float", INT: "int", STRING: "string", TENSOR: "tensor", GRAPH: "graph",
+                        FLOATS: "floats", INTS: "ints", STRINGS: "strings", TENSORS: "tensors", GRAPHS: "graphs",
+                        SPARSE_TENSOR: "sparse tensor", SPARSE_TENSORS: "sparse tensors",
+                        TYPE_PROTO: "type", TYPE_PROTOS: "types"}
+
+
+def canonical_domain(domain):
+    return "" if domain in ("", "ai.onnx") else domain
+
+
+class ValueSpec:
+    """A declared graph input/output/value_info: name, element type code, shape (ints, str or None)."""
+
+    def __init__(self, name, elem_type=None, shape=None, kind="tensor"):
+        self.name = name
+        self.elem_type = elem_type
+        self.shape = shape
+        self.kind = kind
+
+    @property
+    def type_string(self):
+        if self.kind != "tensor":
+            return self.kind
+        return "tensor(%s)" % dtypes.type_name(self.elem_type) if self.elem_type else "tensor(undefined)"
+
+    def __repr__(self):
+        return "ValueSpec(%r, %s, %s)" % (self.name, self.type_string, self.shape)
+
+
+class Node:
+    def __init__(self, op_type, inputs, outputs, attrs=None, name="", domain="", opset=None):
+        self.op_type = op_type
+        self.inputs = list(inputs)     # "" marks an absent optional input
+        self.outputs = list(outputs)   # "" marks an output nobody wants
+        self.attrs = dict(attrs or {})  # name -> Python value; GRAPH attributes hold Graph objects
+        self.name = name
+        self.domain = domain
+        self.opset = opset             # the opset version of this node's domain
+
+    def describe(self):
+        """How errors name a node: op, domain, version and name."""
+        domain = self.domain + "." if self.domain else ""
+        return "%s%s-%s (node %r)" % (domain, self.op_type, self.opset, self.name or self.outputs[:1])
+
+    def subgraphs(self):
+        for value in self.attrs.values():
+            if isinstance(value, Graph):
+                yield value
+            elif isinstance(value, list):
+                for v in value:
+                    if isinstance(v, Graph):
+                        yield v
+
+    def __repr__(self):
+        return "Node(%s, %s -> %s)" % (self.op_type, self.inputs, self.outputs)
+
+
+class Graph:
+    def __init__(self, name="", nodes=(), inputs=(), outputs=(), initializers=None, value_info=None):
+        self.name = name
+        self.nodes = list(nodes)
+        self.inputs = list(inputs)          # ValueSpecs the caller feeds (initializers excluded)
+        self.outputs = list(outputs)        # ValueSpecs
+        self.initializers = dict(initializers or {})  # name -> numpy array
+        self.value_info = dict(value_info or {})      # name -> ValueSpec
+
+    def all_nodes(self):
+        """Every node, including those inside subgraphs."""
+        for node in self.nodes:
+            yield node
+            for g in node.subgraphs():
+                for inner in g.all_nodes():
+                    yield inner
+
+
+# --- from messages ---------------------------------------------------------------------------------------------
+
+def value_spec(vi):
+    t = vi.type
+    if t is None:
+        return ValueSpec(vi.name)
+    if t.tensor_type is None:
+        return ValueSpec(vi.name, kind=t.other or "unknown type")
+    shape = None
+    if t.tensor_type.shape is not None:
+        shape = []
+        for d in t.tensor_type.shape.dim:
+            if "dim_value" in d.present:
+                if d.dim_value < 0:
+                    raise ModelError("value %r has a negative dimension %d" % (vi.name, d.dim_value))
+                shape.append(d.dim_value)
+            else:
+                shape.append(d.dim_param or None)
+    return ValueSpec(vi.name, t.tensor_type.elem_type, shape)
+
+
+class _Builder:
+    """Turns a Model message into a Graph, inlining model-local functions on the way."""
+
+    def __init__(self, model, folder):
+        self.folder = folder
+        self.opsets = self._opsets(model.opset_import, "the model")
+        self.functions = {}
+        for f in model.functions:
+            self.functions[(canonical_domain(f.domain), f.name, f.overload)] = f
+        self.fresh = itertools.count()
+
+    @staticmethod
+    def _opsets(imports, owner):
+        opsets = {}
+        for imp in imports:
+            opsets[canonical_domain(imp.domain)] = imp.version
+        if not opsets:  # very old files (IR version < 3) carry no opset import: ONNX says opset 1
+            opsets[""] = 1
+        return opsets
+
+    def graph(self, g, opsets, depth=0):
+        initializers = {}
+        for t in g.initializer:
+            if not t.name:
+                raise ModelError("graph %r has an initializer without a name" % g.name)
+            initializers[t.name] = tensor_to_array(t, self.folder, "initializer %r" % t.name)
+        if g.sparse_initializer:
+            raise UnsupportedError("graph %r has sparse initializers, which tinyrt does not support" % g.name)
+        nodes = []
+        for n in g.node:
+            nodes.extend(self.node(n, opsets, {}, depth))
+        # Old exporters list initializers among the inputs too; those are not for the caller to feed.
+        inputs = [value_spec(vi) for vi in g.input if vi.name not in initializers]
+        outputs = [value_spec(vi) for vi in g.output]
+        value_info = {vi.name: value_spec(vi) for vi in g.value_info}
+        return Graph(g.name, nodes, inputs, outputs, initializers, value_info)
+
+    def node(self, n, opsets, call_attrs, depth, rename=None):
+        """The nodes that NodeProto ``n`` becomes: itself, or a function's body inlined."""
+        domain = canonical_domain(n.domain)
+        attrs = {}
+        for a in n.attribute:
+            if a.ref_attr_name:  # inside a function: the caller's attribute, or nothing
+                if a.ref_attr_name in call_attrs:
+                    attrs[a.name] = call_attrs[a.ref_attr_name]
+                continue
+            if a.name in attrs:
+                raise ModelError("node %r (%s) has attribute %r twice" % (n.name, n.op_type, a.name))
+            attrs[a.name] = self.attribute(a, n, opsets, depth)
+        inputs = list(n.input)
+        outputs = list(n.output)
+        if rename is not None:
+            inputs = [rename.get(x, x) if x else x for x in inputs]
+            outputs = [rename.get(x, x) if x else x for x in outputs]
+            for g in _subgraphs(attrs):
+                _rename_free_values(g, rename)
+        function = self.functions.get((domain, n.op_type, n.overload))
+        if function is None:
+            return [Node(n.op_type, inputs, outputs, attrs, n.name, domain, opsets.get(domain))]
+        return self.inline(function, n, inputs, outputs, attrs, depth)
+
+    def inline(self, f, call, inputs, outputs, attrs, depth):
+        if depth >= MAX_INLINE_DEPTH:
+            raise ModelError("function %r is nested more than %d deep (recursive?)" % (f.name, MAX_INLINE_DEPTH))
+        if len(inputs) > len(f.input) or len(outputs) > len(f.output):
+            raise ModelError("node %r calls function %r with %d inputs / %d outputs; it takes %d / %d"
+                             % (call.name, f.name, len(inputs), len(outputs), len(f.input), len(f.output)))
+        call_attrs = {}
+        for a in f.attribute_proto:  # defaults of the function's attributes
+            call_attrs[a.name] = self.attribute(a, call, self.opsets, depth)
+        call_attrs.update(attrs)
+        prefix = "%s/%s#%d/" % (call.name or f.name, f.name, next(self.fresh))
+        rename = {}
+        for formal, actual in zip(f.input, inputs + [""] * len(f.input)):
+            rename[formal] = actual
+        for formal, actual in zip(f.output, outputs + [""] * len(f.output)):
+            rename[formal] = actual
+        for inner in f.node:
+            for out in inner.output:
+                if out and out not in rename:
+                    rename[out] = prefix + out
+        opsets = dict(self.opsets)
+        opsets.update(self._opsets(f.opset_import, "function %r" % f.name) if f.opset_import else {})
+        nodes = []
+        for inner in f.node:
+            nodes.extend(self.node(inner, opsets, call_attrs, depth + 1, rename))
+        return nodes
+
+    def attribute(self, a, node, opsets, depth):
+        kind = a.type
+        if kind == 0:  # files before IR version 2 do not say: find the one field that is set
+            present = [t for t, field in _FIELD_OF_TYPE.items() if field in a.present]
+            if len(present) != 1:
+                raise ModelError("attribute %r of node %r (%s) has no type and %d values"
+                                 % (a.name, node.name, node.op_type, len(present)))
+            kind = present[0]
+        where = "attribute %r of node %r (%s)" % (a.name, node.name, node.op_type)
+        if kind == FLOAT:
+            return float(a.f)
+        if kind == INT:
+            return int(a.i)
+        if kind == STRING:
+            return _text(a.s, where)
+        if kind == TENSOR:
+            if a.t is None:
+                raise ModelError("%s is a tensor attribute without a tensor" % where)
+            return tensor_to_array(a.t, self.folder, where)
+        if kind == GRAPH:
+            if a.g is None:
+                raise ModelError("%s is a graph attribute without a graph" % where)
+            return self.graph(a.g, opsets, depth)
+        if kind == FLOATS:
+            return [float(v) for v in a.floats]
+        if kind == INTS:
+            return [int(v) for v in a.ints]
+        if kind == STRINGS:
+            return [_text(s, where) for s in a.strings]
+        if kind == TENSORS:
+            return [tensor_to_array(t, self.folder, where) for t in a.tensors]
+        if kind == GRAPHS:
+            return [self.graph(g, opsets, depth) for g in a.graphs]
+        if kind in ATTRIBUTE_TYPE_NAMES:
+            raise UnsupportedError("%s is of type %s, which tinyrt does not support"
+                                   % (where, ATTRIBUTE_TYPE_NAMES[kind]))
+        raise ModelError("%s has unknown attribute type %d" % (where, kind))
+
+
+def _text(raw, where):
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelError("%s is not valid UTF-8" % where) from None
+
+
+def _subgraphs(attrs):
+    for value in attrs.values():
+        if isinstance(value, Graph):
+            yield value
+        elif isinstance(value, list):
+            for v in value:
+                if isinstance(v, Graph):
+                    yield v
+
+
+def _rename_free_values(graph, rename):
+    """Inside an inlined function, a subgraph may use the function's values from the outer scope."""
+    local = set(graph.initializers) | {v.name for v in graph.inputs}
+    for node in graph.nodes:
+        node.inputs = [x if (not x or x in local) else rename.get(x, x) for x in node.inputs]
+        local.update(node.outputs)
+        for g in node.subgraphs():
+            _rename_free_values(g, {k: v for k, v in rename.items() if k not in local})
+    graph.outputs = [ValueSpec(rename.get(o.name, o.name) if o.name not in local else o.name,
+                               o.elem_type, o.shape, o.kind) for o in graph.outputs]
+
+
+class ModelIR:
+    """A loaded model: its graph plus what the file says about itself."""
+
+    def __init__(self, graph, opsets, metadata, ir_version, producer, doc_string, domain, model_version):
+        self.graph = graph
+        self.opsets = opsets
+        self.metadata = metadata
+        self.ir_version = ir_version
+        self.producer = producer
+        self.doc_string = doc_string
+        self.domain = domain
+        self.model_version = model_version
+
+
+def build(model, folder=None):
+    """ModelIR of a decoded Model message."""
+    builder = _Builder(model, folder)
+    graph = builder.graph(model.graph, builder.opsets)
+    metadata = {e.key: e.value for e in model.metadata_props}
+    producer = (model.producer_name + " " + model.producer_version).strip()
+    return ModelIR(graph, builder.opsets, metadata, model.ir_version, producer, model.doc_string,
+                   model.domain, model.model_version)

@@ -1,0 +1,21 @@
+"""Graph passes: rewrites that keep the results and make the graph smaller or faster to run.
+
+They are listed here, in the order they run; ``SessionOptions.graph_optimization_level = 0`` turns them
+all off (for teaching and debugging: the graph then runs exactly as written in the file).
+"""
+from . import cleanup, fold_constants
+
+PASSES = [
+    ("remove Identity and inference Dropout", cleanup.remove_identities),
+    ("fold constants", fold_constants.fold_constants),
+    ("remove dead nodes", cleanup.remove_dead_nodes),
+]
+
+
+def optimize(graph, level=99):
+    """Run every pass on ``graph`` in place; returns the names of the passes that changed something."""
+    changed = []
+    for name, rewrite in PASSES:
+        if rewrite(graph):
+            changed.append(name)
+    return changed

@@ -1,0 +1,61 @@
+"""Constant folding: a node whose inputs are all known at load is computed once, at load.
+
+torch's exporters leave chains like Shape -> Gather -> Unsqueeze -> Concat -> Reshape; with static input
+shapes the whole chain becomes one constant (see ``shapes.py`` for how Shape learns its input's shape).
+"""
+from ..ops import registry
+from ..plan import Step, call, topological_order
+from . import shapes
+
+_NEVER_FOLD = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",
+               "Bernoulli"}
+# A folded result may not be much larger than what it came from: folding must not blow up memory.
+_MAX_GROWTH_ELEMENTS = 1 << 16
+
+
+def fold_constants(graph):
+    """Fold every foldable node, in order. True when something changed."""
+    constants = graph.initializers
+    known_shapes = shapes.infer(graph)
+    kept = []
+    changed = False
+    for node in topological_order(graph):
+        value = _fold(node, constants, known_shapes)
+        if value is None:
+            kept.append(node)
+            continue
+        for name, array in zip(node.outputs, value):
+            if name:
+                constants[name] = array
+        changed = True
+    graph.nodes = kept
+    return changed
+
+
+def _fold(node, constants, known_shapes):
+    """The outputs of ``node`` computed now, or None when they cannot (or should not) be."""
+    if node.op_type in _NEVER_FOLD or any(True for _ in node.subgraphs()):
+        return None
+    impl = registry.resolve(node.op_type, node.domain, node.opset)
+    if impl is None:
+        return None
+    if node.op_type == "Shape" and node.domain == "" and node.inputs[0] not in constants:
+        shape = known_shapes.get(node.inputs[0])
+        if shape is None:
+            return None
+        args = [_zeros_like_shape(shape)]
+    elif all(not x or x in constants for x in node.inputs):
+        args = [constants[x] if x else None for x in node.inputs]
+    else:
+        return None
+    results = call(Step(node, impl, {}), args, Step(node, impl, {}).attrs)
+    budget = max(_MAX_GROWTH_ELEMENTS, sum(a.size for a in args if a is not None))
+    if any(r.size > budget for r in results):
+        return None
+    return results
+
+
+def _zeros_like_shape(shape):
+    """A stand-in with the right shape for Shape to read, costing no memory."""
+    import numpy as np
+    return np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=tuple(shape), strides=(0,) * len(shape))

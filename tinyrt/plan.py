@@ -1,0 +1,259 @@
+"""From a graph to something that runs: bind each node to its op, check everything at load, order the
+nodes once, and know when each value is last used so it can be freed straight after.
+
+``Plan.run`` is the whole executor: a loop over steps that calls plain numpy functions.
+"""
+import numpy as np
+
+from . import dtypes
+from .errors import InputError, ModelError, TinyrtError, UnsupportedError
+from .graph import Graph
+from .ops import registry
+
+MAX_OPSET = 28       # the newest default-domain opset tinyrt knows (onnx 1.23)
+MIN_OPSET = 7        # older files may still load: each op says which versions it implements
+_NONDETERMINISTIC = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",
+                     "Bernoulli"}
+
+
+class Step:
+    """One node, bound: the function to call and the names of its inputs and outputs."""
+
+    def __init__(self, node, impl, subplans):
+        self.node = node
+        self.impl = impl
+        self.fn = impl.fn
+        self.inputs = node.inputs
+        self.outputs = node.outputs
+        self.subplans = subplans  # attribute name -> Plan or list of Plans
+        self.attrs = {k: v for k, v in node.attrs.items() if k not in subplans}
+        if "_num_outputs" in impl.wants:
+            self.attrs["_num_outputs"] = len(node.outputs)
+        if "_opset" in impl.wants:
+            self.attrs["_opset"] = node.opset
+        self.free_after = ()  # values whose last use is this step
+
+    def bound_attrs(self, env):
+        """Attributes for one call; graph attributes become functions that run the subgraph in ``env``."""
+        if not self.subplans:
+            return self.attrs
+        attrs = dict(self.attrs)
+        for name, plan in self.subplans.items():
+            if isinstance(plan, list):
+                attrs[name] = [p.as_function(env) for p in plan]
+            else:
+                attrs[name] = plan.as_function(env)
+        return attrs
+
+
+def check_support(graph, opsets):
+    """Every reason this graph cannot run, as one UnsupportedError (or the first ModelError)."""
+    problems = []
+    for domain, version in opsets.items():
+        if domain == "" and version > MAX_OPSET:
+            problems.append("opset %d of the default domain is newer than tinyrt knows (%d)" % (version, MAX_OPSET))
+    for node in graph.all_nodes():
+        where = node.describe()
+        if node.opset is None:
+            problems.append("%s: its domain %r is not among the model's opset imports" % (where, node.domain))
+            continue
+        impl = registry.resolve(node.op_type, node.domain, node.opset)
+        if impl is None:
+            known = registry.versions(node.op_type, node.domain)
+            if known:
+                problems.append("%s: tinyrt implements %s from opset %d on, not opset %d"
+                                % (where, node.op_type, known[0], node.opset))
+            else:
+                problems.append("%s: unknown op %s in domain %r" % (where, node.op_type, node.domain or "ai.onnx"))
+            continue
+        unknown = sorted(set(node.attrs) - set(impl.attributes))
+        if unknown:
+            problems.append("%s: attribute%s %s not implemented" % (where, "s" if len(unknown) > 1 else "",
+                                                                    ", ".join(repr(a) for a in unknown)))
+            continue
+        missing = sorted(impl.required - set(node.attrs))
+        if missing:
+            raise ModelError("%s: required attribute %s is missing" % (where, ", ".join(map(repr, missing))))
+        for name in ("to", "dtype"):
+            code = node.attrs.get(name)
+            if isinstance(code, int) and not dtypes.is_supported(code) and name in impl.attributes:
+                problems.append("%s: attribute %s=%s asks for element type %s, which tinyrt does not support"
+                                % (where, name, code, dtypes.type_name(code)))
+        if impl.check is not None:
+            try:
+                impl.check(**node.attrs)
+            except UnsupportedError as e:
+                problems.append("%s: %s" % (where, e))
+    for spec in _declared_values(graph):
+        if spec.kind != "tensor":
+            problems.append("value %r is a %s; tinyrt supports tensors only" % (spec.name, spec.kind))
+        elif spec.elem_type and not dtypes.is_supported(spec.elem_type):
+            problems.append("value %r has element type %s, which tinyrt does not support"
+                            % (spec.name, dtypes.type_name(spec.elem_type)))
+    if problems:
+        raise UnsupportedError("tinyrt cannot run this model:\n  " + "\n  ".join(problems))
+
+
+def _declared_values(graph):
+    for spec in list(graph.inputs) + list(graph.outputs) + list(graph.value_info.values()):
+        yield spec
+    for node in graph.nodes:
+        for g in node.subgraphs():
+            for spec in _declared_values(g):
+                yield spec
+
+
+def topological_order(graph, outer_names=()):
+    """The nodes in an order where each runs after everything it reads; ModelError names what is wrong."""
+    available = set(graph.initializers) | {v.name for v in graph.inputs} | set(outer_names)
+    producer = {}
+    for node in graph.nodes:
+        for out in node.outputs:
+            if not out:
+                continue
+            if out in producer or out in graph.initializers or out in {v.name for v in graph.inputs}:
+                raise ModelError("value %r is produced twice (again by %s)" % (out, node.describe()))
+            producer[out] = node
+    needs = []
+    for node in graph.nodes:
+        reads = set(x for x in node.inputs if x) | set(free_values(node))
+        for name in reads:
+            if name not in available and name not in producer:
+                raise ModelError("%s reads %r, which no node, input or initializer produces" % (node.describe(), name))
+        needs.append({producer[x] for x in reads if x in producer and x not in available})
+    order, done = [], set()
+    pending = list(range(len(graph.nodes)))
+    while pending:
+        still = []
+        for i in pending:
+            if all(id(p) in done for p in needs[i]):
+                order.append(graph.nodes[i])
+                done.add(id(graph.nodes[i]))
+            else:
+                still.append(i)
+        if len(still) == len(pending):
+            names = ", ".join(graph.nodes[i].describe() for i in still[:5])
+            raise ModelError("the graph has a cycle through %s" % names)
+        pending = still
+    for spec in graph.outputs:
+        if spec.name not in available and spec.name not in producer:
+            raise ModelError("graph output %r is produced by nothing" % spec.name)
+    return order
+
+
+def free_values(node):
+    """Names a node's subgraphs read from the enclosing scope."""
+    names = []
+    for g in node.subgraphs():
+        names.extend(_graph_free_values(g))
+    return names
+
+
+def _graph_free_values(graph):
+    defined = set(graph.initializers) | {v.name for v in graph.inputs}
+    free = []
+    for node in graph.nodes:
+        for name in list(node.inputs) + free_values(node):
+            if name and name not in defined and name not in free:
+                free.append(name)
+        defined.update(node.outputs)
+    for spec in graph.outputs:
+        if spec.name not in defined and spec.name not in free:
+            free.append(spec.name)
+    return free
+
+
+class Plan:
+    """A graph ready to run: steps in order, each freeing the values it used last."""
+
+    def __init__(self, graph, outer_names=()):
+        self.graph = graph
+        self.constants = dict(graph.initializers)
+        self.input_names = [v.name for v in graph.inputs]
+        self.output_names = [v.name for v in graph.outputs]
+        self.free_names = _graph_free_values(graph) if outer_names else []
+        known = set(outer_names) | set(self.constants) | set(self.input_names)
+        self.steps = []
+        for node in topological_order(graph, outer_names):
+            impl = registry.resolve(node.op_type, node.domain, node.opset)
+            scope = known | set(x for n in graph.nodes for x in n.outputs)
+            subplans = {}
+            for name, value in node.attrs.items():
+                if isinstance(value, Graph):
+                    subplans[name] = Plan(value, scope)
+                elif isinstance(value, list) and value and isinstance(value[0], Graph):
+                    subplans[name] = [Plan(g, scope) for g in value]
+            self.steps.append(Step(node, impl, subplans))
+        self._plan_frees()
+
+    def _plan_frees(self):
+        keep = set(self.output_names) | set(self.constants)
+        last_use = {}
+        for i, step in enumerate(self.steps):
+            for name in list(step.inputs) + free_values(step.node):
+                if name:
+                    last_use[name] = i
+            for name in step.outputs:  # an output nobody reads is freed at once
+                if name and name not in last_use:
+                    last_use[name] = i
+        frees = {}
+        for name, i in last_use.items():
+            if name not in keep:
+                frees.setdefault(i, []).append(name)
+        for i, step in enumerate(self.steps):
+            step.free_after = tuple(frees.get(i, ()))
+
+    def run(self, feeds, outer_env=None, hook=None):
+        """Run with ``feeds`` {input name: array}; returns {output name: array}.
+
+        ``hook(step, inputs, outputs, seconds)``, when given, sees every step (profiling, tracing).
+        """
+        env = dict(self.constants)
+        if outer_env is not None:
+            for name in self.free_names:
+                if name in outer_env:
+                    env[name] = outer_env[name]
+        env.update(feeds)
+        for step in self.steps:
+            args = [env[x] if x else None for x in step.inputs]
+            if hook is None:
+                results = call(step, args, step.bound_attrs(env))
+            else:
+                results = hook(step, args, lambda: call(step, args, step.bound_attrs(env)))
+            for name, value in zip(step.outputs, results):
+                if name:
+                    env[name] = value
+            for name in step.free_after:
+                env.pop(name, None)
+        return {name: env[name] for name in self.output_names}
+
+    def as_function(self, outer_env):
+        """This (sub)graph as a function of its inputs, reading outer values from ``outer_env``."""
+        def body(*inputs):
+            if len(inputs) != len(self.input_names):
+                raise ModelError("subgraph %r takes %d inputs, got %d"
+                                 % (self.graph.name, len(self.input_names), len(inputs)))
+            feeds = dict(zip(self.input_names, inputs))
+            results = self.run(feeds, outer_env)
+            return [results[name] for name in self.output_names]
+        return body
+
+
+def call(step, args, attrs):
+    """Call one op; returns a list with one array per declared output."""
+    try:
+        result = step.fn(*args, **attrs)
+    except TinyrtError:
+        raise
+    except Exception as e:
+        shapes = ", ".join("None" if a is None else "%s%s" % (a.dtype, list(a.shape))
+                           if isinstance(a, np.ndarray) else type(a).__name__ for a in args)
+        raise InputError("%s failed on inputs (%s): %s: %s"
+                         % (step.node.describe(), shapes, type(e).__name__, e)) from e
+    if not isinstance(result, (tuple, list)):
+        result = (result,)
+    wanted = sum(1 for name in step.outputs if name)
+    last_wanted = max((i for i, name in enumerate(step.outputs) if name), default=-1)
+    if len(result) <= last_wanted:
+        raise ModelError("%s gives %d outputs, the node declares %d" % (step.node.describe(), len(result), wanted))
+    return [r if isinstance(r, np.ndarray) else np.asarray(r) for r in result[:len(step.outputs)]]

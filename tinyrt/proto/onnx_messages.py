@@ -1,0 +1,254 @@
+"""ONNX's protobuf messages (onnx/onnx.proto3), decoded from the wire format into small Python objects.
+
+Each message class lists its fields as {number: (name, kind, repeated)}. ``kind`` is a scalar kind or a
+message class. Unknown fields are skipped, as protobuf does, so files from newer exporters still load.
+Repeated scalars are accepted packed and unpacked alike.
+"""
+import os
+import struct
+
+import numpy as np
+
+from ..errors import ModelError
+from .wire import FIXED32, FIXED64, LENGTH, VARINT, iter_fields, read_packed_varints
+
+MAX_DEPTH = 100  # nested messages; deeper files are refused rather than blowing the Python stack
+
+INT64, UINT64, INT32, FLOAT, DOUBLE, STRING, BYTES = "int64", "uint64", "int32", "float", "double", "string", "bytes"
+VIEW = "view"  # bytes kept as a memoryview into the file: tensor data is not copied while decoding
+_VARINT_KINDS = (INT64, UINT64, INT32)
+_FIXED = {FLOAT: (FIXED32, "<f4", 4), DOUBLE: (FIXED64, "<f8", 8)}
+
+
+def _signed(v):
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+class Message:
+    FIELDS = {}
+
+    def __init__(self):
+        self.present = set()
+        for name, kind, repeated in self.FIELDS.values():
+            if repeated:
+                value = []
+            elif isinstance(kind, type):
+                value = None
+            else:
+                value = {STRING: "", BYTES: b"", VIEW: b"", FLOAT: 0.0, DOUBLE: 0.0}.get(kind, 0)
+            setattr(self, name, value)
+
+    @classmethod
+    def decode(cls, buf, start, end, depth=0):
+        if depth > MAX_DEPTH:
+            raise ModelError("messages nested deeper than %d levels" % MAX_DEPTH)
+        msg = cls()
+        for number, wire_type, value in iter_fields(buf, start, end):
+            spec = cls.FIELDS.get(number)
+            if spec is None:
+                continue  # unknown field: skip, as protobuf does
+            name, kind, repeated = spec
+            try:
+                decoded = _decode_value(buf, kind, wire_type, value, repeated, depth)
+            except ModelError as e:
+                raise ModelError("%s.%s: %s" % (cls.__name__, name, e)) from None
+            msg.present.add(name)
+            if repeated:
+                getattr(msg, name).extend(decoded)
+            else:
+                setattr(msg, name, decoded)
+        return msg
+
+    def __repr__(self):
+        shown = ", ".join("%s=%r" % (n, getattr(self, n)) for n in sorted(self.present))
+        return "%s(%s)" % (type(self).__name__, shown[:300])
+
+
+def _decode_value(buf, kind, wire_type, value, repeated, depth):
+    """Decode one field; a list of values when ``repeated`` (a packed field holds many)."""
+    if isinstance(kind, type):
+        _expect(wire_type, LENGTH, kind.__name__)
+        msg = kind.decode(buf, value[0], value[1], depth + 1)
+        return [msg] if repeated else msg
+    if kind == VIEW:
+        _expect(wire_type, LENGTH, "bytes")
+        return buf[value[0]:value[1]]
+    if kind in (STRING, BYTES):
+        _expect(wire_type, LENGTH, kind)
+        raw = bytes(buf[value[0]:value[1]])
+        if kind == STRING:
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ModelError("string is not valid UTF-8") from None
+        return [raw] if repeated else raw
+    if kind in _VARINT_KINDS:
+        if wire_type == LENGTH and repeated:  # packed
+            values = read_packed_varints(buf, value[0], value[1])
+        else:
+            _expect(wire_type, VARINT, kind)
+            values = [value]
+        if kind != UINT64:
+            values = [_signed(v) for v in values]
+        if kind == INT32:
+            values = [v - (1 << 32) if v >= 1 << 31 else v for v in (v & 0xFFFFFFFF for v in values)]
+        return values if repeated else values[0]
+    wire, dtype, size = _FIXED[kind]
+    if wire_type == LENGTH and repeated:  # packed: a little-endian array
+        start, end = value
+        if (end - start) % size:
+            raise ModelError("packed %s field of %d bytes is not a multiple of %d" % (kind, end - start, size))
+        return np.frombuffer(buf, dtype=dtype, count=(end - start) // size, offset=start).tolist()
+    _expect(wire_type, wire, kind)
+    number = struct.unpack("<f" if size == 4 else "<d", struct.pack("<I" if size == 4 else "<Q", value))[0]
+    return [number] if repeated else number
+
+
+def _expect(wire_type, wanted, kind):
+    if wire_type != wanted:
+        raise ModelError("wire type %d where a %s (wire type %d) belongs" % (wire_type, kind, wanted))
+
+
+# --- the messages, in the order of onnx.proto3 -------------------------------------------------------------
+
+class StringStringEntry(Message):
+    FIELDS = {1: ("key", STRING, False), 2: ("value", STRING, False)}
+
+
+class OperatorSetId(Message):
+    FIELDS = {1: ("domain", STRING, False), 2: ("version", INT64, False)}
+
+
+class TensorProto(Message):
+    FIELDS = {
+        1: ("dims", INT64, True), 2: ("data_type", INT32, False), 8: ("name", STRING, False),
+        9: ("raw_data", VIEW, False), 4: ("float_data", FLOAT, True), 5: ("int32_data", INT64, True),
+        6: ("string_data", BYTES, True), 7: ("int64_data", INT64, True), 10: ("double_data", DOUBLE, True),
+        11: ("uint64_data", UINT64, True), 12: ("doc_string", STRING, False),
+        13: ("external_data", StringStringEntry, True), 14: ("data_location", INT32, False),
+        3: ("segment", BYTES, False),
+    }
+
+
+class Dimension(Message):
+    FIELDS = {1: ("dim_value", INT64, False), 2: ("dim_param", STRING, False), 3: ("denotation", STRING, False)}
+
+
+class TensorShape(Message):
+    FIELDS = {1: ("dim", Dimension, True)}
+
+
+class TensorType(Message):
+    FIELDS = {1: ("elem_type", INT32, False), 2: ("shape", TensorShape, False)}
+
+
+class TypeProto(Message):
+    FIELDS = {1: ("tensor_type", TensorType, False), 6: ("denotation", STRING, False)}
+    # sequence (4), map (5), optional (9) and sparse tensor (8) types are left undecoded: tinyrt refuses
+    # them by their field number, see ``kind``.
+    OTHER_KINDS = {4: "sequence", 5: "map", 8: "sparse tensor", 9: "optional"}
+
+    @classmethod
+    def decode(cls, buf, start, end, depth=0):
+        msg = super().decode(buf, start, end, depth)
+        msg.other = None
+        for number, _, _ in iter_fields(buf, start, end):
+            if number in cls.OTHER_KINDS:
+                msg.other = cls.OTHER_KINDS[number]
+        return msg
+
+
+class ValueInfo(Message):
+    FIELDS = {1: ("name", STRING, False), 2: ("type", TypeProto, False), 3: ("doc_string", STRING, False)}
+
+
+class Attribute(Message):
+    FIELDS = {
+        1: ("name", STRING, False), 21: ("ref_attr_name", STRING, False), 13: ("doc_string", STRING, False),
+        20: ("type", INT32, False), 2: ("f", FLOAT, False), 3: ("i", INT64, False), 4: ("s", BYTES, False),
+        5: ("t", TensorProto, False), 7: ("floats", FLOAT, True), 8: ("ints", INT64, True),
+        9: ("strings", BYTES, True), 10: ("tensors", TensorProto, True),
+        22: ("sparse_tensor", BYTES, False), 23: ("sparse_tensors", BYTES, True),
+        14: ("tp", BYTES, False), 15: ("type_protos", BYTES, True),
+    }
+    # graphs (6) and lists of graphs (11) are added below, once Graph exists
+
+
+class Node(Message):
+    FIELDS = {
+        1: ("input", STRING, True), 2: ("output", STRING, True), 3: ("name", STRING, False),
+        4: ("op_type", STRING, False), 7: ("domain", STRING, False), 5: ("attribute", Attribute, True),
+        6: ("doc_string", STRING, False), 8: ("overload", STRING, False),
+    }
+
+
+class Graph(Message):
+    FIELDS = {
+        1: ("node", Node, True), 2: ("name", STRING, False), 5: ("initializer", TensorProto, True),
+        15: ("sparse_initializer", BYTES, True), 10: ("doc_string", STRING, False),
+        11: ("input", ValueInfo, True), 12: ("output", ValueInfo, True), 13: ("value_info", ValueInfo, True),
+    }
+
+
+Attribute.FIELDS[6] = ("g", Graph, False)
+Attribute.FIELDS[11] = ("graphs", Graph, True)
+
+
+class Function(Message):
+    FIELDS = {
+        1: ("name", STRING, False), 4: ("input", STRING, True), 5: ("output", STRING, True),
+        6: ("attribute", STRING, True), 11: ("attribute_proto", Attribute, True), 7: ("node", Node, True),
+        8: ("doc_string", STRING, False), 9: ("opset_import", OperatorSetId, True),
+        10: ("domain", STRING, False), 13: ("overload", STRING, False), 12: ("value_info", ValueInfo, True),
+    }
+
+
+class Model(Message):
+    FIELDS = {
+        1: ("ir_version", INT64, False), 8: ("opset_import", OperatorSetId, True),
+        2: ("producer_name", STRING, False), 3: ("producer_version", STRING, False),
+        4: ("domain", STRING, False), 5: ("model_version", INT64, False), 6: ("doc_string", STRING, False),
+        7: ("graph", Graph, False), 14: ("metadata_props", StringStringEntry, True),
+        25: ("functions", Function, True),
+    }
+
+
+def read_source(source):
+    """The bytes of a model given as a path, bytes-like object or binary file object, and its folder.
+
+    The folder (None for bytes) is where external data is looked for.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), None
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise ModelError("cannot read model file %r: %s" % (path, e.strerror or e)) from None
+        return data, os.path.dirname(os.path.abspath(path))
+    if hasattr(source, "read"):
+        data = source.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise ModelError("the model's file object gave %s, not bytes: open it in binary mode ('rb')"
+                             % type(data).__name__)
+        name = getattr(source, "name", None)
+        folder = os.path.dirname(os.path.abspath(name)) if isinstance(name, str) and os.path.exists(name) else None
+        return bytes(data), folder
+    raise ModelError("a model is a path, bytes or a binary file object, not %s" % type(source).__name__)
+
+
+def load_model(source):
+    """Decode an ONNX ModelProto. Returns (Model, folder for external data or None)."""
+    data, folder = read_source(source)
+    if not data:
+        raise ModelError("the model is empty (0 bytes)")
+    model = Model.decode(memoryview(data), 0, len(data))
+    if model.graph is None:
+        raise ModelError("no graph in the model: is this an ONNX model file?")
+    return model, folder
+
+
+__all__ = ["load_model", "read_source", "Model", "Graph", "Node", "Attribute", "TensorProto", "ValueInfo",
+           "Function"]
