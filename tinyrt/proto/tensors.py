@@ -39,7 +39,10 @@ def tensor_to_array(t, folder=None, what=None):
             raise ModelError("%s: dims %s need %d values, the file holds %d" % (what, list(shape), count, len(values)))
         if t.data_type == 10:  # float16 travels as its 16 bit patterns in int32_data
             return np.array(values, dtype=np.uint16).view(np.float16).reshape(shape)
-        return np.array(values).astype(dtype).reshape(shape)
+        try:
+            return np.array(values, dtype=dtype).reshape(shape)
+        except OverflowError:
+            raise ModelError("%s holds values out of range for %s" % (what, dtype)) from None
     if len(raw) != count * dtype.itemsize:
         raise ModelError("%s: dims %s need %d bytes of data, the file holds %d"
                          % (what, list(shape), count * dtype.itemsize, len(raw)))
