@@ -13,6 +13,7 @@ from . import dtypes, graph as graph_ir, passes
 from .errors import InputError
 from .plan import Plan, check_support
 from .proto import load_model
+from .threads import blas_threads
 
 
 class SessionOptions:
@@ -100,7 +101,8 @@ class InferenceSession:
         """Run the model: ``output_names`` (None for all) and ``input_feed`` {input name: array}."""
         feeds = self._check_feeds(input_feed)
         names = self._check_output_names(output_names)
-        results = self.plan.run(feeds)
+        with blas_threads(self.options.intra_op_num_threads):
+            results = self.plan.run(feeds)
         return [results[name] for name in names]
 
     def _check_output_names(self, output_names):
