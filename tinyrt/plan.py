@@ -173,10 +173,10 @@ class Plan:
         self.output_names = [v.name for v in graph.outputs]
         self.free_names = _graph_free_values(graph) if outer_names else []
         known = set(outer_names) | set(self.constants) | set(self.input_names)
+        scope = known | set(x for n in graph.nodes for x in n.outputs)
         self.steps = []
         for node in topological_order(graph, outer_names):
             impl = registry.resolve(node.op_type, node.domain, node.opset)
-            scope = known | set(x for n in graph.nodes for x in n.outputs)
             subplans = {}
             for name, value in node.attrs.items():
                 if isinstance(value, Graph):
