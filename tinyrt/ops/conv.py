@@ -1,0 +1,207 @@
+"""Conv and ConvTranspose, N-D (1-D, 2-D, 3-D, ...), with groups, dilations, strides and padding.
+
+Conv: X (N, C, *in), W (M, C/group, *k), optional B (M,) -> Y (N, M, *out) with
+
+    Y[n, m, o] = B[m] + sum_{c in group(m), j} W[m, c, j] * Xpad[n, c, o * stride + j * dilation]
+
+Three paths, picked by shape (all give the same numbers):
+  * depthwise (group == C, M a multiple of C): one multiply-add per kernel tap over the whole padded
+    tensor, the channel axis broadcast against W[:, 0, tap] (9 vectorised steps for a 3x3 kernel).
+  * 1x1 kernels: subsample the padded input by the stride, then one matmul (W as an (M, C) matrix).
+  * everything else: im2col (a strided view of the padded input, materialised by one reshape)
+    and one matmul per group, W viewed as (group, M/group, C/group * prod(k)).
+
+ConvTranspose is the adjoint (gradient) of Conv: X (N, C, *in), W (C, M/group, *k) -> Y (N, M, *out).
+Each input pixel scatters W * x into the output at o = i * stride + j * dilation - pad_begin. Computed as
+one matmul per group (col = W^T X) followed by col2im: one strided add per kernel tap.
+
+Versions: 1, 11 and 22 have the same semantics (11 only spelled out the defaults of strides/dilations and
+the auto_pad split, 22 added bfloat16, which tinyrt does not support).
+float16 is accumulated in float32 and rounded back once.
+"""
+import itertools
+
+import numpy as np
+
+from ..errors import InputError, ModelError, UnsupportedError
+from .registry import op
+from . import _window as win
+
+
+def _check_conv(op_type):
+    def check(**attrs):
+        win.check_auto_pad(op_type, attrs.get("auto_pad"))
+        group = attrs.get("group", 1)
+        if group is not None and group < 1:
+            raise UnsupportedError("%s: group=%r must be >= 1" % (op_type, group))
+    return check
+
+
+def _grouped_matmul(w, cols):
+    """(g, A, K) x (N, g, K, L) -> (N, g, A, L), as one 2-D matmul per (image, group).
+
+    Explicit 2-D products always reach BLAS; numpy's broadcasting matmul over stacks of 3-D/4-D arrays
+    can fall back to a slow non-BLAS loop (measured: 50x slower on a 32x27 by 27x12544 product).
+    """
+    N, g, _, L = cols.shape
+    y = np.empty((N, g, w.shape[1], L), dtype=np.result_type(w, cols))
+    for n in range(N):
+        for i in range(g):
+            np.matmul(w[i], cols[n, i], out=y[n, i])
+    return y
+
+
+def _kernel(op_type, W, kernel_shape):
+    """The kernel shape, from W; the attribute, if given, must agree."""
+    kernel = list(W.shape[2:])
+    if kernel_shape is not None and [int(k) for k in kernel_shape] != kernel:
+        raise ModelError("%s: kernel_shape=%s does not match the weight shape %s"
+                         % (op_type, list(kernel_shape), W.shape))
+    return kernel
+
+
+@op("Conv", 1, 11, 22, check=_check_conv("Conv"))
+def conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None,
+         strides=None):
+    win.require_float("Conv", X)
+    win.require_rank("Conv", X)
+    if W.ndim != X.ndim:
+        raise InputError("Conv: weight shape %s does not fit input shape %s" % (W.shape, X.shape))
+    N, C = X.shape[:2]
+    M, Cg = W.shape[:2]
+    if C != Cg * group or M % group:
+        raise InputError("Conv: input has %d channels and weight shape %s; with group=%d the weight must "
+                         "be (M, C/group, ...) with M divisible by group" % (C, W.shape, group))
+    kernel = _kernel("Conv", W, kernel_shape)
+    spatial = list(X.shape[2:])
+    kernel, strides, dilations, begin, end, out = win.geometry(
+        "Conv", spatial, kernel, strides, dilations, pads, auto_pad)
+
+    dtype = X.dtype
+    ct = win.compute_dtype(dtype)
+    x = X.astype(ct, copy=False)
+    w = W.astype(ct, copy=False)
+    xp = win.pad_spatial(x, begin, end)
+    L = int(np.prod(out))
+    K = int(np.prod(kernel))
+
+    if group > 1 and group == C and Cg == 1:
+        # depthwise (M = C, or a channel multiplier M = k * C): per kernel tap, multiply the strided input
+        # by that tap's weight for every channel and accumulate.
+        if M != C:
+            xp = np.repeat(xp, M // C, axis=1)  # output channel m reads input channel m // (M / C)
+        y = np.empty((N, M) + tuple(out), dtype=ct)
+        tmp = np.empty_like(y)
+        bshape = (M,) + (1,) * len(out)
+        for i, tap in enumerate(itertools.product(*[range(k) for k in kernel])):
+            offsets = [j * d for j, d in zip(tap, dilations)]
+            np.multiply(xp[win.tap_slices(offsets, strides, out)],
+                        w[(slice(None), 0) + tap].reshape(bshape), out=y if i == 0 else tmp)
+            if i:
+                y += tmp
+    elif K == 1:
+        # 1x1: pick every stride-th pixel, then a plain (grouped) matmul.
+        xs = xp[win.tap_slices([0] * len(out), strides, out)]
+        y = _grouped_matmul(w.reshape(group, M // group, Cg), xs.reshape(N, group, Cg, L))
+    else:
+        # im2col: (N, C, *k, *out) view -> (N, group, C/group * K, L) matrix, one matmul per group.
+        cols = win.windows(xp, kernel, strides, dilations, out, kernel_first=True)
+        cols = cols.reshape(N, group, Cg * K, L)
+        y = _grouped_matmul(w.reshape(group, M // group, Cg * K), cols)
+    y = y.reshape((N, M) + tuple(out))
+    if B is not None:
+        if B.shape != (M,):
+            raise InputError("Conv: bias shape %s, expected (%d,)" % (B.shape, M))
+        y += B.astype(ct, copy=False).reshape((M,) + (1,) * len(out))
+    return y.astype(dtype, copy=False)
+
+
+def _transpose_geometry(spatial, kernel, strides, dilations, pads, auto_pad, output_padding,
+                        output_shape):
+    """Output size and (begin, end) crop of the full col2im result, per spatial axis.
+
+    The full result of scattering has size ``(n - 1) * s + (k - 1) * d + 1 + output_padding``; the output
+    is that minus the pads. With ``output_shape`` or SAME auto_pad, the pads are derived from the wanted
+    output size: SAME_UPPER puts the odd pixel of the total at the end, otherwise at the start
+    (ONNX spec since version 11, matching onnxruntime).
+    """
+    rank = len(spatial)
+    opad = win._per_axis("ConvTranspose", "output_padding", output_padding, rank, 0)
+    if output_shape is not None:
+        output_shape = [int(v) for v in output_shape]
+        if len(output_shape) == rank + 2:  # some old exporters include N and C
+            output_shape = output_shape[2:]
+        if len(output_shape) != rank:
+            raise ModelError("ConvTranspose: output_shape=%s does not have %d spatial sizes"
+                             % (output_shape, rank))
+    begin, end, out = [], [], []
+    for i, n in enumerate(spatial):
+        k, s, d = kernel[i], strides[i], dilations[i]
+        full = (n - 1) * s + (k - 1) * d + 1 + opad[i]
+        if output_shape is not None or auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            o = output_shape[i] if output_shape is not None else n * s
+            total = max(0, full - o)
+            small, big = total // 2, total - total // 2
+            pb, pe = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
+        else:
+            if auto_pad == "VALID" or pads is None:
+                pb = pe = 0
+            else:
+                if len(pads) != 2 * rank:
+                    raise ModelError("ConvTranspose: pads=%s needs %d values" % (list(pads), 2 * rank))
+                pb, pe = int(pads[i]), int(pads[i + rank])
+            o = full - pb - pe
+        if o <= 0:
+            raise InputError("ConvTranspose: output size along spatial axis %d would be %d" % (i, o))
+        begin.append(pb)
+        end.append(pe)
+        out.append(o)
+    return begin, out
+
+
+@op("ConvTranspose", 1, 11, 22, check=_check_conv("ConvTranspose"))
+def conv_transpose(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
+                   output_padding=None, output_shape=None, pads=None, strides=None):
+    win.require_float("ConvTranspose", X)
+    win.require_rank("ConvTranspose", X)
+    if W.ndim != X.ndim:
+        raise InputError("ConvTranspose: weight shape %s does not fit input shape %s" % (W.shape, X.shape))
+    N, C = X.shape[:2]
+    if W.shape[0] != C or C % group:
+        raise InputError("ConvTranspose: input has %d channels, weight shape %s must be (C, M/group, ...) "
+                         "with C divisible by group=%d" % (C, W.shape, group))
+    Cg, Mg = C // group, W.shape[1]
+    M = Mg * group
+    kernel = _kernel("ConvTranspose", W, kernel_shape)
+    spatial = list(X.shape[2:])
+    rank = len(spatial)
+    strides = win._per_axis("ConvTranspose", "strides", strides, rank, 1)
+    dilations = win._per_axis("ConvTranspose", "dilations", dilations, rank, 1)
+    begin, out = _transpose_geometry(spatial, kernel, strides, dilations, pads, auto_pad,
+                                     output_padding, output_shape)
+
+    dtype = X.dtype
+    ct = win.compute_dtype(dtype)
+    K = int(np.prod(kernel))
+    L = int(np.prod(spatial))
+    # col[n, g, (m, tap), i] = sum_c W[g*Cg + c, m, tap] * X[n, g*Cg + c, i]
+    wg = W.astype(ct, copy=False).reshape(group, Cg, Mg * K).transpose(0, 2, 1)
+    col = _grouped_matmul(wg, X.astype(ct, copy=False).reshape(N, group, Cg, L))
+    col = col.reshape((N, M) + tuple(kernel) + tuple(spatial))
+
+    # col2im into a buffer big enough for both the full scatter and the requested crop.
+    # Negative pads (cropping less than nothing) shift the scatter right instead.
+    shift = [max(0, -b) for b in begin]
+    begin = [max(0, b) for b in begin]
+    size = [max(sh + (n - 1) * s + (k - 1) * d + 1, b + o)
+            for sh, n, s, k, d, b, o in zip(shift, spatial, strides, kernel, dilations, begin, out)]
+    buf = np.zeros((N, M) + tuple(size), dtype=ct)
+    for tap in itertools.product(*[range(k) for k in kernel]):
+        offsets = [sh + j * d for sh, j, d in zip(shift, tap, dilations)]
+        buf[win.tap_slices(offsets, strides, spatial)] += col[(slice(None), slice(None)) + tap]
+    y = buf[(slice(None), slice(None)) + tuple(slice(b, b + o) for b, o in zip(begin, out))]
+    if B is not None:
+        if B.shape != (M,):
+            raise InputError("ConvTranspose: bias shape %s, expected (%d,)" % (B.shape, M))
+        y = y + B.astype(ct, copy=False).reshape((M,) + (1,) * rank)
+    return np.ascontiguousarray(y).astype(dtype, copy=False)

@@ -1,0 +1,149 @@
+"""Detection post-processing: TopK and NonMaxSuppression.
+
+TopK(x, k, axis): the k largest (or smallest) elements along axis and their int64 indices, best first.
+Equal values keep the lower index first, so the result is deterministic (a stable sort).
+
+NonMaxSuppression(boxes [B, N, 4], scores [B, C, N]): for every batch b and class c, greedily
+    1. drop boxes whose score is not > score_threshold (when one is given),
+    2. take the highest-scoring remaining box (ties: the lower box index) and output [b, c, box],
+    3. drop every remaining box whose IoU with it is > iou_threshold,
+    4. repeat until no box is left or max_output_boxes_per_class boxes are taken.
+Boxes are [y1, x1, y2, x2] (any two opposite corners) or, with center_point_box=1, [xc, yc, w, h].
+The IoU is computed in float32 exactly like onnxruntime, with boxes of zero area never suppressed.
+Each step compares one box with all remaining ones at once, so the cost is (kept boxes) x (candidates).
+"""
+import numpy as np
+
+from ..errors import InputError, UnsupportedError
+from .registry import op
+
+
+# ---------------------------------------------------------------------------------------------- TopK
+
+
+def _topk(x, k, axis, largest):
+    r = x.ndim
+    a = int(axis)
+    if not -r <= a < r:
+        raise InputError("TopK: axis %d is out of range for a tensor of rank %d" % (a, r))
+    if a < 0:
+        a += r
+    n = x.shape[a]
+    k = int(np.asarray(k).reshape(-1)[0])
+    if not 0 <= k <= n:
+        raise InputError("TopK: k=%d is outside [0, %d], the size of axis %d" % (k, n, a))
+    if largest:
+        # Descending and stable without negating (which breaks unsigned and minimum integers):
+        # sort the reversed axis ascending, read it backwards, and map positions back.
+        rev = np.flip(x, axis=a)
+        order = np.flip(np.argsort(rev, axis=a, kind="stable"), axis=a)
+        order = (n - 1) - order
+    else:
+        order = np.argsort(x, axis=a, kind="stable")
+    idx = np.take(order, np.arange(k), axis=a).astype(np.int64)
+    return np.take_along_axis(x, idx, axis=a), idx
+
+
+@op("TopK", 1)
+def topk_1(X, *, k, axis=-1):
+    return _topk(X, k, axis, True)
+
+
+@op("TopK", 10)  # 10: k became an input
+def topk_10(X, K, *, axis=-1):
+    return _topk(X, K, axis, True)
+
+
+@op("TopK", 11, 24)  # 11 added largest and sorted; 24: bfloat16
+def topk_11(X, K, *, axis=-1, largest=1, sorted=1):
+    # sorted=0 leaves the order unspecified, so returning it sorted is correct too
+    return _topk(X, K, axis, int(largest))
+
+
+# --------------------------------------------------------------------------------- NonMaxSuppression
+
+
+def _check_nms(**attrs):
+    if int(attrs.get("center_point_box", 0)) not in (0, 1):
+        raise UnsupportedError("NonMaxSuppression: center_point_box must be 0 or 1, got %s"
+                               % attrs.get("center_point_box"))
+
+
+def _corners(boxes, center_point_box):
+    """(x_min, y_min, x_max, y_max, area), float32 arrays of shape [B, N]."""
+    b = boxes.astype(np.float32)
+    if center_point_box:
+        half_w, half_h = b[..., 2] / np.float32(2), b[..., 3] / np.float32(2)
+        x0, x1 = b[..., 0] - half_w, b[..., 0] + half_w
+        y0, y1 = b[..., 1] - half_h, b[..., 1] + half_h
+    else:  # [y1, x1, y2, x2] with the corners in either order
+        x0, x1 = np.minimum(b[..., 1], b[..., 3]), np.maximum(b[..., 1], b[..., 3])
+        y0, y1 = np.minimum(b[..., 0], b[..., 2]), np.maximum(b[..., 0], b[..., 2])
+    return x0, y0, x1, y1, (x1 - x0) * (y1 - y0)
+
+
+def _nms_class(scores, corners, max_out, iou_threshold, score_threshold):
+    """Greedy NMS of one (batch, class): the kept box indices, best first."""
+    cand = np.arange(scores.size) if score_threshold is None else np.nonzero(scores > score_threshold)[0]
+    # best first; the stable sort keeps the lower index first among equal scores
+    order = cand[np.argsort(-scores[cand], kind="stable")]
+    # rows x0, y0, x1, y1, area of the candidates in that order, compacted as boxes go
+    box = np.stack([c[order] for c in corners])
+    # A box of zero area never suppresses and is never suppressed (onnxruntime's rule): NaN coordinates
+    # make every comparison with it false.
+    box[:, ~(box[4] > 0)] = np.nan
+    kept = []
+    while order.size and len(kept) < max_out:
+        kept.append(int(order[0]))
+        b, rest = box[:, 0], box[:, 1:]
+        iw = np.minimum(rest[2], b[2])
+        iw -= np.maximum(rest[0], b[0])
+        ih = np.minimum(rest[3], b[3])
+        ih -= np.maximum(rest[1], b[1])
+        inter = iw * ih
+        union = rest[4] + b[4]
+        union -= inter
+        hit = (iw > 0) & (ih > 0) & (union > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            hit &= (inter / union) > iou_threshold  # float32, like onnxruntime
+        alive = np.flatnonzero(~hit) + 1  # positions in `order`; take() is faster than a 2-D mask
+        order, box = order.take(alive), box.take(alive, axis=1)
+    return kept
+
+
+def _scalar(v, dtype, default):
+    if v is None:
+        return default
+    v = np.asarray(v).reshape(-1)
+    return default if v.size == 0 else dtype(v[0])
+
+
+@op("NonMaxSuppression", 10, 11, check=_check_nms)  # 11: no change beyond the spec text
+def nonmaxsuppression_10(boxes, scores, max_output_boxes_per_class=None, iou_threshold=None,
+                         score_threshold=None, *, center_point_box=0):
+    if boxes.ndim != 3 or scores.ndim != 3 or boxes.shape[2] != 4 or \
+            boxes.shape[0] != scores.shape[0] or boxes.shape[1] != scores.shape[2]:
+        raise InputError("NonMaxSuppression: boxes must be [B, N, 4] and scores [B, C, N], got %s and %s"
+                         % (boxes.shape, scores.shape))
+    max_out = max(_scalar(max_output_boxes_per_class, int, 0), 0)
+    iou_thr = _scalar(iou_threshold, np.float32, np.float32(0))
+    if not 0 <= iou_thr <= 1:
+        raise InputError("NonMaxSuppression: iou_threshold must be in [0, 1], got %s" % iou_thr)
+    score_thr = _scalar(score_threshold, np.float32, None)
+    if max_out == 0:  # absent or 0: no boxes at all
+        return np.zeros((0, 3), dtype=np.int64)
+
+    x0, y0, x1, y1, area = _corners(boxes, int(center_point_box))
+    scores = scores.astype(np.float32)
+    rows = []
+    for b in range(boxes.shape[0]):
+        corners = (x0[b], y0[b], x1[b], y1[b], area[b])
+        for c in range(scores.shape[1]):
+            kept = _nms_class(scores[b, c], corners, max_out, iou_thr, score_thr)
+            if kept:
+                sel = np.empty((len(kept), 3), dtype=np.int64)
+                sel[:, 0], sel[:, 1], sel[:, 2] = b, c, kept
+                rows.append(sel)
+    if not rows:
+        return np.zeros((0, 3), dtype=np.int64)
+    return np.concatenate(rows, axis=0)
