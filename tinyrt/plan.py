@@ -27,10 +27,7 @@ class Step:
         self.outputs = node.outputs
         self.subplans = subplans  # attribute name -> Plan or list of Plans
         self.attrs = {k: v for k, v in node.attrs.items() if k not in subplans}
-        if "_num_outputs" in impl.wants:
-            self.attrs["_num_outputs"] = len(node.outputs)
-        if "_opset" in impl.wants:
-            self.attrs["_opset"] = node.opset
+        self.attrs.update(impl.executor_values(node, impl.wants))
         self.free_after = ()  # values whose last use is this step
 
     def bound_attrs(self, env):
@@ -81,7 +78,7 @@ def check_support(graph, opsets):
                                 % (where, name, code, dtypes.type_name(code)))
         if impl.check is not None:
             try:
-                impl.check(**node.attrs)
+                impl.check(**dict(node.attrs, **impl.executor_values(node, impl.check_wants)))
             except UnsupportedError as e:
                 problems.append("%s: %s" % (where, e))
     for spec in _declared_values(graph):

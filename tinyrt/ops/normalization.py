@@ -59,9 +59,16 @@ def _training_outputs_refused(op_type, version, n):
                            "inference (one output Y). Re-export the model in eval mode." % (op_type, version, n))
 
 
-def _check_bn7(**attrs):
+def _check_bn7(_num_outputs=1, **attrs):
     if attrs.get("spatial", 1) not in (0, 1):
         raise UnsupportedError("BatchNormalization: spatial=%r must be 0 or 1" % (attrs["spatial"],))
+    if _num_outputs > 1:
+        _training_outputs_refused("BatchNormalization", 7, _num_outputs)
+
+
+def _check_bn9(_num_outputs=1, **attrs):
+    if _num_outputs > 1:  # before 14, asking for the statistics outputs means training mode
+        _training_outputs_refused("BatchNormalization", 9, _num_outputs)
 
 
 @op("BatchNormalization", 7, check=_check_bn7)
@@ -72,7 +79,7 @@ def batch_normalization_7(X, scale, B, mean, var, *, epsilon=1e-5, momentum=0.9,
     return _batch_norm("BatchNormalization", X, scale, B, mean, var, epsilon, spatial)
 
 
-@op("BatchNormalization", 9)
+@op("BatchNormalization", 9, check=_check_bn9)
 def batch_normalization_9(X, scale, B, mean, var, *, epsilon=1e-5, momentum=0.9, _num_outputs=1):
     # 9 dropped `spatial` (always per channel). Training mode is still "more than one output".
     if _num_outputs > 1:

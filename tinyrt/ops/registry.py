@@ -12,7 +12,8 @@ already bound (If, Loop, Scan call it). A function may return one array or a tup
 
 An op that supports only some values of an attribute passes ``check=``: a function taking the node's
 attributes as keywords (as given in the file, without defaults filled in) that raises
-``UnsupportedError`` naming what it refuses. It runs when the model is loaded, not when it runs.
+``UnsupportedError`` naming what it refuses. It runs when the model is loaded, not when it runs; it may
+also take ``_num_outputs`` and ``_opset`` as keywords, like the op itself.
 
 The versions given to ``@op`` are the ONNX *since-versions* of the op's schema that the function
 implements. The list of all schema versions an op has is known from those registrations, so an opset
@@ -40,6 +41,14 @@ class OpImpl:
         self.attributes = {p.name: p.default for p in kw if p.name not in EXECUTOR_PARAMS}
         self.required = {n for n, d in self.attributes.items() if d is inspect.Parameter.empty}
         self.wants = {p.name for p in kw if p.name in EXECUTOR_PARAMS}
+        self.check_wants = set()
+        if check is not None:
+            self.check_wants = set(inspect.signature(check).parameters) & set(EXECUTOR_PARAMS)
+
+    def executor_values(self, node, wanted):
+        """The executor-filled keywords (``_num_outputs``, ``_opset``) that ``wanted`` names, for ``node``."""
+        values = {"_num_outputs": len(node.outputs), "_opset": node.opset}
+        return {name: values[name] for name in wanted}
 
     def __repr__(self):
         return "<op %s%s-%d: %s>" % (self.domain + "." if self.domain else "", self.op_type,
