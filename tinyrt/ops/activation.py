@@ -1,0 +1,268 @@
+"""Activation functions: elementwise y = f(x), with y of x's dtype.
+
+    Relu(x)            = max(x, 0)
+    LeakyRelu(x)       = x if x >= 0 else alpha * x
+    PRelu(x, slope)    = x if x >= 0 else slope * x          (slope broadcasts to x)
+    Sigmoid(x)         = 1 / (1 + exp(-x))
+    HardSigmoid(x)     = clip(alpha * x + beta, 0, 1)
+    HardSwish(x)       = x * clip(x / 6 + 1/2, 0, 1)
+    Tanh(x)            = tanh(x)
+    Softplus(x)        = log(1 + exp(x))
+    Softsign(x)        = x / (1 + |x|)
+    Elu(x)             = x if x > 0 else alpha * (exp(x) - 1)
+    Selu(x)            = gamma * (x if x > 0 else alpha * (exp(x) - 1))
+    Celu(x)            = max(0, x) + min(0, alpha * (exp(x / alpha) - 1))
+    Gelu(x)            = x/2 * (1 + erf(x / sqrt 2))   or, approximate="tanh",
+                         x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))
+    Mish(x)            = x * tanh(softplus(x))
+    ThresholdedRelu(x) = x if x > alpha else 0
+    Shrink(x)          = x + bias if x < -lambd, x - bias if x > lambd, else 0
+    Erf(x)             = 2/sqrt(pi) * integral_0^x exp(-t^2) dt
+    Clip(x, min, max)  = min(max(x, min), max)
+
+Attributes are Python floats. Mixing one into numpy arithmetic must not promote float16/float32 arrays to
+float64, so every constant is first made a scalar of x's dtype: ``x.dtype.type(alpha)``.
+"""
+import numpy as np
+
+from ..errors import InputError, UnsupportedError
+from .registry import op
+
+
+def _const(x, value):
+    """``value`` as a numpy scalar of x's dtype, so arithmetic with it keeps x's dtype."""
+    return x.dtype.type(value)
+
+
+def _new(x):
+    """A fresh array like x, to pass as ``out=`` to the first ufunc of an in-place chain (a ufunc on a
+    0-d array without ``out=`` returns a numpy scalar, which later ``out=`` calls cannot write to)."""
+    return np.empty_like(x)
+
+
+# Relu-13 added bfloat16, Relu-14 added the signed integer types: same math.
+@op("Relu", 6, 13, 14)
+def relu(x):
+    return np.maximum(x, _const(x, 0))
+
+
+# LeakyRelu-16 added bfloat16.
+@op("LeakyRelu", 6, 16)
+def leaky_relu(x, *, alpha=0.01):
+    y = np.multiply(x, _const(x, alpha), out=_new(x))
+    if 0.0 <= alpha <= 1.0:
+        return np.maximum(x, y, out=y)  # max(x, alpha*x) is x for x >= 0 and alpha*x below: one fast pass
+    return np.where(x >= 0, x, y)
+
+
+# PRelu-7 made slope broadcast unidirectionally, 9 added integer types, 16 bfloat16.
+@op("PRelu", 7, 9, 16)
+def prelu(x, slope):
+    try:
+        y = np.where(x >= 0, x, x * slope.astype(x.dtype, copy=False))
+    except ValueError:
+        raise InputError("PRelu: slope of shape %s does not broadcast to X of shape %s"
+                         % (slope.shape, x.shape))
+    if y.shape != x.shape:
+        raise InputError("PRelu: slope of shape %s must broadcast to X's shape %s, not enlarge it"
+                         % (slope.shape, x.shape))
+    return y
+
+
+# Sigmoid-13 added bfloat16.
+@op("Sigmoid", 6, 13)
+def sigmoid(x):
+    # exp(-x) overflows to inf for very negative x, and 1 / (1 + inf) = 0 is the right answer, so only
+    # the warning needs silencing. In place: three passes over memory instead of seven with where().
+    e = np.negative(x, out=_new(x))
+    with np.errstate(over="ignore"):
+        np.exp(e, out=e)
+    e += _const(x, 1)
+    return np.reciprocal(e, out=e)
+
+
+# HardSigmoid-22 added bfloat16.
+@op("HardSigmoid", 6, 22)
+def hard_sigmoid(x, *, alpha=0.2, beta=0.5):
+    y = np.multiply(x, _const(x, alpha), out=_new(x))
+    y += _const(x, beta)
+    np.maximum(y, _const(x, 0), out=y)
+    np.minimum(y, _const(x, 1), out=y)
+    return y
+
+
+# HardSwish-22 added bfloat16.
+@op("HardSwish", 14, 22)
+def hard_swish(x):
+    # ONNX defines it with alpha = 1/6, beta = 0.5, i.e. x * HardSigmoid(x) with those constants.
+    return x * hard_sigmoid(x, alpha=1.0 / 6.0, beta=0.5)
+
+
+# Tanh-13 added bfloat16.
+@op("Tanh", 6, 13)
+def tanh(x):
+    return np.tanh(x)
+
+
+# Softplus-22 added bfloat16.
+@op("Softplus", 1, 22)
+def softplus(x):
+    # log(1 + exp(x)) = max(x, 0) + log(1 + exp(-|x|)): exp never overflows, log1p keeps small terms.
+    y = np.abs(x, out=_new(x))
+    np.negative(y, out=y)
+    np.exp(y, out=y)
+    np.log1p(y, out=y)
+    y += np.maximum(x, _const(x, 0))
+    return y
+
+
+# Softsign-22 added bfloat16.
+@op("Softsign", 1, 22)
+def softsign(x):
+    return x / (_const(x, 1) + np.abs(x))
+
+
+def _elu(x, alpha):
+    """max(x, 0) + alpha * expm1(min(x, 0)): the two terms never both differ from 0, and this
+    runs in place without where(). expm1 is accurate near 0 and min() keeps exp from overflowing."""
+    zero = _const(x, 0)
+    y = np.minimum(x, zero, out=_new(x))
+    np.expm1(y, out=y)
+    y *= _const(x, alpha)
+    y += np.maximum(x, zero)
+    return y
+
+
+# Elu-22 added bfloat16.
+@op("Elu", 6, 22)
+def elu(x, *, alpha=1.0):
+    return _elu(x, alpha)
+
+
+# Selu-22 added bfloat16.
+@op("Selu", 6, 22)
+def selu(x, *, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875):
+    y = _elu(x, alpha)
+    y *= _const(x, gamma)
+    return y
+
+
+# Celu-28 added float16, double and bfloat16 (12 was float only).
+@op("Celu", 12, 28)
+def celu(x, *, alpha=1.0):
+    a = _const(x, alpha)
+    zero = _const(x, 0)
+    return np.maximum(x, zero) + np.minimum(zero, a * np.expm1(np.minimum(x, zero) / a))
+
+
+def _check_gelu(approximate="none", **_):
+    if approximate not in ("none", "tanh"):
+        raise UnsupportedError("Gelu: approximate=%r is not defined (use 'none' or 'tanh')" % (approximate,))
+
+
+@op("Gelu", 20, check=_check_gelu)
+def gelu(x, *, approximate="none"):
+    half = _const(x, 0.5)
+    if approximate == "tanh":
+        inner = _const(x, np.sqrt(2.0 / np.pi)) * (x + _const(x, 0.044715) * x * x * x)
+        return half * x * (_const(x, 1) + np.tanh(inner))
+    return half * x * (_const(x, 1) + erf(x * _const(x, 1.0 / np.sqrt(2.0))))
+
+
+# Mish-22 added bfloat16.
+@op("Mish", 18, 22)
+def mish(x):
+    return x * np.tanh(softplus(x))
+
+
+# ThresholdedRelu-22 added bfloat16.
+@op("ThresholdedRelu", 10, 22)
+def thresholded_relu(x, *, alpha=1.0):
+    return np.where(x > alpha, x, _const(x, 0))
+
+
+@op("Shrink", 9)
+def shrink(x, *, bias=0.0, lambd=0.5):
+    # Comparisons against the Python floats are exact for every dtype (no result dtype to keep);
+    # the shifted values must keep x's dtype, so bias becomes x's scalar type.
+    b = _const(x, bias)
+    return np.where(x < -lambd, x + b, np.where(x > lambd, x - b, _const(x, 0)))
+
+
+# --- erf: Cephes' rational approximations (S. L. Moshier, public domain), evaluated in float64.
+# |x| < 1:      erf(x)  = x * T(x^2) / U(x^2)                  (relative error < 4e-16)
+# 1 <= |x| < 8: erfc(x) = exp(-x^2) * P(|x|) / Q(|x|), erf = 1 - erfc
+# |x| >= 8:     erf(x)  = +-1 exactly in double precision.
+_ERF_T = (9.60497373987051638749E0, 9.00260197203842689217E1, 2.23200534594684319226E3,
+          7.00332514112805075473E3, 5.55923013010394962768E4)
+_ERF_U = (1.0, 3.35617141647503099647E1, 5.21357949780152679795E2, 4.59432382970980127987E3,
+          2.26290000613890934246E4, 4.92673942608635921086E4)
+_ERFC_P = (2.46196981473530512524E-10, 5.64189564831068821977E-1, 7.46321056442269912687E0,
+           4.86371970985681366614E1, 1.96520832956077098242E2, 5.26445194995477358631E2,
+           9.34528527171957607540E2, 1.02755188689515710272E3, 5.57535335369399327526E2)
+_ERFC_Q = (1.0, 1.32281951154744992508E1, 8.67072140885989742329E1, 3.54937778887819891062E2,
+           9.75708501743205489753E2, 1.82390916687909736289E3, 2.24633760818710981792E3,
+           1.65666309194161350182E3, 5.57535340817727675546E2)
+
+
+def _polyval(coefs, z):
+    """Horner's rule, highest power first."""
+    acc = np.full_like(z, coefs[0])
+    for c in coefs[1:]:
+        acc *= z
+        acc += c
+    return acc
+
+
+def _erf64(x):
+    """erf of a float64 array, accurate to a few units in the last place."""
+    a = np.abs(x)
+    # Each branch sees only inputs in its own range (others clamped), so nothing overflows.
+    small = np.minimum(a, 1.0)
+    z = small * small
+    y_small = small * _polyval(_ERF_T, z) / _polyval(_ERF_U, z)
+    big = np.clip(a, 1.0, 8.0)
+    y_big = 1.0 - np.exp(-big * big) * _polyval(_ERFC_P, big) / _polyval(_ERFC_Q, big)
+    y = np.where(a < 1.0, y_small, y_big)
+    return np.copysign(y, x)  # erf is odd; NaN stays NaN through np.where/copysign
+
+
+# Erf-13 added bfloat16. The spec lists integer types too; erf of an integer rounds to -1, 0 or 1.
+@op("Erf", 9, 13)
+def erf(x):
+    y = _erf64(x.astype(np.float64))
+    if x.dtype.kind in "iu":
+        y = np.rint(y)
+    return y.astype(x.dtype)
+
+
+# --- Clip
+
+# Clip-6: bounds are float attributes (defaults: the float32 range).
+@op("Clip", 6)
+def clip_6(x, *, min=-3.4028234663852886e+38, max=3.4028234663852886e+38):
+    with np.errstate(over="ignore"):  # float16 turns the default bounds into -inf/inf, as intended
+        lo, hi = _const(x, min), _const(x, max)
+    y = np.maximum(x, lo, out=_new(x))
+    np.minimum(y, hi, out=y)
+    return y
+
+
+# Clip-11: bounds became optional scalar inputs ("" = absent, arrives as None); 12 added integer types,
+# 13 bfloat16. When min > max every value becomes max, which max-then-min gives.
+@op("Clip", 11, 12, 13)
+def clip_11(x, min=None, max=None):
+    y = x
+    if min is not None:
+        y = np.maximum(y, _scalar_bound(min, x, "min"))
+    if max is not None:
+        y = np.minimum(y, _scalar_bound(max, x, "max"))
+    if y is x:
+        y = x.copy()  # no bounds: still hand back a fresh array, never an alias of the input
+    return y
+
+
+def _scalar_bound(bound, x, name):
+    if bound.size != 1:
+        raise InputError("Clip: input '%s' must be a scalar, got shape %s" % (name, bound.shape))
+    return bound.reshape(()).astype(x.dtype)
