@@ -69,22 +69,13 @@ CASES += [
     Case("mobilenet_v3_small", 15, functions=(tm.V3Block, tm.SqueezeExcite)),
     # Unoptimised dynamo export: BatchNormalization-15 kept, Shape/Expand/CastLike chains to fold.
     Case("mobilenet_v3_small", 18, dynamo=True, keep_bn=True, dynamic_batch=True, tag="unoptimized"),
-    # Unoptimised, torch.chunk becomes SplitToSequence + SequenceAt (sequence ops; see the xfail below).
+    # Unoptimised, torch.chunk becomes SplitToSequence + SequenceAt: sequence values.
     Case("shufflenet_v2", 18, dynamo=True, keep_bn=True, tag="unoptimized"),
 ]
-# Cases expected to be refused for now: id -> reason. Non-strict, so implementing the feature shows as XPASS.
-KNOWN_UNSUPPORTED = {
-    "shufflenet_v2-dynamo18-bn-unoptimized": "tinyrt has no sequence ops (SplitToSequence, SequenceAt), "
-                                            "which the unoptimised dynamo export uses for torch.chunk",
-}
 
 
 def _param(case):
-    marks = []
-    if case.id in KNOWN_UNSUPPORTED:
-        marks.append(pytest.mark.xfail(raises=tinyrt.UnsupportedError, reason=KNOWN_UNSUPPORTED[case.id],
-                                       strict=False))
-    return pytest.param(case, id=case.id, marks=marks)
+    return pytest.param(case, id=case.id)
 
 
 @pytest.fixture(scope="session")

@@ -34,10 +34,16 @@ class ValueSpec:
         self.name = name
         self.elem_type = elem_type
         self.shape = shape
-        self.kind = kind
+        self.kind = kind       # "tensor", "sequence", "optional", or what tinyrt does not support
+        self.element = None    # for sequences and optionals: the ValueSpec of what they hold
 
     @property
     def type_string(self):
+        """onnxruntime's way of writing the type: 'tensor(float)', 'seq(tensor(int64))'."""
+        if self.kind == "sequence":
+            return "seq(%s)" % self.element.type_string
+        if self.kind == "optional":
+            return "optional(%s)" % self.element.type_string
         if self.kind != "tensor":
             return self.kind
         return "tensor(%s)" % dtypes.type_name(self.elem_type) if self.elem_type else "tensor(undefined)"
@@ -95,22 +101,32 @@ class Graph:
 # --- from messages ---------------------------------------------------------------------------------------------
 
 def value_spec(vi):
-    t = vi.type
+    return _type_spec(vi.name, vi.type)
+
+
+def _type_spec(name, t):
+    """ValueSpec of a TypeProto: a tensor (element type, shape), or a sequence of them."""
     if t is None:
-        return ValueSpec(vi.name)
-    if t.tensor_type is None:
-        return ValueSpec(vi.name, kind=t.other or "unknown type")
-    shape = None
-    if t.tensor_type.shape is not None:
-        shape = []
-        for d in t.tensor_type.shape.dim:
-            if "dim_value" in d.present:
-                if d.dim_value < 0:
-                    raise ModelError("value %r has a negative dimension %d" % (vi.name, d.dim_value))
-                shape.append(d.dim_value)
-            else:
-                shape.append(d.dim_param or None)
-    return ValueSpec(vi.name, t.tensor_type.elem_type, shape)
+        return ValueSpec(name)
+    if t.tensor_type is not None:
+        shape = None
+        if t.tensor_type.shape is not None:
+            shape = []
+            for d in t.tensor_type.shape.dim:
+                if "dim_value" in d.present:
+                    if d.dim_value < 0:
+                        raise ModelError("value %r has a negative dimension %d" % (name, d.dim_value))
+                    shape.append(d.dim_value)
+                else:
+                    shape.append(d.dim_param or None)
+        return ValueSpec(name, t.tensor_type.elem_type, shape)
+    for kind in ("sequence", "optional"):
+        container = getattr(t, kind + "_type")
+        if container is not None:
+            spec = ValueSpec(name, kind=kind)
+            spec.element = _type_spec(name, container.elem_type)
+            return spec
+    return ValueSpec(name, kind=t.other or "unknown type")
 
 
 class _Builder:

@@ -8,6 +8,7 @@ import numpy as np
 from . import dtypes
 from .errors import InputError, ModelError, TinyrtError, UnsupportedError
 from .graph import Graph
+from .ops.sequence import Sequence
 from .ops import registry
 
 MAX_OPSET = 28       # the newest default-domain opset tinyrt knows (onnx 1.23)
@@ -82,13 +83,23 @@ def check_support(graph, opsets):
             except UnsupportedError as e:
                 problems.append("%s: %s" % (where, e))
     for spec in _declared_values(graph):
-        if spec.kind != "tensor":
-            problems.append("value %r is a %s; tinyrt supports tensors only" % (spec.name, spec.kind))
-        elif spec.elem_type and not dtypes.is_supported(spec.elem_type):
-            problems.append("value %r has element type %s, which tinyrt does not support"
-                            % (spec.name, dtypes.type_name(spec.elem_type)))
+        reason = _unsupported_type(spec)
+        if reason:
+            problems.append("value %r %s" % (spec.name, reason))
     if problems:
         raise UnsupportedError("tinyrt cannot run this model:\n  " + "\n  ".join(problems))
+
+
+def _unsupported_type(spec):
+    """Why tinyrt cannot hold a value of this type, or None when it can."""
+    if spec.kind == "sequence":
+        return _unsupported_type(spec.element)
+    if spec.kind != "tensor":
+        return "is a%s %s; tinyrt supports tensors and sequences of tensors" % (
+            "n" if spec.kind[0] in "aeiou" else "", spec.type_string)
+    if spec.elem_type and not dtypes.is_supported(spec.elem_type):
+        return "has element type %s, which tinyrt does not support" % dtypes.type_name(spec.elem_type)
+    return None
 
 
 def _declared_values(graph):
@@ -247,10 +258,10 @@ def call(step, args, attrs):
                            if isinstance(a, np.ndarray) else type(a).__name__ for a in args)
         raise InputError("%s failed on inputs (%s): %s: %s"
                          % (step.node.describe(), shapes, type(e).__name__, e)) from e
-    if not isinstance(result, (tuple, list)):
-        result = (result,)
+    if isinstance(result, Sequence) or not isinstance(result, (tuple, list)):
+        result = (result,)  # one output (a sequence is one value, not a list of outputs)
     wanted = sum(1 for name in step.outputs if name)
     last_wanted = max((i for i, name in enumerate(step.outputs) if name), default=-1)
     if len(result) <= last_wanted:
         raise ModelError("%s gives %d outputs, the node declares %d" % (step.node.describe(), len(result), wanted))
-    return [r if isinstance(r, np.ndarray) else np.asarray(r) for r in result[:len(step.outputs)]]
+    return [r if isinstance(r, (np.ndarray, Sequence)) else np.asarray(r) for r in result[:len(step.outputs)]]

@@ -11,6 +11,7 @@ import numpy as np
 
 from . import dtypes, graph as graph_ir, passes
 from .errors import InputError
+from .ops.sequence import Sequence
 from .plan import Plan, check_support
 from .proto import load_model
 from .threads import blas_threads
@@ -138,6 +139,11 @@ def _describe_inputs(args):
 
 def check_feed(spec, value):
     """The feed as an array that fits ``spec``, or an InputError saying what was expected and given."""
+    if spec.kind == "sequence":
+        if not isinstance(value, (list, tuple)):
+            raise InputError("input %r: expected a list of arrays (%s), got %s"
+                             % (spec.name, spec.type_string, type(value).__name__))
+        return Sequence(check_feed(spec.element, v) for v in value)
     if not isinstance(value, np.ndarray):
         if np.isscalar(value) or isinstance(value, (list, tuple)):
             value = np.asarray(value)

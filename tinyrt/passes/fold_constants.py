@@ -3,6 +3,8 @@
 torch's exporters leave chains like Shape -> Gather -> Unsqueeze -> Concat -> Reshape; with static input
 shapes the whole chain becomes one constant (see ``shapes.py`` for how Shape learns its input's shape).
 """
+import numpy as np
+
 from ..ops import registry
 from ..plan import Step, call, topological_order
 from . import shapes
@@ -49,6 +51,8 @@ def _fold(node, constants, known_shapes):
     else:
         return None
     results = call(Step(node, impl, {}), args, Step(node, impl, {}).attrs)
+    if not all(isinstance(r, np.ndarray) for r in results):
+        return None  # sequences stay values computed at run time: initializers are tensors
     budget = max(_MAX_GROWTH_ELEMENTS, sum(a.size for a in args if a is not None))
     if any(r.size > budget for r in results):
         return None
@@ -57,5 +61,4 @@ def _fold(node, constants, known_shapes):
 
 def _zeros_like_shape(shape):
     """A stand-in with the right shape for Shape to read, costing no memory."""
-    import numpy as np
     return np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=tuple(shape), strides=(0,) * len(shape))

@@ -144,9 +144,9 @@ class TensorType(Message):
 
 class TypeProto(Message):
     FIELDS = {1: ("tensor_type", TensorType, False), 6: ("denotation", STRING, False)}
-    # sequence (4), map (5), optional (9) and sparse tensor (8) types are left undecoded: tinyrt refuses
-    # them by their field number, see ``kind``.
-    OTHER_KINDS = {4: "sequence", 5: "map", 8: "sparse tensor", 9: "optional"}
+    # map (5) and sparse tensor (8) types are left undecoded: tinyrt refuses them by their field number,
+    # see ``other``. Sequence (4) and optional (9) types are added below, once TypeProto exists.
+    OTHER_KINDS = {5: "map", 8: "sparse tensor"}
 
     @classmethod
     def decode(cls, buf, start, end, depth=0):
@@ -156,6 +156,15 @@ class TypeProto(Message):
             if number in cls.OTHER_KINDS:
                 msg.other = cls.OTHER_KINDS[number]
         return msg
+
+
+class ContainerType(Message):
+    """SequenceProto's and OptionalProto's type: the type of what they hold."""
+    FIELDS = {1: ("elem_type", TypeProto, False)}
+
+
+TypeProto.FIELDS[4] = ("sequence_type", ContainerType, False)
+TypeProto.FIELDS[9] = ("optional_type", ContainerType, False)
 
 
 class ValueInfo(Message):
