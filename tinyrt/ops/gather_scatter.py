@@ -31,7 +31,7 @@ def _indices(indices, dim, op_name):
     i = np.where(i < 0, i + dim, i)
     if i.size and (i.min() < 0 or i.max() >= dim):
         raise InputError("%s: an index is out of range for an axis of size %d" % (op_name, dim))
-    return i
+    return i.astype(np.intp)  # np.take refuses int64 indices where intp is int32 (armv7: safe casting only)
 
 
 # -------------------------------------------------------------------------------------------- Gather
