@@ -1,0 +1,79 @@
+"""tinyrt on an emulated Raspberry Pi OS 32-bit: Debian bullseye armhf under qemu-arm-static.
+
+The board has Debian's Python 3.9.2, numpy 1.19.5 and Pillow 8.1.2 and nothing of ours but a copied
+``tinyrt/`` and ``kernels/`` (no pip): what a student gets on a Pi where onnxruntime has no wheel. The root is
+built once (about 20 s; 70 MB on disk) and cached (see make_root.sh); a run of the model set takes about
+15 s. It runs the board models (tests/boards/models/) and compares them with the goldens onnxruntime recorded
+on x86. If the root cannot be built (no network, no qemu), these tests FAIL with the reason: they do not skip.
+"""
+import pytest
+
+from boardtest import IMAGE, INFO_MODEL, board_root, check_model, model_names, run_board_check
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def armv7():
+    parsed, _ = run_board_check("armhf")
+    return parsed
+
+
+def test_platform(armv7):
+    assert armv7["machine"] == "armv7l"
+    assert armv7["python"].startswith("3.9."), armv7["python"]
+    assert armv7["numpy"].startswith("1.19."), armv7["numpy"]
+    assert armv7["PIL"] is not None, "Debian's python3-pil is missing from the root"
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_model_matches_golden(armv7, name):
+    check_model(armv7, name)
+
+
+def test_every_model_ran(armv7):
+    assert not armv7["errors"], "\n".join(armv7["errors"])
+
+
+def test_info_command(armv7):
+    """``python -m tinyrt info`` on the MMEdu-layout file, on the board."""
+    info = armv7["info"][INFO_MODEL]
+    assert info["exit"] == 0, info["stdout"]
+    out = info["stdout"]
+    assert "input" in out and "[1, 3, 224, 224]" in out
+    assert "probs" in out and "MODEL_INFO" in out and '"MMCls"' in out
+
+
+def test_pillow_decodes_jpeg(armv7):
+    """Debian's Pillow decodes a JPEG there (the input path of ``tinyrt run``)."""
+    import os
+    image = armv7["images"][os.path.basename(IMAGE)]
+    assert image["size"] == [240, 180]
+    # TODO(issue 6, `tinyrt run`): when `python -m tinyrt run MODEL JPEG` exists, run it in board_check.py
+    # on mmedu_mobilenet.onnx + shapes.jpg and assert here that it prints the labels x86 prints.
+
+
+def test_node_suite_agrees_with_x86(tmp_path):
+    """Every node conformance case tinyrt runs on x86 (about 1,200, small arrays) gives the same outputs on
+    the board: the ops' numpy calls work on numpy 1.19 and 32-bit armv7 (about 70 s emulated)."""
+    import json
+    import os
+
+    import node_bundle
+    import run_on_board
+
+    pytest.importorskip("onnx")
+    board_root("armhf")
+    bundle = str(tmp_path / "node_bundle.npz")
+    count, _ = node_bundle.build(bundle)
+    assert count > 500, "only %d node cases in the bundle" % count
+    result = run_on_board.run("armhf", os.path.join(os.path.dirname(__file__), "board_suite.py"), [bundle],
+                              [os.path.basename(bundle)])
+    lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
+    assert lines, "board_suite.py printed no RESULT (exit %d):\n%s\n%s" % (
+        result.returncode, result.stdout[-3000:], result.stderr[-3000:])
+    parsed = json.loads(lines[-1][len("RESULT "):])
+    assert parsed["numpy"].startswith("1.19.")
+    failures = parsed["failures"]
+    assert not failures, "%d node cases differ on armv7 from x86:\n%s" % (
+        len(failures), "\n".join("%s: %s" % kv for kv in sorted(failures.items())))
