@@ -281,8 +281,9 @@ def _rename_free_values(graph, rename):
         local.update(node.outputs)
         for g in node.subgraphs():
             _rename_free_values(g, {k: v for k, v in rename.items() if k not in local})
-    graph.outputs = [ValueSpec(rename.get(o.name, o.name) if o.name not in local else o.name,
-                               o.elem_type, o.shape, o.kind) for o in graph.outputs]
+    for spec in graph.outputs:
+        if spec.name not in local:
+            spec.name = rename.get(spec.name, spec.name)
 
 
 class ModelIR:
