@@ -9,6 +9,13 @@
     model = Detector(backbone="SSD_Lite")
     model.num_classes = 80
     model.convert(checkpoint="ssdlite.pth", backend="ONNX", out_file="out/coco.onnx", class_path="coco.txt")
+
+Training (exporter/train.py), in MMEdu's words too:
+
+    model = Classifier(backbone="MobileNet", width_mult=0.35, input_size=96)
+    model.load_dataset("out/shapes_cls")            # ImageNet-style folders + classes.txt
+    model.save_fold = "checkpoints/shapes_cls"
+    model.train(epochs=8, lr=0.002, batch_size=32, checkpoint=None)   # checkpoint: start from a .pth
 """
 from .convert import DEFAULT_OPSET, convert
 from .errors import ExporterError
@@ -19,7 +26,7 @@ class _Model:
     task = None
     default_backbone = None
 
-    def __init__(self, backbone=None, num_classes=None, width_mult=1.0):
+    def __init__(self, backbone=None, num_classes=None, width_mult=1.0, input_size=None):
         backbone = backbone or self.default_backbone
         spec = get_backbone(backbone)
         if spec.task != self.task:
@@ -30,6 +37,9 @@ class _Model:
         self.backbone = spec.name
         self.num_classes = num_classes
         self.width_mult = width_mult
+        self.input_size = input_size          # None: the backbone's default (224, 320, ...)
+        self.save_fold = "checkpoints/%s_model" % ("cls" if self.task == "classification" else "det")
+        self.dataset_path = None
 
     def __repr__(self):
         return "%s(backbone=%r, num_classes=%r)" % (type(self).__name__, self.backbone, self.num_classes)
@@ -37,10 +47,60 @@ class _Model:
     def convert(self, checkpoint=None, backend="ONNX", out_file=None, class_path=None, opset=DEFAULT_OPSET,
                 input_size=None, dynamic_batch=False, dynamo=False, **kwargs):
         """Export to ``out_file`` (.onnx) plus ``<stem>.py``, verified; see :func:`exporter.convert`."""
+        if input_size is None:
+            input_size = self.input_size
         return convert(self.backbone, checkpoint=checkpoint, out_file=out_file, class_path=class_path,
                        num_classes=self.num_classes, opset=opset, input_size=input_size,
                        dynamic_batch=dynamic_batch, dynamo=dynamo, backend=backend, width_mult=self.width_mult,
                        **kwargs)
+
+
+    def load_dataset(self, path):
+        """Use the dataset at ``path`` (MMEdu's layout, see exporter/data) for :meth:`train`."""
+        import os
+        if not os.path.isfile(os.path.join(path, "classes.txt")):
+            raise ExporterError("%s has no classes.txt: is it a dataset folder? (make one with "
+                                "python -m exporter.data %s %s)" % (path, self.task, path))
+        self.dataset_path = path
+        return self
+
+    def train(self, epochs=10, lr=0.001, batch_size=16, checkpoint=None, validate=True, optimizer="SGD",
+              weight_decay=4e-5, seed=0, threads=2, device="cpu", limit=None, log=print):
+        """Train on the loaded dataset and save MMEdu checkpoints in ``save_fold``; returns the best one's path.
+
+        ``checkpoint``: a .pth to start from (fine-tuning; a head for other classes starts fresh).
+        ``limit``: use at most this many training pictures (quick tries). Runs on the CPU (``device`` is
+        accepted for MMEdu's signature; only "cpu" is supported)."""
+        import time
+        from . import train as _train
+        if self.dataset_path is None:
+            raise ExporterError("call model.load_dataset(path) before model.train(...)")
+        if str(device).lower() != "cpu":
+            raise ExporterError("this training helper runs on the CPU only (device=%r)" % device)
+        spec = get_backbone(self.backbone)
+        size = int(self.input_size or spec.default_size)
+        t = time.time()
+        if self.task == "classification":
+            resize = spec.preprocess(size)["resize"][0]
+            train_data = _train.ClassificationData(self.dataset_path, "train", resize, limit)
+            val_data = _train.ClassificationData(self.dataset_path, "val", resize) if validate else None
+        else:
+            train_data = _train.DetectionData(self.dataset_path, "train", size, limit)
+            val_data = _train.DetectionData(self.dataset_path, "val", size) if validate else None
+        classes = train_data.classes
+        if self.num_classes is not None and int(self.num_classes) != len(classes):
+            raise ExporterError("num_classes is %s but %s/classes.txt lists %d classes"
+                                % (self.num_classes, self.dataset_path, len(classes)))
+        self.num_classes = len(classes)
+        log("loaded %s: %d training pictures%s in %.1f s" % (
+            self.dataset_path, len(train_data), (", %d validation" % len(val_data)) if val_data is not None else "",
+            time.time() - t))
+        path, self.history = _train.train_model(
+            spec, classes, train_data, val_data, int(epochs), float(lr), int(batch_size), float(self.width_mult),
+            size, self.save_fold, checkpoint=checkpoint, optimizer=optimizer, weight_decay=weight_decay, seed=seed,
+            threads=threads, validate=validate, log=log)
+        self.checkpoint = path
+        return path
 
 
 class Classifier(_Model):

@@ -76,13 +76,13 @@ def build_parser():
     det.add_argument("--nms-pre", type=int, metavar="N", help="best N boxes per level before NMS (default 1000)")
     c.add_argument("--quiet", action="store_true", help="print only errors and the written paths")
 
-    d = sub.add_parser("demo", help="build a small cat/dog MobileNet, convert it, run its script and compare speeds",
-                       description="The demo `make demo` runs: a MobileNet with random (seeded) weights and the "
-                                   "classes cat and dog is converted to ./out/demo.onnx with verification, its "
-                                   "sample script runs on a generated JPEG, and torch, onnxruntime and tinyrt "
-                                   "are compared for agreement and speed.")
-    d.add_argument("--out-dir", default="out", help="folder for demo.onnx, demo.py, demo.pth, demo.jpg (default ./out)")
-    d.add_argument("--input-size", type=int, default=224, help="input side (default 224)")
+    d = sub.add_parser("demo", help="convert the committed small models and run them on the sample pictures",
+                       description="The demo `make demo` runs: the committed shapes classifier and detector "
+                                   "(exporter/pretrained/) are converted with verification to ./out/demo/, "
+                                   "tinyrt runs them on the sample pictures and draws the answers into "
+                                   "./out/demo/annotated/, and torch, onnxruntime and tinyrt are compared for "
+                                   "agreement and speed.")
+    d.add_argument("--out-dir", default="out", help="the demo writes into OUT_DIR/demo (default ./out)")
     d.add_argument("--repeats", type=int, default=5, help="timed runs per runtime (median is shown)")
     return parser
 
@@ -104,7 +104,7 @@ def main(argv=None):
             return _convert(args)
         if args.command == "demo":
             from .demo import run_demo
-            return run_demo(out_dir=args.out_dir, input_size=args.input_size, repeats=args.repeats)
+            return run_demo(out_dir=args.out_dir, repeats=args.repeats)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

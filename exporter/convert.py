@@ -273,9 +273,17 @@ def convert(backbone, checkpoint=None, out_file=None, class_path=None, num_class
             log("verification input: %d boxes from torch" % count)
 
     # 3. export, metadata, verification, script: under temporary names
-    os.makedirs(folder, exist_ok=True)
-    tmp_onnx = _temp_name(folder, stem, ".onnx")
-    tmp_py = _temp_name(folder, stem, ".py")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        tmp_onnx = _temp_name(folder, stem, ".onnx")
+        try:
+            tmp_py = _temp_name(folder, stem, ".py")
+        except OSError:
+            _remove(tmp_onnx)
+            raise
+    except OSError as e:
+        raise ExporterError("cannot write into the output folder %s: %s; choose a folder you can write to"
+                            % (folder, e.strerror or e)) from None
     try:
         log("exporting %s (%s exporter, opset %d%s) ..." % (spec.name, "dynamo" if dynamo else "TorchScript",
                                                             opset, ", dynamic batch" if dynamic_batch else ""))
@@ -298,11 +306,16 @@ def convert(backbone, checkpoint=None, out_file=None, class_path=None, num_class
         from .sample_script import render
         with open(tmp_py, "w", encoding="utf-8") as f:
             f.write(render(stem + ".onnx", spec.task))
-        os.replace(tmp_onnx, onnx_path)
+        try:
+            os.replace(tmp_onnx, onnx_path)
+        except OSError as e:
+            raise ExporterError("cannot write %s: %s" % (onnx_path, e.strerror or e)) from None
         try:
             os.replace(tmp_py, script_path)
-        except BaseException:
+        except BaseException as e:
             _remove(onnx_path)
+            if isinstance(e, OSError):
+                raise ExporterError("cannot write %s: %s" % (script_path, e.strerror or e)) from None
             raise
     finally:
         _remove(tmp_onnx)

@@ -1,4 +1,102 @@
-"""numba-compiled kernels for tinyrt's heaviest ops (filled in by the kernels issue).
+"""numba-compiled kernels for tinyrt's heaviest ops.
 
-tinyrt uses them when numba imports; each kernel keeps the contract of tinyrt's numpy op of the same name.
+tinyrt uses them when numba imports (``tinyrt/kernels_select.py`` chooses, at session creation); each
+kernel keeps the contract of tinyrt's numpy op of the same name and is tested against it
+(tests/test_kernels.py).
+
+    conv.py    pointwise (1x1) conv as BLAS GEMMs over column blocks, with bias, residual and activation
+               applied to each block while it is in cache; depthwise conv (any kernel, stride, dilation,
+               padding, with no padded copy); every other 2-D conv as im2col + GEMM per block of rows.
+    pool.py    2-D MaxPool and AveragePool (padding, ceil mode, dilations, count_include_pad).
+    eltwise.py the tails that are left after fusion: channel scaling (squeeze-excite Mul) and Add.
+    _blas.py   the sgemm of the OpenBLAS numpy already loaded, callable from compiled code.
+
+Compilation happens on first use, never at import, and the result is cached on disk (numba's
+``cache=True``) so a board compiles once. The cache directory is
+
+    $TINYRT_CACHE_DIR                       when set, else
+    $XDG_CACHE_HOME/tinyrt/numba            (default ~/.cache/tinyrt/numba)
+
+with one sub-folder per BLAS integer width. Only these kernels use it: a locator is installed for the
+files of this package, so numba's own setting (NUMBA_CACHE_DIR) stays the user's for their own code.
+Importing this package imports numba; ``import tinyrt`` never does.
 """
+import os
+import sys
+
+TINYRT_KERNELS = True  # marks this package as tinyrt's (another "kernels" may be importable)
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def cache_dir():
+    """Where compiled kernels are kept (see the module docstring)."""
+    path = os.environ.get("TINYRT_CACHE_DIR")
+    if not path:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = os.path.join(base, "tinyrt", "numba")
+    return path
+
+
+def _install_cache_locator(subdir):
+    """Make numba keep the cache of this package's kernels in ``cache_dir()/subdir``."""
+    from numba.core import caching
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
+    base = getattr(caching, "UserProvidedCacheLocator", None) or getattr(caching, "_UserProvidedCacheLocator")
+    if any(getattr(c, "_tinyrt", False) for c in impl._locator_classes):
+        return
+    root = os.path.join(cache_dir(), subdir)
+
+    class TinyrtCacheLocator(base):
+        _tinyrt = True
+
+        def __init__(self, py_func, py_file):
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = os.path.join(root, os.path.splitext(os.path.basename(py_file))[0])
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if os.path.dirname(os.path.abspath(py_file)) != _HERE:
+                return None
+            self = cls(py_func, py_file)
+            try:
+                self.ensure_cache_path()
+            except OSError:
+                return None  # an unwritable cache: numba's other locators (or no cache) take over
+            return self
+
+    impl._locator_classes.insert(0, TinyrtCacheLocator)
+
+
+_loaded = None
+
+
+def load():
+    """Import numba and the kernel modules (compiling nothing); returns this package. Raises ImportError."""
+    global _loaded
+    if _loaded is None:
+        import numba  # noqa: F401  (ImportError when absent: the caller falls back to numpy)
+        if not os.environ.get("NUMBA_THREADING_LAYER"):
+            # numba's own work queue, not OpenMP: OpenMP's spinning barriers made a 2-thread MobileNet
+            # 5 to 20 times slower whenever the cores were shared with anything else (measured). The
+            # work queue does not allow concurrent launches; tinyrt serialises its runs (kernels_select).
+            numba.config.THREADING_LAYER = "workqueue"
+        from . import _blas
+        _install_cache_locator("blas%d" % _blas.INT_BITS if _blas.AVAILABLE else "noblas")
+        from . import conv, pool, eltwise  # noqa: F401
+        _loaded = sys.modules[__name__]
+    return _loaded
+
+
+def set_threads(n):
+    """numba's thread count for the calling thread (n <= 0: all cores)."""
+    import numba
+    n = int(n)
+    if n <= 0:
+        n = numba.config.NUMBA_NUM_THREADS
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def get_threads():
+    import numba
+    return numba.get_num_threads()

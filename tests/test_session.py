@@ -223,3 +223,28 @@ def test_model_local_functions_are_inlined():
     assert all(s.node.domain == "" for s in sess.plan.steps)
     np.testing.assert_allclose(sess.run(None, {"x": x})[0], expected, rtol=1e-6)
     assert load_from_string(data).functions  # the file really had a function
+
+
+def test_nested_functions_with_attribute_defaults_are_inlined():
+    # inner: y = LeakyRelu(x * a, alpha=<alpha>); outer calls inner twice, passing its own `slope` on
+    inner_body = [helper.make_node("Mul", ["x", "a"], ["t"]), helper.make_node("LeakyRelu", ["t"], ["y"])]
+    inner_body[1].attribute.append(helper.make_attribute_ref("alpha", AttributeProto.FLOAT, "alpha"))
+    inner = helper.make_function("custom", "Scaled", ["x", "a"], ["y"], inner_body,
+                                 [helper.make_opsetid("", 13)], attributes=["alpha"])
+    call = helper.make_node("Scaled", ["u", "u"], ["v"], domain="custom")
+    call.attribute.append(helper.make_attribute_ref("alpha", AttributeProto.FLOAT, "slope"))
+    outer_body = [call, helper.make_node("Scaled", ["v", "u"], ["w"], domain="custom", alpha=0.5)]
+    outer = helper.make_function("custom", "Twice", ["u"], ["w"], outer_body,
+                                 [helper.make_opsetid("", 13), helper.make_opsetid("custom", 1)],
+                                 attribute_protos=[helper.make_attribute("slope", 0.1)])
+    nodes = [helper.make_node("Twice", ["x"], ["a"], domain="custom"),               # slope: its default 0.1
+             helper.make_node("Twice", ["x"], ["b"], domain="custom", slope=0.25),
+             helper.make_node("Add", ["a", "b"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [tensor("x", [5])], [tensor("y", [5])])
+    data = helper.make_model(graph, functions=[inner, outer], opset_imports=[
+        helper.make_opsetid("", 13), helper.make_opsetid("custom", 1)]).SerializeToString()
+    x = np.array([-2, -0.5, 0, 0.5, 2], np.float32)
+    expected = ort.InferenceSession(data).run(None, {"x": x})[0]
+    sess = tinyrt.InferenceSession(data)
+    assert {s.node.op_type for s in sess.plan.steps} <= {"Mul", "LeakyRelu", "Add"}
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], expected, rtol=1e-6, atol=1e-7)

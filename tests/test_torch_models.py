@@ -9,7 +9,9 @@ and a MobileNetV2 at 224x224 (MMEdu's classification input). Tolerance: |a - b| 
 On a mismatch the failure message names the first node whose output differs (both runtimes are asked for
 every intermediate value of a copy of the model), which tells the op writers where to look.
 """
+import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -19,7 +21,8 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 import torch_models as tm  # noqa: E402
 
 import tinyrt  # noqa: E402
@@ -66,7 +69,8 @@ CASES += [
     Case("mobilenet_v2", 11, size=224, kwargs=dict(width_mult=1.0, num_classes=1000)),
     # Model-local functions with attribute references (Conv strides/group), nested in MobileNetV3.
     Case("mobilenet_v2", 17, functions=(tm.InvertedResidual,), dynamic_batch=True),
-    Case("mobilenet_v3_small", 15, functions=(tm.V3Block, tm.SqueezeExcite)),
+    # (MobileNetV3 with functions is left out: torch 2.13's export_modules_as_functions segfaults on it about
+    # every other time. Nested functions are tested on a hand-built model in test_session.py.)
     # Unoptimised dynamo export: BatchNormalization-15 kept, Shape/Expand/CastLike chains to fold.
     Case("mobilenet_v3_small", 18, dynamo=True, keep_bn=True, dynamic_batch=True, tag="unoptimized"),
     # Unoptimised, torch.chunk becomes SplitToSequence + SequenceAt: sequence values.
@@ -86,14 +90,34 @@ def export_dir(tmp_path_factory):
 _EXPORTS = {}
 
 
+_EXPORT_SCRIPT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import torch_models as tm
+spec = json.loads(sys.argv[2])
+model = tm.build(spec["model"], seed=0, **spec["kwargs"])
+tm.export(model, spec["path"], spec["opset"], spec["dynamo"], dynamic_batch=spec["dynamic_batch"],
+          keep_batchnorm=spec["keep_bn"], input_shape=(1, 3, spec["size"], spec["size"]),
+          functions=tuple(getattr(tm, name) for name in spec["functions"]) or None)
+"""
+
+
 def exported(case, export_dir):
-    """The case's ONNX file, exported once per test session."""
+    """The case's ONNX file, exported once per test session.
+
+    Each export runs in a fresh interpreter: torch's TorchScript exporter has crashed (SIGSEGV) late in a
+    long pytest process, with state other tests left behind; in a subprocess such a crash fails this case
+    with torch's message instead of killing the whole test run.
+    """
     if case.id not in _EXPORTS:
-        model = tm.build(case.model, seed=0, **case.kwargs)
         path = str(export_dir / (case.id + ".onnx"))
-        tm.export(model, path, case.opset, case.dynamo, dynamic_batch=case.dynamic_batch,
-                  keep_batchnorm=case.keep_bn, input_shape=(1, 3, case.size, case.size),
-                  functions=case.functions)
+        spec = dict(model=case.model, kwargs=case.kwargs, path=path, opset=case.opset, dynamo=case.dynamo,
+                    dynamic_batch=case.dynamic_batch, keep_bn=case.keep_bn, size=case.size,
+                    functions=[c.__name__ for c in case.functions or ()])
+        done = subprocess.run([sys.executable, "-c", _EXPORT_SCRIPT, HERE, json.dumps(spec)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        assert done.returncode == 0, "torch.onnx.export of %s failed (exit %d):\n%s" % (
+            case.id, done.returncode, done.stdout[-3000:])
         _EXPORTS[case.id] = path
     return _EXPORTS[case.id]
 

@@ -3,10 +3,14 @@
     import tinyrt
     sess = tinyrt.InferenceSession("mobilenet.onnx")     # onnxruntime's API
     probs = sess.run(None, {"input": x})[0]
+
+    print(tinyrt.run("catdog.onnx", "cat.jpg"))          # a picture in, a labelled answer out
 """
 from .errors import InputError, ModelError, TinyrtError, UnsupportedError
+from .limits import LimitError
 from .session import GraphOptimizationLevel, InferenceSession, NodeArg, SessionOptions
 from . import ops
+from .api import Model, load, run
 
 __version__ = "0.1.0"
 
@@ -25,5 +29,5 @@ def get_device():
 
 
 __all__ = ["InferenceSession", "SessionOptions", "GraphOptimizationLevel", "NodeArg", "TinyrtError",
-           "ModelError", "UnsupportedError", "InputError", "supported_ops", "get_available_providers",
-           "get_device"]
+           "ModelError", "UnsupportedError", "InputError", "LimitError", "supported_ops", "get_available_providers",
+           "get_device", "run", "load", "Model"]

@@ -5,7 +5,7 @@ module sees one flat graph of standard ops. Subgraphs (If/Loop/Scan bodies) are 
 """
 import itertools
 
-from . import dtypes
+from . import dtypes, limits
 from .errors import ModelError, UnsupportedError
 from .proto.tensors import tensor_to_array
 
@@ -116,9 +116,15 @@ def _type_spec(name, t):
                 if "dim_value" in d.present:
                     if d.dim_value < 0:
                         raise ModelError("value %r has a negative dimension %d" % (name, d.dim_value))
+                    if d.dim_value > limits.MAX_DIM:
+                        raise ModelError("value %r has an absurd dimension %d (more than %d)"
+                                         % (name, d.dim_value, limits.MAX_DIM))
                     shape.append(d.dim_value)
                 else:
                     shape.append(d.dim_param or None)
+        if shape is not None and len(shape) > limits.MAX_RANK:
+            raise ModelError("value %r has rank %d; tinyrt (numpy) allows at most %d axes"
+                             % (name, len(shape), limits.MAX_RANK))
         return ValueSpec(name, t.tensor_type.elem_type, shape)
     for kind in ("sequence", "optional"):
         container = getattr(t, kind + "_type")
@@ -139,6 +145,7 @@ class _Builder:
         for f in model.functions:
             self.functions[(canonical_domain(f.domain), f.name, f.overload)] = f
         self.fresh = itertools.count()
+        self.external_bytes = 0  # bytes read from external data files (the model's size counts them)
 
     @staticmethod
     def _opsets(imports, owner):
@@ -149,12 +156,18 @@ class _Builder:
             opsets[""] = 1
         return opsets
 
+    def tensor(self, t, what):
+        array = tensor_to_array(t, self.folder, what)
+        if t.data_location == 1 or t.external_data:
+            self.external_bytes += array.nbytes
+        return array
+
     def graph(self, g, opsets, depth=0):
         initializers = {}
         for t in g.initializer:
             if not t.name:
                 raise ModelError("graph %r has an initializer without a name" % g.name)
-            initializers[t.name] = tensor_to_array(t, self.folder, "initializer %r" % t.name)
+            initializers[t.name] = self.tensor(t, "initializer %r" % t.name)
         if g.sparse_initializer:
             raise UnsupportedError("graph %r has sparse initializers, which tinyrt does not support" % g.name)
         nodes = []
@@ -235,7 +248,7 @@ class _Builder:
         if kind == TENSOR:
             if a.t is None:
                 raise ModelError("%s is a tensor attribute without a tensor" % where)
-            return tensor_to_array(a.t, self.folder, where)
+            return self.tensor(a.t, where)
         if kind == GRAPH:
             if a.g is None:
                 raise ModelError("%s is a graph attribute without a graph" % where)
@@ -247,7 +260,7 @@ class _Builder:
         if kind == STRINGS:
             return [_text(s, where) for s in a.strings]
         if kind == TENSORS:
-            return [tensor_to_array(t, self.folder, where) for t in a.tensors]
+            return [self.tensor(t, where) for t in a.tensors]
         if kind == GRAPHS:
             return [self.graph(g, opsets, depth) for g in a.graphs]
         if kind in ATTRIBUTE_TYPE_NAMES:
@@ -298,6 +311,7 @@ class ModelIR:
         self.doc_string = doc_string
         self.domain = domain
         self.model_version = model_version
+        self.nbytes = 0  # the file's size plus its external data (``build`` sets it); limits scale with it
 
 
 def build(model, folder=None):
@@ -306,5 +320,7 @@ def build(model, folder=None):
     graph = builder.graph(model.graph, builder.opsets)
     metadata = {e.key: e.value for e in model.metadata_props}
     producer = (model.producer_name + " " + model.producer_version).strip()
-    return ModelIR(graph, builder.opsets, metadata, model.ir_version, producer, model.doc_string,
-                   model.domain, model.model_version)
+    ir = ModelIR(graph, builder.opsets, metadata, model.ir_version, producer, model.doc_string,
+                 model.domain, model.model_version)
+    ir.nbytes = getattr(model, "file_size", 0) + builder.external_bytes  # the model's size, for limits
+    return ir

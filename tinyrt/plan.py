@@ -3,9 +3,12 @@ nodes once, and know when each value is last used so it can be freed straight af
 
 ``Plan.run`` is the whole executor: a loop over steps that calls plain numpy functions.
 """
+import heapq
+import inspect
+
 import numpy as np
 
-from . import dtypes
+from . import dtypes, limits
 from .errors import InputError, ModelError, TinyrtError, UnsupportedError
 from .graph import Graph
 from .ops.sequence import Sequence
@@ -72,6 +75,7 @@ def check_support(graph, opsets):
         missing = sorted(impl.required - set(node.attrs))
         if missing:
             raise ModelError("%s: required attribute %s is missing" % (where, ", ".join(map(repr, missing))))
+        check_attribute_types(node, impl)
         for name in ("to", "dtype"):
             code = node.attrs.get(name)
             if isinstance(code, int) and not dtypes.is_supported(code) and name in impl.attributes:
@@ -82,12 +86,72 @@ def check_support(graph, opsets):
                 impl.check(**dict(node.attrs, **impl.executor_values(node, impl.check_wants)))
             except UnsupportedError as e:
                 problems.append("%s: %s" % (where, e))
+            except TinyrtError:
+                raise
+            except Exception as e:  # a check choking on a malformed attribute value
+                raise ModelError("%s: invalid attributes %s (%s: %s)"
+                                 % (where, _attrs_text(node.attrs), type(e).__name__, e)) from None
     for spec in _declared_values(graph):
         reason = _unsupported_type(spec)
         if reason:
             problems.append("value %r %s" % (spec.name, reason))
     if problems:
         raise UnsupportedError("tinyrt cannot run this model:\n  " + "\n  ".join(problems))
+
+
+def _kind(value):
+    """The attribute kind of a Python value as the graph builder makes it (see graph.Builder.attribute)."""
+    if isinstance(value, Graph):
+        return "graph"
+    if isinstance(value, bool) or isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, np.ndarray):
+        return "tensor"
+    if isinstance(value, (list, tuple)):
+        kinds = set(_kind(v) for v in value)
+        if not kinds:
+            return "list"  # an empty list fits any list attribute
+        return (kinds.pop() + "s") if len(kinds) == 1 else "mixed list"
+    return type(value).__name__
+
+
+def _fits(kind, expected):
+    if kind == expected:
+        return True
+    if kind == "list" and expected.endswith("s"):
+        return True
+    return expected == "list" and kind.endswith("s")
+
+
+def check_attribute_types(node, impl):
+    """Each attribute must be of the kind its default is (an INT where an INT belongs, INTS where INTS...).
+
+    The op's signature defaults tell the expected kind; attributes without a default (required ones) or
+    with a None default are checked by the op itself. A mismatch is a ModelError naming node and attribute.
+    """
+    for name, value in node.attrs.items():
+        default = impl.attributes.get(name)
+        if default is None or default is inspect.Parameter.empty:
+            continue
+        expected, kind = _kind(default), _kind(value)
+        if not _fits(kind, expected):
+            raise ModelError("%s: attribute %r is of type %s, but %s expects %s"
+                             % (node.describe(), name, _kind_name(kind), node.op_type, _kind_name(expected)))
+
+
+def _kind_name(kind):
+    return {"int": "INT", "float": "FLOAT", "string": "STRING", "tensor": "TENSOR", "graph": "GRAPH",
+            "ints": "INTS", "floats": "FLOATS", "strings": "STRINGS", "tensors": "TENSORS", "graphs": "GRAPHS",
+            "list": "a list"}.get(kind, kind)
+
+
+def _attrs_text(attrs):
+    text = ", ".join("%s=%s" % (k, "<graph>" if isinstance(v, Graph) else repr(v)) for k, v in sorted(attrs.items()))
+    return text if len(text) < 300 else text[:300] + "..."
 
 
 def _unsupported_type(spec):
@@ -122,27 +186,33 @@ def topological_order(graph, outer_names=()):
             if out in producer or out in graph.initializers or out in {v.name for v in graph.inputs}:
                 raise ModelError("value %r is produced twice (again by %s)" % (out, node.describe()))
             producer[out] = node
-    needs = []
-    for node in graph.nodes:
+    index = {id(node): i for i, node in enumerate(graph.nodes)}
+    waiting = [0] * len(graph.nodes)               # how many producers each node still waits for
+    readers = [[] for _ in graph.nodes]            # the nodes waiting for each node
+    for i, node in enumerate(graph.nodes):
         reads = set(x for x in node.inputs if x) | set(free_values(node))
         for name in reads:
             if name not in available and name not in producer:
                 raise ModelError("%s reads %r, which no node, input or initializer produces" % (node.describe(), name))
-        needs.append({producer[x] for x in reads if x in producer and x not in available})
-    order, done = [], set()
-    pending = list(range(len(graph.nodes)))
-    while pending:
-        still = []
-        for i in pending:
-            if all(id(p) in done for p in needs[i]):
-                order.append(graph.nodes[i])
-                done.add(id(graph.nodes[i]))
-            else:
-                still.append(i)
-        if len(still) == len(pending):
-            names = ", ".join(graph.nodes[i].describe() for i in still[:5])
-            raise ModelError("the graph has a cycle through %s" % names)
-        pending = still
+        needs = {index[id(producer[x])] for x in reads if x in producer and x not in available}
+        waiting[i] = len(needs)
+        for j in needs:
+            readers[j].append(i)
+    # Kahn's algorithm, always taking the ready node that comes first in the file: a file already in
+    # topological order runs in its own order, and any order costs O(n log n), not O(n^2).
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(graph.nodes[i])
+        for j in readers[i]:
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                heapq.heappush(ready, j)
+    if len(order) < len(graph.nodes):
+        names = ", ".join([n.describe() for i, n in enumerate(graph.nodes) if waiting[i] > 0][:5])
+        raise ModelError("the graph has a cycle through %s" % names)
     for spec in graph.outputs:
         if spec.name not in available and spec.name not in producer:
             raise ModelError("graph output %r is produced by nothing" % spec.name)
@@ -214,7 +284,8 @@ class Plan:
     def run(self, feeds, outer_env=None, hook=None):
         """Run with ``feeds`` {input name: array}; returns {output name: array}.
 
-        ``hook(step, inputs, outputs, seconds)``, when given, sees every step (profiling, tracing).
+        ``hook(step, inputs, compute)``, when given, runs every step instead: it calls ``compute()`` for the
+        step's outputs (a list) and returns them, and may time, print or keep them (profiling, tracing).
         """
         env = dict(self.constants)
         if outer_env is not None:
@@ -248,20 +319,46 @@ class Plan:
 
 
 def call(step, args, attrs):
-    """Call one op; returns a list with one array per declared output."""
+    """Call one op; returns a list with one array per declared output.
+
+    Each call spends from the run's work budget what it reads and writes (see ``limits``), and no result
+    may be bigger than the session's limit on one tensor.
+    """
     try:
         result = step.fn(*args, **attrs)
     except TinyrtError:
         raise
+    except MemoryError:
+        raise limits.LimitError("%s ran out of memory (inputs %s)" % (step.node.describe(), _shapes(args))) from None
+    except RecursionError:
+        raise ModelError("%s nests too deeply (Python's recursion limit)" % step.node.describe()) from None
     except Exception as e:
-        shapes = ", ".join("None" if a is None else "%s%s" % (a.dtype, list(a.shape))
-                           if isinstance(a, np.ndarray) else type(a).__name__ for a in args)
         raise InputError("%s failed on inputs (%s): %s: %s"
-                         % (step.node.describe(), shapes, type(e).__name__, e)) from e
+                         % (step.node.describe(), _shapes(args), type(e).__name__, e)) from e
     if isinstance(result, Sequence) or not isinstance(result, (tuple, list)):
         result = (result,)  # one output (a sequence is one value, not a list of outputs)
     wanted = sum(1 for name in step.outputs if name)
     last_wanted = max((i for i, name in enumerate(step.outputs) if name), default=-1)
     if len(result) <= last_wanted:
         raise ModelError("%s gives %d outputs, the node declares %d" % (step.node.describe(), len(result), wanted))
-    return [r if isinstance(r, (np.ndarray, Sequence)) else np.asarray(r) for r in result[:len(step.outputs)]]
+    results = [r if isinstance(r, (np.ndarray, Sequence)) else np.asarray(r) for r in result[:len(step.outputs)]]
+    _account(step, args, results)
+    return results
+
+
+def _account(step, args, results):
+    """Check the results against the tensor limit; spend what the step read and wrote."""
+    budget = limits.current()
+    written = 0
+    for r in results:
+        n = limits.nbytes(r)
+        if budget.tensor_bytes is not None and n > budget.tensor_bytes:
+            limits.check_count(n, 1, step.node.describe())
+        written += n
+    if budget.work is not None:
+        limits.spend(limits.STEP_COST + written + sum(limits.nbytes(a) for a in args), step.node.describe())
+
+
+def _shapes(args):
+    return ", ".join("None" if a is None else "%s%s" % (a.dtype, list(a.shape))
+                     if isinstance(a, np.ndarray) else type(a).__name__ for a in args)

@@ -9,12 +9,11 @@ import os
 
 import numpy as np
 
-from . import dtypes, graph as graph_ir, passes
-from .errors import InputError
+from . import dtypes, graph as graph_ir, kernels_select, limits, passes
+from .errors import InputError, ModelError, TinyrtError
 from .ops.sequence import Sequence
 from .plan import Plan, check_support
 from .proto import load_model
-from .threads import blas_threads
 
 
 class SessionOptions:
@@ -27,6 +26,8 @@ class SessionOptions:
         self.enable_profiling = False
         self.log_severity_level = 2
         self.kernels = None                 # "numba" | "numpy" | None (TINYRT_KERNELS, else the best there is)
+        self.max_tensor_bytes = None        # bytes one tensor may take: None = automatic, 0 = no limit;
+                                            # see tinyrt/limits.py and docs/limits.md
 
 
 class GraphOptimizationLevel:
@@ -69,15 +70,26 @@ class InferenceSession:
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, **kwargs):
         self.options = sess_options or SessionOptions()
+        self.kernels = kernels_select.choose(self.options)  # numba kernels or numpy ops; see kernels_select
         message, folder = load_model(path_or_bytes)
-        self.model = graph_ir.build(message, folder)
-        del message
-        check_support(self.model.graph, self.model.opsets)
-        self._inputs = [NodeArg(v) for v in self.model.graph.inputs]
-        self._outputs = [NodeArg(v) for v in self.model.graph.outputs]
-        level = self.options.graph_optimization_level
-        self.applied_passes = passes.optimize(self.model.graph, level) if level else []
-        self.plan = Plan(self.model.graph)
+        try:
+            self.model = graph_ir.build(message, folder)
+            del message
+            check_support(self.model.graph, self.model.opsets)
+            self._inputs = [NodeArg(v) for v in self.model.graph.inputs]
+            self._outputs = [NodeArg(v) for v in self.model.graph.outputs]
+            level = self.options.graph_optimization_level
+            with limits.scope(self._tensor_limit(0)):
+                self.applied_passes = passes.optimize(self.model.graph, level) if level else []
+                self.plan = Plan(self.model.graph)
+                self.kernels.bind(self.plan)
+        except TinyrtError:
+            raise
+        except RecursionError:
+            raise ModelError("the model nests too deeply (Python's recursion limit)") from None
+        except Exception as e:  # a malformed file tripping something no check foresaw: still a ModelError
+            raise ModelError("tinyrt could not prepare this model (%s: %s); the file is probably malformed. "
+                             "If onnxruntime runs it, please report this as a tinyrt bug." % (type(e).__name__, e)) from e
         self._model_path = path_or_bytes if isinstance(path_or_bytes, (str, os.PathLike)) else None
 
     def get_inputs(self):
@@ -100,11 +112,24 @@ class InferenceSession:
 
     def run(self, output_names, input_feed, run_options=None):
         """Run the model: ``output_names`` (None for all) and ``input_feed`` {input name: array}."""
+        return self.run_with_hook(output_names, input_feed, None)
+
+    def run_with_hook(self, output_names, input_feed, hook):
+        """``run``, with ``hook(step, inputs, compute)`` around every step (see ``Plan.run``).
+
+        tinyrt's own addition to onnxruntime's API: ``tinyrt profile`` and ``tinyrt trace`` are built on it.
+        """
         feeds = self._check_feeds(input_feed)
         names = self._check_output_names(output_names)
-        with blas_threads(self.options.intra_op_num_threads):
-            results = self.plan.run(feeds)
+        fed = sum(limits.nbytes(v) for v in feeds.values())
+        limit = self._tensor_limit(fed)
+        work = limits.work_budget(limit, self.model.nbytes, fed)
+        with limits.scope(limit, work), self.kernels.running(self.options.intra_op_num_threads):
+            results = self.plan.run(feeds, hook=hook)
         return [results[name] for name in names]
+
+    def _tensor_limit(self, feed_bytes):
+        return limits.tensor_limit(getattr(self.options, "max_tensor_bytes", None), self.model.nbytes, feed_bytes)
 
     def _check_output_names(self, output_names):
         known = [o.name for o in self._outputs]

@@ -1,6 +1,6 @@
 """The script that runs ON the (emulated) board, next to a copied ``tinyrt/`` folder: no pip, no onnx.
 
-    python3 board_check.py [--info MODEL] [--image JPEG] [--numba-check] MODEL[:GOLDEN] ...
+    python3 board_check.py [--info MODEL] [--image JPEG] [--run 'MODEL JPEG ...'] [--numba-check] MODEL[:GOLDEN] ...
 
 prints the platform (``platform.machine()``, Python, numpy, Pillow and numba versions), then for each model
 runs tinyrt on the golden's feed and prints the largest relative difference from the golden that
@@ -9,7 +9,9 @@ outputs must match exactly; a mismatch counts as an infinite difference). A mode
 on a seeded random feed (dynamic dimensions 1), which shows that it loads and runs there, without a check.
 
 ``--info MODEL`` runs ``python -m tinyrt info MODEL`` in this interpreter (qemu-user cannot start a second
-foreign interpreter without binfmt, so runpy stands in for the subprocess). ``--image`` decodes a JPEG
+foreign interpreter without binfmt, so runpy stands in for the subprocess); ``--run 'MODEL IMAGE --json'``
+runs ``python -m tinyrt run`` likewise (decoding with the board's Pillow, preprocessing, drawing with
+``--save``). ``--image`` decodes a JPEG
 with the board's Pillow. ``--numba-check`` compiles a small numba function (arm64 root).
 
 The last line is ``RESULT {json}`` for the board tests. Standard library and numpy only (Python 3.9,
@@ -103,22 +105,29 @@ def run_model(spec):
     return result
 
 
-def run_info(model):
-    """``python -m tinyrt info MODEL``, in-process."""
-    out, argv = io.StringIO(), sys.argv
-    sys.argv = ["tinyrt", "info", model]
+def run_tinyrt(args):
+    """``python -m tinyrt ARGS...``, in-process; {"exit", "stdout", "stderr"}."""
+    out, err, argv = io.StringIO(), io.StringIO(), sys.argv
+    sys.argv = ["tinyrt"] + list(args)
     code = 0
     try:
-        with contextlib.redirect_stdout(out):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             runpy.run_module("tinyrt", run_name="__main__", alter_sys=True)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
         sys.argv = argv
     text = out.getvalue()
-    print("python -m tinyrt info %s (exit %d):" % (model, code))
+    print("python -m tinyrt %s (exit %d):" % (" ".join(args), code))
     print("  " + text.rstrip().replace("\n", "\n  "))
-    return {"exit": code, "stdout": text}
+    if err.getvalue().strip():
+        print("  stderr: " + err.getvalue().rstrip().replace("\n", "\n  "))
+    return {"exit": code, "stdout": text, "stderr": err.getvalue()}
+
+
+def run_info(model):
+    """``python -m tinyrt info MODEL``, in-process."""
+    return run_tinyrt(["info", model])
 
 
 def run_image(path):
@@ -167,6 +176,8 @@ def main(argv=None):
     p.add_argument("models", nargs="*", help="MODEL.onnx or MODEL.onnx:GOLDEN.npz")
     p.add_argument("--info", action="append", default=[], metavar="MODEL")
     p.add_argument("--image", action="append", default=[], metavar="JPEG")
+    p.add_argument("--run", action="append", default=[], metavar="'MODEL IMAGE [OPTION...]'",
+                   help="run `python -m tinyrt run MODEL IMAGE [OPTION...]` (one string) in-process")
     p.add_argument("--numba-check", action="store_true")
     a = p.parse_args(argv)
     started = time.time()
@@ -187,8 +198,9 @@ def main(argv=None):
             result["images"][path] = run_image(path)
         except Exception as e:
             result["errors"].append("%s: %s: %s" % (path, type(e).__name__, e))
-    # TODO(issue 6, when `tinyrt run` lands): run `python -m tinyrt run mmedu_mobilenet.onnx shapes.jpg` here
-    # (runpy, as run_info does) and return its printed labels, so the board test checks them.
+    result["runs"] = {}
+    for spec in a.run:
+        result["runs"][spec] = run_tinyrt(["run"] + spec.split())
     if a.numba_check:
         try:
             result["numba_check"] = run_numba()

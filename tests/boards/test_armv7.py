@@ -13,9 +13,14 @@ from boardtest import IMAGE, INFO_MODEL, board_root, check_model, model_names, r
 pytestmark = pytest.mark.slow
 
 
+# `tinyrt run` on the board: the MMEdu-layout classifier (top 3) and the SSD-Lite (boxes, drawn with --save)
+RUNS = ["mmedu_mobilenet.onnx shapes.jpg --json --topk 3",
+        "ssdlite_op11.onnx shapes.jpg --json --score 0.035 --save drawn/"]
+
+
 @pytest.fixture(scope="module")
 def armv7():
-    parsed, _ = run_board_check("armhf")
+    parsed, _ = run_board_check("armhf", extra_args=[a for spec in RUNS for a in ("--run", spec)])
     return parsed
 
 
@@ -49,8 +54,43 @@ def test_pillow_decodes_jpeg(armv7):
     import os
     image = armv7["images"][os.path.basename(IMAGE)]
     assert image["size"] == [240, 180]
-    # TODO(issue 6, `tinyrt run`): when `python -m tinyrt run MODEL JPEG` exists, run it in board_check.py
-    # on mmedu_mobilenet.onnx + shapes.jpg and assert here that it prints the labels x86 prints.
+
+
+@pytest.mark.parametrize("spec", RUNS)
+def test_tinyrt_run_on_a_jpeg(armv7, spec):
+    """``python -m tinyrt run MODEL shapes.jpg`` on the board (Debian's Pillow 8.1 decodes, resizes and
+    draws) gives the labels, scores and boxes that ``tinyrt run`` gives here on x86."""
+    import contextlib
+    import io
+    import json
+    import os
+
+    from boardtest import make_models
+    from tinyrt.cli import main
+
+    run = armv7["runs"][spec]
+    assert run["exit"] == 0, run["stdout"] + run["stderr"]
+    board = json.loads(run["stdout"])
+    args = spec.split()
+    args[0] = os.path.join(make_models.MODELS, args[0])
+    args[1] = IMAGE
+    if "--save" in args:
+        del args[args.index("--save"):args.index("--save") + 2]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["run"] + args) == 0
+    here = json.loads(out.getvalue())
+    assert len(board) == len(here) == 1
+    got, want = board[0]["predictions"], here[0]["predictions"]
+    assert len(want) > 0
+    assert [p["label"] for p in got] == [p["label"] for p in want]
+    assert [p["name"] for p in got] == [p["name"] for p in want]
+    for g, w in zip(got, want):
+        assert abs(g["score"] - w["score"]) <= 1e-4
+        if "box" in w:
+            assert max(abs(a - b) for a, b in zip(g["box"], w["box"])) <= 0.05
+    if "--save" in spec:
+        assert board[0]["saved"] == "drawn/shapes.jpg"
 
 
 def test_node_suite_agrees_with_x86(tmp_path):

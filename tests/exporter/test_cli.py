@@ -84,7 +84,9 @@ def test_wrong_shape_names_the_key(tmp_path, capsys):
 
 def test_demo(tmp_path, capsys):
     from exporter.demo import run_demo
-    assert run_demo(out_dir=str(tmp_path / "out"), input_size=64, repeats=1) == 0
+    assert run_demo(out_dir=str(tmp_path / "out"), repeats=1) == 0
     out = capsys.readouterr().out
-    assert "top-1: label" in out and "speed" in out and "DIFFERS" not in out
-    assert {"demo.onnx", "demo.py", "demo.pth", "demo.jpg"} <= set(os.listdir(str(tmp_path / "out")))
+    assert "speed" in out and "DIFFERS" not in out and "WRONG" not in out
+    folder = tmp_path / "out" / "demo"
+    assert {"shapes_cls.onnx", "shapes_det.onnx"} <= set(os.listdir(str(folder)))
+    assert len(os.listdir(str(folder / "annotated"))) == 8

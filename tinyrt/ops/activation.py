@@ -253,10 +253,13 @@ def clip_6(x, *, min=-3.4028234663852886e+38, max=3.4028234663852886e+38):
 @op("Clip", 11, 12, 13)
 def clip_11(x, min=None, max=None):
     y = x
-    if min is not None:
-        y = np.maximum(y, _scalar_bound(min, x, "min"))
-    if max is not None:
-        y = np.minimum(y, _scalar_bound(max, x, "max"))
+    # An absent bound is the type's lowest / highest finite value (the spec's numeric_limits), so a float
+    # inf is clipped to the largest float, as onnxruntime does.
+    finite = x.dtype.kind == "f"
+    if min is not None or finite:
+        y = np.maximum(y, _scalar_bound(min, x, "min") if min is not None else np.finfo(x.dtype).min)
+    if max is not None or finite:
+        y = np.minimum(y, _scalar_bound(max, x, "max") if max is not None else np.finfo(x.dtype).max)
     if y is x:
         y = x.copy()  # no bounds: still hand back a fresh array, never an alias of the input
     return y

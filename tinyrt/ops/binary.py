@@ -19,6 +19,7 @@ are not registered, as tinyrt starts at opset 7.
 """
 import numpy as np
 
+from .. import limits
 from ..errors import InputError, UnsupportedError
 from .registry import op
 
@@ -36,6 +37,7 @@ def _broadcast_error(name, a, b):
 
 @op("Add", 7, 13, 14)
 def add(a, b):
+    limits.check_broadcast("Add", a, b)
     try:
         return np.add(a, b)
     except ValueError:
@@ -44,6 +46,7 @@ def add(a, b):
 
 @op("Sub", 7, 13, 14)
 def sub(a, b):
+    limits.check_broadcast("Sub", a, b)
     try:
         return np.subtract(a, b)
     except ValueError:
@@ -52,6 +55,7 @@ def sub(a, b):
 
 @op("Mul", 7, 13, 14)
 def mul(a, b):
+    limits.check_broadcast("Mul", a, b)
     try:
         return np.multiply(a, b)
     except ValueError:
@@ -60,6 +64,7 @@ def mul(a, b):
 
 @op("Div", 7, 13, 14)
 def div(a, b):
+    limits.check_broadcast("Div", a, b)
     try:
         with _quiet():
             if a.dtype.kind in "iu":
@@ -82,6 +87,7 @@ def _int_div_trunc(a, b):
 # Pow-12 let Y have its own type T1; 13 added bfloat16; 15 bfloat16 for Y. Pow-7 has Y of type T.
 @op("Pow", 7, 12, 13, 15)
 def pow_(x, y):
+    limits.check_broadcast("Pow", x, y)
     with _quiet():
         try:
             if x.dtype.kind in "iu":
@@ -115,6 +121,7 @@ def _check_mod(fmod=0, **_):
 # Mod-13 added bfloat16; Mod-28 only spelled out the float special cases (which numpy's mod/fmod follow).
 @op("Mod", 10, 13, 28, check=_check_mod)
 def mod(a, b, *, fmod=0):
+    limits.check_broadcast("Mod", a, b)
     try:
         with _quiet():
             # fmod=0: a - floor(a/b) * b, the sign of b (numpy's mod, Python's %).
@@ -134,6 +141,7 @@ def _fold(name, ufunc, inputs):
         return result.copy()
     try:
         for x in inputs[1:]:
+            limits.check_broadcast(name, result, x)
             result = ufunc(result, x)
     except ValueError:
         raise InputError("%s: input shapes %s do not broadcast" % (name, [x.shape for x in inputs]))
@@ -165,26 +173,31 @@ def mean(*data):
 
 @op("Equal", 7, 11, 13, 19)
 def equal(a, b):
+    limits.check_broadcast("Equal", a, b)
     return np.equal(a, b)
 
 
 @op("Less", 7, 9, 13)
 def less(a, b):
+    limits.check_broadcast("Less", a, b)
     return np.less(a, b)
 
 
 @op("LessOrEqual", 12, 16)
 def less_or_equal(a, b):
+    limits.check_broadcast("LessOrEqual", a, b)
     return np.less_equal(a, b)
 
 
 @op("Greater", 7, 9, 13)
 def greater(a, b):
+    limits.check_broadcast("Greater", a, b)
     return np.greater(a, b)
 
 
 @op("GreaterOrEqual", 12, 16)
 def greater_or_equal(a, b):
+    limits.check_broadcast("GreaterOrEqual", a, b)
     return np.greater_equal(a, b)
 
 
@@ -192,16 +205,19 @@ def greater_or_equal(a, b):
 
 @op("And", 7)
 def and_(a, b):
+    limits.check_broadcast("And", a, b)
     return np.logical_and(a, b)
 
 
 @op("Or", 7)
 def or_(a, b):
+    limits.check_broadcast("Or", a, b)
     return np.logical_or(a, b)
 
 
 @op("Xor", 7)
 def xor(a, b):
+    limits.check_broadcast("Xor", a, b)
     return np.logical_xor(a, b)
 
 
@@ -216,6 +232,7 @@ def _check_bitshift(direction=None, **_):
 # BitShift-11 is for unsigned types; 28 added signed ones, with an arithmetic right shift.
 @op("BitShift", 11, 28, check=_check_bitshift)
 def bit_shift(x, y, *, direction):
+    limits.check_broadcast("BitShift", x, y)
     bits = x.dtype.itemsize * 8
     # numpy (like C) leaves shifts by >= bits undefined; ONNX says they shift everything out.
     out_of_range = (y < 0) | (y >= bits)
@@ -234,16 +251,19 @@ def bit_shift(x, y, *, direction):
 
 @op("BitwiseAnd", 18)
 def bitwise_and(a, b):
+    limits.check_broadcast("BitwiseAnd", a, b)
     return np.bitwise_and(a, b)
 
 
 @op("BitwiseOr", 18)
 def bitwise_or(a, b):
+    limits.check_broadcast("BitwiseOr", a, b)
     return np.bitwise_or(a, b)
 
 
 @op("BitwiseXor", 18)
 def bitwise_xor(a, b):
+    limits.check_broadcast("BitwiseXor", a, b)
     return np.bitwise_xor(a, b)
 
 
@@ -251,6 +271,7 @@ def bitwise_xor(a, b):
 
 @op("Where", 9, 16)
 def where(condition, x, y):
+    limits.check_broadcast("Where", condition, x, y)
     try:
         return np.where(condition, x, y)
     except ValueError:

@@ -9,6 +9,7 @@ Split's outputs are views of its input (no copy).
 """
 import numpy as np
 
+from .. import limits
 from ..errors import InputError, ModelError
 from .registry import op
 
@@ -32,6 +33,8 @@ def concat_4(*inputs, axis):
                          % (rest[0][0], rest[0][1], inputs[0].shape, a))
     if len(inputs) == 1:
         return inputs[0]
+    # one input may be listed many times: the result can be far bigger than any input
+    limits.check_count(sum(limits.nominal_count(x.shape) for x in inputs), inputs[0].itemsize, "Concat")
     return np.concatenate(inputs, axis=a)
 
 

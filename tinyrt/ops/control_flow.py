@@ -20,6 +20,7 @@ bound (see registry.py), so these ops only decide which subgraph runs, how often
 """
 import numpy as np
 
+from .. import limits
 from ..errors import InputError, ModelError
 from .registry import op
 
@@ -65,8 +66,10 @@ def loop_1(M, cond, *v_initial, body, _num_outputs=1):
     keep_going = True if cond is None else _truth(cond, "Loop", "cond")
     carried = list(v_initial)
     scans = [[] for _ in range(n_scan)]
+    scanned = 0  # bytes held by the scan outputs so far: they are stacked into tensors at the end
     i = 0
     while (trips is None or i < trips) and keep_going:
+        limits.spend(limits.ITERATION_COST, "Loop (iteration %d)" % i)  # a trip count from the file may be huge
         outs = list(body(np.array(i, dtype=np.int64), np.array(keep_going, dtype=np.bool_), *carried))
         if len(outs) != 1 + n_carried + n_scan:
             raise ModelError("Loop: the body returned %d values, expected 1 + %d carried + %d scan outputs"
@@ -76,6 +79,8 @@ def loop_1(M, cond, *v_initial, body, _num_outputs=1):
         carried = outs[1:1 + n_carried]
         for k in range(n_scan):
             scans[k].append(outs[1 + n_carried + k])
+            scanned += limits.nbytes(outs[1 + n_carried + k])
+        limits.check_count(scanned, 1, "Loop (scan outputs after %d iterations)" % (i + 1))
         i += 1
     return tuple(carried) + tuple(_stack(s, "Loop scan output %d" % k) for k, s in enumerate(scans))
 
@@ -118,7 +123,9 @@ def _scan(body, states, xs, in_axes, in_dirs, out_axes, out_dirs, n_out, length=
     n_state = len(states)
     states = list(states)
     ys = [[] for _ in range(n_out)]
+    scanned = 0
     for t in range(steps):
+        limits.spend(limits.ITERATION_COST, "Scan (iteration %d)" % t)
         outs = list(body(*(states + [s[t] for s in seqs])))
         if len(outs) != n_state + n_out:
             raise ModelError("Scan: the body returned %d values, expected %d states + %d scan outputs"
@@ -126,6 +133,8 @@ def _scan(body, states, xs, in_axes, in_dirs, out_axes, out_dirs, n_out, length=
         states = outs[:n_state]
         for k in range(n_out):
             ys[k].append(outs[n_state + k])
+            scanned += limits.nbytes(outs[n_state + k])
+        limits.check_count(scanned, 1, "Scan (scan outputs after %d iterations)" % (t + 1))
     results = []
     for k in range(n_out):
         y = _stack(ys[k], "Scan output %d" % k)

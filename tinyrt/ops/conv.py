@@ -6,7 +6,8 @@ Conv: X (N, C, *in), W (M, C/group, *k), optional B (M,) -> Y (N, M, *out) with
 
 Three paths, picked by shape (all give the same numbers):
   * depthwise (group == C, M a multiple of C): one multiply-add per kernel tap over the whole padded
-    tensor, the channel axis broadcast against W[:, 0, tap] (9 vectorised steps for a 3x3 kernel).
+    tensor, the channel axis broadcast against W[:, 0, tap] (9 vectorised steps for a 3x3 kernel);
+    small planes (56x56 outputs and below) are done channels-last, big ones as they are.
   * 1x1 kernels: subsample the padded input by the stride, then one matmul (W as an (M, C) matrix).
   * everything else: im2col (a strided view of the padded input, materialised by one reshape)
     and one matmul per group, W viewed as (group, M/group, C/group * prod(k)).
@@ -23,9 +24,14 @@ import itertools
 
 import numpy as np
 
+from .. import limits
 from ..errors import InputError, ModelError, UnsupportedError
 from .registry import op
 from . import _window as win
+
+
+# depthwise outputs of at most this many pixels per channel run channels-last (see conv())
+_CHANNELS_LAST_MAX = 3136
 
 
 def _check_conv(op_type):
@@ -79,26 +85,49 @@ def conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sha
 
     dtype = X.dtype
     ct = win.compute_dtype(dtype)
+    L = limits.product(out)  # Python ints: huge pads must not wrap around
+    K = limits.product(kernel)
+    # sizes come from attributes and weights: check them before allocating (see tinyrt/limits.py)
+    padded = [n + max(0, b) + max(0, e) for n, b, e in zip(spatial, begin, end)]
+    limits.check_shape((N, max(C, M)) + tuple(padded), ct, "Conv (padded input)")
+    limits.check_shape((N, M, L), ct, "Conv (output)")
+    if K > 1 and not (group == C and Cg == 1):
+        limits.check_shape((N, C * K, L), ct, "Conv (im2col columns)")
+    limits.spend_macs(N * M * L * Cg * K, "Conv")
+    limits.spend(K * limits.LOOP_COST, "Conv")  # the depthwise path loops over the kernel taps
     x = X.astype(ct, copy=False)
     w = W.astype(ct, copy=False)
     xp = win.pad_spatial(x, begin, end)
-    L = int(np.prod(out))
-    K = int(np.prod(kernel))
 
     if group > 1 and group == C and Cg == 1:
         # depthwise (M = C, or a channel multiplier M = k * C): per kernel tap, multiply the strided input
         # by that tap's weight for every channel and accumulate.
         if M != C:
             xp = np.repeat(xp, M // C, axis=1)  # output channel m reads input channel m // (M / C)
-        y = np.empty((N, M) + tuple(out), dtype=ct)
-        tmp = np.empty_like(y)
-        bshape = (M,) + (1,) * len(out)
-        for i, tap in enumerate(itertools.product(*[range(k) for k in kernel])):
-            offsets = [j * d for j, d in zip(tap, dilations)]
-            np.multiply(xp[win.tap_slices(offsets, strides, out)],
-                        w[(slice(None), 0) + tap].reshape(bshape), out=y if i == 0 else tmp)
-            if i:
-                y += tmp
+        taps = list(itertools.product(*[range(k) for k in kernel]))
+        if L <= _CHANNELS_LAST_MAX:
+            # small planes: channels last, so every multiply-add runs over long contiguous rows of M
+            # channels instead of many short rows of a few pixels (2-4x faster at 28x28 and below)
+            xl = np.ascontiguousarray(np.moveaxis(xp, 1, -1))
+            wl = w[:, 0].reshape(M, K).T
+            y = np.empty((N,) + tuple(out) + (M,), dtype=ct)
+            tmp = np.empty_like(y)
+            for i, tap in enumerate(taps):
+                sl = win.tap_slices([j * d for j, d in zip(tap, dilations)], strides, out)
+                np.multiply(xl[sl[:1] + sl[2:] + (slice(None),)], wl[i], out=y if i == 0 else tmp)
+                if i:
+                    y += tmp
+            y = np.ascontiguousarray(np.moveaxis(y, -1, 1))
+        else:
+            y = np.empty((N, M) + tuple(out), dtype=ct)
+            tmp = np.empty_like(y)
+            bshape = (M,) + (1,) * len(out)
+            for i, tap in enumerate(taps):
+                offsets = [j * d for j, d in zip(tap, dilations)]
+                np.multiply(xp[win.tap_slices(offsets, strides, out)],
+                            w[(slice(None), 0) + tap].reshape(bshape), out=y if i == 0 else tmp)
+                if i:
+                    y += tmp
     elif K == 1:
         # 1x1: pick every stride-th pixel, then a plain (grouped) matmul.
         xs = xp[win.tap_slices([0] * len(out), strides, out)]
@@ -184,6 +213,13 @@ def conv_transpose(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, 
     ct = win.compute_dtype(dtype)
     K = int(np.prod(kernel))
     L = int(np.prod(spatial))
+    # sizes come from attributes (strides, output_shape, pads): check them before allocating
+    limits.check_shape((N, M * K, L), ct, "ConvTranspose (columns)")
+    full = [max(max(0, -b) + (n - 1) * s + (k - 1) * d + 1, max(0, b) + o)
+            for b, n, s, k, d, o in zip(begin, spatial, strides, kernel, dilations, out)]
+    limits.check_shape((N, M) + tuple(full), ct, "ConvTranspose (output)")
+    limits.spend_macs(N * C * Mg * K * L, "ConvTranspose")
+    limits.spend(K * limits.LOOP_COST, "ConvTranspose")  # col2im loops over the kernel taps
     # col[n, g, (m, tap), i] = sum_c W[g*Cg + c, m, tap] * X[n, g*Cg + c, i]
     wg = W.astype(ct, copy=False).reshape(group, Cg, Mg * K).transpose(0, 2, 1)
     col = _grouped_matmul(wg, X.astype(ct, copy=False).reshape(N, group, Cg, L))

@@ -14,6 +14,7 @@ Each step compares one box with all remaining ones at once, so the cost is (kept
 """
 import numpy as np
 
+from .. import limits
 from ..errors import InputError, UnsupportedError
 from .registry import op
 
@@ -94,6 +95,7 @@ def _nms_class(scores, corners, max_out, iou_threshold, score_threshold):
     box[:, ~(box[4] > 0)] = np.nan
     kept = []
     while order.size and len(kept) < max_out:
+        limits.spend(40 * order.size, "NonMaxSuppression")  # quadratic in the boxes: bounded by the budget
         kept.append(int(order[0]))
         b, rest = box[:, 0], box[:, 1:]
         iw = np.minimum(rest[2], b[2])
@@ -139,6 +141,7 @@ def nonmaxsuppression_10(boxes, scores, max_output_boxes_per_class=None, iou_thr
     for b in range(boxes.shape[0]):
         corners = (x0[b], y0[b], x1[b], y1[b], area[b])
         for c in range(scores.shape[1]):
+            limits.spend(limits.ITERATION_COST, "NonMaxSuppression")  # classes x batches come from the data
             kept = _nms_class(scores[b, c], corners, max_out, iou_thr, score_thr)
             if kept:
                 sel = np.empty((len(kept), 3), dtype=np.int64)

@@ -14,6 +14,7 @@ Indices may be negative (count from the end); out-of-range indices raise InputEr
 """
 import numpy as np
 
+from .. import limits
 from ..errors import InputError, UnsupportedError
 from .registry import op
 
@@ -40,6 +41,7 @@ def _indices(indices, dim, op_name):
 @op("Gather", 1, 11, 13)  # 11: negative indices allowed; 13: bfloat16
 def gather_1(data, indices, *, axis=0):
     a = _axis(axis, data.ndim, "Gather")
+    limits.check_shape(data.shape[:a] + np.shape(indices) + data.shape[a + 1:], data.dtype, "Gather")
     return np.take(data, _indices(indices, data.shape[a], "Gather"), axis=a)
 
 
@@ -66,6 +68,7 @@ def _gather_nd(data, indices, batch_dims):
     if data.shape[:b] != indices.shape[:b]:
         raise InputError("GatherND: the first %d (batch) dims of data %s and indices %s differ"
                          % (b, data.shape, indices.shape))
+    limits.check_shape(indices.shape[:-1] + data.shape[b + m:], data.dtype, "GatherND")
     batch = int(np.prod(data.shape[:b], dtype=np.int64))
     inner = data.shape[b:]
     n = int(np.prod(indices.shape[b:-1], dtype=np.int64))
@@ -179,6 +182,7 @@ def onehot_9(indices, depth, values, *, axis=-1):
         raise InputError("OneHot: axis %d is out of range for indices of rank %d" % (a, r))
     if a < 0:
         a += r + 1
+    limits.check_count(limits.nominal_count(i.shape) * d, 8, "OneHot")  # depth comes from data
     positions = np.arange(d, dtype=np.int64).reshape((d,) + (1,) * (r - a))
     hot = np.expand_dims(i, a) == positions
     return np.where(hot, values[1], values[0]).astype(values.dtype)

@@ -11,7 +11,7 @@ implemented: their outputs cannot match another runtime, and inference graphs do
 """
 import numpy as np
 
-from .. import dtypes
+from .. import dtypes, limits
 from ..errors import InputError, ModelError, UnsupportedError
 from .registry import op
 
@@ -64,9 +64,10 @@ def constant_12(*, sparse_value=None, value=None, value_float=None, value_floats
 
 @op("ConstantOfShape", 9, 20, 21, 23, 24, 25)  # later versions only add types
 def constantofshape_9(input, *, value=None):
-    shape = [int(d) for d in np.asarray(input).reshape(-1)]
+    shape = limits.shape_list(input, "ConstantOfShape")
     if min(shape + [0]) < 0:
         raise InputError("ConstantOfShape: negative dimension in shape %s" % shape)
+    limits.check_shape(shape, np.float32 if value is None else np.asarray(value).dtype, "ConstantOfShape")
     if value is None:
         return np.zeros(shape, dtype=np.float32)
     v = np.asarray(value).reshape(-1)
@@ -87,12 +88,17 @@ def _range(start, limit, delta, stash):
         # exact integer arithmetic: ceil(a / b) == -((-a) // b) for Python ints of either sign
         a, b, d = int(start), int(limit), int(delta)
         n = max(-((a - b) // d), 0)
+        limits.check_count(n, 8, "Range")
         return (a + d * np.arange(n, dtype=np.int64)).astype(dtype)
     # floats, as onnxruntime does: the count from (limit - start) in the input type divided in double,
     # the values by repeated addition of delta in the input type (float16 in the stash type)
     work = stash if dtype == np.float16 else dtype
     s, l, d = np.array(start, dtype=work), np.array(limit, dtype=work), np.array(delta, dtype=work)
-    n = max(int(np.ceil(np.float64(l - s) / np.float64(d))), 0)
+    count = np.ceil(np.float64(l - s) / np.float64(d))
+    if not np.isfinite(count):
+        raise InputError("Range: start %s, limit %s, delta %s make no finite count" % (s, l, d))
+    n = max(int(count), 0)
+    limits.check_count(n, 8, "Range")
     steps = np.full(n, d, dtype=work)
     if n:
         steps[0] = s
@@ -125,6 +131,7 @@ def range_27(start, limit, delta, *, stash_type=1):
 def nonzero_9(X):
     if X.ndim == 0:  # onnxruntime treats a scalar as one element of a 1-D tensor
         return np.zeros((1, 1 if X else 0), dtype=np.int64)
+    limits.check_count(X.ndim * np.count_nonzero(X), 8, "NonZero")
     return np.array(np.nonzero(X), dtype=np.int64).reshape(X.ndim, -1)
 
 

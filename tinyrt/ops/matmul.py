@@ -10,8 +10,39 @@ numpy hands float matmuls to BLAS, the fast path for the fully connected layers 
 """
 import numpy as np
 
+from .. import limits
 from ..errors import InputError
 from .registry import op
+
+
+def _check_product(name, a, b):
+    """Refuse, before computing, a product whose result is too big; spend its multiply-adds."""
+    if a.ndim == 0 or b.ndim == 0:
+        return  # numpy refuses these; the op reports it
+    sa = a.shape if a.ndim >= 2 else (1,) + a.shape
+    sb = b.shape if b.ndim >= 2 else b.shape + (1,)
+    batch = [max(x, y) for x, y in zip((1,) * (len(sb) - len(sa)) + sa[:-2], (1,) * (len(sa) - len(sb)) + sb[:-2])]
+    rows, cols = sa[-2], sb[-1]
+    count = limits.nominal_count(batch + [rows, cols])
+    limits.check_count(count, max(a.itemsize, b.itemsize, 4), name)
+    limits.spend_macs(count * max(sa[-1], 1), name)
+
+
+def _check_einsum(eq, inputs):
+    """Size the result (and the work) of an einsum from its letters, before numpy computes it."""
+    if "..." in eq or "->" not in eq:
+        return  # implicit output or ellipsis: the executor's check of the result covers these
+    lhs, out = eq.split("->", 1)
+    terms = lhs.split(",")
+    if len(terms) != len(inputs):
+        return  # numpy reports it
+    dims = {}
+    for term, x in zip(terms, inputs):
+        for letter, d in zip(term, np.shape(x)):
+            dims[letter] = max(dims.get(letter, 1), int(d))
+    itemsize = max([x.itemsize for x in inputs] + [4])
+    limits.check_count(limits.nominal_count([dims.get(c, 1) for c in out]), itemsize, "Einsum")
+    limits.spend_macs(limits.nominal_count(list(dims.values())), "Einsum")
 
 
 # Gemm-7 dropped `broadcast` (C always broadcasts), 9 added integer types, 11 made C optional,
@@ -25,6 +56,7 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
     if a2.shape[1] != b2.shape[0]:
         raise InputError("Gemm: A' %s and B' %s do not multiply (transA=%d, transB=%d)"
                          % (a2.shape, b2.shape, transA, transB))
+    _check_product("Gemm", a2, b2)
     y = np.matmul(a2, b2)
     if alpha != 1.0:
         y *= a.dtype.type(alpha)  # a scalar of T: float32 stays float32
@@ -39,6 +71,7 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
 # MatMul-9 added integer types, 13 bfloat16.
 @op("MatMul", 1, 9, 13)
 def matmul(a, b):
+    _check_product("MatMul", a, b)
     try:
         return np.matmul(a, b)
     except ValueError:
@@ -49,6 +82,7 @@ def matmul(a, b):
 @op("Einsum", 12, 28)
 def einsum(*inputs, equation):
     eq = equation.replace(" ", "")
+    _check_einsum(eq, inputs)
     try:
         # optimize=True picks a contraction order and hands contractions to BLAS (3x faster on a
         # batched matmul); it costs a few microseconds of planning, so one-operand einsums skip it.
@@ -61,6 +95,7 @@ def einsum(*inputs, equation):
 def matmul_integer(a, b, a_zero_point=None, b_zero_point=None):
     # float64 holds every int32 sum of uint8/int8 products exactly (|sum| < 2^53 for K < 2^37), and
     # numpy's float matmul goes to BLAS while its integer matmul is a slow plain loop.
+    _check_product("MatMulInteger", a, b)
     af = a.astype(np.float64)
     bf = b.astype(np.float64)
     if a_zero_point is not None:

@@ -239,9 +239,11 @@ def lrn(X, *, size, alpha=0.0001, beta=0.75, bias=1.0):
     x = X.astype(ct, copy=False)
     C = X.shape[1]
     before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
+    # a window reaching past the channels only adds zeros: pad (and loop) no further than C
+    before, after = min(before, C), min(after, C)
     sq = np.pad(x * x, [(0, 0), (before, after)] + [(0, 0)] * (X.ndim - 2), mode="constant")
     s = sq[:, 0:C].copy()
-    for j in range(1, size):
+    for j in range(1, before + after + 1):
         s += sq[:, j:j + C]
     y = x / (ct.type(bias) + ct.type(alpha / size) * s) ** ct.type(beta)
     return y.astype(X.dtype, copy=False)

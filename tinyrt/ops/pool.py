@@ -27,6 +27,7 @@ import itertools
 
 import numpy as np
 
+from .. import limits
 from ..errors import InputError, ModelError, UnsupportedError
 from .registry import op
 from . import _window as win
@@ -61,6 +62,13 @@ class _Geometry(object):
         extra = win.ceil_extra(self.spatial, self.kernel, self.strides, self.dilations, self.begin,
                                self.end, self.out)
         self.end_padded = [e + x for e, x in zip(self.end, extra)]
+        # pads and kernel come from attributes: check the padded input and the work before allocating
+        padded = [n + max(0, b) + max(0, e) for n, b, e in zip(self.spatial, self.begin, self.end_padded)]
+        limits.check_shape(X.shape[:2] + tuple(padded), np.float64, "%s (padded input)" % op_type)
+        outputs = limits.product(X.shape[:2] + tuple(self.out))
+        limits.check_count(outputs, 8, "%s (output)" % op_type)
+        taps = limits.product(self.kernel)  # a Python loop runs over them
+        limits.spend(taps * (outputs * X.dtype.itemsize + limits.LOOP_COST), op_type)
 
     def pad(self, x, value):
         return win.pad_spatial(x, self.begin, self.end_padded, value)
@@ -97,7 +105,9 @@ def _max_pool(X, g):
         if y is None:
             y = xp[sl].copy()
         else:
-            np.maximum(y, xp[sl], out=y)
+            # onnxruntime's running max, m = (x < m) ? m : x: a NaN tap replaces m, a later tap replaces a NaN
+            t = xp[sl]
+            np.copyto(y, t, where=~(t < y))
     return y
 
 
@@ -109,6 +119,7 @@ def _max_pool_indices(X, g, storage_order):
     xp = g.pad(x, _lowest(x.dtype))
     rank = len(g.out)
     w = win.windows(xp, g.kernel, g.strides, g.dilations, g.out)
+    limits.check_shape(w.shape, w.dtype, "MaxPool (windows)")  # the reshape below copies them
     w = w.reshape(X.shape[:2] + tuple(g.out) + (-1,))
     t = np.argmax(w, axis=-1)
     y = np.take_along_axis(w, t[..., None], axis=-1)[..., 0].astype(X.dtype, copy=False)
@@ -277,6 +288,7 @@ def max_unpool(X, I, output_shape=None, *, kernel_shape, pads=None, strides=None
             raise ModelError("MaxUnpool: pads=%s needs %d values" % (pads, 2 * rank))
         shape = X.shape[:2] + tuple((n - 1) * s + k - pads[i] - pads[i + rank]
                                     for i, (n, s, k) in enumerate(zip(spatial, strides, kernel)))
+    limits.check_shape(shape, X.dtype, "MaxUnpool (output)")
     y = np.zeros(int(np.prod(shape)), dtype=X.dtype)
     idx = I.reshape(-1)
     if idx.size and (idx.min() < 0 or idx.max() >= y.size):

@@ -19,6 +19,7 @@ CumSum: running sums along one axis, optionally `exclusive` (start at 0) and/or 
 """
 import numpy as np
 
+from .. import limits
 from ..errors import InputError
 from .registry import op
 
@@ -39,7 +40,7 @@ def _normalize_axes(name, axes, ndim):
 
 def _axes_input(axes):
     """The optional `axes` input (int64 1-D tensor) as a list; None when absent."""
-    return None if axes is None else axes.reshape(-1).tolist()
+    return None if axes is None else limits.shape_list(axes, "axes input")
 
 
 def _reduce(name, fn, data, axes, keepdims, noop_with_empty_axes=0):
@@ -85,13 +86,45 @@ def _extreme_identity(x, largest):
 def _max(x, axes, keepdims):
     if x.size == 0:
         return np.max(x, axis=axes, keepdims=keepdims, initial=_extreme_identity(x, True))
+    if x.dtype.kind == "f" and np.isnan(x).any():
+        return _running(np.fmax, x, axes, keepdims)
     return np.max(x, axis=axes, keepdims=keepdims)
 
 
 def _min(x, axes, keepdims):
     if x.size == 0:
         return np.min(x, axis=axes, keepdims=keepdims, initial=_extreme_identity(x, False))
+    if x.dtype.kind == "f" and np.isnan(x).any():
+        return _running(np.fmin, x, axes, keepdims)
     return np.min(x, axis=axes, keepdims=keepdims)
+
+
+def _first(x, axes, keepdims):
+    """The first element of each reduced block (index 0 on every reduced axis), shaped like the result."""
+    first = x[tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))]
+    return first if keepdims else first.reshape([d for a, d in enumerate(x.shape) if a not in axes])
+
+
+def _running(fn, x, axes, keepdims):
+    """Max/min with NaN as onnxruntime computes it: a running comparison from the first element, so a NaN
+    in first place is the result and later NaNs are skipped (``fn`` = np.fmax / np.fmin skips them all).
+    onnxruntime's vectorised ReduceMin sometimes differs on NaN; see docs/limits.md."""
+    axes = tuple(axes)
+    y = fn.reduce(x, axis=axes, keepdims=keepdims)
+    first = _first(x, axes, keepdims)
+    return np.where(np.isnan(first), first, y)
+
+
+def nan_arg(fn, data, axis):
+    """np.argmax / np.argmin along ``axis`` with onnxruntime's NaN rule (see ``_running``): index 0 when
+    the first element is NaN, otherwise the extreme of the other elements."""
+    if data.dtype.kind != "f" or not np.isnan(data).any():
+        return fn(data, axis=axis)
+    nan = np.isnan(data)
+    filled = np.where(nan, -np.inf if fn is np.argmax else np.inf, data)
+    idx = fn(filled, axis=axis)
+    first_nan = np.take(nan, 0, axis=axis)
+    return np.where(first_nan, 0, idx)
 
 
 def _prod(x, axes, keepdims):
@@ -245,9 +278,9 @@ def _arg(name, fn, data, axis, keepdims, select_last_index):
         raise InputError("%s: axis %d of shape %s is empty, there is no extreme" % (name, axis, data.shape))
     if select_last_index:
         # The first extreme of the reversed axis is the last one of the original axis.
-        idx = data.shape[axis] - 1 - fn(np.flip(data, axis), axis=axis)
+        idx = data.shape[axis] - 1 - nan_arg(fn, np.flip(data, axis), axis)
     else:
-        idx = fn(data, axis=axis)
+        idx = nan_arg(fn, data, axis)
     idx = np.asarray(idx).astype(np.int64, copy=False)  # numpy's intp is int32 on 32-bit boards
     return np.expand_dims(idx, axis) if keepdims else idx
 

@@ -43,6 +43,7 @@ GridSample (at the end of this file) samples X at arbitrary normalised positions
 """
 import numpy as np
 
+from .. import limits
 from ..errors import InputError, ModelError, UnsupportedError
 from .registry import op
 
@@ -340,6 +341,7 @@ def _resize(X, roi, scales, sizes, *, op_type, axes=None, mode="nearest", ctm="h
                 raise ModelError("%s: axis %d is out of range for a rank-%d input" % (op_type, a, rank))
         axes = [a % rank for a in axes]
     out_shape, axis_scales = _output_plan(X.shape, scales, sizes, axes, policy, op_type)
+    limits.check_shape(out_shape, np.float64, op_type)  # scales and sizes come from the file
 
     # roi: [starts..., ends...] for the resized axes; only tf_crop_and_resize reads it
     starts, ends = [0.0] * rank, [1.0] * rank

@@ -12,6 +12,7 @@ of several outputs.
 """
 import numpy as np
 
+from .. import limits
 from ..errors import InputError
 from .registry import op
 
@@ -98,6 +99,8 @@ def split_to_sequence(input, split=None, *, axis=0, keepdims=1):
 def concat_from_sequence(input_sequence, *, axis, new_axis=0):
     if not input_sequence:
         raise InputError("ConcatFromSequence: the sequence is empty")
+    limits.check_count(sum(limits.nominal_count(np.shape(x)) for x in input_sequence),
+                       np.asarray(input_sequence[0]).itemsize, "ConcatFromSequence")
     if new_axis:
         return np.stack(input_sequence, axis=axis)
     return np.concatenate(input_sequence, axis=axis)
@@ -113,6 +116,7 @@ def sequence_map(input_sequence, *additional_inputs, body, _num_outputs=1):
     results = [Sequence() for _ in range(_num_outputs)]
     for i in range(count):
         args = [input_sequence[i]] + [x[i] if isinstance(x, Sequence) else x for x in additional_inputs]
+        limits.spend(limits.ITERATION_COST, "SequenceMap (element %d)" % i)
         outputs = body(*args)
         for seq, value in zip(results, outputs):
             seq.append(value)

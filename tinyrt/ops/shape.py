@@ -15,13 +15,14 @@ Most of these return numpy views (no copy); values in tinyrt are never modified 
 """
 import numpy as np
 
+from .. import limits
 from ..errors import InputError, UnsupportedError
 from .registry import op
 
 
 def _ints(a):
-    """A shape-like int64 tensor (or list) as a list of Python ints."""
-    return [int(v) for v in np.asarray(a).reshape(-1)]
+    """A shape-like int64 tensor (or list) as a list of Python ints (at most 1024 of them)."""
+    return limits.shape_list(a, "shape-like input")
 
 
 def _prod(dims):
@@ -199,6 +200,7 @@ def _broadcast_shape(a, b, op_name):
 @op("Expand", 8, 13)  # 13: bfloat16
 def expand_8(input, shape):
     out = _broadcast_shape(input.shape, _ints(shape), "Expand")
+    limits.check_shape(out, input.dtype, "Expand")
     # a real array, not a read-only broadcast view: later ops (and kernels) may need contiguous memory
     return np.array(np.broadcast_to(input, out))
 
@@ -209,6 +211,7 @@ def tile_6(input, repeats):
     if len(reps) != input.ndim or min(reps + [0]) < 0:
         raise InputError("Tile: repeats %s must hold one non-negative count per input axis (rank %d)"
                          % (reps, input.ndim))
+    limits.check_shape([d * r for d, r in zip(input.shape, reps)], input.dtype, "Tile")
     return np.tile(input, reps)
 
 

@@ -12,12 +12,13 @@ Pad adds pads[i] elements before and pads[i + r] after axis i (negative pads cro
 """
 import numpy as np
 
+from .. import limits
 from ..errors import InputError, UnsupportedError
 from .registry import op
 
 
 def _ints(a):
-    return [int(v) for v in np.asarray(a).reshape(-1)]
+    return limits.shape_list(a, "starts/ends/axes/steps/pads input")
 
 
 def _axes(axes, rank, op_name):
@@ -113,6 +114,7 @@ def _pad(data, pads, mode, value, axes=None):
         after = [max(0, e) for e in after]
     if not any(before) and not any(after):
         return data
+    limits.check_shape([d + b + e for d, b, e in zip(data.shape, before, after)], data.dtype, "Pad")
 
     if mode == "constant":
         # Filling a new array and copying the interior is much faster than np.pad.

@@ -14,6 +14,7 @@ onnxruntime does) and rounded back.
 import numpy as np
 
 from ..errors import InputError
+from .reduce import nan_arg
 from .registry import op
 
 
@@ -57,9 +58,11 @@ def _hardmax(x, axes):
     first = axes[0]
     lead = x.shape[:first]
     rows = x.reshape(lead + (-1,)) if len(axes) > 1 else np.moveaxis(x, first, -1)
-    idx = np.argmax(rows, axis=-1)[..., None]
+    idx = nan_arg(np.argmax, rows, -1)[..., None]  # NaN as onnxruntime treats it (see reduce.nan_arg)
     y = np.zeros(rows.shape, dtype=x.dtype)
     np.put_along_axis(y, idx, x.dtype.type(1), axis=-1)
+    if x.dtype.kind == "f":
+        y[np.isnan(rows[..., 0])] = 0  # onnxruntime: the max is NaN then, and no element equals it
     return y.reshape(x.shape) if len(axes) > 1 else np.moveaxis(y, -1, first)
 
 

@@ -5,6 +5,7 @@ shapes the whole chain becomes one constant (see ``shapes.py`` for how Shape lea
 """
 import numpy as np
 
+from .. import limits
 from ..ops import registry
 from ..plan import Step, call, topological_order
 from . import shapes
@@ -21,8 +22,9 @@ def fold_constants(graph):
     known_shapes = shapes.infer(graph)
     kept = []
     changed = False
+    work = [limits.WORK_FLOOR]  # what all the folds of one load may spend together (see tinyrt/limits.py)
     for node in topological_order(graph):
-        value = _fold(node, constants, known_shapes)
+        value = _fold(node, constants, known_shapes, work)
         if value is None:
             kept.append(node)
             continue
@@ -34,7 +36,7 @@ def fold_constants(graph):
     return changed
 
 
-def _fold(node, constants, known_shapes):
+def _fold(node, constants, known_shapes, work):
     """The outputs of ``node`` computed now, or None when they cannot (or should not) be."""
     if node.op_type in _NEVER_FOLD or any(True for _ in node.subgraphs()):
         return None
@@ -50,10 +52,23 @@ def _fold(node, constants, known_shapes):
         args = [constants[x] if x else None for x in node.inputs]
     else:
         return None
-    results = call(Step(node, impl, {}), args, Step(node, impl, {}).attrs)
+    # The size budget is set *before* computing: ops check it before they allocate (see tinyrt/limits.py),
+    # so a node that would blow up (ConstantOfShape of a huge shape, say) is left to run time, where the
+    # session's limits refuse it, instead of allocating here.
+    budget = max(_MAX_GROWTH_ELEMENTS, sum(a.size for a in args if isinstance(a, np.ndarray)))
+    outer = limits.current().tensor_bytes
+    nbytes = budget * 8 if outer is None else min(outer, budget * 8)
+    step = Step(node, impl, {})
+    try:
+        with limits.scope(nbytes, max(work[0], 0)) as spent:
+            try:
+                results = call(step, args, step.attrs)
+            finally:
+                work[0] = spent.work
+    except limits.LimitError:
+        return None
     if not all(isinstance(r, np.ndarray) for r in results):
         return None  # sequences stay values computed at run time: initializers are tensors
-    budget = max(_MAX_GROWTH_ELEMENTS, sum(a.size for a in args if a is not None))
     if any(r.size > budget for r in results):
         return None
     return results

@@ -26,6 +26,7 @@ def _signed(v):
 
 class Message:
     FIELDS = {}
+    ARRAYS = ()  # repeated numeric fields kept as a list of numpy chunks (tensor data): see ``values``
 
     def __init__(self):
         self.present = set()
@@ -53,8 +54,14 @@ class Message:
             except ModelError as e:
                 raise ModelError("%s.%s: %s" % (cls.__name__, name, e)) from None
             msg.present.add(name)
-            if repeated:
-                getattr(msg, name).extend(decoded)
+            if repeated and name in cls.ARRAYS:
+                chunks = getattr(msg, name)  # tensor data: kept as numpy chunks, see ``values``
+                if isinstance(decoded, list) and chunks and isinstance(chunks[-1], list):
+                    chunks[-1].extend(decoded)  # unpacked values, one field each: one list
+                else:
+                    chunks.append(decoded)
+            elif repeated:
+                getattr(msg, name).extend(decoded.tolist() if isinstance(decoded, np.ndarray) else decoded)
             else:
                 setattr(msg, name, decoded)
         return msg
@@ -64,8 +71,17 @@ class Message:
         return "%s(%s)" % (type(self).__name__, shown[:300])
 
 
+def values(chunks, dtype):
+    """One numpy array of ``dtype`` from the chunks a tensor data field was read into."""
+    if not chunks:
+        return np.zeros(0, dtype)
+    return np.concatenate([np.array(c, dtype=dtype).reshape(-1) if isinstance(c, list)
+                           else c.astype(dtype, copy=False).reshape(-1) for c in chunks])
+
+
 def _decode_value(buf, kind, wire_type, value, repeated, depth):
-    """Decode one field; a list of values when ``repeated`` (a packed field holds many)."""
+    """Decode one field; a list of values when ``repeated`` (a packed field holds many; numpy arrays for
+    packed numbers, which the caller turns into lists except for tensor data)."""
     if isinstance(kind, type):
         _expect(wire_type, LENGTH, kind.__name__)
         msg = kind.decode(buf, value[0], value[1], depth + 1)
@@ -83,22 +99,26 @@ def _decode_value(buf, kind, wire_type, value, repeated, depth):
                 raise ModelError("string is not valid UTF-8") from None
         return [raw] if repeated else raw
     if kind in _VARINT_KINDS:
-        if wire_type == LENGTH and repeated:  # packed
-            values = read_packed_varints(buf, value[0], value[1])
-        else:
-            _expect(wire_type, VARINT, kind)
-            values = [value]
-        if kind != UINT64:
-            values = [_signed(v) for v in values]
-        if kind == INT32:
-            values = [v - (1 << 32) if v >= 1 << 31 else v for v in (v & 0xFFFFFFFF for v in values)]
-        return values if repeated else values[0]
+        if wire_type == LENGTH and repeated:  # packed: numpy does the arithmetic
+            packed = read_packed_varints(buf, value[0], value[1])
+            if kind == INT64:
+                return packed.view(np.int64)
+            if kind == INT32:
+                return packed.astype(np.uint32).view(np.int32)
+            return packed
+        _expect(wire_type, VARINT, kind)
+        if kind == INT64:
+            value = _signed(value)
+        elif kind == INT32:
+            value &= 0xFFFFFFFF
+            value = value - (1 << 32) if value >= 1 << 31 else value
+        return [value] if repeated else value
     wire, dtype, size = _FIXED[kind]
     if wire_type == LENGTH and repeated:  # packed: a little-endian array
         start, end = value
         if (end - start) % size:
             raise ModelError("packed %s field of %d bytes is not a multiple of %d" % (kind, end - start, size))
-        return np.frombuffer(buf, dtype=dtype, count=(end - start) // size, offset=start).tolist()
+        return np.frombuffer(buf, dtype=dtype, count=(end - start) // size, offset=start)
     _expect(wire_type, wire, kind)
     number = struct.unpack("<f" if size == 4 else "<d", struct.pack("<I" if size == 4 else "<Q", value))[0]
     return [number] if repeated else number
@@ -120,6 +140,7 @@ class OperatorSetId(Message):
 
 
 class TensorProto(Message):
+    ARRAYS = ("float_data", "int32_data", "int64_data", "double_data", "uint64_data")
     FIELDS = {
         1: ("dims", INT64, True), 2: ("data_type", INT32, False), 8: ("name", STRING, False),
         9: ("raw_data", VIEW, False), 4: ("float_data", FLOAT, True), 5: ("int32_data", INT64, True),
@@ -254,6 +275,7 @@ def load_model(source):
     if not data:
         raise ModelError("the model is empty (0 bytes)")
     model = Model.decode(memoryview(data), 0, len(data))
+    model.file_size = len(data)
     if model.graph is None:
         raise ModelError("no graph in the model: is this an ONNX model file?")
     return model, folder

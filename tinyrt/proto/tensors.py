@@ -1,10 +1,12 @@
 """TensorProto -> numpy array: raw_data, every typed field, and external data files."""
 import os
+import stat
 
 import numpy as np
 
-from .. import dtypes
+from .. import dtypes, limits
 from ..errors import ModelError, UnsupportedError
+from .onnx_messages import values
 
 # Which typed field holds the values of each element type when raw_data is absent.
 _FIELD_OF = {
@@ -24,6 +26,10 @@ def tensor_to_array(t, folder=None, what=None):
     shape = tuple(t.dims)
     if any(d < 0 for d in shape):
         raise ModelError("%s has a negative dimension in %s" % (what, list(shape)))
+    if any(d > limits.MAX_DIM for d in shape):
+        raise ModelError("%s has an absurd dimension in %s (more than %d)" % (what, list(shape), limits.MAX_DIM))
+    if len(shape) > limits.MAX_RANK:
+        raise ModelError("%s has rank %d; tinyrt (numpy) allows at most %d axes" % (what, len(shape), limits.MAX_RANK))
     count = 1
     for d in shape:
         count *= d
@@ -34,20 +40,39 @@ def tensor_to_array(t, folder=None, what=None):
     elif "raw_data" in t.present:
         raw = t.raw_data
     else:
-        values = getattr(t, _FIELD_OF[t.data_type])
-        if len(values) != count:
-            raise ModelError("%s: dims %s need %d values, the file holds %d" % (what, list(shape), count, len(values)))
-        if t.data_type == 10:  # float16 travels as its 16 bit patterns in int32_data
-            return np.array(values, dtype=np.uint16).view(np.float16).reshape(shape)
-        try:
-            return np.array(values, dtype=dtype).reshape(shape)
-        except OverflowError:
-            raise ModelError("%s holds values out of range for %s" % (what, dtype)) from None
+        return _typed_values(t, dtype, shape, count, what)
     if len(raw) != count * dtype.itemsize:
         raise ModelError("%s: dims %s need %d bytes of data, the file holds %d"
                          % (what, list(shape), count * dtype.itemsize, len(raw)))
     array = np.frombuffer(raw, dtype=dtype.newbyteorder("<"), count=count)
     return array.astype(dtype).reshape(shape)  # a native, writable, aligned copy
+
+
+def _typed_values(t, dtype, shape, count, what):
+    """The array held in a typed field (float_data, int32_data, ...), which the reader kept as numpy chunks."""
+    field = _FIELD_OF[t.data_type]
+    chunks = getattr(t, field)
+    held = sum(len(c) for c in chunks)
+    if held != count:
+        raise ModelError("%s: dims %s need %d values, the file holds %d" % (what, list(shape), count, held))
+    if field in ("float_data", "double_data"):
+        return values(chunks, dtype).reshape(shape)
+    wide = values(chunks, np.uint64 if field == "uint64_data" else np.int64)
+    if t.data_type == 10:  # float16 travels as its 16 bit patterns in int32_data
+        lo, hi, target = 0, 0xFFFF, np.dtype(np.uint16)
+    elif t.data_type == 9:  # bool: 0 or 1
+        lo, hi, target = 0, 1, np.dtype(np.uint8)
+    else:
+        info = np.iinfo(dtype)
+        lo, hi, target = info.min, info.max, dtype
+    if wide.size and (int(wide.min()) < lo or int(wide.max()) > hi):
+        raise ModelError("%s holds values out of range for %s" % (what, dtype))
+    array = wide.astype(target)
+    if t.data_type == 10:
+        array = array.view(np.float16)
+    elif t.data_type == 9:
+        array = array.astype(np.bool_)
+    return array.reshape(shape)
 
 
 def _read_external(t, folder, what, nbytes):
@@ -59,6 +84,8 @@ def _read_external(t, folder, what, nbytes):
     if folder is None:
         raise ModelError("%s keeps its data in %r, but the model was given as bytes: load it from its path"
                          % (what, location))
+    if "\x00" in location:
+        raise ModelError("%s: external data location %r holds a NUL byte" % (what, location))
     if os.path.isabs(location) or ".." in location.replace("\\", "/").split("/"):
         raise ModelError("%s: external data location %r leaves the model's folder" % (what, location))
     root = os.path.realpath(folder)
@@ -71,9 +98,12 @@ def _read_external(t, folder, what, nbytes):
     except ValueError:
         raise ModelError("%s: external data offset/length are not integers: %r" % (what, info)) from None
     try:
-        size = os.path.getsize(path)
+        st = os.stat(path)
     except OSError:
         raise ModelError("%s: external data file %r does not exist" % (what, location)) from None
+    if not stat.S_ISREG(st.st_mode):  # a folder, a FIFO (reading one would block), a device...
+        raise ModelError("%s: external data location %r is not a regular file" % (what, location))
+    size = st.st_size
     if offset < 0 or length < 0 or offset + length > size:
         raise ModelError("%s: external data [%d, %d) runs past the end of %r (%d bytes)"
                          % (what, offset, offset + length, location, size))

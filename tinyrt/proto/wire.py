@@ -9,7 +9,11 @@ Every length is checked against the bytes that are left, so a broken file fails 
 """
 import struct
 
+import numpy as np
+
 from ..errors import ModelError
+
+_MASK64 = (1 << 64) - 1
 
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 
@@ -25,7 +29,7 @@ def read_varint(buf, pos, end):
         pos += 1
         result |= (byte & 0x7F) << shift
         if byte < 0x80:
-            return result, pos
+            return result & _MASK64, pos  # a 10th byte may carry bits past 64: protobuf drops them
         shift += 7
         if shift >= 70:
             raise ModelError("varint longer than 10 bytes at byte %d" % pos)
@@ -67,10 +71,46 @@ def iter_fields(buf, start, end):
         yield number, wire_type, value
 
 
+_CHUNK = 1 << 20  # bytes decoded at once: numpy's temporaries stay a few MB whatever the field's size
+
+
 def read_packed_varints(buf, start, end):
-    values = []
+    """The varints packed in ``buf[start:end]``, as a numpy uint64 array (values taken mod 2**64).
+
+    Decoded with numpy, not a Python loop: a packed field may hold millions of values.
+    """
+    if end - start <= _CHUNK:
+        return _packed_chunk(buf, start, end)
+    parts = []
     pos = start
     while pos < end:
-        v, pos = read_varint(buf, pos, end)
-        values.append(v)
-    return values
+        stop = min(pos + _CHUNK, end)
+        if stop < end:  # cut after the last complete varint of this window
+            window = np.frombuffer(buf, dtype=np.uint8, count=stop - pos, offset=pos)
+            last = np.flatnonzero(window < 0x80)
+            if not last.size:
+                raise ModelError("varint longer than 10 bytes in the packed field at byte %d" % pos)
+            stop = pos + int(last[-1]) + 1
+        parts.append(_packed_chunk(buf, pos, stop))
+        pos = stop
+    return np.concatenate(parts)
+
+
+def _packed_chunk(buf, start, end):
+    n = end - start
+    if n == 0:
+        return np.zeros(0, np.uint64)
+    b = np.frombuffer(buf, dtype=np.uint8, count=n, offset=start)
+    last = b < 0x80  # the last byte of each varint has its high bit clear
+    if not last[-1]:
+        raise ModelError("truncated varint at byte %d" % end)
+    ends = np.flatnonzero(last)
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    lengths = ends - starts + 1
+    if lengths.max() > 10:
+        raise ModelError("varint longer than 10 bytes in the packed field at byte %d" % start)
+    position = np.arange(n) - np.repeat(starts, lengths)  # of each byte within its varint
+    parts = (b & 0x7F).astype(np.uint64) << (7 * position).astype(np.uint64)
+    return np.add.reduceat(parts, starts)  # disjoint bit fields: the sum is their OR (mod 2**64)

@@ -1,0 +1,235 @@
+"""The numba kernels (kernels/) against tinyrt's numpy ops, on awkward shapes, through real sessions.
+
+Each case builds a one-node model and runs it three ways: tinyrt on the numba path, tinyrt on the numpy
+path (the reference implementation) and, for standard ops, onnxruntime. Shapes cover stride 2,
+asymmetric padding, 1x1 spatial size, channel counts that are not a multiple of 8, batch above 1,
+dilations, channel multipliers, both depthwise variants (whole-plane for big planes, channels-innermost
+for small ones), the 1x1 GEMM blocks and im2col.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import tinyrt
+from tinyrt import kernels_select
+
+numba = pytest.importorskip("numba")
+
+TINYRT = "ai.tinyrt"
+
+
+def _model(node, x_shape, inits, opset=13, extra_inputs=()):
+    graph = helper.make_graph(
+        [node], "k", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))]
+        + [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(s)) for n, s in extra_inputs],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(a, n) for n, a in inits.items()])
+    opsets = [helper.make_opsetid("", opset), helper.make_opsetid(TINYRT, 1)]
+    return helper.make_model(graph, opset_imports=opsets).SerializeToString()
+
+
+def _session(data, kernels, threads=1):
+    options = tinyrt.SessionOptions()
+    options.kernels = kernels
+    options.intra_op_num_threads = threads
+    sess = tinyrt.InferenceSession(data, options)
+    assert sess.kernels.name == kernels
+    return sess
+
+
+def _close(a, b):
+    assert a.shape == b.shape and a.dtype == b.dtype
+    tol = 1e-4 * max(1.0, float(np.abs(b).max()) if b.size else 1.0)
+    assert np.abs(a - b).max() <= tol, np.abs(a - b).max()
+
+
+def _check(data, feeds, with_ort=True, threads=(1, 2)):
+    ref = _session(data, "numpy").run(None, feeds)[0]
+    for t in threads:
+        got = _session(data, "numba", t).run(None, feeds)[0]
+        _close(got, ref)
+    if with_ort:
+        import onnxruntime as ort
+        _close(ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)[0], ref)
+
+
+def _rand(*shape, seed=0):
+    return np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
+
+
+# (N, C, H, W), M, kernel, group, strides, pads, dilations
+CONVS = [
+    ((1, 13, 9, 9), 21, (1, 1), 1, (1, 1), (0, 0, 0, 0), (1, 1)),        # pointwise, odd channels
+    ((3, 24, 1, 1), 40, (1, 1), 1, (1, 1), (0, 0, 0, 0), (1, 1)),        # 1x1 spatial, batch 3
+    ((2, 16, 30, 30), 300, (1, 1), 1, (1, 1), (0, 0, 0, 0), (1, 1)),     # several column blocks
+    ((1, 12, 9, 11), 20, (1, 1), 1, (2, 2), (0, 0, 0, 0), (1, 1)),       # strided 1x1 -> im2col
+    ((1, 3, 33, 31), 16, (3, 3), 1, (2, 2), (0, 1, 1, 0), (1, 1)),       # stem, asymmetric pads
+    ((2, 6, 10, 10), 10, (3, 3), 2, (1, 1), (1, 1, 1, 1), (1, 1)),       # grouped
+    ((1, 5, 7, 7), 7, (3, 3), 1, (1, 1), (2, 2, 2, 2), (2, 2)),          # dilated
+    ((1, 13, 57, 57), 13, (3, 3), 13, (1, 1), (1, 1, 1, 1), (1, 1)),     # depthwise, big plane
+    ((2, 13, 57, 57), 13, (3, 3), 13, (2, 2), (1, 1, 1, 1), (1, 1)),     # depthwise s2, odd size
+    ((1, 10, 56, 56), 10, (3, 3), 10, (2, 2), (0, 0, 1, 1), (1, 1)),     # TF-style SAME pads
+    ((1, 11, 14, 14), 11, (5, 5), 11, (2, 2), (2, 2, 2, 2), (1, 1)),     # 5x5 s2, small plane
+    ((1, 9, 40, 40), 9, (5, 5), 9, (1, 1), (2, 2, 2, 2), (1, 1)),        # 5x5, big plane
+    ((1, 7, 1, 1), 7, (3, 3), 7, (1, 1), (1, 1, 1, 1), (1, 1)),          # depthwise, 1x1 spatial
+    ((3, 19, 7, 7), 19, (3, 3), 19, (1, 1), (1, 1, 1, 1), (1, 1)),       # depthwise, batch 3
+    ((1, 6, 30, 30), 12, (3, 3), 6, (1, 1), (1, 1, 1, 1), (1, 1)),       # channel multiplier 2
+    ((1, 8, 31, 31), 8, (3, 3), 8, (1, 1), (2, 2, 2, 2), (2, 2)),        # dilated depthwise
+    ((1, 8, 40, 40), 8, (3, 3), 8, (3, 3), (1, 0, 1, 0), (1, 1)),        # stride 3
+    ((1, 4, 9, 40), 4, (3, 3), 4, (2, 1), (1, 1, 1, 1), (1, 1)),         # unequal strides
+]
+
+
+@pytest.mark.parametrize("case", CONVS, ids=[str(i) for i in range(len(CONVS))])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_matches_numpy_and_onnxruntime(case, bias):
+    x_shape, M, k, group, strides, pads, dil = case
+    w = _rand(M, x_shape[1] // group, *k, seed=1)
+    inits = {"w": w}
+    inputs = ["x", "w"]
+    if bias:
+        inits["b"] = _rand(M, seed=2)
+        inputs.append("b")
+    node = helper.make_node("Conv", inputs, ["y"], group=group, strides=list(strides), pads=list(pads),
+                            dilations=list(dil))
+    _check(_model(node, x_shape, inits), {"x": _rand(*x_shape)})
+
+
+ACTS = [("", []), ("Relu", []), ("Clip", [0.0, 6.0]), ("Clip", [-0.5, 0.25]), ("LeakyRelu", [0.1]),
+        ("HardSigmoid", [0.2, 0.5]), ("HardSwish", []), ("Sigmoid", [])]
+
+
+@pytest.mark.parametrize("act", ACTS, ids=[a[0] or "none" for a in ACTS])
+@pytest.mark.parametrize("case", [CONVS[0], CONVS[2], CONVS[4], CONVS[8], CONVS[10]],
+                         ids=["pointwise", "blocks", "im2col", "dw-plane", "dw-small"])
+@pytest.mark.parametrize("residual", [False, True])
+def test_fused_conv_tail(act, case, residual):
+    x_shape, M, k, group, strides, pads, dil = case
+    inits = {"w": _rand(M, x_shape[1] // group, *k, seed=1), "b": _rand(M, seed=2)}
+    feeds = {"x": _rand(*x_shape)}
+    ref_out = tinyrt.ops.registry.resolve("Conv", "", 13).fn(
+        feeds["x"], inits["w"], inits["b"], group=group, strides=list(strides), pads=list(pads),
+        dilations=list(dil))
+    inputs, extra = ["x", "w", "b"], []
+    if residual:
+        feeds["z"] = _rand(*ref_out.shape, seed=3)
+        inputs.append("z")
+        extra = [("z", ref_out.shape)]
+    extra_attrs = {"activation_params": act[1]} if act[1] else {}
+    node = helper.make_node("FusedConv", inputs, ["y"], domain=TINYRT, group=group, strides=list(strides),
+                            pads=list(pads), dilations=list(dil), activation=act[0], **extra_attrs)
+    _check(_model(node, x_shape, inits, extra_inputs=extra), feeds, with_ort=False)
+
+
+POOLS = [
+    ("MaxPool", (2, 5, 13, 13), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    ("MaxPool", (1, 3, 12, 11), dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
+    ("MaxPool", (1, 3, 9, 9), dict(kernel_shape=[2, 3], strides=[1, 2], pads=[0, 1, 1, 0], dilations=[2, 1])),
+    ("MaxPool", (1, 2, 1, 1), dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1])),
+    ("AveragePool", (2, 5, 13, 13), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    ("AveragePool", (1, 5, 13, 13), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 0, 1, 0],
+                                          count_include_pad=1)),
+    ("AveragePool", (1, 3, 12, 11), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1,
+                                          count_include_pad=1)),
+    ("AveragePool", (1, 3, 10, 10), dict(kernel_shape=[2, 2], strides=[2, 2], auto_pad="SAME_UPPER")),
+]
+
+
+@pytest.mark.parametrize("case", POOLS, ids=[str(i) for i in range(len(POOLS))])
+def test_pools(case):
+    op_type, shape, attrs = case
+    node = helper.make_node(op_type, ["x"], ["y"], **attrs)
+    _check(_model(node, shape, {}, opset=19), {"x": _rand(*shape)})
+
+
+@pytest.mark.parametrize("gate_first", [False, True])
+@pytest.mark.parametrize("shape", [(1, 13, 9, 9), (2, 40, 7, 5)])
+def test_squeeze_excite_mul(shape, gate_first):
+    gate = (shape[0], shape[1], 1, 1)
+    inputs = ["s", "x"] if gate_first else ["x", "s"]
+    node = helper.make_node("Mul", inputs, ["y"])
+    data = _model(node, shape, {}, extra_inputs=[("s", gate)])
+    _check(data, {"x": _rand(*shape), "s": _rand(*gate, seed=4)})
+
+
+@pytest.mark.parametrize("shape", [(1, 24, 56, 56), (3, 5)])
+def test_add(shape):
+    node = helper.make_node("Add", ["x", "z"], ["y"])
+    _check(_model(node, shape, {}, extra_inputs=[("z", shape)]), {"x": _rand(*shape), "z": _rand(*shape, seed=5)})
+
+
+def test_other_dtypes_fall_back_to_numpy():
+    w = np.ones((4, 3, 3, 3), np.float64)
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [1, 3, 5, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)],
+                              [numpy_helper.from_array(w, "w")])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    x = np.ones((1, 3, 5, 5))
+    assert _session(data, "numba").run(None, {"x": x})[0].dtype == np.float64
+
+
+def test_choice_of_path(monkeypatch):
+    monkeypatch.setenv("TINYRT_KERNELS", "numpy")
+    assert kernels_select.choose(tinyrt.SessionOptions()).name == "numpy"
+    monkeypatch.setenv("TINYRT_KERNELS", "numba")
+    assert kernels_select.choose(tinyrt.SessionOptions()).name == "numba"
+    options = tinyrt.SessionOptions()
+    options.kernels = "numpy"  # the option wins over the environment
+    assert kernels_select.choose(options).name == "numpy"
+    monkeypatch.setenv("TINYRT_KERNELS", "fast")
+    with pytest.raises(ValueError):
+        kernels_select.choose(tinyrt.SessionOptions())
+
+
+def test_numba_threads_restored_and_blas_single_threaded():
+    from tinyrt import threads
+    data = _model(helper.make_node("Relu", ["x"], ["y"]), (1, 3), {})
+    sess = _session(data, "numba", threads=1)
+    before = numba.get_num_threads()
+    seen = []
+    original = sess.plan.run
+
+    def spy(*args, **kwargs):
+        seen.append((numba.get_num_threads(), threads.get_blas_threads()))
+        return original(*args, **kwargs)
+
+    sess.plan.run = spy
+    sess.run(None, {"x": np.ones((1, 3), np.float32)})
+    want_blas = 1 if threads.blas_threads_controllable() else None
+    assert seen == [(1, want_blas)] and numba.get_num_threads() == before
+
+
+def _run_script(code, **env):
+    full = dict(os.environ, **env)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run([sys.executable, "-c", code], cwd=root, env=full, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_import_does_not_import_numba_and_missing_numba_falls_back():
+    code = ("import sys, tinyrt; assert 'numba' not in sys.modules\n"
+            "sys.modules['numba'] = None  # as if numba were not installed\n"
+            "import numpy as np\n"
+            "from onnx import helper, TensorProto\n"
+            "g = helper.make_graph([helper.make_node('Relu', ['x'], ['y'])], 'g',"
+            " [helper.make_tensor_value_info('x', TensorProto.FLOAT, [2])],"
+            " [helper.make_tensor_value_info('y', TensorProto.FLOAT, [2])])\n"
+            "m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]).SerializeToString()\n"
+            "s = tinyrt.InferenceSession(m)\n"
+            "assert s.kernels.name == 'numpy', s.kernels.name\n"
+            "print(s.run(None, {'x': np.array([-1, 1], np.float32)})[0].tolist())\n")
+    out = _run_script(code, TINYRT_KERNELS="")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[0.0, 1.0]"
+
+
+def test_cache_dir_follows_environment(tmp_path):
+    code = ("import kernels; print(kernels.cache_dir())")
+    out = _run_script(code, TINYRT_CACHE_DIR=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(tmp_path)

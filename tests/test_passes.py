@@ -1,0 +1,193 @@
+"""The fusion passes: BatchNormalization and per-channel Mul/Add folded into Conv, residual Add and
+activations fused into FusedConv, and what they must leave alone. Results are checked against
+onnxruntime with the project's tolerance, on whatever path TINYRT_KERNELS selects."""
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import tinyrt
+
+
+def _rand(*shape, seed=0):
+    return np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
+
+
+def _model(nodes, inits, x_shape=(2, 6, 9, 9), outputs=("y",), opset=13):
+    graph = helper.make_graph(
+        nodes, "p", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        [numpy_helper.from_array(a, n) for n, a in inits.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]).SerializeToString()
+
+
+def _ops(sess):
+    return [(s.node.op_type, s.node.attrs.get("activation", "")) for s in sess.plan.steps]
+
+
+def _compare(data, x_shape=(2, 6, 9, 9), level=None):
+    options = tinyrt.SessionOptions()
+    if level is not None:
+        options.graph_optimization_level = level
+    sess = tinyrt.InferenceSession(data, options)
+    x = _rand(*x_shape, seed=9)
+    ours = sess.run(None, {"x": x})
+    theirs = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    for a, b in zip(ours, theirs):
+        assert a.shape == b.shape
+        assert np.abs(a - b).max() <= 1e-4 * max(1.0, float(np.abs(b).max()))
+    return sess
+
+
+def _conv_inits(m=8, c=6, k=3, bias=True):
+    inits = {"w": _rand(m, c, k, k, seed=1) * 0.3}
+    if bias:
+        inits["b"] = _rand(m, seed=2)
+    return inits
+
+
+def _bn_inits(m=8):
+    r = np.random.RandomState(3)
+    return {"scale": r.uniform(0.5, 2, m).astype(np.float32), "shift": r.randn(m).astype(np.float32),
+            "mean": r.randn(m).astype(np.float32), "var": r.uniform(0.2, 3, m).astype(np.float32)}
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_batchnorm_folds_into_conv(bias):
+    inits = dict(_conv_inits(bias=bias), **_bn_inits())
+    conv_in = ["x", "w", "b"] if bias else ["x", "w"]
+    nodes = [helper.make_node("Conv", conv_in, ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "scale", "shift", "mean", "var"], ["y"], epsilon=1e-3)]
+    data = _model(nodes, inits)
+    assert _ops(_compare(data)) == [("Conv", "")]
+    off = _compare(data, level=tinyrt.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    assert [op for op, _ in _ops(off)] == ["Conv", "BatchNormalization"]
+
+
+def test_batchnorm_not_after_conv_stays():
+    inits = _bn_inits(6)
+    nodes = [helper.make_node("BatchNormalization", ["x", "scale", "shift", "mean", "var"], ["y"])]
+    assert [op for op, _ in _ops(_compare(_model(nodes, inits)))] == ["BatchNormalization"]
+
+
+def test_batchnorm_after_conv_read_twice_stays():
+    inits = dict(_conv_inits(), **_bn_inits())
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "scale", "shift", "mean", "var"], ["y"]),
+             helper.make_node("Relu", ["c"], ["y2"])]
+    sess = _compare(_model(nodes, inits, outputs=("y", "y2")))
+    assert "BatchNormalization" in [op for op, _ in _ops(sess)]
+
+
+def test_shared_weight_is_not_changed_for_the_other_conv():
+    inits = dict(_conv_inits(), **_bn_inits())
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "scale", "shift", "mean", "var"], ["y"]),
+             helper.make_node("Conv", ["x", "w", "b"], ["y2"], pads=[1, 1, 1, 1])]
+    sess = _compare(_model(nodes, inits, outputs=("y", "y2")))
+    assert [op for op, _ in _ops(sess)] == ["Conv", "Conv"]
+
+
+def test_per_channel_mul_add_sub_div_fold():
+    m = 8
+    inits = dict(_conv_inits(m), mul=np.linspace(0.5, 2, m, dtype=np.float32).reshape(1, m, 1, 1),
+                 add=np.arange(m, dtype=np.float32).reshape(m, 1, 1), sub=np.array(0.25, np.float32),
+                 div=np.array([2.0], np.float32))
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["mul", "c"], ["c1"]),
+             helper.make_node("Add", ["c1", "add"], ["c2"]),
+             helper.make_node("Sub", ["c2", "sub"], ["c3"]),
+             helper.make_node("Div", ["c3", "div"], ["y"])]
+    assert _ops(_compare(_model(nodes, inits))) == [("Conv", "")]
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 9, 9), (9,), (2, 8, 1, 1)])
+def test_mul_that_is_not_per_channel_stays(shape):
+    inits = dict(_conv_inits(), c=_rand(*shape, seed=5))
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c0"], pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["c0", "c"], ["y"])]
+    assert "Mul" in [op for op, _ in _ops(_compare(_model(nodes, inits)))]
+
+
+ACTIVATIONS = [
+    (helper.make_node("Relu", ["c"], ["y"]), {}, "Relu", 13),
+    (helper.make_node("Clip", ["c", "lo", "hi"], ["y"]), {"lo": np.array(0, np.float32), "hi": np.array(6, np.float32)},
+     "Clip", 13),
+    (helper.make_node("Clip", ["c", "lo"], ["y"]), {"lo": np.array(0, np.float32)}, "Relu", 13),
+    (helper.make_node("Clip", ["c"], ["y"], min=-1.0, max=1.5), {}, "Clip", 10),
+    (helper.make_node("LeakyRelu", ["c"], ["y"], alpha=0.2), {}, "LeakyRelu", 13),
+    (helper.make_node("HardSigmoid", ["c"], ["y"]), {}, "HardSigmoid", 13),
+    (helper.make_node("HardSwish", ["c"], ["y"]), {}, "HardSwish", 14),
+    (helper.make_node("Sigmoid", ["c"], ["y"]), {}, "Sigmoid", 13),
+]
+
+
+@pytest.mark.parametrize("case", ACTIVATIONS, ids=[a[2] + str(i) for i, a in enumerate(ACTIVATIONS)])
+def test_activation_fuses(case):
+    node, extra, name, opset = case
+    inits = dict(_conv_inits(), **extra)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), node]
+    assert _ops(_compare(_model(nodes, inits, opset=opset))) == [("FusedConv", name)]
+
+
+def test_torch_hardswish_pattern_fuses():
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("HardSigmoid", ["c"], ["h"], alpha=1.0 / 6),
+             helper.make_node("Mul", ["c", "h"], ["y"])]
+    assert _ops(_compare(_model(nodes, _conv_inits(), opset=11))) == [("FusedConv", "HardSwish")]
+
+
+def test_clip_with_computed_bounds_stays():
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("ReduceMin", ["x"], ["lo"], keepdims=0),
+             helper.make_node("Clip", ["c", "lo"], ["y"])]
+    assert "Clip" in [op for op, _ in _ops(_compare(_model(nodes, _conv_inits())))]
+
+
+def test_conv_output_read_elsewhere_or_graph_output_is_not_fused():
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    sess = _compare(_model(nodes, _conv_inits(), outputs=("y", "c")))
+    assert [op for op, _ in _ops(sess)] == ["Conv", "Relu"]
+
+
+def test_residual_add_then_relu_fuse():
+    inits = dict(_conv_inits(6), **_bn_inits(6))
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "scale", "shift", "mean", "var"], ["n"]),
+             helper.make_node("Add", ["x", "n"], ["s"]),
+             helper.make_node("Relu", ["s"], ["y"])]
+    sess = _compare(_model(nodes, inits))
+    assert _ops(sess) == [("FusedConv", "Relu")]
+    assert sess.plan.steps[0].inputs[3] == "x"
+
+
+def test_activation_then_add_does_not_fold_the_add():
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Add", ["r", "x"], ["y"])]
+    sess = _compare(_model(nodes, _conv_inits(6)))
+    assert _ops(sess) == [("FusedConv", "Relu"), ("Add", "")]
+
+
+def test_passes_are_listed_and_can_be_turned_off():
+    from tinyrt import passes
+    names = [name for name, _ in passes.PASSES]
+    assert any("BatchNormalization" in n for n in names) and any("FusedConv" in n for n in names)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    sess = _compare(_model(nodes, _conv_inits()), level=tinyrt.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    assert _ops(sess) == [("Conv", ""), ("Relu", "")] and sess.applied_passes == []
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_small", "resnet18"])
+def test_whole_models_with_batchnorm_kept(tmp_path, name):
+    torch_models = pytest.importorskip("tests.torch_models")
+    model = torch_models.build(name, seed=1)
+    path = torch_models.export(model, tmp_path / "m.onnx", opset=13, keep_batchnorm=True,
+                               input_shape=(2, 3, 64, 64), input_name="x")
+    assert torch_models.batchnorm_count(path) > 0
+    data = open(path, "rb").read()
+    sess = _compare(data, x_shape=(2, 3, 64, 64))
+    ops = [op for op, _ in _ops(sess)]
+    assert "BatchNormalization" not in ops and "FusedConv" in ops

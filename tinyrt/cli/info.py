@@ -1,0 +1,109 @@
+"""``tinyrt info MODEL``: what is in a model file, and what it costs.
+
+Inputs, outputs, metadata, how ``tinyrt.run`` would prepare a picture, the op histogram of the file as
+written and after tinyrt's passes, the parameter count, and the multiply-accumulates (MACs) of Conv, Gemm
+and MatMul nodes (measured by running the file once on seeded noise: shapes are then known)."""
+import collections
+
+import numpy as np
+
+from ..errors import TinyrtError
+from .common import random_feeds, run_with_hook, session
+
+
+def add_arguments(p):
+    p.add_argument("model", help="the .onnx file")
+    p.add_argument("--no-macs", action="store_true", help="skip the run that measures MACs")
+
+
+def macs_of(op_type, args, outputs, attrs):
+    """Multiply-accumulates of one node, from its input and output arrays (0 for other ops)."""
+    out = outputs[0] if outputs else None
+    if not isinstance(out, np.ndarray):
+        return 0
+    if op_type in ("Conv", "FusedConv") and len(args) > 1 and isinstance(args[1], np.ndarray):
+        w = args[1]
+        return int(out.size) * int(np.prod(w.shape[1:]))       # each output: C/group * kh * kw products
+    if op_type == "ConvTranspose" and isinstance(args[0], np.ndarray):
+        w = args[1]
+        return int(args[0].size) * int(np.prod(w.shape[1:]))
+    if op_type == "MatMul" and isinstance(args[0], np.ndarray):
+        return int(out.size) * int(args[0].shape[-1])
+    if op_type == "Gemm" and isinstance(args[0], np.ndarray):
+        k = args[0].shape[0] if attrs.get("transA", 0) else args[0].shape[-1]
+        return int(out.size) * int(k)
+    return 0
+
+
+def human(n):
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return "%.2f %s" % (n / size, unit)
+    return "%d" % n
+
+
+def command(args):
+    sess = session(args.model, optimized=False)
+    model = sess.model
+    print("model: %s  (IR version %d, producer %s)" % (args.model, model.ir_version, model.producer or "?"))
+    print("opsets: " + ", ".join("%s %d" % (d or "ai.onnx", v) for d, v in sorted(model.opsets.items())))
+    for title, nodeargs in (("inputs", sess.get_inputs()), ("outputs", sess.get_outputs())):
+        print(title + ":")
+        for a in nodeargs:
+            print("  %-20s %-16s %s" % (a.name, a.type, a.shape))
+    if model.metadata:
+        print("metadata:")
+        for key, value in sorted(model.metadata.items()):
+            print("  %s = %s" % (key, value if len(value) < 120 else value[:117] + "..."))
+    _recipe(sess, args.model)
+
+    counts = collections.Counter(step.node.op_type for step in sess.plan.steps)
+    print("ops in the file: %d nodes" % len(sess.plan.steps))
+    for op_type, n in counts.most_common():
+        print("  %-24s %d" % (op_type, n))
+    opt = session(args.model, optimized=True)
+    opt_counts = collections.Counter(step.node.op_type for step in opt.plan.steps)
+    print("after tinyrt's passes: %d nodes (%s)" % (len(opt.plan.steps), ", ".join(opt.applied_passes) or "no pass"))
+    print("  " + ", ".join("%s %d" % kv for kv in opt_counts.most_common()))
+    arrays = [a for a in sess.plan.constants.values() if isinstance(a, np.ndarray)]
+    params = sum(int(a.size) for a in arrays)
+    nbytes = sum(int(a.nbytes) for a in arrays)
+    print("parameters: %s (%d), %.2f MB" % (human(params), params, nbytes / 1e6))
+    if not args.no_macs:
+        _macs(sess)
+    return 0
+
+
+def _recipe(sess, path):
+    from ..api import Model
+    try:
+        m = Model(sess)
+    except TinyrtError as e:
+        print("tinyrt.run: cannot prepare pictures from the metadata alone (%s)"
+              % str(e).split(";")[-1].strip())
+        return
+    names = ", ".join(m.recipe.classes[:10]) + (" ..." if len(m.recipe.classes) > 10 else "")
+    print("tinyrt.run: %s, %d classes (%s); settings from %s" % (m.task, len(m.recipe.classes), names,
+                                                                m.recipe.source))
+    print("  picture -> %s" % m.recipe.describe())
+
+
+def _macs(sess):
+    per_op = collections.Counter()
+
+    def hook(step, args, compute):
+        out = compute()
+        per_op[step.node.op_type] += macs_of(step.node.op_type, args, out, step.node.attrs)
+        return out
+    feeds = random_feeds(sess)
+    try:
+        run_with_hook(sess, feeds, hook)
+    except TinyrtError as e:
+        print("MACs: not measured (the run on seeded noise failed: %s)" % e)
+        return
+    total = sum(per_op.values())
+    shapes = ", ".join("%s %s" % (k, list(v.shape)) for k, v in feeds.items())
+    print("MACs (multiply-accumulates, one run on %s): %s (%d)" % (shapes, human(total), total))
+    for op_type, n in per_op.most_common():
+        if n:
+            print("  %-24s %s  %5.1f%%" % (op_type, human(n), 100.0 * n / total))

@@ -1,0 +1,367 @@
+"""Choosing the kernels a session runs on: numba-compiled (``kernels/``) or tinyrt's numpy ops.
+
+    TINYRT_KERNELS=numba|numpy      environment variable
+    SessionOptions.kernels          "numba" | "numpy" | None (the environment variable, else auto)
+
+Auto is numba when it imports, else numpy; asking for numba where it is missing warns and runs numpy.
+The choice is made at session creation; only then is numba imported (``import tinyrt`` imports numpy
+only).
+
+On the numba path, ``bind`` swaps the function of each Conv / FusedConv / MaxPool / AveragePool / Mul /
+Add step for a kernel wrapper that holds the weights pre-packed (float32, (M, C/group * kh * kw),
+contiguous; the bias as a float32 vector) once, at session creation. A wrapper falls back to the numpy
+op for what its kernel does not cover (other dtypes, 1-D/3-D convs, shapes that broadcast, ...), so the
+results never depend on the path beyond rounding.
+
+Threads: one pool at a time. On the numba path numba's threads run the kernels (``intra_op_num_threads``,
+0 = all cores) and BLAS is held at one thread (every GEMM is called from inside a numba thread); on the
+numpy path BLAS gets ``intra_op_num_threads`` threads.
+"""
+import importlib
+import os
+import sys
+import threading
+import warnings
+
+import numpy as np
+
+from . import limits
+from .threads import blas_threads
+
+CHOICES = ("numba", "numpy")
+_numba_lock = threading.RLock()  # one numba run at a time (its work-queue threading layer is not reentrant)
+
+
+def requested(options=None):
+    """The path asked for: the session option, else TINYRT_KERNELS, else None (auto)."""
+    want = getattr(options, "kernels", None) or os.environ.get("TINYRT_KERNELS", "").strip().lower() or None
+    if want in ("auto", "default"):
+        want = None
+    if want is not None and want not in CHOICES:
+        raise ValueError("kernels=%r: choose one of %s (or leave it unset for the best available)"
+                         % (want, ", ".join(CHOICES)))
+    return want
+
+
+def _import_kernels():
+    """The ``kernels`` package (next to tinyrt), loaded; raises ImportError when numba or it is missing."""
+    try:
+        pkg = importlib.import_module("kernels")
+    except ImportError:
+        # tinyrt/ and kernels/ copied side by side into a folder that is not on sys.path
+        parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if not os.path.isdir(os.path.join(parent, "kernels")):
+            raise
+        sys.path.append(parent)
+        pkg = importlib.import_module("kernels")
+    if not getattr(pkg, "TINYRT_KERNELS", False):
+        raise ImportError("the importable 'kernels' package (%s) is not tinyrt's" % getattr(pkg, "__file__", "?"))
+    return pkg.load()
+
+
+def choose(options=None):
+    """A backend object for ``options``: NumbaBackend or NumpyBackend."""
+    want = requested(options)
+    if want == "numpy":
+        return NumpyBackend()
+    try:
+        return NumbaBackend(_import_kernels())
+    except ImportError as e:
+        if want == "numba":
+            warnings.warn("tinyrt: numba kernels asked for but unavailable (%s); using numpy" % e,
+                          RuntimeWarning, stacklevel=3)
+        return NumpyBackend()
+
+
+class NumpyBackend:
+    name = "numpy"
+
+    def bind(self, plan):
+        return plan
+
+    def running(self, threads):
+        return blas_threads(threads)
+
+
+class _NumbaRunning:
+    """BLAS at one thread, numba at ``threads`` (restored on exit)."""
+
+    def __init__(self, backend, threads):
+        self.backend = backend
+        self.threads = threads
+        self.blas = blas_threads(1)
+        self.previous = None
+
+    def __enter__(self):
+        _numba_lock.acquire()
+        self.blas.__enter__()
+        k = self.backend.k
+        self.previous = k.get_threads()
+        k.set_threads(self.threads)
+        self.backend.threads = k.get_threads()
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.backend.k.set_threads(self.previous)
+            return self.blas.__exit__(*exc)
+        finally:
+            _numba_lock.release()
+
+
+class NumbaBackend:
+    name = "numba"
+
+    def __init__(self, k):
+        self.k = k
+        self.threads = 1
+
+    def running(self, threads):
+        return _NumbaRunning(self, threads)
+
+    def bind(self, plan):
+        """Give each step that a kernel covers its kernel wrapper (recursively into subgraphs)."""
+        for step in plan.steps:
+            make = _WRAPPERS.get((step.node.domain, step.node.op_type))
+            if make is not None:
+                fn = make(self, step, plan.constants)
+                if fn is not None:
+                    step.fn = fn
+            for sub in step.subplans.values():
+                for p in (sub if isinstance(sub, list) else [sub]):
+                    self.bind(p)
+        return plan
+
+
+# --- wrappers -------------------------------------------------------------------------------------------------
+
+_EMPTY3 = np.zeros((1, 1, 1), np.float32)
+_EMPTY4 = np.zeros((1, 1, 1, 1), np.float32)
+
+
+class _ConvKernel:
+    """Conv / FusedConv on the numba kernels, with pre-packed weights."""
+
+    def __init__(self, backend, step, constants):
+        from .ops import _window
+        self.win = _window
+        self.backend = backend
+        self.k = backend.k
+        self.ref = step.fn
+        a = step.attrs
+        W = constants[step.inputs[1]]
+        b_name = step.inputs[2] if len(step.inputs) > 2 else ""
+        self.M = W.shape[0]
+        self.kernel = list(W.shape[2:])
+        self.w = np.ascontiguousarray(W.reshape(self.M, -1), dtype=np.float32)
+        self.wt = np.ascontiguousarray(self.w.T) if W.shape[1] == 1 else None  # depthwise, channels innermost
+        self.bias = (np.ascontiguousarray(constants[b_name].reshape(-1), dtype=np.float32) if b_name
+                     else np.zeros(self.M, np.float32))
+        self.cg = W.shape[1]
+        self.group = int(a.get("group", 1))
+        self.attrs = dict(strides=a.get("strides"), dilations=a.get("dilations"), pads=a.get("pads"),
+                          auto_pad=a.get("auto_pad", "NOTSET"))
+        params = list(a.get("activation_params") or []) + [0.0, 0.0]
+        self.act = self.k.conv.ACT[a.get("activation", "")]
+        self.alpha, self.beta = np.float32(params[0]), np.float32(params[1])
+        self.blas = self.k.conv.HAVE_BLAS
+        self._geometry = {}
+
+    def geometry(self, shape):
+        g = self._geometry.get(shape)
+        if g is None:
+            kernel, strides, dilations, begin, end, out = self.win.geometry(
+                "Conv", list(shape[2:]), self.kernel, **self.attrs)
+            C = shape[1]
+            if min(begin + end) < 0 or C != self.cg * self.group or self.M % self.group:
+                kind = None  # negative pads, bad channel counts: the numpy op handles (or reports) it
+            elif self.group == C and self.cg == 1:
+                kind = "depthwise"
+            elif self.kernel == [1, 1] and strides == [1, 1] and not any(begin + end) and self.group == 1:
+                kind = "pointwise"
+            else:
+                kind = "im2col" if self.blas else None
+            g = (kind, strides, dilations, begin, out)
+            self._geometry[shape] = g
+        return g
+
+    def __call__(self, X, W, B=None, Z=None, **attrs):
+        if X.dtype != np.float32 or X.ndim != 4:
+            return self._ref(X, W, B, Z, attrs)
+        kind, (sh, sw), (dh, dw), (pt, pl), (OH, OW) = self.geometry(X.shape)
+        N = X.shape[0]
+        M = self.M
+        yshape = (N, M, OH, OW)
+        limits.check_shape(yshape, np.float32, "Conv")  # pads/strides from the file: check before allocating
+        limits.spend_macs(N * M * OH * OW * self.w.shape[1], "Conv")
+        has_z = Z is not None
+        if has_z and (Z.shape != yshape or Z.dtype != np.float32):
+            kind = None
+        if kind is None:
+            return self._ref(X, W, B, Z, attrs)
+        x = np.ascontiguousarray(X)
+        conv = self.k.conv
+        T = self.backend.threads
+        if kind == "depthwise":
+            y = np.empty(yshape, np.float32)
+            z = np.ascontiguousarray(Z) if has_z else _EMPTY4
+            if OH * OW <= 784 and M == X.shape[1]:  # small planes (28x28 and below): channels innermost
+                _pick(conv.depthwise_cl, T)(x, self.wt, self.bias, z, has_z, y, self.kernel[0], self.kernel[1],
+                                            sh, sw, dh, dw, pt, pl, self.act, self.alpha, self.beta)
+                return y
+            _pick(conv.depthwise, T)(x, self.w, self.bias, z, has_z, y, self.kernel[0], self.kernel[1], sh, sw, dh, dw,
+                           pt, pl, self.act, self.alpha, self.beta)
+            return y
+        L = OH * OW
+        y = np.empty((N, M, L), np.float32)
+        z = np.ascontiguousarray(Z).reshape(N, M, L) if has_z else _EMPTY3
+        if kind == "pointwise":
+            K = x.shape[1]
+            x3 = x.reshape(N, K, L)
+            if not self.blas:
+                for n in range(N):
+                    np.matmul(self.w, x3[n], out=y[n])
+                _pick(conv.tail, T)(y, self.bias, z, has_z, self.act, self.alpha, self.beta)
+                return y.reshape(yshape)
+            nb, mb = _pointwise_blocks(N, M, L, T)
+            _pick(conv.pointwise, T)(x3, self.w, self.bias, z, has_z, y, self.act, self.alpha, self.beta, nb, mb)
+            return y.reshape(yshape)
+        rows = _im2col_rows(N * self.group, self.w.shape[1], OH, OW, T)
+        _pick(conv.im2col, T)(x, self.w, self.bias, z, has_z, y, self.kernel[0], self.kernel[1], sh, sw, dh, dw, pt, pl,
+                    self.group, OH, OW, self.act, self.alpha, self.beta, rows)
+        return y.reshape(yshape)
+
+    def _ref(self, X, W, B, Z, attrs):
+        if Z is not None:
+            return self.ref(X, W, B, Z, **attrs)
+        return self.ref(X, W, B, **attrs)
+
+
+def _pointwise_blocks(N, M, L, threads):
+    """(columns, rows) of one GEMM block: a block of output about 64K floats, enough blocks for the threads."""
+    nb = L if M * L <= 65536 else max(64, (65536 // M) // 16 * 16)
+    nb = min(nb, L)
+    tiles = N * (-(-L // nb))
+    mb = M
+    if tiles < threads:
+        mb = max(16, -(-M // (-(-threads // tiles))))
+    return nb, mb
+
+
+def _im2col_rows(images, kc, OH, OW, threads):
+    """Output rows per im2col block: a column buffer of about 64K floats, enough blocks for the threads."""
+    rows = max(1, min(OH, 65536 // max(1, kc * OW)))
+    while rows > 1 and images * (-(-OH // rows)) < threads:
+        rows = (rows + 1) // 2
+    return rows
+
+
+def _conv(backend, step, constants):
+    w_name = step.inputs[1] if len(step.inputs) > 1 else ""
+    b_name = step.inputs[2] if len(step.inputs) > 2 else ""
+    if w_name not in constants or (b_name and b_name not in constants):
+        return None
+    W = constants[w_name]
+    if W.ndim != 4 or W.dtype != np.float32:
+        return None
+    return _ConvKernel(backend, step, constants)
+
+
+def _pick(kernel, threads):
+    """The threaded kernel, or its serial twin at one thread (no parallel launch to pay for)."""
+    return kernel if threads > 1 else kernel.serial
+
+
+class _PoolKernel:
+    def __init__(self, backend, step, op_type):
+        from .ops import pool
+        self.pool = pool
+        self.backend = backend
+        self.k = backend.k
+        self.ref = step.fn
+        self.op_type = op_type
+        a = step.attrs
+        self.args = (a.get("kernel_shape"), a.get("strides"), a.get("dilations"), a.get("pads"),
+                     a.get("auto_pad", "NOTSET"), a.get("ceil_mode", 0))
+        self.include_pad = bool(a.get("count_include_pad", 0))
+        self._geometry = {}
+
+    def __call__(self, X, **attrs):
+        if X.dtype != np.float32 or X.ndim != 4:
+            return self.ref(X, **attrs)
+        g = self._geometry.get(X.shape)
+        if g is None:
+            g = self.pool._Geometry(self.op_type, X, *self.args)
+            self._geometry[X.shape] = g
+        if min(g.begin + g.end) < 0:
+            return self.ref(X, **attrs)
+        x = np.ascontiguousarray(X)
+        y = np.empty(X.shape[:2] + tuple(g.out), np.float32)
+        (kh, kw), (sh, sw), (dh, dw), (pt, pl) = g.kernel, g.strides, g.dilations, g.begin
+        if self.op_type == "MaxPool":
+            _pick(self.k.pool.max_pool, self.backend.threads)(x, y, kh, kw, sh, sw, dh, dw, pt, pl)
+        else:
+            _pick(self.k.pool.avg_pool, self.backend.threads)(x, y, kh, kw, sh, sw, dh, dw, pt, pl, g.end[0],
+                                                              g.end[1], self.include_pad)
+        return y
+
+
+def _max_pool(backend, step, constants):
+    if any(step.outputs[1:]):  # Indices wanted: the numpy op
+        return None
+    return _PoolKernel(backend, step, "MaxPool")
+
+
+def _avg_pool(backend, step, constants):
+    return _PoolKernel(backend, step, "AveragePool")
+
+
+class _MulKernel:
+    """Mul of (N, C, H, W) by (N, C, 1, 1) (squeeze-excite gating), either order."""
+
+    def __init__(self, backend, step):
+        self.backend = backend
+        self.k = backend.k
+        self.ref = step.fn
+
+    def __call__(self, A, B, **attrs):
+        if A.dtype == np.float32 and B.dtype == np.float32 and A.ndim == 4 and B.ndim == 4:
+            if B.shape[2:] == (1, 1) and A.shape[:2] == B.shape[:2] and A.shape[2] * A.shape[3] > 1:
+                x, s = A, B
+            elif A.shape[2:] == (1, 1) and A.shape[:2] == B.shape[:2] and B.shape[2] * B.shape[3] > 1:
+                x, s = B, A
+            else:
+                return self.ref(A, B, **attrs)
+            N, C, H, W = x.shape
+            y = np.empty(x.shape, np.float32)
+            scale = _pick(self.k.eltwise.channel_scale, self.backend.threads)
+            scale(np.ascontiguousarray(x).reshape(N, C, H * W), s.reshape(N, C), y.reshape(N, C, H * W))
+            return y
+        return self.ref(A, B, **attrs)
+
+
+class _AddKernel:
+    """Add of two float32 arrays of one shape, over numba's threads."""
+
+    def __init__(self, backend, step):
+        self.backend = backend
+        self.k = backend.k
+        self.ref = step.fn
+
+    def __call__(self, A, B, **attrs):
+        if A.dtype == np.float32 and B.dtype == np.float32 and A.shape == B.shape and A.size >= 65536:
+            y = np.empty(A.shape, np.float32)
+            add = _pick(self.k.eltwise.add, self.backend.threads)
+            add(np.ascontiguousarray(A).reshape(-1), np.ascontiguousarray(B).reshape(-1), y.reshape(-1))
+            return y
+        return self.ref(A, B, **attrs)
+
+
+_WRAPPERS = {
+    ("", "Conv"): _conv,
+    ("ai.tinyrt", "FusedConv"): _conv,
+    ("", "MaxPool"): _max_pool,
+    ("", "AveragePool"): _avg_pool,
+    ("", "Mul"): lambda backend, step, constants: _MulKernel(backend, step),
+    ("", "Add"): lambda backend, step, constants: _AddKernel(backend, step),
+}
