@@ -68,13 +68,7 @@ class Node:
         return "%s%s-%s (node %r)" % (domain, self.op_type, self.opset, self.name or self.outputs[:1])
 
     def subgraphs(self):
-        for value in self.attrs.values():
-            if isinstance(value, Graph):
-                yield value
-            elif isinstance(value, list):
-                for v in value:
-                    if isinstance(v, Graph):
-                        yield v
+        return _subgraphs(self.attrs)
 
     def __repr__(self):
         return "Node(%s, %s -> %s)" % (self.op_type, self.inputs, self.outputs)

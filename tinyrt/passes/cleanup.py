@@ -2,7 +2,7 @@
 from ..plan import free_values
 
 
-def _readers(graph):
+def readers(graph):
     """name -> number of reads by nodes (subgraph reads of outer values included) and graph outputs."""
     reads = {}
     for node in graph.nodes:
@@ -55,7 +55,7 @@ def remove_dead_nodes(graph):
     """Drop nodes none of whose outputs is read. True when something changed."""
     changed = False
     while True:
-        reads = _readers(graph)
+        reads = readers(graph)
         alive = [n for n in graph.nodes if any(out and out in reads for out in n.outputs)]
         if len(alive) == len(graph.nodes):
             break

@@ -14,23 +14,14 @@ with another node is never changed under it. The arithmetic is done in float64 a
 """
 import numpy as np
 
-from ..plan import free_values
+from . import cleanup
 
 TINYRT_DOMAIN = "ai.tinyrt"
 
 
 # --- helpers shared with fuse_activation ------------------------------------------------------------------
 
-def readers(graph):
-    """name -> number of reads (node inputs, subgraph reads of outer values, graph outputs count one each)."""
-    reads = {}
-    for node in graph.nodes:
-        for name in list(node.inputs) + free_values(node):
-            if name:
-                reads[name] = reads.get(name, 0) + 1
-    for spec in graph.outputs:
-        reads[spec.name] = reads.get(spec.name, 0) + 1
-    return reads
+readers = cleanup.readers  # name -> number of reads (nodes, subgraphs' outer reads, graph outputs)
 
 
 def producers(graph):
