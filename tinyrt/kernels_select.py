@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 
 from . import limits
+from .errors import InputError
 from .threads import blas_threads
 
 CHOICES = ("numba", "numpy")
@@ -38,7 +39,7 @@ def requested(options=None):
     if want in ("auto", "default"):
         want = None
     if want is not None and want not in CHOICES:
-        raise ValueError("kernels=%r: choose one of %s (or leave it unset for the best available)"
+        raise InputError("kernels=%r: choose one of %s (or leave it unset for the best available)"
                          % (want, ", ".join(CHOICES)))
     return want
 

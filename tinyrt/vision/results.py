@@ -13,6 +13,8 @@ All of them print readably.
 """
 import numpy as np
 
+from ..errors import InputError
+
 KEYS = {
     "en": ("label", "score", "name", "box"),
     "zh": ("标签", "置信度", "预测结果", "坐标"),      # MMEdu / BaseDeploy
@@ -21,7 +23,7 @@ KEYS = {
 
 def check_lang(lang):
     if lang not in KEYS:
-        raise ValueError("lang=%r: one of %s" % (lang, ", ".join(sorted(KEYS))))
+        raise InputError("lang=%r: one of %s" % (lang, ", ".join(sorted(KEYS))))
     return lang
 
 
