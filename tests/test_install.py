@@ -54,20 +54,11 @@ def _venv_python(venv):
 def reference(tmp_path_factory):
     """model.onnx (MobileNetV2 0.75, 160x160, opset 11, torch), input.npy, expected.npy (onnxruntime)."""
     pytest.importorskip("torch")
-    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime")
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import torch_models as tm
-
-    d = tmp_path_factory.mktemp("install_ref")
-    model = tm.mobilenet_v2(seed=4, num_classes=100, width_mult=0.75, input_size=160)
-    path = tm.export(model, d / "model.onnx", 11, dynamo=False, input_shape=(1, 3, 160, 160))
-    x = tm.make_input((1, 3, 160, 160), seed=8)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    expected = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
-    np.save(d / "input.npy", x)
-    np.save(d / "expected.npy", expected)
-    return d
+    return tm.reference_files(tmp_path_factory.mktemp("install_ref"), opset=11, seed=4, input_seed=8,
+                              num_classes=100, width_mult=0.75, size=160)
 
 
 def test_fresh_venv_install(reference, tmp_path):

@@ -72,20 +72,11 @@ SCRIPT = textwrap.dedent(r'''
 def mobilenet_files(tmp_path_factory):
     """model.onnx (MobileNetV2 1.0, 224x224, opset 13), input.npy and onnxruntime's expected.npy."""
     pytest.importorskip("torch")
-    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime")
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import torch_models as tm
-
-    d = tmp_path_factory.mktemp("isolation")
-    model = tm.mobilenet_v2(seed=3, num_classes=1000, width_mult=1.0, input_size=224)
-    path = tm.export(model, d / "model.onnx", 13, dynamo=False, input_shape=(1, 3, 224, 224))
-    x = tm.make_input((1, 3, 224, 224), seed=7)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    expected = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
-    np.save(d / "input.npy", x)
-    np.save(d / "expected.npy", expected)
-    return d
+    return tm.reference_files(tmp_path_factory.mktemp("isolation"), opset=13, seed=3, input_seed=7,
+                              num_classes=1000, width_mult=1.0, size=224)
 
 
 def test_runs_with_only_numpy(mobilenet_files):

@@ -395,3 +395,20 @@ def batchnorm_count(path_or_model):
     count = sum(n.op_type == "BatchNormalization" for n in m.graph.node)
     count += sum(n.op_type == "BatchNormalization" for f in m.functions for n in f.node)
     return count
+
+
+def reference_files(folder, opset, seed, input_seed, num_classes, width_mult, size):
+    """Write ``folder``/model.onnx (a MobileNetV2 from torch), input.npy and onnxruntime's expected.npy.
+
+    For tests that check a tinyrt somewhere else (a subprocess, a fresh venv) against the oracle.
+    """
+    import onnxruntime as ort
+    model = mobilenet_v2(seed=seed, num_classes=num_classes, width_mult=width_mult, input_size=size)
+    path = export(model, folder / "model.onnx", opset, dynamo=False, input_shape=(1, 3, size, size))
+    x = make_input((1, 3, size, size), seed=input_seed)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    expected = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    np.save(folder / "input.npy", x)
+    np.save(folder / "expected.npy", expected)
+    return folder
