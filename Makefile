@@ -16,8 +16,10 @@ setup: $(VENV)/.installed
 demo: setup
 	$(PY) -m exporter demo
 
+# Every test on both kernel paths: numba (the default where it imports), then tinyrt's numpy ops.
 test: setup
 	$(PY) -m pytest
+	TINYRT_KERNELS=numpy $(PY) -m pytest -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .pytest_cache
