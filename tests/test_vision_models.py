@@ -49,20 +49,13 @@ def _mmedu(folder):
     import torch
     sys.path.insert(0, HERE)
     import torch_models
+    from exporter.convert import ClassifierExport
     from exporter.models.mobilenetv2 import MobileNetV2
-
-    class Softmaxed(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, x):
-            return torch.softmax(self.net(x), dim=1)
 
     torch.manual_seed(2)
     net = torch_models.randomize(MobileNetV2(num_classes=len(MMEDU_CLASSES), width_mult=0.35), seed=2,
                                  input_shape=(4, 3, 224, 224))
-    module = Softmaxed(net).eval()
+    module = ClassifierExport(net)  # the network followed by Softmax, as MMEdu's convert writes it
     path = os.path.join(folder, "mmedu_catdog.onnx")
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
