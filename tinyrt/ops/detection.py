@@ -120,9 +120,11 @@ def _scalar(v, dtype, default):
     return default if v.size == 0 else dtype(v[0])
 
 
-@op("NonMaxSuppression", 10, 11, check=_check_nms)  # 11: no change beyond the spec text
-def nonmaxsuppression_10(boxes, scores, max_output_boxes_per_class=None, iou_threshold=None,
-                         score_threshold=None, *, center_point_box=0):
+def nms_arguments(boxes, scores, max_output_boxes_per_class, iou_threshold, score_threshold):
+    """(max_out, iou_threshold, score_threshold or None), checked; the shapes checked too.
+
+    Shared with the numba kernel's wrapper (tinyrt/kernels_select.py), so both paths refuse the same inputs.
+    """
     if boxes.ndim != 3 or scores.ndim != 3 or boxes.shape[2] != 4 or \
             boxes.shape[0] != scores.shape[0] or boxes.shape[1] != scores.shape[2]:
         raise InputError("NonMaxSuppression: boxes must be [B, N, 4] and scores [B, C, N], got %s and %s"
@@ -131,7 +133,14 @@ def nonmaxsuppression_10(boxes, scores, max_output_boxes_per_class=None, iou_thr
     iou_thr = _scalar(iou_threshold, np.float32, np.float32(0))
     if not 0 <= iou_thr <= 1:
         raise InputError("NonMaxSuppression: iou_threshold must be in [0, 1], got %s" % iou_thr)
-    score_thr = _scalar(score_threshold, np.float32, None)
+    return max_out, iou_thr, _scalar(score_threshold, np.float32, None)
+
+
+@op("NonMaxSuppression", 10, 11, check=_check_nms)  # 11: no change beyond the spec text
+def nonmaxsuppression_10(boxes, scores, max_output_boxes_per_class=None, iou_threshold=None,
+                         score_threshold=None, *, center_point_box=0):
+    max_out, iou_thr, score_thr = nms_arguments(boxes, scores, max_output_boxes_per_class, iou_threshold,
+                                                score_threshold)
     if max_out == 0:  # absent or 0: no boxes at all
         return np.zeros((0, 3), dtype=np.int64)
 
