@@ -9,6 +9,7 @@ kernel keeps the contract of tinyrt's numpy op of the same name and is tested ag
                padding, with no padded copy); every other 2-D conv as im2col + GEMM per block of rows.
     pool.py    2-D MaxPool and AveragePool (padding, ceil mode, dilations, count_include_pad).
     eltwise.py the tails that are left after fusion: channel scaling (squeeze-excite Mul) and Add.
+    detection.py NonMaxSuppression: per (batch, class) sort and greedy suppression, compiled.
     _blas.py   the sgemm of the OpenBLAS numpy already loaded, callable from compiled code.
 
 Compilation happens on first use, never at import, and the result is cached on disk (numba's
@@ -83,7 +84,7 @@ def load():
             numba.config.THREADING_LAYER = "workqueue"
         from . import _blas
         _install_cache_locator("blas%d" % _blas.INT_BITS if _blas.AVAILABLE else "noblas")
-        from . import conv, pool, eltwise  # noqa: F401
+        from . import conv, pool, eltwise, detection  # noqa: F401
         _loaded = sys.modules[__name__]
     return _loaded
 
