@@ -4,10 +4,12 @@ tinyrt uses them when numba imports (``tinyrt/kernels_select.py`` chooses, at se
 kernel keeps the contract of tinyrt's numpy op of the same name and is tested against it
 (tests/test_kernels.py).
 
-    conv.py    pointwise (1x1) conv as BLAS GEMMs over column blocks, with bias, residual and activation
-               applied to each block while it is in cache; depthwise conv (any kernel, stride, dilation,
-               padding, with no padded copy); every other 2-D conv as im2col + GEMM per block of rows.
-    pool.py    2-D MaxPool and AveragePool (padding, ceil mode, dilations, count_include_pad).
+    conv.py    2-D convs writing channels-last (NHWC) memory: pointwise (1x1) as BLAS GEMMs over blocks
+               of pixels, with bias, residual and activation applied to each block while it is in cache;
+               depthwise (any kernel, stride, dilation, padding, with no padded copy); every other conv
+               as im2col + GEMM per block of rows.
+    pool.py    2-D MaxPool and AveragePool on channels-last memory (padding, ceil mode, dilations,
+               count_include_pad).
     eltwise.py the tails that are left after fusion: channel scaling (squeeze-excite Mul) and Add.
     detection.py NonMaxSuppression: per (batch, class) sort and greedy suppression, compiled.
     _blas.py   the sgemm of the OpenBLAS numpy already loaded, callable from compiled code.

@@ -15,7 +15,7 @@ import os
 from numba import types
 
 SYMBOL = "tinyrt_cblas_sgemm"
-ROW_MAJOR, NO_TRANS = 101, 111
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 # (name, integer width): plain OpenBLAS, numpy >= 2's scipy-openblas (64-bit ints), numpy 1.x wheels.
 _CANDIDATES = [("scipy_cblas_sgemm64_", 64), ("cblas_sgemm64_", 64), ("scipy_cblas_sgemm", 32),

@@ -1,7 +1,8 @@
 """The elementwise tails left after fusion, over numba's threads.
 
 * ``channel_scale``: y = x * s with x (N, C, H, W) and s (N, C, 1, 1): the gating Mul of a
-  squeeze-excite block (s is the sigmoid / hard-sigmoid of the excitation, already fused into its conv).
+  squeeze-excite block (s is the sigmoid / hard-sigmoid of the excitation, already fused into its conv),
+  on channels-last memory (x and y as (N, H * W, C)), the layout the convs write.
 * ``add``: y = a + b for two float32 arrays of one shape (a residual Add that could not be fused).
 """
 from numba import prange
@@ -11,13 +12,13 @@ from ._jit import kernel
 
 @kernel
 def channel_scale(x, s, y):
-    N, C, L = x.shape
-    for t in prange(N * C):
-        n = t // C
-        c = t % C
-        g = s[n, c]
-        for i in range(L):
-            y[n, c, i] = x[n, c, i] * g
+    """x, y (N, P, C) channels-last, s (N, C)."""
+    N, P, C = x.shape
+    for t in prange(N * P):
+        n = t // P
+        p = t % P
+        for c in range(C):
+            y[n, p, c] = x[n, p, c] * s[n, c]
 
 
 @kernel

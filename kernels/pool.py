@@ -1,4 +1,7 @@
-"""2-D pooling kernels (float32, NCHW): MaxPool and AveragePool.
+"""2-D pooling kernels on channels-last memory (float32, NHWC): MaxPool and AveragePool.
+
+x (N, H, W, C), y (N, OH, OW, C): each output pixel combines its window's taps with one loop over the
+channels (vectorised), the layout the conv kernels read and write (see conv.py).
 
 Geometry comes from the caller (tinyrt's ``_window.geometry``): pads_begin (pt, pl), the model's end pads
 (pb, pr, for count_include_pad) and the output size through ``y``. Taps that fall outside the input are
@@ -11,28 +14,36 @@ from numba import njit, prange
 
 from ._jit import kernel
 
+U = np.uint64  # unsigned indices: no negative-index wraparound, loops vectorise
+
 
 @kernel
 def max_pool(x, y, kh, kw, sh, sw, dh, dw, pt, pl):
-    N, C, H, W = x.shape
-    OH, OW = y.shape[2], y.shape[3]
-    for t in prange(N * C):
-        n = t // C
-        c = t % C
-        for oy in range(OH):
-            for ox in range(OW):
-                best = -np.inf
-                for i in range(kh):
-                    iy = oy * sh - pt + i * dh
-                    if iy < 0 or iy >= H:
+    N, H, W, C = x.shape
+    OH, OW = y.shape[1], y.shape[2]
+    x1 = x.reshape(-1)
+    y1 = y.reshape(-1)
+    Cu = U(C)
+    for t in prange(N * OH):
+        n = t // OH
+        oy = t % OH
+        for ox in range(OW):
+            yo = U(((n * OH + oy) * OW + ox) * C)
+            for c in range(Cu):
+                y1[yo + c] = -np.inf
+            for i in range(kh):
+                iy = oy * sh - pt + i * dh
+                if iy < 0 or iy >= H:
+                    continue
+                for j in range(kw):
+                    ix = ox * sw - pl + j * dw
+                    if ix < 0 or ix >= W:
                         continue
-                    for j in range(kw):
-                        ix = ox * sw - pl + j * dw
-                        if ix >= 0 and ix < W:
-                            v = x[n, c, iy, ix]
-                            if v > best or v != v:  # NaN wins, as np.maximum lets it
-                                best = v
-                y[n, c, oy, ox] = best
+                    xo = U(((n * H + iy) * W + ix) * C)
+                    for c in range(Cu):
+                        v = x1[xo + c]
+                        best = y1[yo + c]
+                        y1[yo + c] = v if (v > best or v != v) else best  # NaN wins, as np.maximum lets it
 
 
 @njit(cache=True)
@@ -48,24 +59,32 @@ def _count(o, s, pad, k, d, lo, hi):
 
 @kernel
 def avg_pool(x, y, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, include_pad):
-    N, C, H, W = x.shape
-    OH, OW = y.shape[2], y.shape[3]
+    N, H, W, C = x.shape
+    OH, OW = y.shape[1], y.shape[2]
     ylo, yhi = (-pt, H + pb) if include_pad else (0, H)
     xlo, xhi = (-pl, W + pr) if include_pad else (0, W)
-    for t in prange(N * C):
-        n = t // C
-        c = t % C
-        for oy in range(OH):
-            cy = _count(oy, sh, pt, kh, dh, ylo, yhi)
-            for ox in range(OW):
-                s = np.float32(0)
-                for i in range(kh):
-                    iy = oy * sh - pt + i * dh
-                    if iy < 0 or iy >= H:
+    x1 = x.reshape(-1)
+    y1 = y.reshape(-1)
+    Cu = U(C)
+    for t in prange(N * OH):
+        n = t // OH
+        oy = t % OH
+        cy = _count(oy, sh, pt, kh, dh, ylo, yhi)
+        for ox in range(OW):
+            yo = U(((n * OH + oy) * OW + ox) * C)
+            for c in range(Cu):
+                y1[yo + c] = 0
+            for i in range(kh):
+                iy = oy * sh - pt + i * dh
+                if iy < 0 or iy >= H:
+                    continue
+                for j in range(kw):
+                    ix = ox * sw - pl + j * dw
+                    if ix < 0 or ix >= W:
                         continue
-                    for j in range(kw):
-                        ix = ox * sw - pl + j * dw
-                        if ix >= 0 and ix < W:
-                            s += x[n, c, iy, ix]
-                cnt = max(cy * _count(ox, sw, pl, kw, dw, xlo, xhi), 1)
-                y[n, c, oy, ox] = s / np.float32(cnt)
+                    xo = U(((n * H + iy) * W + ix) * C)
+                    for c in range(Cu):
+                        y1[yo + c] += x1[xo + c]
+            cnt = np.float32(max(cy * _count(ox, sw, pl, kw, dw, xlo, xhi), 1))
+            for c in range(Cu):
+                y1[yo + c] /= cnt

@@ -149,6 +149,8 @@ def run_case(case, have=None, timeout=60.0, use_ort=True):
         declared = declared[:1]
     status, reason, via = node_suite.run_with_timeout(
         lambda: node_suite.check_model(model_bytes, data_sets, declared, use_ort=use_ort), timeout)
+    if status == "failed" and case.suite == "light" and use_ort:
+        status, reason, via = _check_logits_instead(model, data_sets, declared, timeout, (status, reason, via))
     opset = default_opset(model)
     if status == "refused" and opset is not None and opset < 7:
         # tinyrt's scope starts at opset 7 (DESIGN: ops register the schema in effect at 7 onwards), so an
@@ -191,6 +193,35 @@ def _upgrade(model, opset, keep_first_output=False):
     if keep_first_output:
         del m.graph.output[1:]
     return m.SerializeToString()
+
+
+def _check_logits_instead(model, data_sets, declared, timeout, failed):
+    """A light model ending in a Softmax over logits so large that float32 rounding decides it: compare
+    the logits (with onnxruntime) instead of the probabilities.
+
+    light_squeezenet's logits are ~9.5e9, where one float32 step is 1024: the softmax of 1,000 such
+    near-equal logits is 1/k on the k logits that round to the maximum and 0 elsewhere, so it depends on
+    the summation order inside the convs, which no two runtimes share (tinyrt's own two paths, or one
+    path at 1 and 2 threads, give different k). The logits themselves are held to the usual tolerance.
+    """
+    import onnx
+    out = model.graph.output[0].name
+    last = [n for n in model.graph.node if out in n.output]
+    if not last or last[0].op_type != "Softmax":
+        return failed
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    del m.graph.output[:]
+    m.graph.output.append(onnx.helper.make_empty_tensor_value_info(last[0].input[0]))
+    logits_model = m.SerializeToString()
+    ins = data_sets[0][0]
+    logits = node_suite.ort_run(logits_model, ins)[0]
+    if not np.abs(logits).max() * 2.0 ** -23 > 1:  # a float32 step below 1: the softmax is well posed
+        return failed
+    status, reason, via = node_suite.run_with_timeout(
+        lambda: node_suite.check_model(logits_model, [(ins, [logits])], declared, use_ort=False), timeout)
+    note = "compared the logits (max |logit| %.3g: float32 rounding decides the softmax)" % np.abs(logits).max()
+    return status, (note if status == "passed" else reason + " [" + note + "]"), True
 
 
 def _only_first_output(model):

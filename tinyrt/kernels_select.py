@@ -8,10 +8,16 @@ The choice is made at session creation; only then is numba imported (``import ti
 only).
 
 On the numba path, ``bind`` swaps the function of each Conv / FusedConv / MaxPool / AveragePool / Mul /
-Add step for a kernel wrapper that holds the weights pre-packed (float32, (M, C/group * kh * kw),
-contiguous; the bias as a float32 vector) once, at session creation. A wrapper falls back to the numpy
-op for what its kernel does not cover (other dtypes, 1-D/3-D convs, shapes that broadcast, ...), so the
-results never depend on the path beyond rounding.
+Add step for a kernel wrapper that holds the weights packed (float32, in the layout its kernel reads,
+packed once, on first use; the bias as a float32 vector). A wrapper falls back to the numpy op for what
+its kernel does not cover (other dtypes, 1-D/3-D convs, shapes that broadcast, ...), so the results
+never depend on the path beyond rounding.
+
+Layout: the conv and pool kernels write channels-last memory and return it as an (N, C, H, W) view
+(``y.transpose(0, 3, 1, 2)``), so a chain of convs never transposes anything; every other op sees an
+ordinary array of the ONNX shape (numpy follows the strides), and the session hands out contiguous
+outputs. A kernel given NCHW memory (the model's input, a Concat's result) copies it to channels-last
+first, or, for a 1x1 conv or the stem, reads it as it is.
 
 Threads: one pool at a time. On the numba path numba's threads run the kernels (``intra_op_num_threads``,
 0 = all cores) and BLAS is held at one thread (every GEMM is called from inside a numba thread); on the
@@ -136,12 +142,25 @@ class NumbaBackend:
 
 # --- wrappers -------------------------------------------------------------------------------------------------
 
-_EMPTY3 = np.zeros((1, 1, 1), np.float32)
-_EMPTY4 = np.zeros((1, 1, 1, 1), np.float32)
+_EMPTY4 = np.zeros((1, 1, 1, 1), np.float32)  # no residual input
+
+
+def channels_last_memory(a):
+    """True when the (N, C, H, W) array ``a`` is a view of contiguous (N, H, W, C) memory."""
+    return a.ndim == 4 and a.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def to_channels_last(a):
+    """(N, C, H, W) -> contiguous (N, H, W, C): free for a view of such memory, else one copy."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1))
 
 
 class _ConvKernel:
-    """Conv / FusedConv on the numba kernels, with pre-packed weights."""
+    """Conv / FusedConv on the numba kernels (kernels/conv.py), with weights packed once.
+
+    The result is an (N, M, OH, OW) view of channels-last memory, which the next conv reads as it is;
+    every other op sees an ordinary numpy array of the right shape (numpy follows the strides).
+    """
 
     def __init__(self, backend, step, constants):
         from .ops import _window
@@ -152,13 +171,11 @@ class _ConvKernel:
         a = step.attrs
         W = constants[step.inputs[1]]
         b_name = step.inputs[2] if len(step.inputs) > 2 else ""
-        self.M = W.shape[0]
+        self.W = np.asarray(W, dtype=np.float32)
+        self.M, self.cg = W.shape[:2]
         self.kernel = list(W.shape[2:])
-        self.w = np.ascontiguousarray(W.reshape(self.M, -1), dtype=np.float32)
-        self.wt = np.ascontiguousarray(self.w.T) if W.shape[1] == 1 else None  # depthwise, channels innermost
         self.bias = (np.ascontiguousarray(constants[b_name].reshape(-1), dtype=np.float32) if b_name
                      else np.zeros(self.M, np.float32))
-        self.cg = W.shape[1]
         self.group = int(a.get("group", 1))
         self.attrs = dict(strides=a.get("strides"), dilations=a.get("dilations"), pads=a.get("pads"),
                           auto_pad=a.get("auto_pad", "NOTSET"))
@@ -167,6 +184,22 @@ class _ConvKernel:
         self.alpha, self.beta = np.float32(params[0]), np.float32(params[1])
         self.blas = self.k.conv.HAVE_BLAS
         self._geometry = {}
+        self._packed = {}
+
+    def packed(self, layout):
+        """The weights in the layout a kernel reads, made on first use (a conv needs one or two of them)."""
+        w = self._packed.get(layout)
+        if w is None:
+            M, cg, (kh, kw), g = self.M, self.cg, self.kernel, self.group
+            if layout == "taps":         # depthwise: (kh * kw, C)
+                w = self.W.reshape(M, kh * kw).T
+            elif layout == "tap-major":  # im2col from NHWC: rows (i, j, c) per group
+                w = self.W.reshape(g, M // g, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(g, kh * kw * cg, M // g)
+            else:                        # "channel-major", im2col from NCHW: rows (c, i, j); pointwise: (K, M)
+                w = self.W.reshape(g, M // g, cg * kh * kw).transpose(0, 2, 1)
+            w = np.ascontiguousarray(w)
+            self._packed[layout] = w
+        return w
 
     def geometry(self, shape):
         g = self._geometry.get(shape)
@@ -176,12 +209,14 @@ class _ConvKernel:
             C = shape[1]
             if min(begin + end) < 0 or C != self.cg * self.group or self.M % self.group:
                 kind = None  # negative pads, bad channel counts: the numpy op handles (or reports) it
-            elif self.group == C and self.cg == 1:
+            elif self.group == C == self.M and self.cg == 1:
                 kind = "depthwise"
+            elif not self.blas:
+                kind = None
             elif self.kernel == [1, 1] and strides == [1, 1] and not any(begin + end) and self.group == 1:
                 kind = "pointwise"
             else:
-                kind = "im2col" if self.blas else None
+                kind = "im2col"
             g = (kind, strides, dilations, begin, out)
             self._geometry[shape] = g
         return g
@@ -190,47 +225,38 @@ class _ConvKernel:
         if X.dtype != np.float32 or X.ndim != 4:
             return self._ref(X, W, B, Z, attrs)
         kind, (sh, sw), (dh, dw), (pt, pl), (OH, OW) = self.geometry(X.shape)
-        N = X.shape[0]
-        M = self.M
+        N, C, M = X.shape[0], X.shape[1], self.M
         yshape = (N, M, OH, OW)
         limits.check_shape(yshape, np.float32, "Conv")  # pads/strides from the file: check before allocating
-        limits.spend_macs(N * M * OH * OW * self.w.shape[1], "Conv")
+        limits.spend_macs(N * M * OH * OW * self.cg * self.kernel[0] * self.kernel[1], "Conv")
         has_z = Z is not None
-        if has_z and (Z.shape != yshape or Z.dtype != np.float32):
-            kind = None
-        if kind is None:
+        if kind is None or (has_z and (Z.shape != yshape or Z.dtype != np.float32)):
             return self._ref(X, W, B, Z, attrs)
-        x = np.ascontiguousarray(X)
-        conv = self.k.conv
-        T = self.backend.threads
-        if kind == "depthwise":
-            y = np.empty(yshape, np.float32)
-            z = np.ascontiguousarray(Z) if has_z else _EMPTY4
-            if OH * OW <= 784 and M == X.shape[1]:  # small planes (28x28 and below): channels innermost
-                _pick(conv.depthwise_cl, T)(x, self.wt, self.bias, z, has_z, y, self.kernel[0], self.kernel[1],
-                                            sh, sw, dh, dw, pt, pl, self.act, self.alpha, self.beta)
-                return y
-            _pick(conv.depthwise, T)(x, self.w, self.bias, z, has_z, y, self.kernel[0], self.kernel[1], sh, sw, dh, dw,
-                           pt, pl, self.act, self.alpha, self.beta)
-            return y
-        L = OH * OW
-        y = np.empty((N, M, L), np.float32)
-        z = np.ascontiguousarray(Z).reshape(N, M, L) if has_z else _EMPTY3
+        conv, T = self.k.conv, self.backend.threads
+        y = np.empty((N, OH, OW, M), np.float32)
+        z = to_channels_last(Z) if has_z else _EMPTY4
+        tail = (self.act, self.alpha, self.beta)
+        kh, kw = self.kernel
         if kind == "pointwise":
-            K = x.shape[1]
-            x3 = x.reshape(N, K, L)
-            if not self.blas:
-                for n in range(N):
-                    np.matmul(self.w, x3[n], out=y[n])
-                _pick(conv.tail, T)(y, self.bias, z, has_z, self.act, self.alpha, self.beta)
-                return y.reshape(yshape)
-            nb, mb = _pointwise_blocks(N, M, L, T)
-            _pick(conv.pointwise, T)(x3, self.w, self.bias, z, has_z, y, self.act, self.alpha, self.beta, nb, mb)
-            return y.reshape(yshape)
-        rows = _im2col_rows(N * self.group, self.w.shape[1], OH, OW, T)
-        _pick(conv.im2col, T)(x, self.w, self.bias, z, has_z, y, self.kernel[0], self.kernel[1], sh, sw, dh, dw, pt, pl,
-                    self.group, OH, OW, self.act, self.alpha, self.beta, rows)
-        return y.reshape(yshape)
+            L = OH * OW
+            if channels_last_memory(X):
+                x, nchw = X.transpose(0, 2, 3, 1).reshape(N, L, C), False
+            else:
+                x, nchw = np.ascontiguousarray(X).reshape(N, C, L), True
+            _pick(conv.pointwise, T)(x, nchw, self.packed("channel-major")[0], self.bias, z, has_z, y, *tail,
+                                     _pointwise_rows(N, M, L, T))
+        elif kind == "depthwise":
+            _pick(conv.depthwise, T)(to_channels_last(X), self.packed("taps"), self.bias, z, has_z, y, kh, kw,
+                                     sh, sw, dh, dw, pt, pl, *tail)
+        elif channels_last_memory(X) or self.cg >= 16:
+            rows = _im2col_rows(N, kh * kw * self.cg, OH, OW, T)
+            _pick(conv.im2col, T)(to_channels_last(X), self.packed("tap-major"), self.bias, z, has_z, y, kh, kw,
+                                  sh, sw, dh, dw, pt, pl, *tail, rows)
+        else:  # few channels in NCHW memory (the stem reading the model's input): gather rows of pixels
+            rows = _im2col_rows(N, kh * kw * self.cg, OH, OW, T)
+            _pick(conv.im2col_nchw, T)(np.ascontiguousarray(X), self.packed("channel-major"), self.bias, z, has_z,
+                                       y, kh, kw, sh, sw, dh, dw, pt, pl, *tail, rows)
+        return y.transpose(0, 3, 1, 2)
 
     def _ref(self, X, W, B, Z, attrs):
         if Z is not None:
@@ -238,20 +264,17 @@ class _ConvKernel:
         return self.ref(X, W, B, **attrs)
 
 
-def _pointwise_blocks(N, M, L, threads):
-    """(columns, rows) of one GEMM block: a block of output about 64K floats, enough blocks for the threads."""
-    nb = L if M * L <= 65536 else max(64, (65536 // M) // 16 * 16)
-    nb = min(nb, L)
-    tiles = N * (-(-L // nb))
-    mb = M
-    if tiles < threads:
-        mb = max(16, -(-M // (-(-threads // tiles))))
-    return nb, mb
+def _pointwise_rows(N, M, L, threads):
+    """Pixels per GEMM block: about 64K floats of output (in L2 for its tail), enough blocks for the threads."""
+    rows = min(L, max(16, 65536 // M))
+    while rows > 16 and N * (-(-L // rows)) < threads:
+        rows = (rows + 1) // 2
+    return rows
 
 
 def _im2col_rows(images, kc, OH, OW, threads):
-    """Output rows per im2col block: a column buffer of about 64K floats, enough blocks for the threads."""
-    rows = max(1, min(OH, 65536 // max(1, kc * OW)))
+    """Output rows per im2col block: a column buffer of about 24K floats, enough blocks for the threads."""
+    rows = max(1, min(OH, 24576 // max(1, kc * OW)))
     while rows > 1 and images * (-(-OH // rows)) < threads:
         rows = (rows + 1) // 2
     return rows
@@ -296,15 +319,15 @@ class _PoolKernel:
             self._geometry[X.shape] = g
         if min(g.begin + g.end) < 0:
             return self.ref(X, **attrs)
-        x = np.ascontiguousarray(X)
-        y = np.empty(X.shape[:2] + tuple(g.out), np.float32)
+        x = to_channels_last(X)
+        y = np.empty((X.shape[0],) + tuple(g.out) + (X.shape[1],), np.float32)
         (kh, kw), (sh, sw), (dh, dw), (pt, pl) = g.kernel, g.strides, g.dilations, g.begin
         if self.op_type == "MaxPool":
             _pick(self.k.pool.max_pool, self.backend.threads)(x, y, kh, kw, sh, sw, dh, dw, pt, pl)
         else:
             _pick(self.k.pool.avg_pool, self.backend.threads)(x, y, kh, kw, sh, sw, dh, dw, pt, pl, g.end[0],
                                                               g.end[1], self.include_pad)
-        return y
+        return y.transpose(0, 3, 1, 2)  # channels-last memory, like the convs' results
 
 
 def _max_pool(backend, step, constants):
@@ -318,7 +341,7 @@ def _avg_pool(backend, step, constants):
 
 
 class _MulKernel:
-    """Mul of (N, C, H, W) by (N, C, 1, 1) (squeeze-excite gating), either order."""
+    """Mul of (N, C, H, W) by (N, C, 1, 1) (squeeze-excite gating), either order, on channels-last memory."""
 
     def __init__(self, backend, step):
         self.backend = backend
@@ -334,15 +357,16 @@ class _MulKernel:
             else:
                 return self.ref(A, B, **attrs)
             N, C, H, W = x.shape
-            y = np.empty(x.shape, np.float32)
+            y = np.empty((N, H, W, C), np.float32)
             scale = _pick(self.k.eltwise.channel_scale, self.backend.threads)
-            scale(np.ascontiguousarray(x).reshape(N, C, H * W), s.reshape(N, C), y.reshape(N, C, H * W))
-            return y
+            scale(to_channels_last(x).reshape(N, H * W, C), np.ascontiguousarray(s.reshape(N, C)),
+                  y.reshape(N, H * W, C))
+            return y.transpose(0, 3, 1, 2)
         return self.ref(A, B, **attrs)
 
 
 class _AddKernel:
-    """Add of two float32 arrays of one shape, over numba's threads."""
+    """Add of two float32 arrays of one shape and one memory layout, over numba's threads."""
 
     def __init__(self, backend, step):
         self.backend = backend
@@ -351,10 +375,15 @@ class _AddKernel:
 
     def __call__(self, A, B, **attrs):
         if A.dtype == np.float32 and B.dtype == np.float32 and A.shape == B.shape and A.size >= 65536:
-            y = np.empty(A.shape, np.float32)
-            add = _pick(self.k.eltwise.add, self.backend.threads)
-            add(np.ascontiguousarray(A).reshape(-1), np.ascontiguousarray(B).reshape(-1), y.reshape(-1))
-            return y
+            if A.flags.c_contiguous and B.flags.c_contiguous:
+                a, b, back = A, B, None
+            elif channels_last_memory(A) and channels_last_memory(B):
+                a, b, back = A.transpose(0, 2, 3, 1), B.transpose(0, 2, 3, 1), (0, 3, 1, 2)
+            else:
+                return self.ref(A, B, **attrs)
+            y = np.empty(a.shape, np.float32)
+            _pick(self.k.eltwise.add, self.backend.threads)(a.reshape(-1), b.reshape(-1), y.reshape(-1))
+            return y if back is None else y.transpose(back)
         return self.ref(A, B, **attrs)
 
 

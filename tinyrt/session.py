@@ -126,7 +126,7 @@ class InferenceSession:
         work = limits.work_budget(limit, self.model.nbytes, fed)
         with limits.scope(limit, work), self.kernels.running(self.options.intra_op_num_threads):
             results = self.plan.run(feeds, hook=hook)
-        return [results[name] for name in names]
+        return [_contiguous(results[name]) for name in names]
 
     def _tensor_limit(self, feed_bytes):
         return limits.tensor_limit(getattr(self.options, "max_tensor_bytes", None), self.model.nbytes, feed_bytes)
@@ -192,3 +192,11 @@ def check_feed(spec, value):
 
 def _shape_text(shape):
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _contiguous(value):
+    """Outputs as onnxruntime gives them: C-contiguous arrays (inside the run, a conv's result may be a
+    view of channels-last memory; see kernels_select)."""
+    if isinstance(value, np.ndarray) and not value.flags.c_contiguous:
+        return np.ascontiguousarray(value)
+    return value
