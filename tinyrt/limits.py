@@ -189,12 +189,18 @@ def check_broadcast(what, *arrays):
 
 
 def spend(units, what):
-    """Spend ``units`` (bytes touched) of this run's work budget; LimitError once it is spent."""
+    """Spend ``units`` (bytes touched) of this run's work budget; LimitError once it is spent.
+
+    ``what`` names the spender: a string, or a graph node (described only if the error is raised: the
+    executor spends once per node, and formatting a name each time would cost more than the check).
+    """
     budget = current()
     if budget.work is None:
         return
     budget.work -= units
     if budget.work < 0:
+        if hasattr(what, "describe"):
+            what = what.describe()
         raise LimitError("%s: this run has done more work than this session allows (a loop that runs too "
                          "long, or sizes taken from the file?); see SessionOptions.max_tensor_bytes and "
                          "docs/limits.md" % what)

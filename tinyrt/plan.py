@@ -33,6 +33,8 @@ class Step:
         self.attrs = {k: v for k, v in node.attrs.items() if k not in subplans}
         self.attrs.update(impl.executor_values(node, impl.wants))
         self.free_after = ()  # values whose last use is this step
+        self.wanted = sum(1 for name in self.outputs if name)  # outputs someone reads
+        self.last_wanted = max((i for i, name in enumerate(self.outputs) if name), default=-1)
 
     def bound_attrs(self, env):
         """Attributes for one call; graph attributes become functions that run the subgraph in ``env``."""
@@ -337,10 +339,9 @@ def call(step, args, attrs):
                          % (step.node.describe(), _shapes(args), type(e).__name__, e)) from e
     if isinstance(result, Sequence) or not isinstance(result, (tuple, list)):
         result = (result,)  # one output (a sequence is one value, not a list of outputs)
-    wanted = sum(1 for name in step.outputs if name)
-    last_wanted = max((i for i, name in enumerate(step.outputs) if name), default=-1)
-    if len(result) <= last_wanted:
-        raise ModelError("%s gives %d outputs, the node declares %d" % (step.node.describe(), len(result), wanted))
+    if len(result) <= step.last_wanted:
+        raise ModelError("%s gives %d outputs, the node declares %d"
+                         % (step.node.describe(), len(result), step.wanted))
     results = [r if isinstance(r, (np.ndarray, Sequence)) else np.asarray(r) for r in result[:len(step.outputs)]]
     _account(step, args, results)
     return results
@@ -356,7 +357,7 @@ def _account(step, args, results):
             limits.check_count(n, 1, step.node.describe())
         written += n
     if budget.work is not None:
-        limits.spend(limits.STEP_COST + written + sum(limits.nbytes(a) for a in args), step.node.describe())
+        limits.spend(limits.STEP_COST + written + sum(limits.nbytes(a) for a in args), step.node)
 
 
 def _shapes(args):
