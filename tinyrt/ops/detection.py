@@ -10,7 +10,9 @@ NonMaxSuppression(boxes [B, N, 4], scores [B, C, N]): for every batch b and clas
     4. repeat until no box is left or max_output_boxes_per_class boxes are taken.
 Boxes are [y1, x1, y2, x2] (any two opposite corners) or, with center_point_box=1, [xc, yc, w, h].
 The IoU is computed in float32 exactly like onnxruntime, with boxes of zero area never suppressed.
-Each step compares one box with all remaining ones at once, so the cost is (kept boxes) x (candidates).
+The IoUs come in blocks (a few boxes against all remaining ones, see ``_nms_class``), so the cost is
+about (kept boxes) x (candidates); the work budget is spent as 40 x the boxes left, each time one is kept.
+kernels/detection.py is the same greedy loop compiled (the numba path); it spends the same budget.
 """
 import numpy as np
 
@@ -83,33 +85,65 @@ def _corners(boxes, center_point_box):
     return x0, y0, x1, y1, (x1 - x0) * (y1 - y0)
 
 
+_ROWS = 32           # boxes per block at most (see _nms_class)
+_PAIRS = 1 << 18     # IoUs per block at most: 1 MiB per float32 temporary
+
+
+def _suppresses(rows, cols, iou_threshold):
+    """hit[r, c]: box r of ``rows`` suppresses box c of ``cols`` (its IoU with it is > iou_threshold).
+
+    rows, cols: (5, R) and (5, M) arrays of x0, y0, x1, y1, area. float32 throughout, in onnxruntime's order
+    of operations; NaN coordinates make every comparison false.
+    """
+    a, b = rows[:, :, None], cols[:, None, :]
+    iw = np.minimum(b[2], a[2]) - np.maximum(b[0], a[0])
+    ih = np.minimum(b[3], a[3]) - np.maximum(b[1], a[1])
+    inter = iw * ih
+    union = b[4] + a[4] - inter
+    return (iw > 0) & (ih > 0) & (union > 0) & (inter / union > iou_threshold)
+
+
 def _nms_class(scores, corners, max_out, iou_threshold, score_threshold):
-    """Greedy NMS of one (batch, class): the kept box indices, best first."""
+    """Greedy NMS of one (batch, class): the kept box indices, best first.
+
+    A block of boxes at a time: one matrix holds the IoUs of the next few remaining boxes (best first) with
+    all the remaining ones; then, in order, each of those few that is still there is kept and drops the
+    boxes it overlaps. The block grows while its boxes are kept and shrinks when they drop each other, so
+    few IoUs are computed for boxes that are dropped anyway.
+    """
     cand = np.arange(scores.size) if score_threshold is None else np.nonzero(scores > score_threshold)[0]
     # best first; the stable sort keeps the lower index first among equal scores
     order = cand[np.argsort(-scores[cand], kind="stable")]
-    # rows x0, y0, x1, y1, area of the candidates in that order, compacted as boxes go
+    # rows x0, y0, x1, y1, area of the candidates in that order
     box = np.stack([c[order] for c in corners])
     # A box of zero area never suppresses and is never suppressed (onnxruntime's rule): NaN coordinates
     # make every comparison with it false.
     box[:, ~(box[4] > 0)] = np.nan
+    alive = np.ones(order.size, dtype=bool)  # not kept and not dropped yet
+    live = order.size                         # how many are alive
     kept = []
-    while order.size and len(kept) < max_out:
-        limits.spend(40 * order.size, "NonMaxSuppression")  # quadratic in the boxes: bounded by the budget
-        kept.append(int(order[0]))
-        b, rest = box[:, 0], box[:, 1:]
-        iw = np.minimum(rest[2], b[2])
-        iw -= np.maximum(rest[0], b[0])
-        ih = np.minimum(rest[3], b[3])
-        ih -= np.maximum(rest[1], b[1])
-        inter = iw * ih
-        union = rest[4] + b[4]
-        union -= inter
-        hit = (iw > 0) & (ih > 0) & (union > 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            hit &= (inter / union) > iou_threshold  # float32, like onnxruntime
-        alive = np.flatnonzero(~hit) + 1  # positions in `order`; take() is faster than a 2-D mask
-        order, box = order.take(alive), box.take(alive, axis=1)
+    start, rows = 0, 1  # the block size: 1 at first, doubling while all its boxes are kept
+    with np.errstate(divide="ignore", invalid="ignore"):  # NaN, and x / 0, compare false: no warnings
+        while live and len(kept) < max_out:
+            cols = start + np.flatnonzero(alive[start:])  # the boxes alive, best first
+            n = max(1, min(rows, cols.size, _PAIRS // cols.size))  # the block: the first n of them
+            hit = _suppresses(box[:, cols[:n]], box[:, cols], iou_threshold)
+            left = np.ones(cols.size, dtype=bool)          # which of cols are still alive
+            n_kept = 0
+            for r in range(n):                             # box r of the block is box cols[r]
+                if not left[r]:
+                    continue                               # dropped by a box kept before it in this block
+                if len(kept) == max_out:
+                    break
+                limits.spend(40 * live, "NonMaxSuppression")  # quadratic in the boxes: bounded by the budget
+                kept.append(int(order[cols[r]]))
+                left[r] = False
+                dropped = hit[r] & left
+                left ^= dropped
+                live -= 1 + np.count_nonzero(dropped)
+                n_kept += 1
+            alive[cols] = left
+            start, rows = cols[n - 1] + 1, min(_ROWS, 2 * n_kept)
     return kept
 
 
