@@ -95,7 +95,7 @@ def _tail(y1, start, n, M, bias, add_bias, z1, has_z, act, a, b):
 
 
 @kernel
-def pointwise(x, nchw, wt, bias, z, has_z, y, act, a, b, rows):
+def pointwise(x, wt, bias, z, has_z, y, act, a, b, rows, nchw):
     """1x1 conv. x (N, P, K) pixels by channels, or with ``nchw`` (N, K, P); wt (K, M); y (N, P, M).
 
     Blocks of ``rows`` pixels, never crossing an image."""

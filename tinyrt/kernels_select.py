@@ -183,7 +183,7 @@ class _ConvKernel:
         self.act = self.k.conv.ACT[a.get("activation", "")]
         self.alpha, self.beta = np.float32(params[0]), np.float32(params[1])
         self.blas = self.k.conv.HAVE_BLAS
-        self._geometry = {}
+        self._prepared = {}
         self._packed = {}
 
     def packed(self, layout):
@@ -201,61 +201,67 @@ class _ConvKernel:
             self._packed[layout] = w
         return w
 
-    def geometry(self, shape):
-        g = self._geometry.get(shape)
-        if g is None:
+    def prepare(self, shape, threads):
+        """How to run inputs of ``shape``, worked out once: which kernel and its scalar arguments."""
+        key = (shape, threads)
+        p = self._prepared.get(key)
+        if p is None:
             kernel, strides, dilations, begin, end, out = self.win.geometry(
                 "Conv", list(shape[2:]), self.kernel, **self.attrs)
-            C = shape[1]
+            N, C = shape[:2]
+            (kh, kw), (sh, sw), (dh, dw), (pt, pl), (OH, OW) = kernel, strides, dilations, begin, out
             if min(begin + end) < 0 or C != self.cg * self.group or self.M % self.group:
                 kind = None  # negative pads, bad channel counts: the numpy op handles (or reports) it
             elif self.group == C == self.M and self.cg == 1:
                 kind = "depthwise"
             elif not self.blas:
                 kind = None
-            elif self.kernel == [1, 1] and strides == [1, 1] and not any(begin + end) and self.group == 1:
+            elif kernel == [1, 1] and strides == [1, 1] and not any(begin + end) and self.group == 1:
                 kind = "pointwise"
             else:
                 kind = "im2col"
-            g = (kind, strides, dilations, begin, out)
-            self._geometry[shape] = g
-        return g
+            tail = (self.act, self.alpha, self.beta)
+            if kind == "pointwise":
+                args = tail + (_pointwise_rows(N, self.M, OH * OW, threads),)
+            elif kind == "depthwise":
+                args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail
+            else:
+                args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail + (_im2col_rows(N, kh * kw * self.cg, OH, OW, threads),)
+            yshape = (N, self.M, OH, OW)
+            p = (kind, args, yshape, limits.nominal_count(yshape) * 4,
+                 int(limits.product(yshape) * self.cg * kh * kw * limits.MAC_COST))
+            self._prepared[key] = p
+        return p
 
     def __call__(self, X, W, B=None, Z=None, **attrs):
         if X.dtype != np.float32 or X.ndim != 4:
             return self._ref(X, W, B, Z, attrs)
-        kind, (sh, sw), (dh, dw), (pt, pl), (OH, OW) = self.geometry(X.shape)
-        N, C, M = X.shape[0], X.shape[1], self.M
-        yshape = (N, M, OH, OW)
-        limits.check_shape(yshape, np.float32, "Conv")  # pads/strides from the file: check before allocating
-        limits.spend_macs(N * M * OH * OW * self.cg * self.kernel[0] * self.kernel[1], "Conv")
+        T = self.backend.threads
+        kind, args, yshape, nbytes, work = self.prepare(X.shape, T)
+        budget = limits.current()  # pads and strides come from the file: check the size before allocating
+        if budget.tensor_bytes is not None and nbytes > budget.tensor_bytes:
+            limits.check_shape(yshape, np.float32, "Conv")
+        limits.spend(work, "Conv")
         has_z = Z is not None
         if kind is None or (has_z and (Z.shape != yshape or Z.dtype != np.float32)):
             return self._ref(X, W, B, Z, attrs)
-        conv, T = self.k.conv, self.backend.threads
-        y = np.empty((N, OH, OW, M), np.float32)
+        N, C, OH, OW = X.shape[0], X.shape[1], yshape[2], yshape[3]
+        conv = self.k.conv
+        y = np.empty((N, OH, OW, self.M), np.float32)
         z = to_channels_last(Z) if has_z else _EMPTY4
-        tail = (self.act, self.alpha, self.beta)
-        kh, kw = self.kernel
         if kind == "pointwise":
-            L = OH * OW
             if channels_last_memory(X):
-                x, nchw = X.transpose(0, 2, 3, 1).reshape(N, L, C), False
+                x, nchw = X.transpose(0, 2, 3, 1).reshape(N, OH * OW, C), False
             else:
-                x, nchw = np.ascontiguousarray(X).reshape(N, C, L), True
-            _pick(conv.pointwise, T)(x, nchw, self.packed("channel-major")[0], self.bias, z, has_z, y, *tail,
-                                     _pointwise_rows(N, M, L, T))
+                x, nchw = np.ascontiguousarray(X).reshape(N, C, OH * OW), True
+            _pick(conv.pointwise, T)(x, self.packed("channel-major")[0], self.bias, z, has_z, y, *args, nchw)
         elif kind == "depthwise":
-            _pick(conv.depthwise, T)(to_channels_last(X), self.packed("taps"), self.bias, z, has_z, y, kh, kw,
-                                     sh, sw, dh, dw, pt, pl, *tail)
-        elif channels_last_memory(X) or self.cg >= 16:
-            rows = _im2col_rows(N, kh * kw * self.cg, OH, OW, T)
-            _pick(conv.im2col, T)(to_channels_last(X), self.packed("tap-major"), self.bias, z, has_z, y, kh, kw,
-                                  sh, sw, dh, dw, pt, pl, *tail, rows)
+            _pick(conv.depthwise, T)(to_channels_last(X), self.packed("taps"), self.bias, z, has_z, y, *args)
+        elif self.cg >= 16 or channels_last_memory(X):
+            _pick(conv.im2col, T)(to_channels_last(X), self.packed("tap-major"), self.bias, z, has_z, y, *args)
         else:  # few channels in NCHW memory (the stem reading the model's input): gather rows of pixels
-            rows = _im2col_rows(N, kh * kw * self.cg, OH, OW, T)
             _pick(conv.im2col_nchw, T)(np.ascontiguousarray(X), self.packed("channel-major"), self.bias, z, has_z,
-                                       y, kh, kw, sh, sw, dh, dw, pt, pl, *tail, rows)
+                                       y, *args)
         return y.transpose(0, 3, 1, 2)
 
     def _ref(self, X, W, B, Z, attrs):
