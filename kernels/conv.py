@@ -9,9 +9,10 @@ inner loop is a long vectorised multiply-add over channels instead of many short
 each conv's output is already in the layout the next conv wants. tinyrt keeps ONNX's shapes: the arrays
 it passes around are (N, C, H, W) views of (N, H, W, C) memory (see tinyrt/kernels_select.py).
 
-* ``pointwise``: 1x1, stride 1, no padding: GEMMs over blocks of pixels, each block finished (bias,
-  residual, activation) right after its GEMM while it is still in cache. The input may be NHWC
-  (X[P, K]) or NCHW (X[K, P] per image, read transposed by the GEMM), so the first conv needs no copy.
+* ``pointwise``: 1x1, stride 1, no padding: GEMMs over blocks of pixels. Each block starts as the bias
+  (plus the residual), the GEMM adds its product to it (beta = 1), and the activation runs right after,
+  while the block is still in cache. The input may be NHWC (X[P, K]) or NCHW (X[K, P] per image, read
+  transposed by the GEMM), so the first conv needs no copy.
 * ``depthwise``: one output channel per input channel (group == C == M), NHWC in. Per output pixel one
   loop over channels sums all 9 taps of a 3x3 kernel (5 taps a pass for 5x5 kernels); pixels whose
   window crosses the border add only their taps inside, so no padded copy is made.
@@ -64,34 +65,50 @@ def _act(v, act, a, b):
 
 
 @njit(cache=True)
-def _tail(y1, start, n, M, bias, add_bias, z1, has_z, act, a, b):
-    """Pixels [start, start + n) of a (P, M) output: y = act(y + bias + z), one loop per pixel over M.
+def _bias_tile(bias, pixels):
+    """The bias repeated for ``pixels`` pixels: (pixels * M,), what a GEMM block's output starts from."""
+    M = bias.shape[0]
+    tile = np.empty(pixels * M, np.float32)
+    for p in range(pixels):
+        o = U(p * M)
+        for m in range(U(M)):
+            tile[o + m] = bias[m]
+    return tile
 
-    ReLU and Clip (ReLU6) get loops of their own: with the branch outside, each is one vectorised sweep.
-    """
-    for r in range(n):
-        o = U((start + r) * M)
-        if has_z and add_bias:
-            for m in range(U(M)):
-                y1[o + m] += bias[m] + z1[o + m]
-        elif has_z:
-            for m in range(U(M)):
-                y1[o + m] += z1[o + m]
-        elif add_bias:
-            for m in range(U(M)):
-                y1[o + m] += bias[m]
-        if act == 1:
-            for m in range(U(M)):
-                v = y1[o + m]
-                y1[o + m] = np.float32(0) if v < 0 else v
-        elif act == 2:
-            for m in range(U(M)):
-                v = y1[o + m]
-                v = a if v < a else v
-                y1[o + m] = b if v > b else v
-        elif act != 0:
-            for m in range(U(M)):
-                y1[o + m] = _act(y1[o + m], act, a, b)
+
+@njit(cache=True)
+def _start(y1, start, n, tile, z1, has_z):
+    """y[start:start + n] = bias tile (+ z): a GEMM with beta = 1 then adds its product in place, so bias
+    and residual cost no pass of their own (with beta = 0 OpenBLAS would zero the block first anyway)."""
+    s = U(start)
+    if has_z:
+        for i in range(U(n)):
+            y1[s + i] = tile[i] + z1[s + i]
+    else:
+        for i in range(U(n)):
+            y1[s + i] = tile[i]
+
+
+@njit(cache=True)
+def _finish(y1, start, n, z1, has_z, act, a, b):
+    """y[start:start + n] = act(y + z) over a flat range: one vectorised sweep (a loop per activation, so
+    the branch is taken once per call, not once per value)."""
+    s = U(start)
+    if has_z:
+        for i in range(U(n)):
+            y1[s + i] += z1[s + i]
+    if act == 1:
+        for i in range(U(n)):
+            v = y1[s + i]
+            y1[s + i] = np.float32(0) if v < 0 else v
+    elif act == 2:
+        for i in range(U(n)):
+            v = y1[s + i]
+            v = a if v < a else v
+            y1[s + i] = b if v > b else v
+    elif act != 0:
+        for i in range(U(n)):
+            y1[s + i] = _act(y1[s + i], act, a, b)
 
 
 @kernel
@@ -109,18 +126,20 @@ def pointwise(x, wt, bias, z, has_z, y, act, a, b, rows, nchw):
     yp = y.ctypes.data
     y1 = y.reshape(-1)
     z1 = z.reshape(-1)
+    tile = _bias_tile(bias, min(P, rows))
     for t in prange(N * nblk):
         n = t // nblk
         p0 = (t % nblk) * rows
         cnt = min(P, p0 + rows) - p0
         first = n * P + p0  # the block's first pixel in y
+        _start(y1, first * M, cnt * M, tile, z1, has_z)
         if nchw:  # A = X[n][:, p0:p0 + cnt] read transposed
-            _sgemm(_ROW, _T, _NT, cnt, M, K, np.float32(1), xp + (n * K * P + p0) * 4, P, wp, M, np.float32(0),
+            _sgemm(_ROW, _T, _NT, cnt, M, K, np.float32(1), xp + (n * K * P + p0) * 4, P, wp, M, np.float32(1),
                    yp + first * M * 4, M)
         else:
-            _sgemm(_ROW, _NT, _NT, cnt, M, K, np.float32(1), xp + first * K * 4, K, wp, M, np.float32(0),
+            _sgemm(_ROW, _NT, _NT, cnt, M, K, np.float32(1), xp + first * K * 4, K, wp, M, np.float32(1),
                    yp + first * M * 4, M)
-        _tail(y1, first, cnt, M, bias, True, z1, has_z, act, a, b)
+        _finish(y1, first * M, cnt * M, z1, False, act, a, b)
 
 
 @njit(cache=True, inline="always")
@@ -196,7 +215,7 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
                     ix = ix0 + j * dw
                     if ix >= 0 and ix < W:
                         _taps_row(y1, yo, x1, U((row + ix) * C), 0, w1, U((i * kw + j) * C), C, 1)
-        _tail(y1, (n * OH + oy) * OW, OW, C, bias, False, z1, has_z, act, a, b)
+        _finish(y1, (n * OH + oy) * OW * C, OW * C, z1, has_z, act, a, b)
 
 
 @kernel
@@ -212,11 +231,13 @@ def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, 
     x1 = x.reshape(-1)
     y1 = y.reshape(-1)
     z1 = z.reshape(-1)
+    tile = _bias_tile(bias, min(OH, rows) * OW)
     for t in prange(N * nblk):
         n = t // nblk
         oy0 = (t % nblk) * rows
         npix = (min(OH, oy0 + rows) - oy0) * OW
         first = (n * OH + oy0) * OW  # the block's first output pixel
+        _start(y1, first * M, npix * M, tile, z1, has_z)
         col = np.empty((npix, Kc), np.float32)
         col1 = col.reshape(-1)
         for g in range(group):
@@ -236,8 +257,8 @@ def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, 
                             for c in range(U(Cg)):
                                 col1[co + c] = x1[xo + c]
             _sgemm(_ROW, _NT, _NT, npix, Mg, Kc, np.float32(1), col.ctypes.data, Kc, wp + g * Kc * Mg * 4, Mg,
-                   np.float32(0), yp + (first * M + g * Mg) * 4, M)
-        _tail(y1, first, npix, M, bias, True, z1, has_z, act, a, b)
+                   np.float32(1), yp + (first * M + g * Mg) * 4, M)
+        _finish(y1, first * M, npix * M, z1, False, act, a, b)
 
 
 @kernel
@@ -253,12 +274,14 @@ def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a
     x1 = x.reshape(-1)
     y1 = y.reshape(-1)
     z1 = z.reshape(-1)
+    tile = _bias_tile(bias, min(OH, rows) * OW)
     for t in prange(N * nblk):
         n = t // nblk
         oy0 = (t % nblk) * rows
         oy1 = min(OH, oy0 + rows)
         npix = (oy1 - oy0) * OW
         first = (n * OH + oy0) * OW
+        _start(y1, first * M, npix * M, tile, z1, has_z)
         col = np.empty((Kc, npix), np.float32)
         col1 = col.reshape(-1)
         for g in range(group):
@@ -284,8 +307,8 @@ def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a
                             for q in range(U(hi_), U(OW)):
                                 col1[d + q] = 0
             _sgemm(_ROW, _T, _NT, npix, Mg, Kc, np.float32(1), col.ctypes.data, npix, wp + g * Kc * Mg * 4, Mg,
-                   np.float32(0), yp + (first * M + g * Mg) * 4, M)
-        _tail(y1, first, npix, M, bias, True, z1, has_z, act, a, b)
+                   np.float32(1), yp + (first * M + g * Mg) * 4, M)
+        _finish(y1, first * M, npix * M, z1, False, act, a, b)
 
 
 @njit(cache=True)
