@@ -3,9 +3,9 @@
 ``nms`` runs the classes ``lo <= t < hi`` of the flattened (batch, class) axis; class t = b * C + c. For each:
 
 1. the candidates: every box, or those with score > score_threshold;
-2. best first, ties to the lower box index: one sort of 64-bit keys (the score mapped to an unsigned
-   integer that orders like the float, descending, in the high half; the box index in the low half), so
-   the order is that of the numpy op's stable argsort. -0.0 counts as 0.0, NaN scores go last;
+2. best first, ties to the lower box index: the scores mapped to unsigned integers that sort like the
+   floats (descending; -0.0 counts as 0.0, NaN goes last), then a stable radix sort of the candidates
+   (which come in box order), so the order is that of the numpy op's stable argsort;
 3. the corners and areas of the candidates gathered in that order (the caller computes them with the numpy
    op's ``_corners``, so they are the same float32 numbers);
 4. greedy: take the first remaining box, drop the remaining ones whose IoU with it is > iou_threshold, and
@@ -27,7 +27,7 @@ _SIGN = np.uint64(0x80000000)
 _ABS = np.uint64(0x7FFFFFFF)
 _INF = np.uint64(0x7F800000)
 _ZERO = np.uint64(0)
-_SHIFT = np.uint64(32)
+_BYTE = np.uint64(0xFF)
 _DEAD = np.int32(0)
 U = np.uint64  # unsigned indices: numba adds no negative-index wraparound, loops vectorise
 
@@ -44,21 +44,56 @@ def _order_key(bits):
     return _LOW if (u & _ABS) > _INF else _LOW - asc
 
 
+@njit(cache=True)
+def _radix_sort(key, idx, key2, idx2, counts, n):
+    """Sort key[:n] (values below 2**32) ascending and stably, idx[:n] along; key2, idx2: scratch.
+
+    LSD radix, a byte a pass (counts: (4, 256) scratch); a pass is skipped when every key has the same
+    byte there. Stable, so equal scores keep the candidates' order: the lower box index first. Returns
+    the two arrays that hold the result (the inputs or the scratch ones).
+    """
+    counts[:] = 0
+    for i in range(U(n)):
+        k = key[i]
+        counts[0, k & _BYTE] += 1
+        counts[1, (k >> U(8)) & _BYTE] += 1
+        counts[2, (k >> U(16)) & _BYTE] += 1
+        counts[3, (k >> U(24)) & _BYTE] += 1
+    for p in range(4):
+        shift = U(8 * p)
+        c = counts[p]
+        if n == 0 or c[(key[0] >> shift) & _BYTE] == n:
+            continue
+        total = 0
+        for v in range(256):  # c[v]: where the first key with byte v goes
+            count = c[v]
+            c[v] = total
+            total += count
+        for i in range(U(n)):
+            k = key[i]
+            v = (k >> shift) & _BYTE
+            o = c[v]
+            key2[o] = k
+            idx2[o] = idx[i]
+            c[v] = o + 1
+        key, idx, key2, idx2 = key2, idx2, key, idx
+    return key, idx
+
+
 @njit(cache=True, error_model="numpy")  # numpy's: x / 0 gives inf or NaN, no check, so loops vectorise
 def _nms_class(s, sbits, bx0, by0, bx1, by1, barea, use_thr, score_thr, iou_thr, max_out, cap, out_row,
-               keys, x0, y0, x1, y1, area, order, alive):
+               key, idx, key2, idx2, counts, x0, y0, x1, y1, area, order, alive):
     """One (batch, class): fills out_row, returns (kept, work). Scratch arrays have the boxes' length."""
     N = s.shape[0]
     n = 0
     for j in range(U(N)):  # no branch: every index is written, the count only moves past the candidates
-        keys[n] = j
+        idx[n] = j
         n += (s[j] > score_thr) | (not use_thr)
-    k = keys[:n]
     for i in range(U(n)):
-        k[i] |= _order_key(sbits[k[i]]) << _SHIFT
-    k.sort()
+        key[i] = _order_key(sbits[idx[i]])
+    key, idx = _radix_sort(key, idx, key2, idx2, counts, n)
     for i in range(U(n)):
-        j = k[i] & _LOW
+        j = idx[i]
         order[i] = j
         x0[i] = bx0[j]
         y0[i] = by0[j]
@@ -116,8 +151,9 @@ def _nms_class(s, sbits, bx0, by0, bx1, by1, barea, use_thr, score_thr, iou_thr,
 
 
 @kernel
-def nms(x0, y0, x1, y1, area, scores, sbits, use_thr, score_thr, iou_thr, max_out, lo, hi, cap, out, counts, work):
-    """Classes lo..hi-1 of scores (B * C, N) into row t - lo of out (hi - lo, max_out), counts and work.
+def nms(x0, y0, x1, y1, area, scores, sbits, use_thr, score_thr, iou_thr, max_out, lo, hi, cap, out, counts_out,
+        work):
+    """Classes lo..hi-1 of scores (B * C, N) into row t - lo of out (hi - lo, max_out), counts_out and work.
 
     sbits: the scores' memory as uint32; x0, y0, x1, y1, area: (B, N) float32. No float arithmetic here:
     it all happens in ``_nms_class``, compiled without fast-math flags (``@kernel`` may add "contract",
@@ -127,7 +163,11 @@ def nms(x0, y0, x1, y1, area, scores, sbits, use_thr, score_thr, iou_thr, max_ou
     C = BC // x0.shape[0]
     for t in prange(lo, hi):
         b = t // C
-        keys = np.empty(N, np.uint64)
+        key = np.empty(N, np.uint64)
+        idx = np.empty(N, np.uint64)
+        key2 = np.empty(N, np.uint64)
+        idx2 = np.empty(N, np.uint64)
+        counts = np.empty((4, 256), np.int64)
         cx0 = np.empty(N, np.float32)
         cy0 = np.empty(N, np.float32)
         cx1 = np.empty(N, np.float32)
@@ -136,6 +176,7 @@ def nms(x0, y0, x1, y1, area, scores, sbits, use_thr, score_thr, iou_thr, max_ou
         order = np.empty(N, np.int64)
         alive = np.empty(N, np.int32)
         kept, w = _nms_class(scores[t], sbits[t], x0[b], y0[b], x1[b], y1[b], area[b], use_thr, score_thr,
-                             iou_thr, max_out, cap, out[t - lo], keys, cx0, cy0, cx1, cy1, carea, order, alive)
-        counts[t - lo] = kept
+                             iou_thr, max_out, cap, out[t - lo], key, idx, key2, idx2, counts,
+                             cx0, cy0, cx1, cy1, carea, order, alive)
+        counts_out[t - lo] = kept
         work[t - lo] = w
