@@ -261,9 +261,10 @@ def test_kernel_chunks_give_the_same_rows(monkeypatch):
     boxes, scores = _boxes(rng, 2, 200), _scores(rng, 2, 5, 200)
     whole = check(boxes, scores, max_out=150, iou=0.5, score=0.1)
     monkeypatch.setattr(kernels_select._NMSKernel, "CHUNK_OUT", 300)  # 2 classes per chunk
-    got, ref = _both_paths(boxes, scores, 150, 0.5, 0.1)
-    np.testing.assert_array_equal(got, whole)
-    np.testing.assert_array_equal(ref, whole)
+    for threads in (1, 2):
+        got, ref = _both_paths(boxes, scores, 150, 0.5, 0.1, threads=threads)
+        np.testing.assert_array_equal(got, whole)
+        np.testing.assert_array_equal(ref, whole)
 
 
 def _work_spent(data, feeds, kernels):
