@@ -8,14 +8,15 @@
    (which come in box order), so the order is that of the numpy op's stable argsort;
 3. the corners and areas of the candidates gathered in that order (the caller computes them with the numpy
    op's ``_corners``, so they are the same float32 numbers);
-4. greedy: take the first remaining box, drop the remaining ones whose IoU with it is > iou_threshold, and
-   compact the survivors in place (as the numpy op does with ``take``), until max_out are taken. The IoU is
-   float32 in onnxruntime's order of operations; a box of non-positive (or NaN) area never suppresses and
-   is never suppressed.
+4. greedy: take the first remaining box, mark dead the remaining ones whose IoU with it is > iou_threshold
+   (one branch-free loop over them, which vectorises), until max_out are taken; once the dead are the
+   majority, the live ones are moved to the front. The IoU is float32 in onnxruntime's order of
+   operations; a box of non-positive (or NaN) area never suppresses and is never suppressed.
 
 Work is counted as the numpy op spends it (40 x the boxes remaining, each time a box is taken) in
-``work[t]``; a class stops as soon as its count passes ``cap`` (the caller then reports the budget spent).
-Outputs: ``out[t, :counts[t]]``, the kept box indices of class t, best first.
+``work``; a class stops as soon as its count passes ``cap`` (the caller then reports the budget spent).
+Outputs: row t - lo of ``out`` holds the kept box indices of class t, best first, ``counts_out[t - lo]``
+of them.
 """
 import numpy as np
 from numba import njit, prange
@@ -156,8 +157,8 @@ def nms(x0, y0, x1, y1, area, scores, sbits, use_thr, score_thr, iou_thr, max_ou
     """Classes lo..hi-1 of scores (B * C, N) into row t - lo of out (hi - lo, max_out), counts_out and work.
 
     sbits: the scores' memory as uint32; x0, y0, x1, y1, area: (B, N) float32. No float arithmetic here:
-    it all happens in ``_nms_class``, compiled without fast-math flags (``@kernel`` may add "contract",
-    which would fuse the IoU's multiply and subtract into an FMA and change its rounding).
+    it all happens in ``_nms_class``, compiled without fast-math flags (``@kernel`` adds "contract", which
+    could fuse the IoU's multiply and subtract into one FMA and change its rounding).
     """
     BC, N = scores.shape
     C = BC // x0.shape[0]
