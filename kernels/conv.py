@@ -112,34 +112,46 @@ def _finish(y1, start, n, z1, has_z, act, a, b):
 
 
 @kernel
-def pointwise(x, wt, bias, z, has_z, y, act, a, b, rows, nchw):
+def pointwise(x, wt, bias, z, has_z, y, act, a, b, rows, cols, nchw):
     """1x1 conv. x (N, P, K) pixels by channels, or with ``nchw`` (N, K, P); wt (K, M); y (N, P, M).
 
-    Blocks of ``rows`` pixels, never crossing an image."""
+    Blocks of ``rows`` pixels (never crossing an image) by ``cols`` output channels: a layer with few
+    pixels is split by channels instead, so that threads do not each pack all of the weights."""
     N = x.shape[0]
     P = x.shape[2] if nchw else x.shape[1]
     K = x.shape[1] if nchw else x.shape[2]
     M = wt.shape[1]
     nblk = (P + rows - 1) // rows
+    mblk = (M + cols - 1) // cols
     xp = x.ctypes.data
     wp = wt.ctypes.data
     yp = y.ctypes.data
     y1 = y.reshape(-1)
     z1 = z.reshape(-1)
     tile = _bias_tile(bias, min(P, rows))
-    for t in prange(N * nblk):
-        n = t // nblk
-        p0 = (t % nblk) * rows
+    for t in prange(N * nblk * mblk):
+        n = t // (nblk * mblk)
+        p0 = (t // mblk % nblk) * rows
+        m0 = (t % mblk) * cols
         cnt = min(P, p0 + rows) - p0
+        mc = min(M, m0 + cols) - m0
         first = n * P + p0  # the block's first pixel in y
-        _start(y1, first * M, cnt * M, tile, z1, has_z)
-        if nchw:  # A = X[n][:, p0:p0 + cnt] read transposed
-            _sgemm(_ROW, _T, _NT, cnt, M, K, np.float32(1), xp + (n * K * P + p0) * 4, P, wp, M, np.float32(1),
-                   yp + first * M * 4, M)
+        if mc == M:
+            _start(y1, first * M, cnt * M, tile, z1, has_z)
         else:
-            _sgemm(_ROW, _NT, _NT, cnt, M, K, np.float32(1), xp + first * K * 4, K, wp, M, np.float32(1),
-                   yp + first * M * 4, M)
-        _finish(y1, first * M, cnt * M, z1, False, act, a, b)
+            for r in range(cnt):
+                _start(y1, (first + r) * M + m0, mc, tile[m0:], z1, has_z)
+        if nchw:  # A = X[n][:, p0:p0 + cnt] read transposed
+            _sgemm(_ROW, _T, _NT, cnt, mc, K, np.float32(1), xp + (n * K * P + p0) * 4, P, wp + m0 * 4, M,
+                   np.float32(1), yp + (first * M + m0) * 4, M)
+        else:
+            _sgemm(_ROW, _NT, _NT, cnt, mc, K, np.float32(1), xp + first * K * 4, K, wp + m0 * 4, M,
+                   np.float32(1), yp + (first * M + m0) * 4, M)
+        if mc == M:
+            _finish(y1, first * M, cnt * M, z1, False, act, a, b)
+        else:
+            for r in range(cnt):
+                _finish(y1, (first + r) * M + m0, mc, z1, False, act, a, b)
 
 
 @njit(cache=True, inline="always")

@@ -222,7 +222,7 @@ class _ConvKernel:
                 kind = "im2col"
             tail = (self.act, self.alpha, self.beta)
             if kind == "pointwise":
-                args = tail + (_pointwise_rows(N, self.M, OH * OW, threads),)
+                args = tail + _pointwise_blocks(N, self.M, OH * OW, threads)
             elif kind == "depthwise":
                 args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail
             else:
@@ -270,12 +270,15 @@ class _ConvKernel:
         return self.ref(X, W, B, **attrs)
 
 
-def _pointwise_rows(N, M, L, threads):
-    """Pixels per GEMM block: about 64K floats of output (in L2 for its tail), enough blocks for the threads."""
+def _pointwise_blocks(N, M, L, threads):
+    """(pixels, channels) of one GEMM block: about 64K floats of output (in L2 for its tail), and at least
+    two blocks a thread, splitting the output channels when there are too few pixels."""
     rows = min(L, max(16, 65536 // M))
-    while rows > 16 and N * (-(-L // rows)) < threads:
-        rows = (rows + 1) // 2
-    return rows
+    cols = M
+    blocks = N * -(-L // rows)
+    if threads > 1 and blocks < 2 * threads:
+        cols = min(M, -(-(-(-M // -(-2 * threads // blocks))) // 16) * 16)
+    return rows, cols
 
 
 def _im2col_rows(images, kc, OH, OW, threads):
