@@ -52,6 +52,13 @@ def _check(data, feeds, with_ort=True, threads=(1, 2)):
     for t in threads:
         got = _session(data, "numba", t).run(None, feeds)[0]
         _close(got, ref)
+        if t > 1:  # small convs run serially even at 2 threads: force the threaded kernels too
+            saved = kernels_select.PARALLEL_MIN_MACS
+            kernels_select.PARALLEL_MIN_MACS = 0
+            try:
+                _close(_session(data, "numba", t).run(None, feeds)[0], ref)
+            finally:
+                kernels_select.PARALLEL_MIN_MACS = saved
     if with_ort:
         import onnxruntime as ort
         _close(ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)[0], ref)

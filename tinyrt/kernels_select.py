@@ -220,24 +220,27 @@ class _ConvKernel:
                 kind = "pointwise"
             else:
                 kind = "im2col"
+            yshape = (N, self.M, OH, OW)
+            macs = limits.product(yshape) * self.cg * kh * kw
+            # a small conv runs on one thread: waking numba's threads would cost more than it saves
+            threaded = threads > 1 and macs >= PARALLEL_MIN_MACS
+            T = threads if threaded else 1
             tail = (self.act, self.alpha, self.beta)
             if kind == "pointwise":
-                args = tail + _pointwise_blocks(N, self.M, OH * OW, threads)
+                args = tail + _pointwise_blocks(N, self.M, OH * OW, T)
             elif kind == "depthwise":
                 args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail
             else:
-                args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail + (_im2col_rows(N, kh * kw * self.cg, OH, OW, threads),)
-            yshape = (N, self.M, OH, OW)
-            p = (kind, args, yshape, limits.nominal_count(yshape) * 4,
-                 int(limits.product(yshape) * self.cg * kh * kw * limits.MAC_COST))
+                args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail + (_im2col_rows(N, kh * kw * self.cg, OH, OW, T),)
+            p = (kind, args, yshape, limits.nominal_count(yshape) * 4, int(macs * limits.MAC_COST), threaded)
             self._prepared[key] = p
         return p
 
     def __call__(self, X, W, B=None, Z=None, **attrs):
         if X.dtype != np.float32 or X.ndim != 4:
             return self._ref(X, W, B, Z, attrs)
-        T = self.backend.threads
-        kind, args, yshape, nbytes, work = self.prepare(X.shape, T)
+        kind, args, yshape, nbytes, work, threaded = self.prepare(X.shape, self.backend.threads)
+        T = 2 if threaded else 1  # only which variant runs (numba's thread count is set per run)
         budget = limits.current()  # pads and strides come from the file: check the size before allocating
         if budget.tensor_bytes is not None and nbytes > budget.tensor_bytes:
             limits.check_shape(yshape, np.float32, "Conv")
@@ -268,6 +271,9 @@ class _ConvKernel:
         if Z is not None:
             return self.ref(X, W, B, Z, **attrs)
         return self.ref(X, W, B, **attrs)
+
+
+PARALLEL_MIN_MACS = 1 << 20  # below about a million multiply-adds a conv runs serially (see ``prepare``)
 
 
 def _pointwise_blocks(N, M, L, threads):
