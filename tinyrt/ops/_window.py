@@ -150,3 +150,15 @@ def require_rank(op_type, x, minimum=3):
     if x.ndim < minimum:
         raise InputError("%s: input must be (N, C, D1, ...) with at least %d dims, got shape %s"
                          % (op_type, minimum, x.shape))
+
+
+def windows_last(xp, kernel, strides, dilations, out):
+    """Strided view of padded channels-last ``xp`` (N, H, W, C): shape (N, OH, OW, kh, kw, C).
+
+    Element [n, oh, ow, i, j, c] is xp[n, oh * sh + i * dh, ow * sw + j * dw, c]. A view: do not write
+    into it; ``reshape(N * OH * OW, kh * kw * C)`` makes the im2col matrix, one row per output pixel.
+    """
+    sn, sh, sw, sc = xp.strides
+    shape = (xp.shape[0], out[0], out[1], kernel[0], kernel[1], xp.shape[3])
+    strides_ = (sn, sh * strides[0], sw * strides[1], sh * dilations[0], sw * dilations[1], sc)
+    return np.lib.stride_tricks.as_strided(xp, shape=shape, strides=strides_, writeable=False)

@@ -4,13 +4,23 @@ Conv: X (N, C, *in), W (M, C/group, *k), optional B (M,) -> Y (N, M, *out) with
 
     Y[n, m, o] = B[m] + sum_{c in group(m), j} W[m, c, j] * Xpad[n, c, o * stride + j * dilation]
 
-Three paths, picked by shape (all give the same numbers):
-  * depthwise (group == C, M a multiple of C): one multiply-add per kernel tap over the whole padded
-    tensor, the channel axis broadcast against W[:, 0, tap] (9 vectorised steps for a 3x3 kernel);
-    small planes (56x56 outputs and below) are done channels-last, big ones as they are.
-  * 1x1 kernels: subsample the padded input by the stride, then one matmul (W as an (M, C) matrix).
-  * everything else: im2col (a strided view of the padded input, materialised by one reshape)
-    and one matmul per group, W viewed as (group, M/group, C/group * prod(k)).
+2-D convs compute in channels-last memory: the input is read as (N, H, W, C) (free when it already is
+channels-last memory, one copy when it is NCHW) and the result is written as y (N, OH, OW, M) and returned
+as ``y.transpose(0, 3, 1, 2)``, an array of the ONNX shape (N, M, OH, OW) whose memory is NHWC. Every other
+op works on it unchanged (numpy follows strides), the next conv reads it channels-last for free, and the
+session makes its outputs contiguous. Three 2-D paths, picked by shape (all give the same numbers):
+  * depthwise (group == C, M a multiple of C): for each kernel tap, multiply a strided slice of the padded
+    input by that tap's weights and accumulate. Viewed as (N, rows, W * C), a stride-1 tap slice has
+    contiguous rows of OW * C floats, and with the weights tiled over the output width (OW * C,) each
+    ufunc call runs long SIMD loops (9 multiplies and 8 adds for a 3x3 kernel). Strides > 1 first split
+    the padded input into its stride x stride phase planes (rows a::sh, columns b::sw, contiguous copies),
+    so every tap is again a contiguous-row slice of one plane.
+  * 1x1, stride 1, no pads: Y[n] (P, M) = X[n] (P, C) @ W.T, one BLAS matmul per image (X[n] is a view of
+    channels-last memory, or the transpose of an NCHW image: BLAS reads either).
+  * everything else (the stem, grouped, dilated, strided 1x1): im2col from the padded channels-last input
+    (a strided view, one row of kh * kw * C/group values per output pixel) and one matmul per group.
+Other ranks (1-D, 3-D, ...) stay in NCHW memory: depthwise as one multiply-add per tap over the whole
+tensor, 1x1 as a subsample then a matmul, the rest as im2col (N, C/group * prod(k), L) and a matmul.
 
 ConvTranspose is the adjoint (gradient) of Conv: X (N, C, *in), W (C, M/group, *k) -> Y (N, M, *out).
 Each input pixel scatters W * x into the output at o = i * stride + j * dilation - pad_begin. Computed as
@@ -30,7 +40,7 @@ from .registry import op
 from . import _window as win
 
 
-# depthwise outputs of at most this many pixels per channel run channels-last (see conv())
+# N-D depthwise outputs of at most this many pixels per channel run channels-last (see _conv_nd())
 _CHANNELS_LAST_MAX = 3136
 
 
@@ -95,8 +105,102 @@ def conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sha
         limits.check_shape((N, C * K, L), ct, "Conv (im2col columns)")
     limits.spend_macs(N * M * L * Cg * K, "Conv")
     limits.spend(K * limits.LOOP_COST, "Conv")  # the depthwise path loops over the kernel taps
+    if B is not None and B.shape != (M,):
+        raise InputError("Conv: bias shape %s, expected (%d,)" % (B.shape, M))
     x = X.astype(ct, copy=False)
     w = W.astype(ct, copy=False)
+    if len(out) == 2:
+        if group == C and Cg == 1:
+            # the tiled weights (below) are kh * kw * OW * M values: from the file's sizes, so check them
+            limits.check_shape((K, out[1] * M), ct, "Conv (tiled depthwise weights)")
+        y = _conv2d(x, w, group, kernel, strides, dilations, begin, end, out)  # (N, OH, OW, M)
+        if B is not None:
+            y += B.astype(ct, copy=False)
+        return y.astype(dtype, copy=False).transpose(0, 3, 1, 2)
+    y = _conv_nd(x, w, group, kernel, strides, dilations, begin, end, out)
+    if B is not None:
+        y += B.astype(ct, copy=False).reshape((M,) + (1,) * len(out))
+    return y.astype(dtype, copy=False)
+
+
+def _padded_last(x, begin, end):
+    """(N, C, H, W) in any memory layout -> zero-padded channels-last (N, H + pads, W + pads, C), C-contiguous.
+
+    No copy when ``x`` is channels-last memory and there are no pads; negative pads crop.
+    """
+    N, C, H, W = x.shape
+    x = x[:, :, max(0, -begin[0]):H - max(0, -end[0]), max(0, -begin[1]):W - max(0, -end[1])]
+    (pt, pl), (pb, pr) = [max(0, b) for b in begin], [max(0, e) for e in end]
+    xl = x.transpose(0, 2, 3, 1)
+    if not (pt or pl or pb or pr):
+        return np.ascontiguousarray(xl)
+    N, H, W, C = xl.shape
+    xp = np.zeros((N, pt + H + pb, pl + W + pr, C), dtype=x.dtype)
+    xp[:, pt:pt + H, pl:pl + W] = xl
+    return xp
+
+
+def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out):
+    """2-D Conv without bias: x (N, C, H, W) in any memory layout -> y (N, OH, OW, M), C-contiguous."""
+    N, C, H, W = x.shape
+    M, Cg = w.shape[:2]
+    (kh, kw), (sh, sw), (dh, dw), (OH, OW) = kernel, strides, dilations, out
+    if group == C and Cg == 1:
+        # depthwise: y[n, oh, ow, m] = sum_{i, j} w[m, 0, i, j] * xp[n, oh * sh + i * dh, ow * sw + j * dw, m]
+        xp = _padded_last(x, begin, end)
+        if M != C:
+            xp = np.repeat(xp, M // C, axis=3)  # output channel m reads input channel m // (M / C)
+        # wt[i, j, ow * M + m] = w[m, 0, i, j]: one tap's weights for a whole output row
+        wt = np.tile(w[:, 0].transpose(1, 2, 0), (1, 1, OW))
+        planes = {}  # (row phase, column phase) -> plane (N, rows, cols * M)
+        y = np.empty((N, OH, OW * M), dtype=xp.dtype)
+        tmp = np.empty_like(y)
+        for i in range(kh):
+            for j in range(kw):
+                # input row oh * sh + i * dh = (oh + r) * sh + a: row oh + r of the plane of row phase a
+                (r, a), (c, b) = divmod(i * dh, sh), divmod(j * dw, sw)
+                if (a, b) not in planes:
+                    p = xp if sh == sw == 1 else np.ascontiguousarray(xp[:, a::sh, b::sw])
+                    planes[a, b] = p.reshape(N, p.shape[1], p.shape[2] * M)
+                src = planes[a, b][:, r:r + OH, c * M:(c + OW) * M]  # rows of OW * M contiguous floats
+                if i == j == 0:
+                    np.multiply(src, wt[i, j], out=y)
+                else:
+                    np.multiply(src, wt[i, j], out=tmp)
+                    y += tmp
+        return y.reshape(N, OH, OW, M)
+    y = np.empty((N, OH, OW, M), dtype=x.dtype)
+    if kh == kw == sh == sw == 1 and group == 1 and not any(begin + end):
+        # 1x1: Y[n] (P, M) = X[n] (P, C) @ W.T, P = H * W pixels
+        wt = w.reshape(M, C).T
+        for n in range(N):
+            xn = x[n].transpose(1, 2, 0)  # (H, W, C)
+            if xn.flags.c_contiguous:  # channels-last memory: a (P, C) view
+                xn = xn.reshape(H * W, C)
+            elif x[n].flags.c_contiguous:  # NCHW memory: the transpose of a (C, P) matrix, BLAS reads it
+                xn = x[n].reshape(C, H * W).T
+            else:
+                xn = np.ascontiguousarray(xn).reshape(H * W, C)
+            np.matmul(xn, wt, out=y[n].reshape(H * W, M))
+        return y
+    # im2col: cols[(n, oh, ow), (i, j, c)] = xp[n, oh * sh + i * dh, ow * sw + j * dw, g * Cg + c], per group g
+    xp = _padded_last(x, begin, end)
+    Mg = M // group
+    wm = w.transpose(0, 2, 3, 1).reshape(group, Mg, kh * kw * Cg)  # W rows ordered (i, j, c) like cols
+    y2 = y.reshape(N * OH * OW, M)
+    for g in range(group):
+        cols = win.windows_last(xp[..., g * Cg:(g + 1) * Cg], kernel, strides, dilations, out)
+        np.matmul(cols.reshape(N * OH * OW, kh * kw * Cg), wm[g].T, out=y2[:, g * Mg:(g + 1) * Mg])
+    return y
+
+
+def _conv_nd(x, w, group, kernel, strides, dilations, begin, end, out):
+    """Conv without bias for any rank, in NCHW memory: x (N, C, *in) -> y (N, M, *out)."""
+    N, C = x.shape[:2]
+    M, Cg = w.shape[:2]
+    ct = x.dtype
+    L = limits.product(out)
+    K = limits.product(kernel)
     xp = win.pad_spatial(x, begin, end)
 
     if group > 1 and group == C and Cg == 1:
@@ -137,12 +241,7 @@ def conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sha
         cols = win.windows(xp, kernel, strides, dilations, out, kernel_first=True)
         cols = cols.reshape(N, group, Cg * K, L)
         y = _grouped_matmul(w.reshape(group, M // group, Cg * K), cols)
-    y = y.reshape((N, M) + tuple(out))
-    if B is not None:
-        if B.shape != (M,):
-            raise InputError("Conv: bias shape %s, expected (%d,)" % (B.shape, M))
-        y += B.astype(ct, copy=False).reshape((M,) + (1,) * len(out))
-    return y.astype(dtype, copy=False)
+    return y.reshape((N, M) + tuple(out))
 
 
 def _transpose_geometry(spatial, kernel, strides, dilations, pads, auto_pad, output_padding,
