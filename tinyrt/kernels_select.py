@@ -227,7 +227,7 @@ class _ConvKernel:
             T = threads if threaded else 1
             tail = (self.act, self.alpha, self.beta)
             if kind == "pointwise":
-                args = tail + _pointwise_blocks(N, self.M, OH * OW, T)
+                args = tail + _pointwise_blocks(N, C, self.M, OH * OW, T)
             elif kind == "depthwise":
                 args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail
             else:
@@ -276,10 +276,11 @@ class _ConvKernel:
 PARALLEL_MIN_MACS = 1 << 20  # below about a million multiply-adds a conv runs serially (see ``prepare``)
 
 
-def _pointwise_blocks(N, M, L, threads):
-    """(pixels, channels) of one GEMM block: about 64K floats of output (in L2 for its tail), and at least
+def _pointwise_blocks(N, K, M, L, threads):
+    """(pixels, channels) of one GEMM block: about 64K floats of input and output rows together (in L2
+    for its tail), or of output alone when the weights are big (every block packs them again); at least
     two blocks a thread, splitting the output channels when there are too few pixels."""
-    rows = min(L, max(16, 65536 // M))
+    rows = min(L, max(16, 65536 // (M if K * M > 65536 else K + M)))
     cols = M
     blocks = N * -(-L // rows)
     if threads > 1 and blocks < 2 * threads:
