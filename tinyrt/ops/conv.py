@@ -9,16 +9,17 @@ channels-last memory, one copy when it is NCHW) and the result is written as y (
 as ``y.transpose(0, 3, 1, 2)``, an array of the ONNX shape (N, M, OH, OW) whose memory is NHWC. Every other
 op works on it unchanged (numpy follows strides), the next conv reads it channels-last for free, and the
 session makes its outputs contiguous. Three 2-D paths, picked by shape (all give the same numbers):
-  * depthwise (group == C, M a multiple of C): for each kernel tap, multiply a strided slice of the padded
-    input by that tap's weights and accumulate. Viewed as (N, rows, W * C), a stride-1 tap slice has
-    contiguous rows of OW * C floats, and with the weights tiled over the output width (OW * C,) each
-    ufunc call runs long SIMD loops (9 multiplies and 8 adds for a 3x3 kernel). Strides > 1 first split
-    the padded input into its stride x stride phase planes (rows a::sh, columns b::sw, contiguous copies),
-    so every tap is again a contiguous-row slice of one plane.
+  * depthwise (group == C, M a multiple of C): y = sum over taps (i, j) of a strided slice of the padded
+    input times that tap's weights. Viewed as (N, rows, W * C), the pixels a tap reads at stride 1 are
+    rows of OW * C contiguous floats; with the weights tiled over the output width (OW * C per tap), one
+    einsum multiplies and sums all taps in long SIMD loops (one pass over the output, not one per tap).
+    With a column stride sw, the padded input is first split into its sw column phases (columns
+    b, b + sw, ...; one copy), which brings each tap's pixels back to contiguous rows: one einsum per phase.
   * 1x1, stride 1, no pads: Y[n] (P, M) = X[n] (P, C) @ W.T, one BLAS matmul per image (X[n] is a view of
     channels-last memory, or the transpose of an NCHW image: BLAS reads either).
-  * everything else (the stem, grouped, dilated, strided 1x1): im2col from the padded channels-last input
-    (a strided view, one row of kh * kw * C/group values per output pixel) and one matmul per group.
+  * everything else (the stem, grouped, dilated, strided 1x1): im2col and one matmul per group: from the
+    padded channels-last input (a strided view, one row of kh * kw * C/group values per output pixel), or,
+    for NCHW memory (the model's input), from the NCHW windows (C/group * kh * kw, P), transposed.
 Other ranks (1-D, 3-D, ...) stay in NCHW memory: depthwise as one multiply-add per tap over the whole
 tensor, 1x1 as a subsample then a matmul, the rest as im2col (N, C/group * prod(k), L) and a matmul.
 
@@ -114,8 +115,9 @@ def conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sha
             # the tiled weights (below) are kh * kw * OW * M values: from the file's sizes, so check them
             limits.check_shape((K, out[1] * M), ct, "Conv (tiled depthwise weights)")
         y = _conv2d(x, w, group, kernel, strides, dilations, begin, end, out)  # (N, OH, OW, M)
-        if B is not None:
-            y += B.astype(ct, copy=False)
+        if B is not None:  # tiled over a row, like the depthwise weights: OW * M-long loops, not M-long
+            rows = y.reshape(N * out[0], out[1] * M)
+            rows += np.tile(B.astype(ct, copy=False), out[1])
         return y.astype(dtype, copy=False).transpose(0, 3, 1, 2)
     y = _conv_nd(x, w, group, kernel, strides, dilations, begin, end, out)
     if B is not None:
@@ -123,20 +125,29 @@ def conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sha
     return y.astype(dtype, copy=False)
 
 
-def _padded_last(x, begin, end):
-    """(N, C, H, W) in any memory layout -> zero-padded channels-last (N, H + pads, W + pads, C), C-contiguous.
+def _padded_last(x, begin, end, col=0, col_step=1):
+    """Zero-padded channels-last copy of x (N, C, H, W), any memory layout: xp (N, H + pads, W + pads, C).
 
-    No copy when ``x`` is channels-last memory and there are no pads; negative pads crop.
+    With ``col_step`` > 1, only the column phase xp[:, :, col::col_step]. C-contiguous, one copy of x
+    (none when x is channels-last memory and there is nothing to pad or pick); negative pads crop.
     """
     N, C, H, W = x.shape
     x = x[:, :, max(0, -begin[0]):H - max(0, -end[0]), max(0, -begin[1]):W - max(0, -end[1])]
     (pt, pl), (pb, pr) = [max(0, b) for b in begin], [max(0, e) for e in end]
     xl = x.transpose(0, 2, 3, 1)
-    if not (pt or pl or pb or pr):
-        return np.ascontiguousarray(xl)
     N, H, W, C = xl.shape
-    xp = np.zeros((N, pt + H + pb, pl + W + pr, C), dtype=x.dtype)
-    xp[:, pt:pt + H, pl:pl + W] = xl
+    if not (pt or pl or pb or pr) and col_step == 1:
+        return np.ascontiguousarray(xl)
+    # column q of the phase is padded column col + q * col_step, input column col + q * col_step - pl
+    q0 = max(0, -(-(pl - col) // col_step))  # the first q inside the input
+    first = col + q0 * col_step - pl
+    n = len(range(first, W, col_step))
+    xp = np.empty((N, pt + H + pb, len(range(col, pl + W + pr, col_step)), C), dtype=x.dtype)
+    xp[:, :pt] = 0
+    xp[:, pt + H:] = 0
+    xp[:, pt:pt + H, :q0] = 0
+    xp[:, pt:pt + H, q0 + n:] = 0
+    xp[:, pt:pt + H, q0:q0 + n] = xl[:, :, first::col_step]
     return xp
 
 
@@ -144,30 +155,36 @@ def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out):
     """2-D Conv without bias: x (N, C, H, W) in any memory layout -> y (N, OH, OW, M), C-contiguous."""
     N, C, H, W = x.shape
     M, Cg = w.shape[:2]
+    Mg = M // group
     (kh, kw), (sh, sw), (dh, dw), (OH, OW) = kernel, strides, dilations, out
     if group == C and Cg == 1:
-        # depthwise: y[n, oh, ow, m] = sum_{i, j} w[m, 0, i, j] * xp[n, oh * sh + i * dh, ow * sw + j * dw, m]
-        xp = _padded_last(x, begin, end)
+        # depthwise: y[n, oh, ow, m] = sum_{i, j} w[m, 0, i, j] * xp[n, oh * sh + i * dh, ow * sw + j * dw, m],
+        # xp the padded input, channels last. Tap j reads column ow + c of column phase b of xp (its
+        # columns b, b + sw, ...; j * dw = c * sw + b), so in a copy of that phase, viewed as
+        # (N, rows, cols * M), each row a tap reads is a contiguous run of OW * M floats. One einsum per
+        # phase multiplies and sums all its taps (one pass over the output, long SIMD loops).
         if M != C:
-            xp = np.repeat(xp, M // C, axis=3)  # output channel m reads input channel m // (M / C)
-        # wt[i, j, ow * M + m] = w[m, 0, i, j]: one tap's weights for a whole output row
+            x = np.repeat(x, M // C, axis=1)  # output channel m reads input channel m // (M / C)
+        # wt[i, j, ow * M + m] = w[m, 0, i, j]: a tap's weights for a whole output row
         wt = np.tile(w[:, 0].transpose(1, 2, 0), (1, 1, OW))
-        planes = {}  # (row phase, column phase) -> plane (N, rows, cols * M)
-        y = np.empty((N, OH, OW * M), dtype=xp.dtype)
-        tmp = np.empty_like(y)
-        for i in range(kh):
-            for j in range(kw):
-                # input row oh * sh + i * dh = (oh + r) * sh + a: row oh + r of the plane of row phase a
-                (r, a), (c, b) = divmod(i * dh, sh), divmod(j * dw, sw)
-                if (a, b) not in planes:
-                    p = xp if sh == sw == 1 else np.ascontiguousarray(xp[:, a::sh, b::sw])
-                    planes[a, b] = p.reshape(N, p.shape[1], p.shape[2] * M)
-                src = planes[a, b][:, r:r + OH, c * M:(c + OW) * M]  # rows of OW * M contiguous floats
-                if i == j == 0:
-                    np.multiply(src, wt[i, j], out=y)
-                else:
-                    np.multiply(src, wt[i, j], out=tmp)
-                    y += tmp
+        y = np.empty((N, OH, OW * M), dtype=x.dtype)
+        first = True
+        for b in range(sw):
+            js = [j for j in range(kw) if j * dw % sw == b]  # the taps in phase b, at columns c0 + k * step
+            if not js:
+                continue
+            c0, step = js[0] * dw // sw, (js[1] - js[0]) * dw // sw if len(js) > 1 else 0
+            p = _padded_last(x, begin, end, b, sw)
+            p = p.reshape(N, p.shape[1], p.shape[2] * M)[:, :, c0 * M:]
+            sn, sr, se = p.strides
+            # taps[n, i, k, oh, e] = p[n, oh * sh + i * dh, (step * k + ow) * M + m], e = ow * M + m
+            taps = np.lib.stride_tricks.as_strided(p, shape=(N, kh, len(js), OH, OW * M), writeable=False,
+                                                   strides=(sn, sr * dh, se * M * step, sr * sh, se))
+            if first:
+                np.einsum("nikhe,ike->nhe", taps, wt[:, js], out=y)
+                first = False
+            else:
+                y += np.einsum("nikhe,ike->nhe", taps, wt[:, js])
         return y.reshape(N, OH, OW, M)
     y = np.empty((N, OH, OW, M), dtype=x.dtype)
     if kh == kw == sh == sw == 1 and group == 1 and not any(begin + end):
@@ -183,9 +200,21 @@ def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out):
                 xn = np.ascontiguousarray(xn).reshape(H * W, C)
             np.matmul(xn, wt, out=y[n].reshape(H * W, M))
         return y
-    # im2col: cols[(n, oh, ow), (i, j, c)] = xp[n, oh * sh + i * dh, ow * sw + j * dw, g * Cg + c], per group g
+    if x.flags.c_contiguous and not x.transpose(0, 2, 3, 1).flags.c_contiguous:
+        # NCHW memory (the model's input): im2col as it lies, cols[n, g] (C/group * kh * kw, P) with rows
+        # (c, i, j), and Y[n, :, group g] (P, M/group) = cols[n, g].T @ W[g].T
+        xp = win.pad_spatial(x, begin, end)
+        cols = win.windows(xp, kernel, strides, dilations, out, kernel_first=True)
+        cols = cols.reshape(N, group, Cg * kh * kw, OH * OW)
+        wm = w.reshape(group, Mg, Cg * kh * kw)
+        for n in range(N):
+            yn = y[n].reshape(OH * OW, M)
+            for g in range(group):
+                np.matmul(cols[n, g].T, wm[g].T, out=yn[:, g * Mg:(g + 1) * Mg])
+        return y
+    # channels-last memory: im2col from the padded channels-last input, one row per output pixel,
+    # cols[(n, oh, ow), (i, j, c)] = xp[n, oh * sh + i * dh, ow * sw + j * dw, g * Cg + c], per group g
     xp = _padded_last(x, begin, end)
-    Mg = M // group
     wm = w.transpose(0, 2, 3, 1).reshape(group, Mg, kh * kw * Cg)  # W rows ordered (i, j, c) like cols
     y2 = y.reshape(N * OH * OW, M)
     for g in range(group):
