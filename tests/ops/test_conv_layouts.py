@@ -188,6 +188,27 @@ def test_fused_conv(name, act, x_layout, z_layout):
     close(got, want)
 
 
+@pytest.mark.parametrize("act", ACTS, ids=[a[0] or "none" for a in ACTS])
+def test_fused_conv_activation_of_nan_and_inf(act):
+    # a bias of NaN, +inf and -inf makes whole output channels NaN or infinite: each activation must map
+    # them as onnxruntime's activation ops do (NaN stays NaN, Relu(-inf) = 0, LeakyRelu(-inf) = -inf)
+    activation, params, tail = act
+    x, w = rand(1, 4, 5, 5), rand(4, 1, 3, 3, seed=1)
+    b = np.array([np.nan, np.inf, -np.inf, 0.5], np.float32)
+    attrs = dict(group=4, pads=[1, 1, 1, 1])
+    inits = {"w": w, "b": b, "lo": np.array(0.0, np.float32), "hi": np.array(6.0, np.float32)}
+    want = ort_run([conv_node(attrs, out="s")] + tail(), {"x": x}, inits)
+    fattrs = dict(attrs, activation=activation)
+    if params:
+        fattrs["activation_params"] = params
+    for layout in LAYOUTS:
+        got = tinyrt_op("FusedConv", [as_layout(x, layout), w, b], fattrs, domain=TINYRT, opset=1)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        finite = np.isfinite(want)
+        np.testing.assert_array_equal(got[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)])
+        close(np.where(finite, got, 0), np.where(finite, want, 0))
+
+
 def test_fused_conv_residual_broadcasts():
     # a residual that broadcasts (as Add would) takes the slow way and still matches
     x, w, b = rand(2, 6, 8, 8), rand(6, 1, 3, 3, seed=1), rand(6, seed=2)
