@@ -233,6 +233,7 @@ class _ConvKernel:
             else:
                 kind = "im2col"
             yshape = (N, self.M, OH, OW)
+            pad = None
             macs = limits.product(yshape) * self.cg * kh * kw
             # a small conv runs on one thread: waking numba's threads would cost more than it saves
             threaded = threads > 1 and macs >= PARALLEL_MIN_MACS
@@ -241,17 +242,23 @@ class _ConvKernel:
             if kind == "pointwise":
                 args = tail + _pointwise_blocks(N, C, self.M, OH * OW, T)
             elif kind == "depthwise":
+                H, W = shape[2:]
+                Hp, Wp = max(H + pt, (OH - 1) * sh + (kh - 1) * dh + 1), max(W + pl, (OW - 1) * sw + (kw - 1) * dw + 1)
+                if (pt or pl or Hp > H or Wp > W) and Hp * Wp <= SMALL_PLANE:
+                    # a small plane is mostly border: copy it into zeros once and every pixel is interior
+                    pad = (Hp, Wp, pt, pl)
+                    pt = pl = 0
                 args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail + self.tiles(C, kh, kw, sw, OW)
             else:
                 args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail + (_im2col_rows(N, kh * kw * self.cg, OH, OW, T),)
-            p = (kind, args, yshape, limits.nominal_count(yshape) * 4, int(macs * limits.MAC_COST), threaded)
+            p = (kind, args, yshape, limits.nominal_count(yshape) * 4, int(macs * limits.MAC_COST), threaded, pad)
             self._prepared[key] = p
         return p
 
     def __call__(self, X, W, B=None, Z=None, **attrs):
         if X.dtype != np.float32 or X.ndim != 4:
             return self._ref(X, W, B, Z, attrs)
-        kind, args, yshape, nbytes, work, threaded = self.prepare(X.shape, self.backend.threads)
+        kind, args, yshape, nbytes, work, threaded, pad = self.prepare(X.shape, self.backend.threads)
         T = 2 if threaded else 1  # only which variant runs (numba's thread count is set per run)
         budget = limits.current()  # pads and strides come from the file: check the size before allocating
         if budget.tensor_bytes is not None and nbytes > budget.tensor_bytes:
@@ -271,7 +278,13 @@ class _ConvKernel:
                 x, nchw = np.ascontiguousarray(X).reshape(N, C, OH * OW), True
             _pick(conv.pointwise, T)(x, self.packed("channel-major")[0], self.bias, z, has_z, y, *args, nchw)
         elif kind == "depthwise":
-            _pick(conv.depthwise, T)(to_channels_last(X), self.packed("taps"), self.bias, z, has_z, y, *args)
+            x = to_channels_last(X)
+            if pad is not None:
+                Hp, Wp, pt, pl = pad
+                xp = np.zeros((N, Hp, Wp, C), np.float32)
+                xp[:, pt:pt + X.shape[2], pl:pl + X.shape[3]] = x
+                x = xp
+            _pick(conv.depthwise, T)(x, self.packed("taps"), self.bias, z, has_z, y, *args)
         elif self.cg >= 16 or channels_last_memory(X):
             _pick(conv.im2col, T)(to_channels_last(X), self.packed("tap-major"), self.bias, z, has_z, y, *args)
         else:  # few channels in NCHW memory (the stem reading the model's input): gather rows of pixels
@@ -285,6 +298,7 @@ class _ConvKernel:
         return self.ref(X, W, B, **attrs)
 
 
+SMALL_PLANE = 1024  # padded input planes up to this many pixels: depthwise copies them (see ``prepare``)
 PARALLEL_MIN_MACS = 1 << 20  # below about a million multiply-adds a conv runs serially (see ``prepare``)
 
 
