@@ -4,7 +4,11 @@
     python -m benchmarks --models MobileNetV2-224 --repeats 20 --no-rss
 
 Latency: every runtime in this one process, runs interleaved (one run of each in turn, repeated; one
-thread count after the other), medians, ratio to onnxruntime. onnx's reference evaluator runs at 1 thread only, a few times.
+thread count after the other), medians, ratio to onnxruntime. Before each timed run the command waits until
+the process's other threads are idle (OpenBLAS, onnxruntime and OpenMP pools spin for up to ~0.1 s after a
+run and took the second core from the next runtime), then does one untimed run of the same runtime, so that
+its own pools are awake as in a loop of runs; every runtime keeps its default settings.
+onnx's reference evaluator runs at 1 thread only, a few times.
 Cold start: a fresh process per runtime doing import, load and first result (the time from the
 process's first line to the result; interpreter start-up excluded), median of --cold-repeats; for
 tinyrt-numba once with a warm kernel cache and once with an empty one (the first model only).
@@ -104,7 +108,8 @@ def latency(model, names, threads, repeats, warmup, log):
         for r in range(repeats):
             # rotate the order each round: no runtime always runs right after the same neighbour
             for key in keys[r % len(keys):] + keys[:r % len(keys)]:
-                time.sleep(0.003)  # let the previous runtime's spinning threads go to sleep
+                runtimes.settle()  # the previous runtime's thread pools spin for up to ~0.1 s after a run
+                fns[key]()  # untimed: this runtime's own pools awake and its data in cache, as in a loop
                 t0 = time.perf_counter()
                 fns[key]()
                 times[key].append(time.perf_counter() - t0)

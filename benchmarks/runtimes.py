@@ -6,6 +6,7 @@
 
 Each also runs as a script in a fresh process (``python -m benchmarks.runtimes RUNTIME MODEL THREADS``)
 for cold start and peak RSS: it prints ``cold=<s from process start to first result> rss=<peak MB>``.
+``settle()`` waits until the thread pools of the runtime that ran last have stopped spinning.
 """
 import time
 
@@ -13,6 +14,7 @@ T0 = time.perf_counter()  # as early as possible: cold start counts imports
 
 import os  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 
 RUNTIMES = ["tinyrt-numba", "tinyrt-numpy", "onnxruntime", "torch"]
 
@@ -62,6 +64,40 @@ def make(runtime, model, threads):
                 return ref.run(None, {name: x})
         return run
     raise ValueError("unknown runtime %r" % runtime)
+
+
+def settle(limit=0.5, window=0.005):
+    """Sleep until this process's other threads stop using the CPU, at most ``limit`` s (off Linux: limit).
+
+    Thread pools keep spinning after a run (OpenBLAS and onnxruntime for about 0.1 s, torch's OpenMP for
+    about 10 ms, on a 2-core EPYC) and would take a core from whatever runs next.
+    """
+    t0 = time.perf_counter()
+    before = _others_cpu_ns()
+    while time.perf_counter() - t0 < limit:
+        time.sleep(window)
+        now = _others_cpu_ns()
+        if before is not None and now is not None and now - before < 0.05 * window * 1e9:
+            return  # under 5% of a core in the last window: idle
+        before = now
+
+
+def _others_cpu_ns():
+    """CPU time (ns) used so far by this process's threads other than the calling one; None off Linux."""
+    me = threading.get_native_id()
+    total = None
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open("/proc/self/task/%s/schedstat" % tid) as f:
+                ns = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread has just ended (or no schedstat in this kernel)
+        total = (total or 0) + (ns if int(tid) != me else 0)
+    return total
 
 
 def _torch_module(model):
