@@ -14,8 +14,10 @@ it passes around are (N, C, H, W) views of (N, H, W, C) memory (see tinyrt/kerne
   while the block is still in cache. The input may be NHWC (X[P, K]) or NCHW (X[K, P] per image, read
   transposed by the GEMM), so the first conv needs no copy.
 * ``depthwise``: one output channel per input channel (group == C == M), NHWC in. Per output pixel one
-  loop over channels sums all 9 taps of a 3x3 kernel (5 taps a pass for 5x5 kernels); pixels whose
-  window crosses the border add only their taps inside, so no padded copy is made.
+  loop over channels sums all 9 taps of a 3x3 kernel (5 taps a pass for 5x5 kernels); with few channels
+  (a 3x3 at stride 1) a whole row's interior is one loop instead. Pixels whose window crosses the border
+  add only their taps inside, so no padded copy is made (the caller pads small planes, which are mostly
+  border, into a copy first).
 * ``im2col`` (NHWC in) and ``im2col_nchw`` (NCHW in): every other conv (the stem, grouped, dilated and
   strided 1x1 convs, channel multipliers): per block of output rows, gather the windows into a matrix
   (zeros for padding), one GEMM per group. From NHWC the gather copies runs of C/group channels into
@@ -32,7 +34,7 @@ from numba import njit, prange
 from ._jit import kernel
 from . import _blas
 
-# activation codes (FusedConv's activation names -> int)
+# activation codes (FusedConv's activation names -> int); the caller passes ReLU as Clip(0, inf)
 ACT = {"": 0, "Relu": 1, "Clip": 2, "LeakyRelu": 3, "HardSigmoid": 4, "HardSwish": 5, "Sigmoid": 6}
 HAVE_BLAS = _blas.AVAILABLE
 _sgemm = _blas.sgemm
