@@ -224,7 +224,8 @@ def main(argv=None):
     if os.environ.get("TINYRT_BENCH_REEXEC"):
         note = " (%s unset for the run)" % os.environ["TINYRT_BENCH_REEXEC"]
     header = ("Machine: %s%s. Load average %s at the start, %s at the end. %s. Batch 1, fp32, random "
-              "weights; latency = median of %d interleaved runs in one process; cold start = fresh process, "
+              "weights; latency = median of %d interleaved runs in one process (each once the other "
+              "runtimes' threads were idle, after one untimed run); cold start = fresh process, "
               "import + load + first result; peak RSS = fresh process, 1 thread."
               % (machine(), note, started, loadavg(), versions(), args.repeats))
     text = header + "\n\n" + table(rows, args.threads) + "\n"
