@@ -164,8 +164,9 @@ class _ConvKernel:
     """
 
     def __init__(self, backend, step, constants):
-        from .ops import _window
+        from .ops import _window, conv as conv_op
         self.win = _window
+        self.conv_op = conv_op
         self.backend = backend
         self.k = backend.k
         self.ref = step.fn
@@ -246,7 +247,7 @@ class _ConvKernel:
                 Hp, Wp = max(H + pt, (OH - 1) * sh + (kh - 1) * dh + 1), max(W + pl, (OW - 1) * sw + (kw - 1) * dw + 1)
                 if (pt or pl or Hp > H or Wp > W) and Hp * Wp <= SMALL_PLANE:
                     # a small plane is mostly border: copy it into zeros once and every pixel is interior
-                    pad = (Hp, Wp, pt, pl)
+                    pad = ((pt, pl), (Hp - H - pt, Wp - W - pl))  # begin, end
                     pt = pl = 0
                 args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail + self.tiles(C, kh, kw, sw, OW)
             else:
@@ -278,12 +279,8 @@ class _ConvKernel:
                 x, nchw = np.ascontiguousarray(X).reshape(N, C, OH * OW), True
             _pick(conv.pointwise, T)(x, self.packed("channel-major")[0], self.bias, z, has_z, y, *args, nchw)
         elif kind == "depthwise":
-            x = to_channels_last(X)
-            if pad is not None:
-                Hp, Wp, pt, pl = pad
-                xp = np.zeros((N, Hp, Wp, C), np.float32)
-                xp[:, pt:pt + X.shape[2], pl:pl + X.shape[3]] = x
-                x = xp
+            # a small plane: the numpy op's padded channels-last copy (one copy, whatever X's layout)
+            x = to_channels_last(X) if pad is None else self.conv_op._padded_last(X, *pad)
             _pick(conv.depthwise, T)(x, self.packed("taps"), self.bias, z, has_z, y, *args)
         elif self.cg >= 16 or channels_last_memory(X):
             _pick(conv.im2col, T)(to_channels_last(X), self.packed("tap-major"), self.bias, z, has_z, y, *args)
