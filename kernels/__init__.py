@@ -13,6 +13,8 @@ kernel keeps the contract of tinyrt's numpy op of the same name and is tested ag
     eltwise.py the tails that are left after fusion: channel scaling (squeeze-excite Mul) and Add.
     detection.py NonMaxSuppression: per (batch, class) sort and greedy suppression, compiled.
     _blas.py   the sgemm of the OpenBLAS numpy already loaded, callable from compiled code.
+    _pool.py   the thread pool that runs a kernel's blocks on several cores (``POOL``), and
+    _sync.py   the atomic counters its threads take blocks with; ``_jit.py``: how kernels are compiled.
 
 Compilation happens on first use, never at import, and the result is cached on disk (numba's
 ``cache=True``) so a board compiles once. The cache directory is
@@ -20,10 +22,13 @@ Compilation happens on first use, never at import, and the result is cached on d
     $TINYRT_CACHE_DIR                       when set, else
     $XDG_CACHE_HOME/tinyrt/numba            (default ~/.cache/tinyrt/numba)
 
-with one sub-folder per BLAS integer width. Only these kernels use it: a locator is installed for the
+with one sub-folder per BLAS integer width and version of this package's sources (numba checks a cached
+kernel against its own file only, not against the helpers it inlines from _sync.py or conv.py's
+neighbours, so a changed helper must not meet an old cache). Only these kernels use it: a locator is installed for the
 files of this package, so numba's own setting (NUMBA_CACHE_DIR) stays the user's for their own code.
 Importing this package imports numba; ``import tinyrt`` never does.
 """
+import hashlib
 import os
 import sys
 
@@ -38,6 +43,16 @@ def cache_dir():
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         path = os.path.join(base, "tinyrt", "numba")
     return path
+
+
+def _sources_digest():
+    """A short hash of this package's Python sources: part of the cache folder's name."""
+    h = hashlib.sha1()
+    for name in sorted(os.listdir(_HERE)):
+        if name.endswith(".py"):
+            with open(os.path.join(_HERE, name), "rb") as f:
+                h.update(name.encode() + b"\0" + f.read())
+    return h.hexdigest()[:12]
 
 
 def _install_cache_locator(subdir):
@@ -72,34 +87,18 @@ def _install_cache_locator(subdir):
 
 
 _loaded = None
+POOL = None  # the thread pool (_pool.Pool) once loaded
 
 
 def load():
     """Import numba and the kernel modules (compiling nothing); returns this package. Raises ImportError."""
-    global _loaded
+    global _loaded, POOL
     if _loaded is None:
         import numba  # noqa: F401  (ImportError when absent: the caller falls back to numpy)
-        if not os.environ.get("NUMBA_THREADING_LAYER"):
-            # numba's own work queue, not OpenMP: OpenMP's spinning barriers made a 2-thread MobileNet
-            # 5 to 20 times slower whenever the cores were shared with anything else (measured). The
-            # work queue does not allow concurrent launches; tinyrt serialises its runs (kernels_select).
-            numba.config.THREADING_LAYER = "workqueue"
         from . import _blas
-        _install_cache_locator("blas%d" % _blas.INT_BITS if _blas.AVAILABLE else "noblas")
+        blas = "blas%d" % _blas.INT_BITS if _blas.AVAILABLE else "noblas"
+        _install_cache_locator("%s-%s" % (blas, _sources_digest()))
         from . import conv, pool, eltwise, detection  # noqa: F401
+        from ._pool import POOL
         _loaded = sys.modules[__name__]
     return _loaded
-
-
-def set_threads(n):
-    """numba's thread count for the calling thread (n <= 0: all cores)."""
-    import numba
-    n = int(n)
-    if n <= 0:
-        n = numba.config.NUMBA_NUM_THREADS
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-
-
-def get_threads():
-    import numba
-    return numba.get_num_threads()

@@ -29,9 +29,9 @@ im2col (tap-major rows; im2col_nchw: channel-major), (taps, C) for depthwise. Ge
 size) is resolved by the caller; kernels take the begin pads (pt, pl) and read the output size from y.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._jit import kernel
+from ._jit import kernel, start, finished
 from . import _blas
 
 # activation codes (FusedConv's activation names -> int); the caller passes ReLU as Clip(0, inf)
@@ -123,7 +123,7 @@ def _finish(y1, start, n, z1, has_z, act, a, b):
 
 
 @kernel
-def pointwise(x, wt, bias, z, has_z, y, act, a, b, rows, cols, nchw):
+def pointwise(x, wt, bias, z, has_z, y, act, a, b, rows, cols, nchw, ctr):
     """1x1 conv. x (N, P, K) pixels by channels, or with ``nchw`` (N, K, P); wt (K, M); y (N, P, M).
 
     Blocks of ``rows`` pixels (never crossing an image) by ``cols`` output channels: a layer with few
@@ -140,7 +140,9 @@ def pointwise(x, wt, bias, z, has_z, y, act, a, b, rows, cols, nchw):
     y1 = y.reshape(-1)
     z1 = z.reshape(-1)
     tile = _bias_tile(bias, min(P, rows))
-    for t in prange(N * nblk * mblk):
+    total = N * nblk * mblk
+    me, t = start(ctr, total)
+    while t < total:
         n = t // (nblk * mblk)
         p0 = (t // mblk % nblk) * rows
         m0 = (t % mblk) * cols
@@ -163,6 +165,8 @@ def pointwise(x, wt, bias, z, has_z, y, act, a, b, rows, cols, nchw):
         else:
             for r in range(cnt):
                 _finish(y1, (first + r) * M + m0, mc, z1, False, act, a, b)
+        t = finished(ctr, me, total)
+    return total
 
 
 @njit(cache=True, inline="always")
@@ -218,7 +222,7 @@ def _taps3x3_run(y1, yo, x1, r0, r1, r2, s1, s2, wtile, btile, n):
 
 
 @kernel
-def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, wtile, btile):
+def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, wtile, btile, ctr):
     """x (N, H, W, C), wt (kh * kw, C), y (N, OH, OW, C); output channel c reads input channel c only.
 
     With tiles (3x3, stride 1, see ``_taps3x3_run``: ``btile`` not empty) the interior of each row is one
@@ -233,7 +237,9 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
     runs = btile.shape[0] > 0
     qlo = min(OW, pl)                              # with runs: the pixels whose whole window is inside
     qhi = max(qlo, min(OW, W - 2 * dw + pl))
-    for t in prange(N * OH):
+    total = N * OH
+    me, t = start(ctr, total)
+    while t < total:
         n = t // OH
         oy = t % OH
         iy0 = oy * sh - pt
@@ -270,10 +276,12 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
                     if ix >= 0 and ix < W:
                         _taps_row(y1, yo, x1, U((row + ix) * C), 0, w1, U((i * kw + j) * C), C, 1)
         _finish(y1, (n * OH + oy) * OW * C, OW * C, z1, has_z, act, a, b)
+        t = finished(ctr, me, total)
+    return total
 
 
 @kernel
-def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, rows):
+def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, rows, ctr):
     """x (N, H, W, C), wt (group, kh * kw * C/group, M/group) tap-major, y (N, OH, OW, M)."""
     N, H, W, C = x.shape
     OH, OW, M = y.shape[1], y.shape[2], y.shape[3]
@@ -286,7 +294,9 @@ def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, 
     y1 = y.reshape(-1)
     z1 = z.reshape(-1)
     tile = _bias_tile(bias, min(OH, rows) * OW)
-    for t in prange(N * nblk):
+    total = N * nblk
+    me, t = start(ctr, total)
+    while t < total:
         n = t // nblk
         oy0 = (t % nblk) * rows
         npix = (min(OH, oy0 + rows) - oy0) * OW
@@ -313,10 +323,12 @@ def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, 
             _sgemm(_ROW, _NT, _NT, npix, Mg, Kc, np.float32(1), col.ctypes.data, Kc, wp + g * Kc * Mg * 4, Mg,
                    np.float32(1), yp + (first * M + g * Mg) * 4, M)
         _finish(y1, first * M, npix * M, z1, False, act, a, b)
+        t = finished(ctr, me, total)
+    return total
 
 
 @kernel
-def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, rows):
+def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, rows, ctr):
     """x (N, C, H, W), wt (group, C/group * kh * kw, M/group) channel-major, y (N, OH, OW, M)."""
     N, C, H, W = x.shape
     OH, OW, M = y.shape[1], y.shape[2], y.shape[3]
@@ -329,7 +341,9 @@ def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a
     y1 = y.reshape(-1)
     z1 = z.reshape(-1)
     tile = _bias_tile(bias, min(OH, rows) * OW)
-    for t in prange(N * nblk):
+    total = N * nblk
+    me, t = start(ctr, total)
+    while t < total:
         n = t // nblk
         oy0 = (t % nblk) * rows
         oy1 = min(OH, oy0 + rows)
@@ -363,6 +377,8 @@ def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a
             _sgemm(_ROW, _T, _NT, npix, Mg, Kc, np.float32(1), col.ctypes.data, npix, wp + g * Kc * Mg * 4, Mg,
                    np.float32(1), yp + (first * M + g * Mg) * 4, M)
         _finish(y1, first * M, npix * M, z1, False, act, a, b)
+        t = finished(ctr, me, total)
+    return total
 
 
 @njit(cache=True)

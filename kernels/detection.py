@@ -19,9 +19,9 @@ Outputs: row t - lo of ``out`` holds the kept box indices of class t, best first
 of them.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._jit import kernel
+from ._jit import kernel, start, finished
 
 _LOW = np.uint64(0xFFFFFFFF)    # the low 32 bits
 _SIGN = np.uint64(0x80000000)
@@ -153,7 +153,7 @@ def _nms_class(s, sbits, bx0, by0, bx1, by1, barea, use_thr, score_thr, iou_thr,
 
 @kernel
 def nms(x0, y0, x1, y1, area, scores, sbits, use_thr, score_thr, iou_thr, max_out, lo, hi, cap, out, counts_out,
-        work):
+        work, ctr):
     """Classes lo..hi-1 of scores (B * C, N) into row t - lo of out (hi - lo, max_out), counts_out and work.
 
     sbits: the scores' memory as uint32; x0, y0, x1, y1, area: (B, N) float32. No float arithmetic here:
@@ -162,7 +162,10 @@ def nms(x0, y0, x1, y1, area, scores, sbits, use_thr, score_thr, iou_thr, max_ou
     """
     BC, N = scores.shape
     C = BC // x0.shape[0]
-    for t in prange(lo, hi):
+    total = hi - lo  # one block per class
+    me, k = start(ctr, total)
+    while k < total:
+        t = lo + k
         b = t // C
         key = np.empty(N, np.uint64)
         idx = np.empty(N, np.uint64)
@@ -181,3 +184,5 @@ def nms(x0, y0, x1, y1, area, scores, sbits, use_thr, score_thr, iou_thr, max_ou
                              cx0, cy0, cx1, cy1, carea, order, alive)
         counts_out[t - lo] = kept
         work[t - lo] = w
+        k = finished(ctr, me, total)
+    return total

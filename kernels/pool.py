@@ -10,21 +10,23 @@ AveragePool divides by the taps inside the input (count_include_pad=0) or inside
 (count_include_pad=1); taps added by ceil_mode beyond the pads never count.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._jit import kernel
+from ._jit import kernel, start, finished
 
 U = np.uint64  # unsigned indices: no negative-index wraparound, loops vectorise
 
 
 @kernel
-def max_pool(x, y, kh, kw, sh, sw, dh, dw, pt, pl):
+def max_pool(x, y, kh, kw, sh, sw, dh, dw, pt, pl, ctr):
     N, H, W, C = x.shape
     OH, OW = y.shape[1], y.shape[2]
     x1 = x.reshape(-1)
     y1 = y.reshape(-1)
     Cu = U(C)
-    for t in prange(N * OH):
+    total = N * OH  # one block per output row
+    me, t = start(ctr, total)
+    while t < total:
         n = t // OH
         oy = t % OH
         for ox in range(OW):
@@ -44,6 +46,8 @@ def max_pool(x, y, kh, kw, sh, sw, dh, dw, pt, pl):
                         v = x1[xo + c]
                         best = y1[yo + c]
                         y1[yo + c] = v if (v > best or v != v) else best  # NaN wins, as np.maximum lets it
+        t = finished(ctr, me, total)
+    return total
 
 
 @njit(cache=True)
@@ -58,7 +62,7 @@ def _count(o, s, pad, k, d, lo, hi):
 
 
 @kernel
-def avg_pool(x, y, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, include_pad):
+def avg_pool(x, y, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, include_pad, ctr):
     N, H, W, C = x.shape
     OH, OW = y.shape[1], y.shape[2]
     ylo, yhi = (-pt, H + pb) if include_pad else (0, H)
@@ -66,7 +70,9 @@ def avg_pool(x, y, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, include_pad):
     x1 = x.reshape(-1)
     y1 = y.reshape(-1)
     Cu = U(C)
-    for t in prange(N * OH):
+    total = N * OH  # one block per output row
+    me, t = start(ctr, total)
+    while t < total:
         n = t // OH
         oy = t % OH
         cy = _count(oy, sh, pt, kh, dh, ylo, yhi)
@@ -88,3 +94,5 @@ def avg_pool(x, y, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, include_pad):
             cnt = np.float32(max(cy * _count(ox, sw, pl, kw, dw, xlo, xhi), 1))
             for c in range(Cu):
                 y1[yo + c] /= cnt
+        t = finished(ctr, me, total)
+    return total

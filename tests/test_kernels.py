@@ -193,22 +193,28 @@ def test_choice_of_path(monkeypatch):
         kernels_select.choose(tinyrt.SessionOptions())
 
 
-def test_numba_threads_restored_and_blas_single_threaded():
+_CORES = len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("asked, width", [(1, 1), (2, min(2, _CORES)), (0, _CORES)])
+def test_numba_threads_per_run_and_blas_single_threaded(asked, width):
     from tinyrt import threads
+    import kernels
     data = _model(helper.make_node("Relu", ["x"], ["y"]), (1, 3), {})
-    sess = _session(data, "numba", threads=1)
-    before = numba.get_num_threads()
+    sess = _session(data, "numba", threads=asked)
+    pool = kernels.POOL
     seen = []
     original = sess.plan.run
 
     def spy(*args, **kwargs):
-        seen.append((numba.get_num_threads(), threads.get_blas_threads()))
+        seen.append((sess.kernels.threads, pool.width, threads.get_blas_threads()))
         return original(*args, **kwargs)
 
     sess.plan.run = spy
     sess.run(None, {"x": np.ones((1, 3), np.float32)})
     want_blas = 1 if threads.blas_threads_controllable() else None
-    assert seen == [(1, want_blas)] and numba.get_num_threads() == before
+    assert seen == [(width, width, want_blas)]
+    assert (pool.width, pool.depth, sess.kernels.threads) == (1, 0, 1)  # the run is over: workers asleep
 
 
 def _run_script(code, **env):

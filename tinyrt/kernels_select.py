@@ -19,9 +19,10 @@ ordinary array of the ONNX shape (numpy follows the strides), and the session ha
 outputs. A kernel given NCHW memory (the model's input, a Concat's result) copies it to channels-last
 first, or, for a 1x1 conv or the stem, reads it as it is.
 
-Threads: one pool at a time. On the numba path numba's threads run the kernels (``intra_op_num_threads``,
-0 = all cores) and BLAS is held at one thread (every GEMM is called from inside a numba thread); on the
-numpy path BLAS gets ``intra_op_num_threads`` threads.
+Threads: one pool at a time. On the numba path the kernels' own pool (kernels/_pool.py) runs them on
+``intra_op_num_threads`` threads (0 = all cores), and BLAS is held at one thread: every GEMM is called
+from inside a kernel block, on whichever thread took the block. On the numpy path BLAS gets
+``intra_op_num_threads`` threads.
 """
 import importlib
 import os
@@ -36,7 +37,7 @@ from .errors import InputError
 from .threads import blas_threads
 
 CHOICES = ("numba", "numpy")
-_numba_lock = threading.RLock()  # one numba run at a time (its work-queue threading layer is not reentrant)
+_numba_lock = threading.RLock()  # one numba run at a time: the kernels' pool serves one run
 
 
 def requested(options=None):
@@ -91,7 +92,7 @@ class NumpyBackend:
 
 
 class _NumbaRunning:
-    """BLAS at one thread, numba at ``threads`` (restored on exit)."""
+    """BLAS at one thread, the kernels' pool at ``threads`` for the run."""
 
     def __init__(self, backend, threads):
         self.backend = backend
@@ -102,15 +103,14 @@ class _NumbaRunning:
     def __enter__(self):
         _numba_lock.acquire()
         self.blas.__enter__()
-        k = self.backend.k
-        self.previous = k.get_threads()
-        k.set_threads(self.threads)
-        self.backend.threads = k.get_threads()
+        self.previous = self.backend.threads
+        self.backend.threads = self.backend.pool.begin(self.threads)
         return self
 
     def __exit__(self, *exc):
         try:
-            self.backend.k.set_threads(self.previous)
+            self.backend.pool.end()
+            self.backend.threads = self.previous
             return self.blas.__exit__(*exc)
         finally:
             _numba_lock.release()
@@ -121,7 +121,8 @@ class NumbaBackend:
 
     def __init__(self, k):
         self.k = k
-        self.threads = 1
+        self.pool = k.POOL
+        self.threads = 1  # of the run in progress
 
     def running(self, threads):
         return _NumbaRunning(self, threads)
@@ -260,7 +261,6 @@ class _ConvKernel:
         if X.dtype != np.float32 or X.ndim != 4:
             return self._ref(X, W, B, Z, attrs)
         kind, args, yshape, nbytes, work, threaded, pad = self.prepare(X.shape, self.backend.threads)
-        T = 2 if threaded else 1  # only which variant runs (numba's thread count is set per run)
         budget = limits.current()  # pads and strides come from the file: check the size before allocating
         if budget.tensor_bytes is not None and nbytes > budget.tensor_bytes:
             limits.check_shape(yshape, np.float32, "Conv")
@@ -269,7 +269,7 @@ class _ConvKernel:
         if kind is None or (has_z and (Z.shape != yshape or Z.dtype != np.float32)):
             return self._ref(X, W, B, Z, attrs)
         N, C, OH, OW = X.shape[0], X.shape[1], yshape[2], yshape[3]
-        conv = self.k.conv
+        conv, run = self.k.conv, self.backend.pool.run
         y = np.empty((N, OH, OW, self.M), np.float32)
         z = to_channels_last(Z) if has_z else _EMPTY4
         if kind == "pointwise":
@@ -277,16 +277,17 @@ class _ConvKernel:
                 x, nchw = X.transpose(0, 2, 3, 1).reshape(N, OH * OW, C), False
             else:
                 x, nchw = np.ascontiguousarray(X).reshape(N, C, OH * OW), True
-            _pick(conv.pointwise, T)(x, self.packed("channel-major")[0], self.bias, z, has_z, y, *args, nchw)
+            run(conv.pointwise, (x, self.packed("channel-major")[0], self.bias, z, has_z, y) + args + (nchw,),
+                threaded)
         elif kind == "depthwise":
             # a small plane: the numpy op's padded channels-last copy (one copy, whatever X's layout)
             x = to_channels_last(X) if pad is None else self.conv_op._padded_last(X, *pad)
-            _pick(conv.depthwise, T)(x, self.packed("taps"), self.bias, z, has_z, y, *args)
+            run(conv.depthwise, (x, self.packed("taps"), self.bias, z, has_z, y) + args, threaded)
         elif self.cg >= 16 or channels_last_memory(X):
-            _pick(conv.im2col, T)(to_channels_last(X), self.packed("tap-major"), self.bias, z, has_z, y, *args)
+            run(conv.im2col, (to_channels_last(X), self.packed("tap-major"), self.bias, z, has_z, y) + args, threaded)
         else:  # few channels in NCHW memory (the stem reading the model's input): gather rows of pixels
-            _pick(conv.im2col_nchw, T)(np.ascontiguousarray(X), self.packed("channel-major"), self.bias, z, has_z,
-                                       y, *args)
+            run(conv.im2col_nchw, (np.ascontiguousarray(X), self.packed("channel-major"), self.bias, z, has_z, y)
+                + args, threaded)
         return y.transpose(0, 3, 1, 2)
 
     def _ref(self, X, W, B, Z, attrs):
@@ -301,13 +302,17 @@ PARALLEL_MIN_MACS = 1 << 20  # below about a million multiply-adds a conv runs s
 
 def _pointwise_blocks(N, K, M, L, threads):
     """(pixels, channels) of one GEMM block: about 64K floats of input and output rows together (in L2
-    for its tail), or of output alone when the weights are big (every block packs them again); at least
-    two blocks a thread, splitting the output channels when there are too few pixels."""
+    for its tail), or of output alone when the weights are big (every block packs them again). Threaded:
+    at least two blocks of rows a thread; with too few pixels for that (a 7x7 layer), one block of
+    output channels a thread instead. Measured at 2 threads: splitting the channels of a layer with
+    enough pixels made it slower than 1 thread (each block packs all of the input again)."""
     rows = min(L, max(16, 65536 // (M if K * M > 65536 else K + M)))
     cols = M
-    blocks = N * -(-L // rows)
-    if threads > 1 and blocks < 2 * threads:
-        cols = min(M, -(-(-(-M // -(-2 * threads // blocks))) // 16) * 16)
+    if threads > 1:
+        if L >= 64 * threads:
+            rows = min(rows, -(-L // (2 * threads)))
+        elif N < threads:
+            cols = min(M, (-(-M // threads) + 15) // 16 * 16)
     return rows, cols
 
 
@@ -328,11 +333,6 @@ def _conv(backend, step, constants):
     if W.ndim != 4 or W.dtype != np.float32:
         return None
     return _ConvKernel(backend, step, constants)
-
-
-def _pick(kernel, threads):
-    """The threaded kernel, or its serial twin at one thread (no parallel launch to pay for)."""
-    return kernel if threads > 1 else kernel.serial
 
 
 class _PoolKernel:
@@ -361,11 +361,11 @@ class _PoolKernel:
         x = to_channels_last(X)
         y = np.empty((X.shape[0],) + tuple(g.out) + (X.shape[1],), np.float32)
         (kh, kw), (sh, sw), (dh, dw), (pt, pl) = g.kernel, g.strides, g.dilations, g.begin
+        geometry = (kh, kw, sh, sw, dh, dw, pt, pl)
         if self.op_type == "MaxPool":
-            _pick(self.k.pool.max_pool, self.backend.threads)(x, y, kh, kw, sh, sw, dh, dw, pt, pl)
+            self.backend.pool.run(self.k.pool.max_pool, (x, y) + geometry)
         else:
-            _pick(self.k.pool.avg_pool, self.backend.threads)(x, y, kh, kw, sh, sw, dh, dw, pt, pl, g.end[0],
-                                                              g.end[1], self.include_pad)
+            self.backend.pool.run(self.k.pool.avg_pool, (x, y) + geometry + (g.end[0], g.end[1], self.include_pad))
         return y.transpose(0, 3, 1, 2)  # channels-last memory, like the convs' results
 
 
@@ -397,9 +397,8 @@ class _MulKernel:
                 return self.ref(A, B, **attrs)
             N, C, H, W = x.shape
             y = np.empty((N, H, W, C), np.float32)
-            scale = _pick(self.k.eltwise.channel_scale, self.backend.threads)
-            scale(to_channels_last(x).reshape(N, H * W, C), np.ascontiguousarray(s.reshape(N, C)),
-                  y.reshape(N, H * W, C))
+            self.backend.pool.run(self.k.eltwise.channel_scale, (
+                to_channels_last(x).reshape(N, H * W, C), np.ascontiguousarray(s.reshape(N, C)), y.reshape(N, H * W, C)))
             return y.transpose(0, 3, 1, 2)
         return self.ref(A, B, **attrs)
 
@@ -421,7 +420,7 @@ class _AddKernel:
             else:
                 return self.ref(A, B, **attrs)
             y = np.empty(a.shape, np.float32)
-            _pick(self.k.eltwise.add, self.backend.threads)(a.reshape(-1), b.reshape(-1), y.reshape(-1))
+            self.backend.pool.run(self.k.eltwise.add, (a.reshape(-1), b.reshape(-1), y.reshape(-1)))
             return y if back is None else y.transpose(back)
         return self.ref(A, B, **attrs)
 
@@ -474,7 +473,6 @@ class _NMSKernel:
         use_thr = score_thr is not None
         thr = score_thr if use_thr else np.float32(0)
         per_class = 40 * (N * K - K * (K - 1) // 2)  # the most one class can spend: K boxes kept of N
-        nms = _pick(self.k.detection.nms, self.backend.threads)
         rows = []
         lo = 0
         while lo < B * C:
@@ -486,8 +484,9 @@ class _NMSKernel:
             out = np.empty((chunk, K), np.int64)
             counts = np.zeros(chunk, np.int64)
             work = np.zeros(chunk, np.int64)
-            nms(x0, y0, x1, y1, area, s, s.view(np.uint32), use_thr, thr, iou_thr, K, lo, hi,
-                (1 << 62) if left is None else max(int(left), 0), out, counts, work)
+            self.backend.pool.run(self.k.detection.nms, (
+                x0, y0, x1, y1, area, s, s.view(np.uint32), use_thr, thr, iou_thr, K, lo, hi,
+                (1 << 62) if left is None else max(int(left), 0), out, counts, work))
             limits.spend(int(work.sum()), "NonMaxSuppression")  # raises once past the budget
             if counts.any():
                 t = np.repeat(np.arange(lo, hi, dtype=np.int64), counts)
