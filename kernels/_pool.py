@@ -100,13 +100,13 @@ class Pool:
             if not self.wake.is_set():
                 self.wake.wait()
             got = _sync.wait_task(self.ctr, seen, leaving)  # spins, without the GIL
-            leaving = got != seen
+            leaving = got > 0
+            seen = abs(got)
             if not leaving:
                 continue  # the run ended: sleep until the next
-            seen = got
-            number, kernel, args = self.task
-            if number != got or index >= self.width - 1:
-                continue  # (not expected: a joined task is waited for) / not wanted in this run
+            number, kernel, args = self.task  # the task joined: its caller waits for this worker
+            if index >= self.width - 1:
+                continue  # not wanted in this run
             try:
                 kernel(*args, self.ctr)
             except BaseException as e:  # the caller re-raises it; this thread lives on
