@@ -237,7 +237,7 @@ class _ConvKernel:
             yshape = (N, self.M, OH, OW)
             pad = None
             macs = limits.product(yshape) * self.cg * kh * kw
-            # a small conv runs on one thread: waking numba's threads would cost more than it saves
+            # a small conv runs on one thread: splitting it would cost more than it saves
             threaded = threads > 1 and macs >= PARALLEL_MIN_MACS
             T = threads if threaded else 1
             tail = (self.act, self.alpha, self.beta)
@@ -404,7 +404,7 @@ class _MulKernel:
 
 
 class _AddKernel:
-    """Add of two float32 arrays of one shape and one memory layout, over numba's threads."""
+    """Add of two float32 arrays of one shape and one memory layout, over the kernels' threads."""
 
     def __init__(self, backend, step):
         self.backend = backend
