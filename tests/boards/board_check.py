@@ -87,6 +87,7 @@ def run_model(spec):
     t = time.time()
     sess = tinyrt.InferenceSession(path)
     result["load_s"] = round(time.time() - t, 2)
+    result["kernels"] = sess.kernels.name  # the path the session really runs on
     feeds = feed_for(sess, golden)
     t = time.time()
     outputs = sess.run(None, feeds)
