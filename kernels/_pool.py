@@ -37,9 +37,10 @@ class Pool:
             os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self):
-        self.ctr = _sync.counters(cores())
+        # room for a chunk per CPU: the cores this process may use can grow after this (sched_setaffinity)
+        self.ctr = _sync.counters(max(cores(), os.cpu_count() or 1))
         self.workers = []  # started on demand, then kept
-        self.task = None   # (number, kernel, args) of the task posted last
+        self.task = None   # (kernel, args) of the task posted last
         self.tasks = 0     # tasks posted so far
         self.width = 1     # threads in the current run, this one included
         self.depth = 0     # nested begin() calls
@@ -80,7 +81,7 @@ class Pool:
             return
         ctr = self.ctr
         self.tasks += 1
-        self.task = (self.tasks, kernel, args)
+        self.task = (kernel, args)
         _sync.post(ctr, self.tasks, self.width)
         try:
             total = kernel(*args, ctr)
@@ -99,14 +100,12 @@ class Pool:
         while True:
             if not self.wake.is_set():
                 self.wake.wait()
-            got = _sync.wait_task(self.ctr, seen, leaving)  # spins, without the GIL
+            got = _sync.wait_task(self.ctr, seen, leaving, index)  # spins, without the GIL
             leaving = got > 0
             seen = abs(got)
             if not leaving:
                 continue  # the run ended: sleep until the next
-            number, kernel, args = self.task  # the task joined: its caller waits for this worker
-            if index >= self.width - 1:
-                continue  # not wanted in this run
+            kernel, args = self.task  # the task joined: its caller waits for this worker
             try:
                 kernel(*args, self.ctr)
             except BaseException as e:  # the caller re-raises it; this thread lives on
