@@ -98,7 +98,7 @@ def load():
         from . import _blas
         blas = "blas%d" % _blas.INT_BITS if _blas.AVAILABLE else "noblas"
         _install_cache_locator("%s-%s" % (blas, _sources_digest()))
-        from . import conv, pool, eltwise, detection  # noqa: F401
+        from . import conv, gemm, pool, eltwise, detection  # noqa: F401
         from ._pool import POOL
         _loaded = sys.modules[__name__]
     return _loaded

@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit
 
 from ._jit import kernel, start, finished
-from . import _blas
+from . import _blas, gemm
 
 # activation codes (FusedConv's activation names -> int); the caller passes ReLU as Clip(0, inf)
 ACT = {"": 0, "Relu": 1, "Clip": 2, "LeakyRelu": 3, "HardSigmoid": 4, "HardSwish": 5, "Sigmoid": 6}
@@ -123,23 +123,23 @@ def _finish(y1, start, n, z1, has_z, act, a, b):
 
 
 @kernel
-def pointwise(x, wt, bias, z, has_z, y, act, a, b, rows, cols, nchw, ctr):
-    """1x1 conv. x (N, P, K) pixels by channels, or with ``nchw`` (N, K, P); wt (K, M); y (N, P, M).
+def pointwise(x, wp, bp, z, has_z, y, act, a, b, rows, cols, nchw, ctr):
+    """1x1 conv. x (N, P, K) pixels by channels, or with ``nchw`` (N, K, P); wp, bp the weights and
+    bias packed by gemm.pack / gemm.pack_bias; y (N, P, M) (or (N, H, W, M)), z like y: the residual
+    when has_z.
 
-    Blocks of ``rows`` pixels (never crossing an image) by ``cols`` output channels: a layer with few
-    pixels is split by channels instead, so that threads do not each pack all of the weights."""
+    Blocks of ``rows`` pixels (never crossing an image) by ``cols`` output channels (a multiple of
+    gemm.PANEL): a layer with few pixels is split by channels instead, so that every thread has work."""
     N = x.shape[0]
     P = x.shape[2] if nchw else x.shape[1]
     K = x.shape[1] if nchw else x.shape[2]
-    M = wt.shape[1]
+    M = y.shape[-1]
+    rs, ks = (4, P * 4) if nchw else (K * 4, 4)  # bytes between pixels, between channels
     nblk = (P + rows - 1) // rows
     mblk = (M + cols - 1) // cols
-    xp = x.ctypes.data
-    wp = wt.ctypes.data
-    yp = y.ctypes.data
+    xp, wpp, bpp, yp, zp = x.ctypes.data, wp.ctypes.data, bp.ctypes.data, y.ctypes.data, z.ctypes.data
+    mul, p, q, lo, hi, rest = gemm.tail(act, a, b)
     y1 = y.reshape(-1)
-    z1 = z.reshape(-1)
-    tile = _bias_tile(bias, min(P, rows))
     total = N * nblk * mblk
     me, t = start(ctr, total)
     while t < total:
@@ -148,23 +148,12 @@ def pointwise(x, wt, bias, z, has_z, y, act, a, b, rows, cols, nchw, ctr):
         m0 = (t % mblk) * cols
         cnt = min(P, p0 + rows) - p0
         mc = min(M, m0 + cols) - m0
-        first = n * P + p0  # the block's first pixel in y
-        if mc == M:
-            _start(y1, first * M, cnt * M, tile, z1, has_z)
-        else:
+        first = (n * P + p0) * M  # the block's first pixel in y (and z)
+        gemm.block(xp + n * P * K * 4 + p0 * rs, rs, ks, cnt, wpp, K, bpp, zp + first * 4, has_z, yp + first * 4,
+                   M * 4, m0, m0 + mc, mul, p, q, lo, hi)
+        if rest != 0:  # an activation the tiles do not apply, while the block is in cache
             for r in range(cnt):
-                _start(y1, (first + r) * M + m0, mc, tile[m0:], z1, has_z)
-        if nchw:  # A = X[n][:, p0:p0 + cnt] read transposed
-            _sgemm(_ROW, _T, _NT, cnt, mc, K, np.float32(1), xp + (n * K * P + p0) * 4, P, wp + m0 * 4, M,
-                   np.float32(1), yp + (first * M + m0) * 4, M)
-        else:
-            _sgemm(_ROW, _NT, _NT, cnt, mc, K, np.float32(1), xp + first * K * 4, K, wp + m0 * 4, M,
-                   np.float32(1), yp + (first * M + m0) * 4, M)
-        if mc == M:
-            _finish(y1, first * M, cnt * M, z1, False, act, a, b)
-        else:
-            for r in range(cnt):
-                _finish(y1, (first + r) * M + m0, mc, z1, False, act, a, b)
+                _finish(y1, first + r * M + m0, mc, y1, False, rest, a, b)
         t = finished(ctr, me, total)
     return total
 

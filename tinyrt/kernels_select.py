@@ -199,6 +199,10 @@ class _ConvKernel:
             M, cg, (kh, kw), g = self.M, self.cg, self.kernel, self.group
             if layout == "taps":         # depthwise: (kh * kw, C)
                 w = self.W.reshape(M, kh * kw).T
+            elif layout == "panels":     # pointwise: kernels/gemm.py's panels of the (K, M) weights
+                w = self.k.gemm.pack(self.W.reshape(M, cg).T)
+            elif layout == "panel-bias":
+                w = self.k.gemm.pack_bias(self.bias)
             elif layout == "tap-major":  # im2col from NHWC: rows (i, j, c) per group
                 w = self.W.reshape(g, M // g, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(g, kh * kw * cg, M // g)
             else:                        # "channel-major", im2col from NCHW: rows (c, i, j); pointwise: (K, M)
@@ -228,10 +232,10 @@ class _ConvKernel:
                 kind = None  # negative pads, bad channel counts: the numpy op handles (or reports) it
             elif self.group == C == self.M and self.cg == 1:
                 kind = "depthwise"
-            elif not self.blas:
-                kind = None
             elif kernel == [1, 1] and strides == [1, 1] and not any(begin + end) and self.group == 1:
                 kind = "pointwise"
+            elif not self.blas:
+                kind = None
             else:
                 kind = "im2col"
             yshape = (N, self.M, OH, OW)
@@ -242,7 +246,7 @@ class _ConvKernel:
             T = threads if threaded else 1
             tail = (self.act, self.alpha, self.beta)
             if kind == "pointwise":
-                args = tail + _pointwise_blocks(N, C, self.M, OH * OW, T)
+                args = tail + _pointwise_blocks(N, self.M, OH * OW, T, self.k.gemm.PANEL)
             elif kind == "depthwise":
                 H, W = shape[2:]
                 Hp, Wp = max(H + pt, (OH - 1) * sh + (kh - 1) * dh + 1), max(W + pl, (OW - 1) * sw + (kw - 1) * dw + 1)
@@ -277,7 +281,7 @@ class _ConvKernel:
                 x, nchw = X.transpose(0, 2, 3, 1).reshape(N, OH * OW, C), False
             else:
                 x, nchw = np.ascontiguousarray(X).reshape(N, C, OH * OW), True
-            run(conv.pointwise, (x, self.packed("channel-major")[0], self.bias, z, has_z, y) + args + (nchw,),
+            run(conv.pointwise, (x, self.packed("panels"), self.packed("panel-bias"), z, has_z, y) + args + (nchw,),
                 threaded)
         elif kind == "depthwise":
             # a small plane: the numpy op's padded channels-last copy (one copy, whatever X's layout)
@@ -300,19 +304,16 @@ SMALL_PLANE = 1024  # padded input planes up to this many pixels: depthwise copi
 PARALLEL_MIN_MACS = 1 << 20  # below about a million multiply-adds a conv runs serially (see ``prepare``)
 
 
-def _pointwise_blocks(N, K, M, L, threads):
-    """(pixels, channels) of one GEMM block: about 64K floats of input and output rows together (in L2
-    for its tail), or of output alone when the weights are big (every block packs them again). Threaded:
-    at least two blocks of rows a thread; with too few pixels for that (a 7x7 layer), one block of
-    output channels a thread instead. Measured at 2 threads: splitting the channels of a layer with
-    enough pixels made it slower than 1 thread (each block packs all of the input again)."""
-    rows = min(L, max(16, 65536 // (M if K * M > 65536 else K + M)))
-    cols = M
+def _pointwise_blocks(N, M, L, threads, panel):
+    """(pixels, channels) of one block of a 1x1 conv: 64 pixels by all channels (the block's input rows
+    stay in cache while each panel of weights passes over them). Threaded: about four blocks of rows a
+    thread; with too few pixels for that (a 7x7 layer), one block of output channels a thread instead."""
+    rows, cols = min(L, 64), M
     if threads > 1:
-        if L >= 64 * threads:
-            rows = min(rows, -(-L // (2 * threads)))
+        if L >= 32 * threads:
+            rows = min(rows, (-(-L // (4 * threads)) + 7) // 8 * 8)
         elif N < threads:
-            cols = min(M, (-(-M // threads) + 15) // 16 * 16)
+            cols = min(M, -(-M // (threads * panel)) * panel)
     return rows, cols
 
 

@@ -1,0 +1,229 @@
+"""SIMD vectors for compiled code: LANES float32 values that live in one machine register.
+
+numba vectorises simple loops by itself, but not a register-blocked GEMM tile (kernels/gemm.py): that
+needs a few dozen running sums kept in registers across a loop, which numba can only express as separate
+variables. These intrinsics give it a vector type, ``f32vec``, and LLVM's vector operations on it, so a
+tile is written as plain Python over a handful of vector variables and compiles to one instruction per
+operation (``vfmadd231ps`` on x86, ``fmla`` on Arm).
+
+    load(addr)              the LANES floats at addr (any alignment)
+    load_first(addr, n)     the first n floats at addr, zeros after; nothing past them is read
+    store(addr, v)          v to addr
+    store_first(addr, v, n) the first n lanes of v to addr; nothing past them is written
+    splat(x), splat_load(addr)   x (or the float at addr) in every lane
+    fma(a, b, c)            a * b + c, one rounding
+    add, mul, div           lane by lane
+    at_least(v, lo)         lo where v < lo, else v      (NaN passes, as in numpy's clip)
+    at_most(v, hi)          hi where v > hi, else v
+    where_negative(v, a, b) a where v < 0, else b
+    exp(v)                  e ** v
+
+Memory is addressed by plain integers (``array.ctypes.data`` plus a byte offset): no arrays pass
+through the tile code, so numba adds no reference counting to it (each count is a function call that
+would spill every vector register). The caller keeps the arrays alive and the offsets in bounds.
+
+LANES is the host's register width: 16 with AVX-512, 8 with AVX, else 4 (SSE, NEON). The numbers do not
+depend on it: each output of a tile is one sum over k in order, whatever the width.
+"""
+import llvmlite.binding as llvm
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+
+def _host_lanes():
+    try:
+        features = llvm.get_host_cpu_features()
+    except RuntimeError:  # some hosts report no feature list
+        return 4
+    if features.get("avx512f"):
+        return 16
+    if features.get("avx"):
+        return 8
+    return 4
+
+
+LANES = _host_lanes()
+_F32 = ir.FloatType()
+_VEC = ir.VectorType(_F32, LANES)
+_I32, _I64 = ir.IntType(32), ir.IntType(64)
+_MASK = ir.VectorType(ir.IntType(1), LANES)
+# LLVM names overloaded intrinsics by their types; from LLVM 15 pointers have no element type
+_PTR = "p0" if llvm.llvm_version_info[0] >= 15 else "p0v%df32" % LANES
+
+
+class F32Vec(types.Type):
+    def __init__(self):
+        super().__init__(name="f32x%d" % LANES)
+
+
+f32vec = F32Vec()
+
+
+@register_model(F32Vec)
+class _F32VecModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VEC)
+
+
+def _pointer(builder, addr, ty):
+    return builder.inttoptr(addr, ty.as_pointer())
+
+
+def _llvm_function(builder, name, ret, args):
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, args), name)
+
+
+def _broadcast(builder, x):
+    v = builder.insert_element(ir.Constant(_VEC, ir.Undefined), x, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
+
+
+def _first(context, builder, n, n_type):
+    """The mask of lanes 0 .. n-1."""
+    n = context.cast(builder, n, n_type, types.int64)
+    nv = builder.insert_element(ir.Constant(ir.VectorType(_I64, LANES), ir.Undefined), n, ir.Constant(_I32, 0))
+    nv = builder.shuffle_vector(nv, nv, ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
+    return builder.icmp_signed("<", ir.Constant(ir.VectorType(_I64, LANES), list(range(LANES))), nv)
+
+
+def _is_vec(*ts):
+    return all(t == f32vec for t in ts)
+
+
+def _is_int(*ts):
+    return all(isinstance(t, types.Integer) for t in ts)
+
+
+@intrinsic
+def load(typingctx, addr):
+    if not _is_int(addr):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.load(_pointer(builder, args[0], _VEC), align=4)
+    return f32vec(addr), codegen
+
+
+@intrinsic
+def load_first(typingctx, addr, n):
+    if not _is_int(addr, n):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fn = _llvm_function(builder, "llvm.masked.load.v%df32.%s" % (LANES, _PTR), _VEC,
+                            [_VEC.as_pointer(), _I32, _MASK, _VEC])
+        return builder.call(fn, [_pointer(builder, args[0], _VEC), ir.Constant(_I32, 4),
+                                 _first(context, builder, args[1], sig.args[1]), ir.Constant(_VEC, [0.0] * LANES)])
+    return f32vec(addr, n), codegen
+
+
+@intrinsic
+def store(typingctx, addr, v):
+    if not (_is_int(addr) and _is_vec(v)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        builder.store(args[1], _pointer(builder, args[0], _VEC), align=4)
+        return context.get_dummy_value()
+    return types.none(addr, v), codegen
+
+
+@intrinsic
+def store_first(typingctx, addr, v, n):
+    if not (_is_int(addr, n) and _is_vec(v)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fn = _llvm_function(builder, "llvm.masked.store.v%df32.%s" % (LANES, _PTR), ir.VoidType(),
+                            [_VEC, _VEC.as_pointer(), _I32, _MASK])
+        builder.call(fn, [args[1], _pointer(builder, args[0], _VEC), ir.Constant(_I32, 4),
+                          _first(context, builder, args[2], sig.args[2])])
+        return context.get_dummy_value()
+    return types.none(addr, v, n), codegen
+
+
+@intrinsic
+def splat(typingctx, x):
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _broadcast(builder, args[0])
+    return f32vec(x), codegen
+
+
+@intrinsic
+def splat_load(typingctx, addr):
+    if not _is_int(addr):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _broadcast(builder, builder.load(_pointer(builder, args[0], _F32), align=4))
+    return f32vec(addr), codegen
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    if not _is_vec(a, b, c):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.call(_llvm_function(builder, "llvm.fma.v%df32" % LANES, _VEC, [_VEC] * 3), args)
+    return f32vec(a, b, c), codegen
+
+
+def _lane_op(name):
+    def typer(typingctx, a, b):
+        if not _is_vec(a, b):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return getattr(builder, name)(*args)
+        return f32vec(a, b), codegen
+    typer.__name__ = name
+    return intrinsic(typer)
+
+
+add = _lane_op("fadd")
+mul = _lane_op("fmul")
+div = _lane_op("fdiv")
+
+
+def _bound(op):
+    """b where v OP b, else v: with a NaN in v the comparison is false and the NaN passes."""
+    def typer(typingctx, v, b):
+        if not _is_vec(v, b):
+            return None
+
+        def codegen(context, builder, sig, args):
+            v, b = args
+            return builder.select(builder.fcmp_ordered(op, v, b), b, v)
+        return f32vec(v, b), codegen
+    return intrinsic(typer)
+
+
+at_least = _bound("<")
+at_most = _bound(">")
+
+
+@intrinsic
+def where_negative(typingctx, v, a, b):
+    if not _is_vec(v, a, b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        v, a, b = args
+        return builder.select(builder.fcmp_ordered("<", v, ir.Constant(_VEC, [0.0] * LANES)), a, b)
+    return f32vec(v, a, b), codegen
+
+
+@intrinsic
+def exp(typingctx, v):
+    if not _is_vec(v):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.call(_llvm_function(builder, "llvm.exp.v%df32" % LANES, _VEC, [_VEC]), args)
+    return f32vec(v), codegen
