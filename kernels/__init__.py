@@ -4,15 +4,16 @@ tinyrt uses them when numba imports (``tinyrt/kernels_select.py`` chooses, at se
 kernel keeps the contract of tinyrt's numpy op of the same name and is tested against it
 (tests/test_kernels.py).
 
-    conv.py    2-D convs writing channels-last (NHWC) memory: pointwise (1x1) as BLAS GEMMs over blocks
-               of pixels, with bias, residual and activation applied to each block while it is in cache;
-               depthwise (any kernel, stride, dilation, padding, with no padded copy); every other conv
-               as im2col + GEMM per block of rows.
+    conv.py    2-D convs writing channels-last (NHWC) memory: pointwise (1x1) as GEMMs over blocks of
+               pixels; depthwise (any kernel, stride, dilation, padding, with no padded copy) on vectors
+               of channels; every other conv as im2col + GEMM per block of rows. Bias, residual and
+               activation are applied before each output is stored.
+    gemm.py    the register-blocked GEMM tile under those convs, with its weights packed once.
     pool.py    2-D MaxPool and AveragePool on channels-last memory (padding, ceil mode, dilations,
                count_include_pad).
     eltwise.py the tails that are left after fusion: channel scaling (squeeze-excite Mul) and Add.
     detection.py NonMaxSuppression: per (batch, class) sort and greedy suppression, compiled.
-    _blas.py   the sgemm of the OpenBLAS numpy already loaded, callable from compiled code.
+    _simd.py   SIMD vector types and operations for numba (LLVM intrinsics).
     _pool.py   the thread pool that runs a kernel's blocks on several cores (``POOL``), and
     _sync.py   the atomic counters its threads take blocks with; ``_jit.py``: how kernels are compiled.
 
@@ -22,10 +23,11 @@ Compilation happens on first use, never at import, and the result is cached on d
     $TINYRT_CACHE_DIR                       when set, else
     $XDG_CACHE_HOME/tinyrt/numba            (default ~/.cache/tinyrt/numba)
 
-with one sub-folder per BLAS integer width and version of this package's sources (numba checks a cached
-kernel against its own file only, not against the helpers it inlines from _sync.py or conv.py's
-neighbours, so a changed helper must not meet an old cache). Only these kernels use it: a locator is installed for the
-files of this package, so numba's own setting (NUMBA_CACHE_DIR) stays the user's for their own code.
+with one sub-folder per version of this package's sources (numba checks a cached kernel against its
+own file only, not against the helpers it inlines from gemm.py or _simd.py, so a changed helper must
+not meet an old cache; numba keys each entry by CPU as well). Only these kernels use it: a locator is
+installed for the files of this package, so numba's own setting (NUMBA_CACHE_DIR) stays the user's for
+their own code.
 Importing this package imports numba; ``import tinyrt`` never does.
 """
 import hashlib
@@ -95,9 +97,7 @@ def load():
     global _loaded, POOL
     if _loaded is None:
         import numba  # noqa: F401  (ImportError when absent: the caller falls back to numpy)
-        from . import _blas
-        blas = "blas%d" % _blas.INT_BITS if _blas.AVAILABLE else "noblas"
-        _install_cache_locator("%s-%s" % (blas, _sources_digest()))
+        _install_cache_locator(_sources_digest())
         from . import conv, gemm, pool, eltwise, detection  # noqa: F401
         from ._pool import POOL
         _loaded = sys.modules[__name__]

@@ -32,13 +32,11 @@ import numpy as np
 from numba import njit
 
 from ._jit import kernel, start, finished
-from . import _blas, gemm
+from . import _simd as simd, gemm
 
 # activation codes (FusedConv's activation names -> int); the caller passes ReLU as Clip(0, inf)
 ACT = {"": 0, "Relu": 1, "Clip": 2, "LeakyRelu": 3, "HardSigmoid": 4, "HardSwish": 5, "Sigmoid": 6}
-HAVE_BLAS = _blas.AVAILABLE
-_sgemm = _blas.sgemm
-_ROW, _NT, _T = _blas.ROW_MAJOR, _blas.NO_TRANS, _blas.TRANS
+LANES = simd.LANES
 U = np.uint64  # unsigned indices: numba adds no negative-index wraparound, loops vectorise
 _0, _1 = np.float32(0), np.float32(1)  # float32 constants: comparing a float32 with 0 would go via float64
 
@@ -65,31 +63,6 @@ def _act(v, act, a, b):
     if act == 6:
         return _1 / (_1 + np.exp(-v))
     return v
-
-
-@njit(cache=True)
-def _bias_tile(bias, pixels):
-    """The bias repeated for ``pixels`` pixels: (pixels * M,), what a GEMM block's output starts from."""
-    M = bias.shape[0]
-    tile = np.empty(pixels * M, np.float32)
-    for p in range(pixels):
-        o = U(p * M)
-        for m in range(U(M)):
-            tile[o + m] = bias[m]
-    return tile
-
-
-@njit(cache=True)
-def _start(y1, start, n, tile, z1, has_z):
-    """y[start:start + n] = bias tile (+ z): a GEMM with beta = 1 then adds its product in place, so bias
-    and residual cost no pass of their own (with beta = 0 OpenBLAS would zero the block first anyway)."""
-    s = U(start)
-    if has_z:
-        for i in range(U(n)):
-            y1[s + i] = tile[i] + z1[s + i]
-    else:
-        for i in range(U(n)):
-            y1[s + i] = tile[i]
 
 
 @njit(cache=True)
@@ -159,130 +132,176 @@ def pointwise(x, wp, bp, z, has_z, y, act, a, b, rows, cols, nchw, ctr):
 
 
 @njit(cache=True, inline="always")
-def _taps3x3(y1, yo, x1, r0, r1, r2, s1, s2, w1, bias, C):
-    """y[yo + c] = bias[c] + the 9 taps of a 3x3 window, for every channel c: one vectorised loop.
-
-    r0, r1, r2: where the window's three rows start in x; s1, s2: offsets of its 2nd and 3rd columns."""
-    Cu = U(C)
-    for c in range(Cu):
-        y1[yo + c] = (bias[c]
-                      + w1[c] * x1[r0 + c] + w1[Cu + c] * x1[r0 + s1 + c] + w1[U(2) * Cu + c] * x1[r0 + s2 + c]
-                      + w1[U(3) * Cu + c] * x1[r1 + c] + w1[U(4) * Cu + c] * x1[r1 + s1 + c]
-                      + w1[U(5) * Cu + c] * x1[r1 + s2 + c]
-                      + w1[U(6) * Cu + c] * x1[r2 + c] + w1[U(7) * Cu + c] * x1[r2 + s1 + c]
-                      + w1[U(8) * Cu + c] * x1[r2 + s2 + c])
+def _window(acc, x0, rstep, cstep, w0, wrow, wcol, i0, i1, j0, j1, nc):
+    """acc + the taps (i, j) in [i0, i1) x [j0, j1) of one pixel's window, for one vector of channels:
+    input at x0 + i * rstep + j * cstep, weights at w0 + i * wrow + j * wcol (addresses in bytes)."""
+    for i in range(i0, i1):
+        xr = x0 + U(i) * rstep
+        wr = w0 + U(i) * wrow
+        for j in range(j0, j1):
+            acc = simd.fma(simd.load_first(xr + U(j) * cstep, nc), simd.load(wr + U(j) * wcol), acc)
+    return acc
 
 
 @njit(cache=True, inline="always")
-def _taps_row(y1, yo, x1, xo, step, w1, wo, C, kw):
-    """y[yo + c] += sum over the kw taps j of one kernel row of w[wo + j * C + c] * x[xo + j * step + c]."""
-    Cu, s = U(C), U(step)
-    if kw == 5:
-        for c in range(Cu):
-            y1[yo + c] += (w1[wo + c] * x1[xo + c] + w1[wo + Cu + c] * x1[xo + s + c]
-                           + w1[wo + U(2) * Cu + c] * x1[xo + U(2) * s + c]
-                           + w1[wo + U(3) * Cu + c] * x1[xo + U(3) * s + c]
-                           + w1[wo + U(4) * Cu + c] * x1[xo + U(4) * s + c])
-    elif kw == 3:
-        for c in range(Cu):
-            y1[yo + c] += (w1[wo + c] * x1[xo + c] + w1[wo + Cu + c] * x1[xo + s + c]
-                           + w1[wo + U(2) * Cu + c] * x1[xo + U(2) * s + c])
-    else:
-        for j in range(U(kw)):
-            for c in range(Cu):
-                y1[yo + c] += w1[wo + j * Cu + c] * x1[xo + j * s + c]
+def _put(y, z, has_z, nc, acc, mul, vp, vq, vlo, vhi):
+    """One vector of channels of one pixel to y: + residual (at z), the tail (see gemm.tail), nc lanes."""
+    if has_z:
+        acc = simd.add(acc, simd.load_first(z, nc))
+    g = simd.at_most(simd.at_least(simd.fma(acc, vp, vq), vlo), vhi)
+    simd.store_first(y, simd.mul(acc, g) if mul else g, nc)
 
 
 @njit(cache=True, inline="always")
-def _taps3x3_run(y1, yo, x1, r0, r1, r2, s1, s2, wtile, btile, n):
-    """``_taps3x3`` over a run of n floats = (pixels, channels) of one output row at stride 1: there the
-    window of each next pixel starts C floats further on, so the whole run is one flat loop, with the
-    weights and bias tiled along it (``wtile`` (9, OW * C), ``btile`` (OW * C,)). Few channels (16, 24)
-    would otherwise leave each pixel's loop too short to vectorise."""
-    L = U(btile.shape[0])
-    w1 = wtile.reshape(-1)
-    for f in range(U(n)):
-        y1[yo + f] = (btile[f]
-                      + w1[f] * x1[r0 + f] + w1[L + f] * x1[r0 + s1 + f] + w1[U(2) * L + f] * x1[r0 + s2 + f]
-                      + w1[U(3) * L + f] * x1[r1 + f] + w1[U(4) * L + f] * x1[r1 + s1 + f]
-                      + w1[U(5) * L + f] * x1[r1 + s2 + f]
-                      + w1[U(6) * L + f] * x1[r2 + f] + w1[U(7) * L + f] * x1[r2 + s1 + f]
-                      + w1[U(8) * L + f] * x1[r2 + s2 + f])
+def _ld(addr, nc, full):
+    """One vector of channels: all LANES, or (the last vector of a row) its first nc."""
+    return simd.load(addr) if full else simd.load_first(addr, nc)
+
+
+@njit(cache=True, inline="always")
+def _row3(acc, x, cstep, k0, k1, k2, nc, full):
+    """acc + one kernel row (3 taps, weights k0..k2) of one pixel's window, which starts at x."""
+    acc = simd.fma(_ld(x, nc, full), k0, acc)
+    acc = simd.fma(_ld(x + cstep, nc, full), k1, acc)
+    return simd.fma(_ld(x + U(2) * cstep, nc, full), k2, acc)
+
+
+@njit(cache=True, inline="always")
+def _row3x4(a, b, c, d, x, cstep, k0, k1, k2, nc, full):
+    """``_row3`` for 4 neighbouring pixels at stride 1: their windows share columns, so 6 loads serve
+    12 multiply-adds, in 4 independent chains."""
+    x0, x1, x2 = _ld(x, nc, full), _ld(x + cstep, nc, full), _ld(x + U(2) * cstep, nc, full)
+    x3, x4, x5 = _ld(x + U(3) * cstep, nc, full), _ld(x + U(4) * cstep, nc, full), _ld(x + U(5) * cstep, nc, full)
+    a = simd.fma(x2, k2, simd.fma(x1, k1, simd.fma(x0, k0, a)))
+    b = simd.fma(x3, k2, simd.fma(x2, k1, simd.fma(x1, k0, b)))
+    c = simd.fma(x4, k2, simd.fma(x3, k1, simd.fma(x2, k0, c)))
+    d = simd.fma(x5, k2, simd.fma(x4, k1, simd.fma(x3, k0, d)))
+    return a, b, c, d
+
+
+@njit(cache=True, inline="always")
+def _row3x2(a, b, x, cstep, k0, k1, k2, nc, full):
+    """``_row3`` for 2 neighbouring pixels at stride 2: 5 loads serve 6 multiply-adds, in 2 chains."""
+    x0, x1, x2 = _ld(x, nc, full), _ld(x + cstep, nc, full), _ld(x + U(2) * cstep, nc, full)
+    x3, x4 = _ld(x + U(3) * cstep, nc, full), _ld(x + U(4) * cstep, nc, full)
+    a = simd.fma(x2, k2, simd.fma(x1, k1, simd.fma(x0, k0, a)))
+    b = simd.fma(x4, k2, simd.fma(x3, k1, simd.fma(x2, k0, b)))
+    return a, b
+
+
+@njit(cache=True, inline="always")
+def _run3x3(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, has_z, nc, mul, vp, vq, vlo, vhi):
+    """n consecutive interior pixels of a 3x3 depthwise row, one vector of channels: the 9 weight
+    vectors stay in registers; each pixel's window starts xstep bytes after the previous one's. At
+    stride 1 (xstep == cstep) 4 pixels at a time, at stride 2 two."""
+    full = nc == LANES
+    k0, k1, k2 = simd.load(w0), simd.load(w0 + wcol), simd.load(w0 + U(2) * wcol)
+    w1 = w0 + wrow
+    k3, k4, k5 = simd.load(w1), simd.load(w1 + wcol), simd.load(w1 + U(2) * wcol)
+    w2 = w1 + wrow
+    k6, k7, k8 = simd.load(w2), simd.load(w2 + wcol), simd.load(w2 + U(2) * wcol)
+    done = 0
+    if xstep == cstep:
+        while done + 4 <= n:
+            a, b, c, d = _row3x4(b0, b0, b0, b0, x, cstep, k0, k1, k2, nc, full)
+            a, b, c, d = _row3x4(a, b, c, d, x + rstep, cstep, k3, k4, k5, nc, full)
+            a, b, c, d = _row3x4(a, b, c, d, x + U(2) * rstep, cstep, k6, k7, k8, nc, full)
+            _put(y, z, has_z, nc, a, mul, vp, vq, vlo, vhi)
+            _put(y + ystep, z + ystep, has_z, nc, b, mul, vp, vq, vlo, vhi)
+            _put(y + U(2) * ystep, z + U(2) * ystep, has_z, nc, c, mul, vp, vq, vlo, vhi)
+            _put(y + U(3) * ystep, z + U(3) * ystep, has_z, nc, d, mul, vp, vq, vlo, vhi)
+            x += U(4) * xstep
+            y += U(4) * ystep
+            z += U(4) * ystep
+            done += 4
+    elif xstep == U(2) * cstep:
+        while done + 2 <= n:
+            a, b = _row3x2(b0, b0, x, cstep, k0, k1, k2, nc, full)
+            a, b = _row3x2(a, b, x + rstep, cstep, k3, k4, k5, nc, full)
+            a, b = _row3x2(a, b, x + U(2) * rstep, cstep, k6, k7, k8, nc, full)
+            _put(y, z, has_z, nc, a, mul, vp, vq, vlo, vhi)
+            _put(y + ystep, z + ystep, has_z, nc, b, mul, vp, vq, vlo, vhi)
+            x += U(2) * xstep
+            y += U(2) * ystep
+            z += U(2) * ystep
+            done += 2
+    for _ in range(done, n):
+        acc = _row3(b0, x, cstep, k0, k1, k2, nc, full)
+        acc = _row3(acc, x + rstep, cstep, k3, k4, k5, nc, full)
+        acc = _row3(acc, x + U(2) * rstep, cstep, k6, k7, k8, nc, full)
+        _put(y, z, has_z, nc, acc, mul, vp, vq, vlo, vhi)
+        x += xstep
+        y += ystep
+        z += ystep
 
 
 @kernel
-def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, wtile, btile, ctr):
-    """x (N, H, W, C), wt (kh * kw, C), y (N, OH, OW, C); output channel c reads input channel c only.
+def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, ctr):
+    """x (N, H, W, C), wt (kh * kw, Cp) and bias (Cp,) zero-padded to Cp = C rounded up to LANES,
+    y (N, OH, OW, C); output channel c reads input channel c only.
 
-    With tiles (3x3, stride 1, see ``_taps3x3_run``: ``btile`` not empty) the interior of each row is one
-    run; the other pixels go one at a time."""
+    Per output row, for each vector of LANES channels, every pixel sums its taps with one vector
+    multiply-add each (the channels are contiguous), adds the residual, applies the activation and
+    stores once. A 3x3 kernel keeps its 9 weight vectors in registers along the row's interior; a pixel
+    whose window crosses the border sums only its taps inside, so no padded copy is made."""
     N, H, W, C = x.shape
     OH, OW = y.shape[1], y.shape[2]
-    x1 = x.reshape(-1)
-    w1 = wt.reshape(-1)
+    Cp = wt.shape[1]
+    xp, wp, bp, yp, zp = x.ctypes.data, wt.ctypes.data, bias.ctypes.data, y.ctypes.data, z.ctypes.data
+    mul, p, q, lo, hi, rest = gemm.tail(act, a, b)
+    vp, vq, vlo, vhi = simd.splat(p), simd.splat(q), simd.splat(lo), simd.splat(hi)
     y1 = y.reshape(-1)
-    z1 = z.reshape(-1)
-    Cu = U(C)
-    runs = btile.shape[0] > 0
-    qlo = min(OW, pl)                              # with runs: the pixels whose whole window is inside
-    qhi = max(qlo, min(OW, W - 2 * dw + pl))
+    px = U(C * 4)                                   # bytes between pixels
+    rstep, cstep = U(dh * W) * px, U(dw) * px       # between a window's rows, its columns
+    wrow, wcol = U(kw * Cp * 4), U(Cp * 4)
+    qlo, qhi = _inside(-pl, sw, W - (kw - 1) * dw, OW)  # the pixels whose window's columns are all inside
+    taps3x3 = kh == 3 and kw == 3
     total = N * OH
     me, t = start(ctr, total)
     while t < total:
         n = t // OH
         oy = t % OH
         iy0 = oy * sh - pt
-        rows_inside = iy0 >= 0 and iy0 + (kh - 1) * dh < H
-        run = runs and rows_inside and qhi > qlo
-        if run:
-            r0 = U(((n * H + iy0) * W + qlo - pl) * C)
-            r1 = r0 + U(dh * W * C)
-            _taps3x3_run(y1, U(((n * OH + oy) * OW + qlo) * C), x1, r0, r1, r1 + U(dh * W * C), U(dw * C),
-                         U(2 * dw * C), wtile, btile, (qhi - qlo) * C)
-        for ox in range(OW):
-            if run and ox >= qlo and ox < qhi:
-                continue
-            yo = U(((n * OH + oy) * OW + ox) * C)
-            ix0 = ox * sw - pl
-            cols_inside = ix0 >= 0 and ix0 + (kw - 1) * dw < W
-            if rows_inside and cols_inside and kh == 3 and kw == 3:
-                r0 = U(((n * H + iy0) * W + ix0) * C)
-                r1 = r0 + U(dh * W * C)
-                _taps3x3(y1, yo, x1, r0, r1, r1 + U(dh * W * C), U(dw * C), U(2 * dw * C), w1, bias, C)
-                continue
-            for c in range(Cu):
-                y1[yo + c] = bias[c]
-            for i in range(kh):
-                iy = iy0 + i * dh
-                if iy < 0 or iy >= H:
+        i0, i1 = _inside(iy0, dh, H, kh)            # the window rows inside the input
+        fast = taps3x3 and i0 == 0 and i1 == 3
+        row = (n * OH + oy) * OW                    # the output row's first pixel
+        xrow = U(xp) + U((n * H + iy0) * W) * px    # the window's first row, at column 0 (may be outside)
+        for c in range(0, C, LANES):
+            nc = min(LANES, C - c)
+            cb = U(c * 4)
+            w0 = U(wp) + cb
+            b0 = simd.load(U(bp) + cb)
+            if fast and qhi > qlo:
+                o = U((row + qlo) * C * 4) + cb
+                _run3x3(xrow + U((qlo * sw - pl) * C * 4) + cb, U(sw) * px, rstep, cstep, U(yp) + o, U(zp) + o, px,
+                        qhi - qlo, w0, wrow, wcol, b0, has_z, nc, mul, vp, vq, vlo, vhi)
+            for ox in range(OW):
+                if fast and ox >= qlo and ox < qhi:
                     continue
-                row = (n * H + iy) * W
-                if cols_inside:
-                    _taps_row(y1, yo, x1, U((row + ix0) * C), dw * C, w1, U(i * kw * C), C, kw)
-                    continue
-                for j in range(kw):  # a border pixel: the taps inside the input, one at a time
-                    ix = ix0 + j * dw
-                    if ix >= 0 and ix < W:
-                        _taps_row(y1, yo, x1, U((row + ix) * C), 0, w1, U((i * kw + j) * C), C, 1)
-        _finish(y1, (n * OH + oy) * OW * C, OW * C, z1, has_z, act, a, b)
+                ix0 = ox * sw - pl
+                j0, j1 = _inside(ix0, dw, W, kw)
+                x0 = xrow + U(ix0 * C * 4) + cb     # wraps below 0 with ix0 < 0; only taps inside are read
+                acc = _window(b0, x0, rstep, cstep, w0, wrow, wcol, i0, i1, j0, j1, nc)
+                o = U((row + ox) * C * 4) + cb
+                _put(U(yp) + o, U(zp) + o, has_z, nc, acc, mul, vp, vq, vlo, vhi)
+        if rest != 0:
+            _finish(y1, row * C, OW * C, y1, False, rest, a, b)
         t = finished(ctr, me, total)
     return total
 
 
 @kernel
 def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, rows, ctr):
-    """x (N, H, W, C), wt (group, kh * kw * C/group, M/group) tap-major, y (N, OH, OW, M)."""
+    """x (N, H, W, C); wt (group, panels, kh * kw * C/group, PANEL): each group's (taps x channels, M/group)
+    weights, tap-major, packed by gemm.pack; bias (group, panels * PANEL) likewise; y (N, OH, OW, M)."""
     N, H, W, C = x.shape
     OH, OW, M = y.shape[1], y.shape[2], y.shape[3]
-    group, Kc, Mg = wt.shape
-    Cg = C // group
+    group, Kc = wt.shape[0], wt.shape[2]
+    Cg, Mg = C // group, M // group
     nblk = (OH + rows - 1) // rows
-    wp = wt.ctypes.data
-    yp = y.ctypes.data
     x1 = x.reshape(-1)
     y1 = y.reshape(-1)
-    z1 = z.reshape(-1)
-    tile = _bias_tile(bias, min(OH, rows) * OW)
+    tail = gemm.tail(act, a, b)  # (mul, p, q, lo, hi, rest)
     total = N * nblk
     me, t = start(ctr, total)
     while t < total:
@@ -290,7 +309,6 @@ def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, 
         oy0 = (t % nblk) * rows
         npix = (min(OH, oy0 + rows) - oy0) * OW
         first = (n * OH + oy0) * OW  # the block's first output pixel
-        _start(y1, first * M, npix * M, tile, z1, has_z)
         col = np.empty((npix, Kc), np.float32)
         col1 = col.reshape(-1)
         for g in range(group):
@@ -309,27 +327,24 @@ def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, 
                             xo = U(((n * H + iy) * W + ix) * C + g * Cg)
                             for c in range(U(Cg)):
                                 col1[co + c] = x1[xo + c]
-            _sgemm(_ROW, _NT, _NT, npix, Mg, Kc, np.float32(1), col.ctypes.data, Kc, wp + g * Kc * Mg * 4, Mg,
-                   np.float32(1), yp + (first * M + g * Mg) * 4, M)
-        _finish(y1, first * M, npix * M, z1, False, act, a, b)
+            _group_gemm(col.ctypes.data, Kc * 4, 4, npix, wt, bias, g, z, has_z, y, first, Mg, tail)
+        if tail[5] != 0:
+            _finish(y1, first * M, npix * M, y1, False, tail[5], a, b)
         t = finished(ctr, me, total)
     return total
 
 
 @kernel
 def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, rows, ctr):
-    """x (N, C, H, W), wt (group, C/group * kh * kw, M/group) channel-major, y (N, OH, OW, M)."""
+    """x (N, C, H, W); wt, bias as for ``im2col`` but channel-major (rows (c, i, j)); y (N, OH, OW, M)."""
     N, C, H, W = x.shape
     OH, OW, M = y.shape[1], y.shape[2], y.shape[3]
-    group, Kc, Mg = wt.shape
-    Cg = C // group
+    group, Kc = wt.shape[0], wt.shape[2]
+    Cg, Mg = C // group, M // group
     nblk = (OH + rows - 1) // rows
-    wp = wt.ctypes.data
-    yp = y.ctypes.data
     x1 = x.reshape(-1)
     y1 = y.reshape(-1)
-    z1 = z.reshape(-1)
-    tile = _bias_tile(bias, min(OH, rows) * OW)
+    tail = gemm.tail(act, a, b)  # (mul, p, q, lo, hi, rest)
     total = N * nblk
     me, t = start(ctr, total)
     while t < total:
@@ -338,7 +353,6 @@ def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a
         oy1 = min(OH, oy0 + rows)
         npix = (oy1 - oy0) * OW
         first = (n * OH + oy0) * OW
-        _start(y1, first * M, npix * M, tile, z1, has_z)
         col = np.empty((Kc, npix), np.float32)
         col1 = col.reshape(-1)
         for g in range(group):
@@ -363,16 +377,27 @@ def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a
                                 col1[dl + q] = x1[src + q * U(sw)]
                             for q in range(U(hi_), U(OW)):
                                 col1[d + q] = 0
-            _sgemm(_ROW, _T, _NT, npix, Mg, Kc, np.float32(1), col.ctypes.data, npix, wp + g * Kc * Mg * 4, Mg,
-                   np.float32(1), yp + (first * M + g * Mg) * 4, M)
-        _finish(y1, first * M, npix * M, z1, False, act, a, b)
+            _group_gemm(col.ctypes.data, 4, npix * 4, npix, wt, bias, g, z, has_z, y, first, Mg, tail)
+        if tail[5] != 0:
+            _finish(y1, first * M, npix * M, y1, False, tail[5], a, b)
         t = finished(ctr, me, total)
     return total
 
 
+@njit(cache=True, inline="always")
+def _group_gemm(colp, rs, ks, npix, wt, bias, g, z, has_z, y, first, Mg, tail):
+    """Group g's GEMM of an im2col block: the columns of group g of y's pixels first .. first + npix."""
+    M = y.shape[-1]
+    mul, p, q, lo, hi, _ = tail
+    o = (first * M + g * Mg) * 4  # bytes to the block's first output of group g
+    gemm.block(colp, rs, ks, npix, wt[g].ctypes.data, wt.shape[2], bias[g].ctypes.data, z.ctypes.data + o, has_z,
+               y.ctypes.data + o, M * 4, 0, Mg, mul, p, q, lo, hi)
+
+
 @njit(cache=True)
 def _inside(off, s, size, out):
-    """[lo, hi): the outputs q whose input column q * s + off lies inside [0, size)."""
+    """[lo, hi): the q < out whose input q * s + off lies inside [0, size) (output columns of im2col,
+    kernel taps of depthwise)."""
     lo = 0 if off >= 0 else (-off + s - 1) // s
     last = size - 1 - off
     hi = 0 if last < 0 else min(out, last // s + 1)

@@ -88,6 +88,10 @@ CONVS = [
     ((1, 8, 31, 31), 8, (3, 3), 8, (1, 1), (2, 2, 2, 2), (2, 2)),        # dilated depthwise
     ((1, 8, 40, 40), 8, (3, 3), 8, (3, 3), (1, 0, 1, 0), (1, 1)),        # stride 3
     ((1, 4, 9, 40), 4, (3, 3), 4, (2, 1), (1, 1, 1, 1), (1, 1)),         # unequal strides
+    ((1, 40, 20, 23), 40, (3, 3), 40, (1, 1), (1, 1, 1, 1), (1, 1)),     # depthwise: whole vectors + a part
+    ((2, 48, 15, 17), 48, (3, 3), 48, (2, 2), (0, 1, 1, 0), (1, 1)),     # the same at stride 2, odd sizes
+    ((1, 20, 5, 5), 16, (1, 1), 1, (1, 1), (0, 0, 0, 0), (1, 1)),        # pointwise, one vector of outputs
+    ((2, 33, 3, 7), 48, (1, 1), 1, (1, 1), (0, 0, 0, 0), (1, 1)),        # a full panel + a one-vector one
 ]
 
 
@@ -111,8 +115,8 @@ ACTS = [("", []), ("Relu", []), ("Clip", [0.0, 6.0]), ("Clip", [-0.5, 0.25]), ("
 
 
 @pytest.mark.parametrize("act", ACTS, ids=[a[0] or "none" for a in ACTS])
-@pytest.mark.parametrize("case", [CONVS[0], CONVS[2], CONVS[4], CONVS[8], CONVS[10]],
-                         ids=["pointwise", "blocks", "im2col", "dw-plane", "dw-small"])
+@pytest.mark.parametrize("case", [CONVS[0], CONVS[2], CONVS[4], CONVS[8], CONVS[10], CONVS[18], CONVS[21]],
+                         ids=["pointwise", "blocks", "im2col", "dw-plane", "dw-small", "dw-vectors", "panels"])
 @pytest.mark.parametrize("residual", [False, True])
 def test_fused_conv_tail(act, case, residual):
     x_shape, M, k, group, strides, pads, dil = case

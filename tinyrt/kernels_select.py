@@ -144,7 +144,6 @@ class NumbaBackend:
 # --- wrappers -------------------------------------------------------------------------------------------------
 
 _EMPTY4 = np.zeros((1, 1, 1, 1), np.float32)  # no residual input
-_NO_TILE = np.zeros((0, 0), np.float32)         # depthwise without row tiles
 
 
 def channels_last_memory(a):
@@ -165,9 +164,8 @@ class _ConvKernel:
     """
 
     def __init__(self, backend, step, constants):
-        from .ops import _window, conv as conv_op
+        from .ops import _window
         self.win = _window
-        self.conv_op = conv_op
         self.backend = backend
         self.k = backend.k
         self.ref = step.fn
@@ -188,7 +186,6 @@ class _ConvKernel:
             activation, params = "Clip", [0.0, float("inf")]
         self.act = self.k.conv.ACT[activation]
         self.alpha, self.beta = np.float32(params[0]), np.float32(params[1])
-        self.blas = self.k.conv.HAVE_BLAS
         self._prepared = {}
         self._packed = {}
 
@@ -197,27 +194,25 @@ class _ConvKernel:
         w = self._packed.get(layout)
         if w is None:
             M, cg, (kh, kw), g = self.M, self.cg, self.kernel, self.group
-            if layout == "taps":         # depthwise: (kh * kw, C)
-                w = self.W.reshape(M, kh * kw).T
-            elif layout == "panels":     # pointwise: kernels/gemm.py's panels of the (K, M) weights
-                w = self.k.gemm.pack(self.W.reshape(M, cg).T)
-            elif layout == "panel-bias":
-                w = self.k.gemm.pack_bias(self.bias)
-            elif layout == "tap-major":  # im2col from NHWC: rows (i, j, c) per group
-                w = self.W.reshape(g, M // g, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(g, kh * kw * cg, M // g)
-            else:                        # "channel-major", im2col from NCHW: rows (c, i, j); pointwise: (K, M)
-                w = self.W.reshape(g, M // g, cg * kh * kw).transpose(0, 2, 1)
+            gemm = self.k.gemm
+            if layout == "taps":          # depthwise: (kh * kw, C), zero-padded to whole vectors of channels
+                lanes = self.k.conv.LANES
+                w = np.zeros((kh * kw, -(-M // lanes) * lanes), np.float32)
+                w[:, :M] = self.W.reshape(M, kh * kw).T
+            elif layout == "bias":        # depthwise: likewise
+                w = gemm.pack_bias(self.bias)
+            elif layout == "group-bias":  # GEMMs: each group's bias, padded like its panels
+                w = np.stack([gemm.pack_bias(b) for b in self.bias.reshape(g, M // g)])
+            else:  # GEMMs: each group's (rows, M / group) weights in panels (kernels/gemm.py); the rows
+                # (i, j, c) "tap-major" for im2col from NHWC, else (c, i, j): im2col from NCHW, pointwise
+                if layout == "tap-major":
+                    w = self.W.reshape(g, M // g, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(g, kh * kw * cg, M // g)
+                else:
+                    w = self.W.reshape(g, M // g, cg * kh * kw).transpose(0, 2, 1)
+                w = np.stack([gemm.pack(wg) for wg in w])
             w = np.ascontiguousarray(w)
             self._packed[layout] = w
         return w
-
-    def tiles(self, C, kh, kw, sw, OW):
-        """(weights, bias) tiled along an output row, for a 3x3 stride-1 depthwise conv with few channels,
-        which then runs each row's interior as one loop (kernels/conv.py ``_taps3x3_run``); else empty."""
-        if (kh, kw, sw) != (3, 3, 1) or C > 32 or 9 * OW * C > 1 << 17:
-            return _NO_TILE, _NO_TILE.reshape(0)
-        return (np.ascontiguousarray(np.tile(self.packed("taps"), (1, OW))),
-                np.ascontiguousarray(np.tile(self.bias, OW)))
 
     def prepare(self, shape, threads):
         """How to run inputs of ``shape``, worked out once: which kernel and its scalar arguments."""
@@ -234,12 +229,9 @@ class _ConvKernel:
                 kind = "depthwise"
             elif kernel == [1, 1] and strides == [1, 1] and not any(begin + end) and self.group == 1:
                 kind = "pointwise"
-            elif not self.blas:
-                kind = None
             else:
                 kind = "im2col"
             yshape = (N, self.M, OH, OW)
-            pad = None
             macs = limits.product(yshape) * self.cg * kh * kw
             # a small conv runs on one thread: splitting it would cost more than it saves
             threaded = threads > 1 and macs >= PARALLEL_MIN_MACS
@@ -248,23 +240,17 @@ class _ConvKernel:
             if kind == "pointwise":
                 args = tail + _pointwise_blocks(N, self.M, OH * OW, T, self.k.gemm.PANEL)
             elif kind == "depthwise":
-                H, W = shape[2:]
-                Hp, Wp = max(H + pt, (OH - 1) * sh + (kh - 1) * dh + 1), max(W + pl, (OW - 1) * sw + (kw - 1) * dw + 1)
-                if (pt or pl or Hp > H or Wp > W) and Hp * Wp <= SMALL_PLANE:
-                    # a small plane is mostly border: copy it into zeros once and every pixel is interior
-                    pad = ((pt, pl), (Hp - H - pt, Wp - W - pl))  # begin, end
-                    pt = pl = 0
-                args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail + self.tiles(C, kh, kw, sw, OW)
+                args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail
             else:
                 args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail + (_im2col_rows(N, kh * kw * self.cg, OH, OW, T),)
-            p = (kind, args, yshape, limits.nominal_count(yshape) * 4, int(macs * limits.MAC_COST), threaded, pad)
+            p = (kind, args, yshape, limits.nominal_count(yshape) * 4, int(macs * limits.MAC_COST), threaded)
             self._prepared[key] = p
         return p
 
     def __call__(self, X, W, B=None, Z=None, **attrs):
         if X.dtype != np.float32 or X.ndim != 4:
             return self._ref(X, W, B, Z, attrs)
-        kind, args, yshape, nbytes, work, threaded, pad = self.prepare(X.shape, self.backend.threads)
+        kind, args, yshape, nbytes, work, threaded = self.prepare(X.shape, self.backend.threads)
         budget = limits.current()  # pads and strides come from the file: check the size before allocating
         if budget.tensor_bytes is not None and nbytes > budget.tensor_bytes:
             limits.check_shape(yshape, np.float32, "Conv")
@@ -281,17 +267,17 @@ class _ConvKernel:
                 x, nchw = X.transpose(0, 2, 3, 1).reshape(N, OH * OW, C), False
             else:
                 x, nchw = np.ascontiguousarray(X).reshape(N, C, OH * OW), True
-            run(conv.pointwise, (x, self.packed("panels"), self.packed("panel-bias"), z, has_z, y) + args + (nchw,),
-                threaded)
+            run(conv.pointwise, (x, self.packed("channel-major")[0], self.packed("group-bias")[0], z, has_z, y)
+                + args + (nchw,), threaded)
         elif kind == "depthwise":
-            # a small plane: the numpy op's padded channels-last copy (one copy, whatever X's layout)
-            x = to_channels_last(X) if pad is None else self.conv_op._padded_last(X, *pad)
-            run(conv.depthwise, (x, self.packed("taps"), self.bias, z, has_z, y) + args, threaded)
-        elif self.cg >= 16 or channels_last_memory(X):
-            run(conv.im2col, (to_channels_last(X), self.packed("tap-major"), self.bias, z, has_z, y) + args, threaded)
-        else:  # few channels in NCHW memory (the stem reading the model's input): gather rows of pixels
-            run(conv.im2col_nchw, (np.ascontiguousarray(X), self.packed("channel-major"), self.bias, z, has_z, y)
+            run(conv.depthwise, (to_channels_last(X), self.packed("taps"), self.packed("bias"), z, has_z, y)
                 + args, threaded)
+        elif self.cg >= 16 or channels_last_memory(X):
+            run(conv.im2col, (to_channels_last(X), self.packed("tap-major"), self.packed("group-bias"), z, has_z, y)
+                + args, threaded)
+        else:  # few channels in NCHW memory (the stem reading the model's input): gather rows of pixels
+            run(conv.im2col_nchw, (np.ascontiguousarray(X), self.packed("channel-major"), self.packed("group-bias"),
+                                   z, has_z, y) + args, threaded)
         return y.transpose(0, 3, 1, 2)
 
     def _ref(self, X, W, B, Z, attrs):
@@ -300,7 +286,6 @@ class _ConvKernel:
         return self.ref(X, W, B, **attrs)
 
 
-SMALL_PLANE = 1024  # padded input planes up to this many pixels: depthwise copies them (see ``prepare``)
 PARALLEL_MIN_MACS = 1 << 20  # below about a million multiply-adds a conv runs serially (see ``prepare``)
 
 
