@@ -18,8 +18,9 @@ weights never change) and leaves bias and activation to extra passes over the ou
 MobileNetV2's 1x1 layers this tile takes 0.75-0.9 of the time of an OpenBLAS sgemm plus those passes.
 
 A panel narrower than PANEL (M not a multiple) stores only its columns (masked stores); a last tile
-with fewer than 8 rows reads its last row again for the missing ones and stores only its own; a panel
-of at most LANES columns runs a one-vector tile (half the work of the two-vector one).
+with fewer than 8 rows reads its last row again for the missing ones and stores only its own (one or
+two rows left run as single rows instead); a panel of at most LANES columns runs a one-vector tile
+(half the work of the two-vector one).
 """
 import numpy as np
 from numba import njit
@@ -176,6 +177,22 @@ def _tile1(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, mc, mul, vp, vq, vlo,
 
 
 @_compile
+def _tile_row(xp, ks, wp, K, bp, zp, has_z, yp, mc, mul, vp, vq, vlo, vhi):
+    """1 row x one panel: for the last rows of a block, and a fully connected layer's single row."""
+    c0, c1 = v.load(bp), v.load(bp + _VB)
+    w = U(wp)
+    o = U(xp)
+    for k in range(U(K)):
+        a = v.splat_load(o)
+        c0, c1 = v.fma(a, v.load(w), c0), v.fma(a, v.load(w + _VB), c1)
+        w += U(2) * _VB
+        o += ks
+    _put(yp, zp, has_z, min(mc, LANES), c0, mul, vp, vq, vlo, vhi)
+    if mc > LANES:
+        _put(yp + _VB, zp + _VB, has_z, mc - LANES, c1, mul, vp, vq, vlo, vhi)
+
+
+@_compile
 def block(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, m0, m1, mul, p, q, lo, hi):
     """Y[0:rows, m0:m1] = tail(X @ W + bias + Z)[0:rows, m0:m1], m0 a multiple of PANEL; the tail
     (mul, p, q, lo, hi) as ``tail`` returns it.
@@ -193,7 +210,11 @@ def block(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, m0, m1, mul, p, q, lo,
             x = U(xp) + U(r) * rs
             y = U(yp) + U(r) * ys + col
             z = U(zp) + U(r) * ys + col
-            if mc > LANES:
+            if rows - r <= 2:  # a tile of 8 would compute 6 rows for nothing
+                for i in range(rows - r):
+                    _tile_row(x + U(i) * rs, ks, wj, K, bj, z + U(i) * ys, has_z, y + U(i) * ys, mc, mul, vp, vq, vlo,
+                              vhi)
+            elif mc > LANES:
                 _tile2(x, rs, ks, min(8, rows - r), wj, K, bj, z, has_z, y, ys, mc, mul, vp, vq, vlo, vhi)
             else:
                 _tile1(x, rs, ks, min(8, rows - r), wj, K, bj, z, has_z, y, ys, mc, mul, vp, vq, vlo, vhi)

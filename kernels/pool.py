@@ -1,4 +1,4 @@
-"""2-D pooling kernels on channels-last memory (float32, NHWC): MaxPool and AveragePool.
+"""2-D pooling kernels on channels-last memory (float32, NHWC): MaxPool, AveragePool, GlobalAveragePool.
 
 x (N, H, W, C), y (N, OH, OW, C): each output pixel combines its window's taps with one loop over the
 channels (vectorised), the layout the conv kernels read and write (see conv.py).
@@ -96,3 +96,27 @@ def avg_pool(x, y, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, include_pad, ctr):
                 y1[yo + c] /= cnt
         t = finished(ctr, me, total)
     return total
+
+
+@kernel
+def global_avg_pool(x, y, ctr):
+    """GlobalAveragePool: x (N, P, C) channels-last, y (N, C) = the mean over the P pixels, summed in
+    order in float32 (one vectorised loop over channels per pixel)."""
+    N, P, C = x.shape
+    x1 = x.reshape(-1)
+    y1 = y.reshape(-1)
+    Cu = U(C)
+    scale = np.float32(P)
+    me, t = start(ctr, N)
+    while t < N:
+        o = U(t * C)
+        for c in range(Cu):
+            y1[o + c] = 0
+        for p in range(P):
+            xo = U((t * P + p) * C)
+            for c in range(Cu):
+                y1[o + c] += x1[xo + c]
+        for c in range(Cu):
+            y1[o + c] /= scale
+        t = finished(ctr, me, N)
+    return N

@@ -173,6 +173,46 @@ def test_add(shape):
     _check(_model(node, shape, {}, extra_inputs=[("z", shape)]), {"x": _rand(*shape), "z": _rand(*shape, seed=5)})
 
 
+# (N, K, M, transB, C shape or None, alpha, beta); the last two fall back to the numpy op
+GEMMS = [
+    (1, 37, 1000, 1, (1000,), 1.0, 1.0),    # a classifier head: one row, M not a multiple of a panel
+    (3, 20, 48, 0, (1, 48), 1.0, 1.0),      # a few rows (single-row tiles), C as a row
+    (9, 33, 21, 1, (), 1.0, 1.0),           # one 8-row tile and a row, scalar C
+    (2, 16, 40, 1, None, 1.0, 1.0),         # no C
+    (4, 8, 10, 1, (4, 10), 1.0, 1.0),       # C per row: numpy
+    (2, 8, 10, 0, (10,), 0.5, 2.0),         # alpha, beta: numpy
+]
+
+
+@pytest.mark.parametrize("case", GEMMS, ids=[str(i) for i in range(len(GEMMS))])
+def test_gemm_with_constant_weights(case):
+    N, K, M, trans_b, c_shape, alpha, beta = case
+    inits = {"b": _rand(*((M, K) if trans_b else (K, M)), seed=6)}
+    inputs = ["x", "b"]
+    if c_shape is not None:
+        inits["c"] = _rand(*c_shape, seed=7) if c_shape else np.float32(0.25).reshape(())
+        inputs.append("c")
+    node = helper.make_node("Gemm", inputs, ["y"], transB=trans_b, alpha=alpha, beta=beta)
+    data = _model(node, (N, K), inits)
+    _check(data, {"x": _rand(N, K)})
+    bound = [type(s.fn).__name__ for s in _session(data, "numba").plan.steps]
+    assert bound == ["_GemmKernel" if (alpha, beta) == (1.0, 1.0) and c_shape != (N, M) else "function"]
+
+
+@pytest.mark.parametrize("after_conv", [True, False], ids=["channels-last", "nchw"])
+@pytest.mark.parametrize("shape", [(1, 37, 7, 7), (3, 20, 1, 5)])
+def test_global_average_pool(shape, after_conv):
+    nodes, inits = [helper.make_node("GlobalAveragePool", ["t" if after_conv else "x"], ["y"])], {}
+    if after_conv:  # the conv writes channels-last memory, which the kernel reads
+        nodes.insert(0, helper.make_node("Conv", ["x", "w"], ["t"]))
+        inits["w"] = _rand(shape[1], shape[1], 1, 1, seed=8)
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(a, n) for n, a in inits.items()])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    _check(data, {"x": _rand(*shape)})
+
+
 def test_other_dtypes_fall_back_to_numpy():
     w = np.ones((4, 3, 3, 3), np.float64)
     graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g",

@@ -7,11 +7,11 @@ Auto is numba when it imports, else numpy; asking for numba where it is missing 
 The choice is made at session creation; only then is numba imported (``import tinyrt`` imports numpy
 only).
 
-On the numba path, ``bind`` swaps the function of each Conv / FusedConv / MaxPool / AveragePool / Mul /
-Add step for a kernel wrapper that holds the weights packed (float32, in the layout its kernel reads,
-packed once, on first use; the bias as a float32 vector). A wrapper falls back to the numpy op for what
-its kernel does not cover (other dtypes, 1-D/3-D convs, shapes that broadcast, ...), so the results
-never depend on the path beyond rounding.
+On the numba path, ``bind`` swaps the function of each Conv / FusedConv / Gemm / MaxPool / AveragePool /
+GlobalAveragePool / Mul / Add / NonMaxSuppression step for a kernel wrapper that holds the weights
+packed (float32, in the layout its kernel reads, packed once, on first use). A wrapper falls back to the
+numpy op for what its kernel does not cover (other dtypes, 1-D/3-D convs, shapes that broadcast, ...),
+so the results never depend on the path beyond rounding.
 
 Layout: the conv and pool kernels write channels-last memory and return it as an (N, C, H, W) view
 (``y.transpose(0, 3, 1, 2)``), so a chain of convs never transposes anything; every other op sees an
@@ -321,6 +321,55 @@ def _conv(backend, step, constants):
     return _ConvKernel(backend, step, constants)
 
 
+class _GemmKernel:
+    """Gemm with constant float32 B (and C, one value per output column) on the pointwise kernel:
+    Y = A @ B' + C is a 1x1 conv over the rows of A, with B' packed once (a CNN's classifier head)."""
+
+    def __init__(self, backend, B, bias, step):
+        self.backend = backend
+        self.k = backend.k
+        self.ref = step.fn
+        self.B, self.bias = B, bias  # B' (K, M); packed on first use
+        self.packed = None
+
+    def __call__(self, A, B, C=None, **attrs):
+        K, M = self.B.shape
+        if A.dtype != np.float32 or A.ndim != 2 or A.shape[1] != K:
+            return self.ref(A, B, C, **attrs)
+        if self.packed is None:
+            self.packed = (self.k.gemm.pack(self.B), self.k.gemm.pack_bias(self.bias))
+        N = A.shape[0]
+        limits.check_shape((N, M), np.float32, "Gemm")
+        limits.spend_macs(N * K * M, "Gemm")
+        threads = self.backend.threads
+        threaded = threads > 1 and N * K * M >= PARALLEL_MIN_MACS
+        y = np.empty((1, N, M), np.float32)
+        self.backend.pool.run(self.k.conv.pointwise, (
+            np.ascontiguousarray(A).reshape(1, N, K), self.packed[0], self.packed[1], _EMPTY4, False, y, 0,
+            np.float32(0), np.float32(0)) + _pointwise_blocks(1, M, N, threads if threaded else 1, self.k.gemm.PANEL)
+            + (False,), threaded)
+        return y.reshape(N, M)
+
+
+def _gemm(backend, step, constants):
+    a = step.attrs
+    names = list(step.inputs) + ["", ""]
+    B = constants.get(names[1]) if names[1] else None
+    C = constants.get(names[2]) if names[2] else None
+    if (B is None or B.dtype != np.float32 or B.ndim != 2 or a.get("transA", 0) or a.get("alpha", 1.0) != 1.0
+            or (names[2] and (C is None or C.dtype != np.float32 or a.get("beta", 1.0) != 1.0))):
+        return None
+    Bt = B.T if a.get("transB", 0) else B
+    M = Bt.shape[1]
+    if C is None:
+        bias = np.zeros(M, np.float32)
+    elif C.ndim <= 2 and C.size in (1, M) and (C.ndim < 2 or C.shape[0] == 1):
+        bias = np.broadcast_to(C.reshape(-1), (M,))  # one value per column (or one for all)
+    else:
+        return None  # C varies by row: the numpy op
+    return _GemmKernel(backend, np.ascontiguousarray(Bt), np.ascontiguousarray(bias), step)
+
+
 class _PoolKernel:
     def __init__(self, backend, step, op_type):
         from .ops import pool
@@ -353,6 +402,24 @@ class _PoolKernel:
         else:
             self.backend.pool.run(self.k.pool.avg_pool, (x, y) + geometry + (g.end[0], g.end[1], self.include_pad))
         return y.transpose(0, 3, 1, 2)  # channels-last memory, like the convs' results
+
+
+class _GlobalAvgPoolKernel:
+    """GlobalAveragePool of channels-last memory (what the convs write): one pass over the pixels, where
+    numpy would reduce across the strides of the (N, C, H, W) view."""
+
+    def __init__(self, backend, step):
+        self.backend = backend
+        self.k = backend.k
+        self.ref = step.fn
+
+    def __call__(self, X, **attrs):
+        if X.dtype != np.float32 or not channels_last_memory(X):
+            return self.ref(X, **attrs)
+        N, C, H, W = X.shape
+        y = np.empty((N, C), np.float32)
+        self.backend.pool.run(self.k.pool.global_avg_pool, (X.transpose(0, 2, 3, 1).reshape(N, H * W, C), y), False)
+        return y.reshape(N, C, 1, 1)
 
 
 def _max_pool(backend, step, constants):
@@ -413,8 +480,10 @@ class _AddKernel:
 
 _WRAPPERS = {
     ("", "Conv"): _conv,
+    ("", "Gemm"): _gemm,
     ("ai.tinyrt", "FusedConv"): _conv,
     ("", "MaxPool"): _max_pool,
+    ("", "GlobalAveragePool"): lambda backend, step, constants: _GlobalAvgPoolKernel(backend, step),
     ("", "AveragePool"): _avg_pool,
     ("", "Mul"): lambda backend, step, constants: _MulKernel(backend, step),
     ("", "Add"): lambda backend, step, constants: _AddKernel(backend, step),
