@@ -190,47 +190,62 @@ def _row3x2(a, b, x, cstep, k0, k1, k2, nc, full):
 
 
 @njit(cache=True, inline="always")
-def _run3x3(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, has_z, nc, mul, vp, vq, vlo, vhi):
-    """n consecutive interior pixels of a 3x3 depthwise row, one vector of channels: the 9 weight
-    vectors stay in registers; each pixel's window starts xstep bytes after the previous one's. At
-    stride 1 (xstep == cstep) 4 pixels at a time, at stride 2 two."""
+def _run3x3(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, has_z, nc, mul, vp, vq, vlo, vhi):
+    """n consecutive pixels of a 3x3 depthwise row whose windows' columns are all inside, one vector of
+    channels, kernel rows i0 .. i1-1 inside the input: the 9 weight vectors stay in registers; each
+    pixel's window starts xstep bytes after the previous one's. At stride 1 (xstep == cstep) 4 pixels
+    at a time, at stride 2 two."""
     full = nc == LANES
     k0, k1, k2 = simd.load(w0), simd.load(w0 + wcol), simd.load(w0 + U(2) * wcol)
     w1 = w0 + wrow
     k3, k4, k5 = simd.load(w1), simd.load(w1 + wcol), simd.load(w1 + U(2) * wcol)
     w2 = w1 + wrow
     k6, k7, k8 = simd.load(w2), simd.load(w2 + wcol), simd.load(w2 + U(2) * wcol)
+    row0, row1, row2 = i0 == 0, i0 <= 1 and i1 >= 2, i1 == 3
+    x1, x2 = x + rstep, x + U(2) * rstep
     done = 0
     if xstep == cstep:
         while done + 4 <= n:
-            a, b, c, d = _row3x4(b0, b0, b0, b0, x, cstep, k0, k1, k2, nc, full)
-            a, b, c, d = _row3x4(a, b, c, d, x + rstep, cstep, k3, k4, k5, nc, full)
-            a, b, c, d = _row3x4(a, b, c, d, x + U(2) * rstep, cstep, k6, k7, k8, nc, full)
+            a, b, c, d = b0, b0, b0, b0
+            if row0:
+                a, b, c, d = _row3x4(a, b, c, d, x, cstep, k0, k1, k2, nc, full)
+            if row1:
+                a, b, c, d = _row3x4(a, b, c, d, x1, cstep, k3, k4, k5, nc, full)
+            if row2:
+                a, b, c, d = _row3x4(a, b, c, d, x2, cstep, k6, k7, k8, nc, full)
             _put(y, z, has_z, nc, a, mul, vp, vq, vlo, vhi)
             _put(y + ystep, z + ystep, has_z, nc, b, mul, vp, vq, vlo, vhi)
             _put(y + U(2) * ystep, z + U(2) * ystep, has_z, nc, c, mul, vp, vq, vlo, vhi)
             _put(y + U(3) * ystep, z + U(3) * ystep, has_z, nc, d, mul, vp, vq, vlo, vhi)
-            x += U(4) * xstep
+            x, x1, x2 = x + U(4) * xstep, x1 + U(4) * xstep, x2 + U(4) * xstep
             y += U(4) * ystep
             z += U(4) * ystep
             done += 4
     elif xstep == U(2) * cstep:
         while done + 2 <= n:
-            a, b = _row3x2(b0, b0, x, cstep, k0, k1, k2, nc, full)
-            a, b = _row3x2(a, b, x + rstep, cstep, k3, k4, k5, nc, full)
-            a, b = _row3x2(a, b, x + U(2) * rstep, cstep, k6, k7, k8, nc, full)
+            a, b = b0, b0
+            if row0:
+                a, b = _row3x2(a, b, x, cstep, k0, k1, k2, nc, full)
+            if row1:
+                a, b = _row3x2(a, b, x1, cstep, k3, k4, k5, nc, full)
+            if row2:
+                a, b = _row3x2(a, b, x2, cstep, k6, k7, k8, nc, full)
             _put(y, z, has_z, nc, a, mul, vp, vq, vlo, vhi)
             _put(y + ystep, z + ystep, has_z, nc, b, mul, vp, vq, vlo, vhi)
-            x += U(2) * xstep
+            x, x1, x2 = x + U(2) * xstep, x1 + U(2) * xstep, x2 + U(2) * xstep
             y += U(2) * ystep
             z += U(2) * ystep
             done += 2
     for _ in range(done, n):
-        acc = _row3(b0, x, cstep, k0, k1, k2, nc, full)
-        acc = _row3(acc, x + rstep, cstep, k3, k4, k5, nc, full)
-        acc = _row3(acc, x + U(2) * rstep, cstep, k6, k7, k8, nc, full)
+        acc = b0
+        if row0:
+            acc = _row3(acc, x, cstep, k0, k1, k2, nc, full)
+        if row1:
+            acc = _row3(acc, x1, cstep, k3, k4, k5, nc, full)
+        if row2:
+            acc = _row3(acc, x2, cstep, k6, k7, k8, nc, full)
         _put(y, z, has_z, nc, acc, mul, vp, vq, vlo, vhi)
-        x += xstep
+        x, x1, x2 = x + xstep, x1 + xstep, x2 + xstep
         y += ystep
         z += ystep
 
@@ -242,8 +257,10 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
 
     Per output row, for each vector of LANES channels, every pixel sums its taps with one vector
     multiply-add each (the channels are contiguous), adds the residual, applies the activation and
-    stores once. A 3x3 kernel keeps its 9 weight vectors in registers along the row's interior; a pixel
-    whose window crosses the border sums only its taps inside, so no padded copy is made."""
+    stores once. A 3x3 kernel keeps its 9 weight vectors in registers along 8 pixels whose windows'
+    columns are all inside, then takes the next vector of channels of the same 8 (so memory is read
+    in order); a pixel whose window crosses the border sums only its taps inside, so no padded copy is
+    made."""
     N, H, W, C = x.shape
     OH, OW = y.shape[1], y.shape[2]
     Cp = wt.shape[1]
@@ -263,27 +280,31 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
         oy = t % OH
         iy0 = oy * sh - pt
         i0, i1 = _inside(iy0, dh, H, kh)            # the window rows inside the input
-        fast = taps3x3 and i0 == 0 and i1 == 3
+        fast = taps3x3 and qhi > qlo
         row = (n * OH + oy) * OW                    # the output row's first pixel
         xrow = U(xp) + U((n * H + iy0) * W) * px    # the window's first row, at column 0 (may be outside)
-        for c in range(0, C, LANES):
-            nc = min(LANES, C - c)
-            cb = U(c * 4)
-            w0 = U(wp) + cb
-            b0 = simd.load(U(bp) + cb)
-            if fast and qhi > qlo:
-                o = U((row + qlo) * C * 4) + cb
-                _run3x3(xrow + U((qlo * sw - pl) * C * 4) + cb, U(sw) * px, rstep, cstep, U(yp) + o, U(zp) + o, px,
-                        qhi - qlo, w0, wrow, wcol, b0, has_z, nc, mul, vp, vq, vlo, vhi)
-            for ox in range(OW):
-                if fast and ox >= qlo and ox < qhi:
-                    continue
-                ix0 = ox * sw - pl
-                j0, j1 = _inside(ix0, dw, W, kw)
-                x0 = xrow + U(ix0 * C * 4) + cb     # wraps below 0 with ix0 < 0; only taps inside are read
-                acc = _window(b0, x0, rstep, cstep, w0, wrow, wcol, i0, i1, j0, j1, nc)
-                o = U((row + ox) * C * 4) + cb
-                _put(U(yp) + o, U(zp) + o, has_z, nc, acc, mul, vp, vq, vlo, vhi)
+        if fast:  # the run of pixels whose windows' columns are inside: 8 pixels by all channels at a time
+            for q0 in range(qlo, qhi, 8):
+                x0 = xrow + U((q0 * sw - pl) * C * 4)
+                o = U((row + q0) * C * 4)
+                for c in range(0, C, LANES):
+                    cb = U(c * 4)
+                    _run3x3(x0 + cb, U(sw) * px, rstep, cstep, U(yp) + o + cb, U(zp) + o + cb, px, min(8, qhi - q0),
+                            U(wp) + cb, wrow, wcol, simd.load(U(bp) + cb), i0, i1, has_z, min(LANES, C - c), mul,
+                            vp, vq, vlo, vhi)
+        for ox in range(OW):
+            if fast and ox >= qlo and ox < qhi:
+                continue
+            ix0 = ox * sw - pl
+            j0, j1 = _inside(ix0, dw, W, kw)
+            x0 = xrow + U(ix0 * C * 4)              # wraps below 0 with ix0 < 0; only taps inside are read
+            o = U((row + ox) * C * 4)
+            for c in range(0, C, LANES):
+                cb = U(c * 4)
+                nc = min(LANES, C - c)
+                acc = _window(simd.load(U(bp) + cb), x0 + cb, rstep, cstep, U(wp) + cb, wrow, wcol, i0, i1, j0, j1,
+                              nc)
+                _put(U(yp) + o + cb, U(zp) + o + cb, has_z, nc, acc, mul, vp, vq, vlo, vhi)
         if rest != 0:
             _finish(y1, row * C, OW * C, y1, False, rest, a, b)
         t = finished(ctr, me, total)
@@ -394,11 +415,15 @@ def _group_gemm(colp, rs, ks, npix, wt, bias, g, z, has_z, y, first, Mg, tail):
                y.ctypes.data + o, M * 4, 0, Mg, mul, p, q, lo, hi)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _inside(off, s, size, out):
     """[lo, hi): the q < out whose input q * s + off lies inside [0, size) (output columns of im2col,
     kernel taps of depthwise)."""
-    lo = 0 if off >= 0 else (-off + s - 1) // s
-    last = size - 1 - off
-    hi = 0 if last < 0 else min(out, last // s + 1)
+    if s == 1:  # the common case, without the divisions (per pixel in depthwise)
+        lo = max(0, -off)
+        hi = min(out, size - off)
+    else:
+        lo = 0 if off >= 0 else (-off + s - 1) // s
+        last = size - 1 - off
+        hi = 0 if last < 0 else min(out, last // s + 1)
     return min(lo, out), max(min(lo, out), hi)

@@ -233,8 +233,9 @@ class _ConvKernel:
                 kind = "im2col"
             yshape = (N, self.M, OH, OW)
             macs = limits.product(yshape) * self.cg * kh * kw
-            # a small conv runs on one thread: splitting it would cost more than it saves
-            threaded = threads > 1 and macs >= PARALLEL_MIN_MACS
+            # a small conv runs on one thread: splitting it would cost more than it saves (a depthwise
+            # conv does one multiply-add per load, a GEMM about 16: it is worth splitting 16x sooner)
+            threaded = threads > 1 and macs * (16 if kind == "depthwise" else 1) >= PARALLEL_MIN_MACS
             T = threads if threaded else 1
             tail = (self.act, self.alpha, self.beta)
             if kind == "pointwise":
