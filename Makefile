@@ -11,7 +11,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# Byte-compiled as pip compiles an installed package (an editable install is not, and where
+# PYTHONDONTWRITEBYTECODE is set nothing would be): every import would compile the sources again.
 setup: $(VENV)/.installed
+	$(PY) -m compileall -q tinyrt kernels exporter benchmarks
 
 demo: setup
 	$(PY) -m exporter demo

@@ -4,7 +4,10 @@
   squeeze-excite block (s is the sigmoid / hard-sigmoid of the excitation, already fused into its conv),
   on channels-last memory (x and y as (N, H * W, C)), the layout the convs write.
 * ``add``: y = a + b for two float32 arrays of one shape (a residual Add that could not be fused).
+* ``softmax``: along the rows of a matrix (a classifier's last op).
 """
+import numpy as np
+
 from ._jit import kernel, start, finished
 
 
@@ -38,3 +41,26 @@ def add(a, b, y, ctr):
             y[i] = a[i] + b[i]
         t = finished(ctr, me, total)
     return total
+
+
+@kernel
+def softmax(x, y, ctr):
+    """y = exp(x - max) / sum(exp(x - max)) along each row of x (R, L), as the numpy op computes it (a
+    NaN in a row makes the whole row NaN); one block per row."""
+    R, L = x.shape
+    me, t = start(ctr, R)
+    while t < R:
+        m = x[t, 0]
+        for i in range(1, L):
+            v = x[t, i]
+            if v > m or v != v:  # a NaN wins: once m is NaN, both tests are false
+                m = v
+        s = np.float32(0)
+        for i in range(L):
+            e = np.exp(x[t, i] - m)
+            y[t, i] = e
+            s += e
+        for i in range(L):
+            y[t, i] /= s
+        t = finished(ctr, me, R)
+    return R

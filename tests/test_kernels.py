@@ -213,6 +213,27 @@ def test_global_average_pool(shape, after_conv):
     _check(data, {"x": _rand(*shape)})
 
 
+# (shape, opset, axis or None for the default); the last one falls back to the numpy op
+SOFTMAXES = [((1, 1000), 13, None), ((2, 3, 7), 13, -1), ((2, 3, 7), 11, 1), ((4, 5), 11, None),
+             ((2, 3, 7), 13, 1)]
+
+
+@pytest.mark.parametrize("case", SOFTMAXES, ids=[str(i) for i in range(len(SOFTMAXES))])
+def test_softmax(case):
+    shape, opset, axis = case
+    node = helper.make_node("Softmax", ["x"], ["y"], **({} if axis is None else {"axis": axis}))
+    data = _model(node, shape, {}, opset=opset)
+    x = _rand(*shape) * 4
+    _check(data, {"x": x})
+    x.reshape(-1)[3] = np.nan  # a NaN spoils its row, as in the numpy op
+    ref = _session(data, "numpy").run(None, {"x": x})[0]
+    got = _session(data, "numba").run(None, {"x": x})[0]
+    assert np.array_equal(np.isnan(got), np.isnan(ref)) and np.isnan(ref).any()
+    _close(np.nan_to_num(got), np.nan_to_num(ref))
+    bound = type(_session(data, "numba").plan.steps[0].fn).__name__
+    assert bound == "_SoftmaxKernel"
+
+
 def test_other_dtypes_fall_back_to_numpy():
     w = np.ones((4, 3, 3, 3), np.float64)
     graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g",

@@ -8,10 +8,10 @@ The choice is made at session creation; only then is numba imported (``import ti
 only).
 
 On the numba path, ``bind`` swaps the function of each Conv / FusedConv / Gemm / MaxPool / AveragePool /
-GlobalAveragePool / Mul / Add / NonMaxSuppression step for a kernel wrapper that holds the weights
-packed (float32, in the layout its kernel reads, packed once, on first use). A wrapper falls back to the
-numpy op for what its kernel does not cover (other dtypes, 1-D/3-D convs, shapes that broadcast, ...),
-so the results never depend on the path beyond rounding.
+GlobalAveragePool / Softmax / Mul / Add / NonMaxSuppression step for a kernel wrapper that holds the
+weights packed (float32, in the layout its kernel reads, packed once, on first use). A wrapper falls back
+to the numpy op for what its kernel does not cover (other dtypes, 1-D/3-D convs, shapes that broadcast,
+...), so the results never depend on the path beyond rounding.
 
 Layout: the conv and pool kernels write channels-last memory and return it as an (N, C, H, W) view
 (``y.transpose(0, 3, 1, 2)``), so a chain of convs never transposes anything; every other op sees an
@@ -344,7 +344,7 @@ class _GemmKernel:
         limits.spend_macs(N * K * M, "Gemm")
         threads = self.backend.threads
         threaded = threads > 1 and N * K * M >= PARALLEL_MIN_MACS
-        y = np.empty((1, N, M), np.float32)
+        y = np.empty((1, N, 1, M), np.float32)  # 4-D like a conv's: the kernel compiled once serves both
         self.backend.pool.run(self.k.conv.pointwise, (
             np.ascontiguousarray(A).reshape(1, N, K), self.packed[0], self.packed[1], _EMPTY4, False, y, 0,
             np.float32(0), np.float32(0)) + _pointwise_blocks(1, M, N, threads if threaded else 1, self.k.gemm.PANEL)
@@ -423,6 +423,30 @@ class _GlobalAvgPoolKernel:
         return y.reshape(N, C, 1, 1)
 
 
+class _SoftmaxKernel:
+    """Softmax of float32 over the last axis (opset 13) or over all axes from ``axis`` (older opsets):
+    one row at a time, compiled (a numpy op after the convs runs slowly, its code evicted from cache)."""
+
+    def __init__(self, backend, step):
+        self.backend = backend
+        self.k = backend.k
+        self.ref = step.fn
+        self.flatten = step.impl.version < 13  # before 13: all axes from ``axis`` at once
+
+    def __call__(self, x, **attrs):
+        axis = attrs.get("axis", 1 if self.flatten else -1)
+        if x.dtype != np.float32 or x.ndim == 0 or x.size == 0 or not -x.ndim <= axis < x.ndim:
+            return self.ref(x, **attrs)
+        axis %= x.ndim
+        if not self.flatten and axis != x.ndim - 1:
+            return self.ref(x, **attrs)
+        rows = limits.product(x.shape[:axis])
+        y = np.empty(x.shape, np.float32)
+        self.backend.pool.run(self.k.eltwise.softmax, (np.ascontiguousarray(x).reshape(rows, -1), y.reshape(rows, -1)),
+                              False)
+        return y
+
+
 def _max_pool(backend, step, constants):
     if any(step.outputs[1:]):  # Indices wanted: the numpy op
         return None
@@ -485,6 +509,7 @@ _WRAPPERS = {
     ("ai.tinyrt", "FusedConv"): _conv,
     ("", "MaxPool"): _max_pool,
     ("", "GlobalAveragePool"): lambda backend, step, constants: _GlobalAvgPoolKernel(backend, step),
+    ("", "Softmax"): lambda backend, step, constants: _SoftmaxKernel(backend, step),
     ("", "AveragePool"): _avg_pool,
     ("", "Mul"): lambda backend, step, constants: _MulKernel(backend, step),
     ("", "Add"): lambda backend, step, constants: _AddKernel(backend, step),
