@@ -111,7 +111,7 @@ def pointwise(x, wp, bp, z, has_z, y, act, a, b, rows, cols, nchw, ctr):
     nblk = (P + rows - 1) // rows
     mblk = (M + cols - 1) // cols
     xp, wpp, bpp, yp, zp = x.ctypes.data, wp.ctypes.data, bp.ctypes.data, y.ctypes.data, z.ctypes.data
-    mul, p, q, lo, hi, rest = gemm.tail(act, a, b)
+    mode, p, q, lo, hi, rest = gemm.tail(act, a, b)
     y1 = y.reshape(-1)
     total = N * nblk * mblk
     me, t = start(ctr, total)
@@ -123,7 +123,7 @@ def pointwise(x, wp, bp, z, has_z, y, act, a, b, rows, cols, nchw, ctr):
         mc = min(M, m0 + cols) - m0
         first = (n * P + p0) * M  # the block's first pixel in y (and z)
         gemm.block(xp + n * P * K * 4 + p0 * rs, rs, ks, cnt, wpp, K, bpp, zp + first * 4, has_z, yp + first * 4,
-                   M * 4, m0, m0 + mc, mul, p, q, lo, hi)
+                   M * 4, m0, m0 + mc, mode, p, q, lo, hi)
         if rest != 0:  # an activation the tiles do not apply, while the block is in cache
             for r in range(cnt):
                 _finish(y1, first + r * M + m0, mc, y1, False, rest, a, b)
@@ -141,15 +141,6 @@ def _window(acc, x0, rstep, cstep, w0, wrow, wcol, i0, i1, j0, j1, nc):
         for j in range(j0, j1):
             acc = simd.fma(simd.load_first(xr + U(j) * cstep, nc), simd.load(wr + U(j) * wcol), acc)
     return acc
-
-
-@njit(cache=True, inline="always")
-def _put(y, z, has_z, nc, acc, mul, vp, vq, vlo, vhi):
-    """One vector of channels of one pixel to y: + residual (at z), the tail (see gemm.tail), nc lanes."""
-    if has_z:
-        acc = simd.add(acc, simd.load_first(z, nc))
-    g = simd.at_most(simd.at_least(simd.fma(acc, vp, vq), vlo), vhi)
-    simd.store_first(y, simd.mul(acc, g) if mul else g, nc)
 
 
 @njit(cache=True, inline="always")
@@ -190,7 +181,7 @@ def _row3x2(a, b, x, cstep, k0, k1, k2, nc, full):
 
 
 @njit(cache=True, inline="always")
-def _run3x3(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, has_z, nc, mul, vp, vq, vlo, vhi):
+def _run3x3(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, has_z, nc, mode, vp, vq, vlo, vhi):
     """n consecutive pixels of a 3x3 depthwise row whose windows' columns are all inside, one vector of
     channels, kernel rows i0 .. i1-1 inside the input: the 9 weight vectors stay in registers; each
     pixel's window starts xstep bytes after the previous one's. At stride 1 (xstep == cstep) 4 pixels
@@ -213,10 +204,10 @@ def _run3x3(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, 
                 a, b, c, d = _row3x4(a, b, c, d, x1, cstep, k3, k4, k5, nc, full)
             if row2:
                 a, b, c, d = _row3x4(a, b, c, d, x2, cstep, k6, k7, k8, nc, full)
-            _put(y, z, has_z, nc, a, mul, vp, vq, vlo, vhi)
-            _put(y + ystep, z + ystep, has_z, nc, b, mul, vp, vq, vlo, vhi)
-            _put(y + U(2) * ystep, z + U(2) * ystep, has_z, nc, c, mul, vp, vq, vlo, vhi)
-            _put(y + U(3) * ystep, z + U(3) * ystep, has_z, nc, d, mul, vp, vq, vlo, vhi)
+            gemm.store(y, z, has_z, nc, a, mode, vp, vq, vlo, vhi)
+            gemm.store(y + ystep, z + ystep, has_z, nc, b, mode, vp, vq, vlo, vhi)
+            gemm.store(y + U(2) * ystep, z + U(2) * ystep, has_z, nc, c, mode, vp, vq, vlo, vhi)
+            gemm.store(y + U(3) * ystep, z + U(3) * ystep, has_z, nc, d, mode, vp, vq, vlo, vhi)
             x, x1, x2 = x + U(4) * xstep, x1 + U(4) * xstep, x2 + U(4) * xstep
             y += U(4) * ystep
             z += U(4) * ystep
@@ -230,8 +221,8 @@ def _run3x3(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, 
                 a, b = _row3x2(a, b, x1, cstep, k3, k4, k5, nc, full)
             if row2:
                 a, b = _row3x2(a, b, x2, cstep, k6, k7, k8, nc, full)
-            _put(y, z, has_z, nc, a, mul, vp, vq, vlo, vhi)
-            _put(y + ystep, z + ystep, has_z, nc, b, mul, vp, vq, vlo, vhi)
+            gemm.store(y, z, has_z, nc, a, mode, vp, vq, vlo, vhi)
+            gemm.store(y + ystep, z + ystep, has_z, nc, b, mode, vp, vq, vlo, vhi)
             x, x1, x2 = x + U(2) * xstep, x1 + U(2) * xstep, x2 + U(2) * xstep
             y += U(2) * ystep
             z += U(2) * ystep
@@ -244,7 +235,7 @@ def _run3x3(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, 
             acc = _row3(acc, x1, cstep, k3, k4, k5, nc, full)
         if row2:
             acc = _row3(acc, x2, cstep, k6, k7, k8, nc, full)
-        _put(y, z, has_z, nc, acc, mul, vp, vq, vlo, vhi)
+        gemm.store(y, z, has_z, nc, acc, mode, vp, vq, vlo, vhi)
         x, x1, x2 = x + xstep, x1 + xstep, x2 + xstep
         y += ystep
         z += ystep
@@ -265,7 +256,7 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
     OH, OW = y.shape[1], y.shape[2]
     Cp = wt.shape[1]
     xp, wp, bp, yp, zp = x.ctypes.data, wt.ctypes.data, bias.ctypes.data, y.ctypes.data, z.ctypes.data
-    mul, p, q, lo, hi, rest = gemm.tail(act, a, b)
+    mode, p, q, lo, hi, rest = gemm.tail(act, a, b)
     vp, vq, vlo, vhi = simd.splat(p), simd.splat(q), simd.splat(lo), simd.splat(hi)
     y1 = y.reshape(-1)
     px = U(C * 4)                                   # bytes between pixels
@@ -290,7 +281,7 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
                 for c in range(0, C, LANES):
                     cb = U(c * 4)
                     _run3x3(x0 + cb, U(sw) * px, rstep, cstep, U(yp) + o + cb, U(zp) + o + cb, px, min(8, qhi - q0),
-                            U(wp) + cb, wrow, wcol, simd.load(U(bp) + cb), i0, i1, has_z, min(LANES, C - c), mul,
+                            U(wp) + cb, wrow, wcol, simd.load(U(bp) + cb), i0, i1, has_z, min(LANES, C - c), mode,
                             vp, vq, vlo, vhi)
         for ox in range(OW):
             if fast and ox >= qlo and ox < qhi:
@@ -304,7 +295,7 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
                 nc = min(LANES, C - c)
                 acc = _window(simd.load(U(bp) + cb), x0 + cb, rstep, cstep, U(wp) + cb, wrow, wcol, i0, i1, j0, j1,
                               nc)
-                _put(U(yp) + o + cb, U(zp) + o + cb, has_z, nc, acc, mul, vp, vq, vlo, vhi)
+                gemm.store(U(yp) + o + cb, U(zp) + o + cb, has_z, nc, acc, mode, vp, vq, vlo, vhi)
         if rest != 0:
             _finish(y1, row * C, OW * C, y1, False, rest, a, b)
         t = finished(ctr, me, total)
@@ -322,7 +313,7 @@ def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, 
     nblk = (OH + rows - 1) // rows
     x1 = x.reshape(-1)
     y1 = y.reshape(-1)
-    tail = gemm.tail(act, a, b)  # (mul, p, q, lo, hi, rest)
+    tail = gemm.tail(act, a, b)  # (mode, p, q, lo, hi, rest)
     total = N * nblk
     me, t = start(ctr, total)
     while t < total:
@@ -365,7 +356,7 @@ def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a
     nblk = (OH + rows - 1) // rows
     x1 = x.reshape(-1)
     y1 = y.reshape(-1)
-    tail = gemm.tail(act, a, b)  # (mul, p, q, lo, hi, rest)
+    tail = gemm.tail(act, a, b)  # (mode, p, q, lo, hi, rest)
     total = N * nblk
     me, t = start(ctr, total)
     while t < total:
@@ -409,10 +400,10 @@ def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a
 def _group_gemm(colp, rs, ks, npix, wt, bias, g, z, has_z, y, first, Mg, tail):
     """Group g's GEMM of an im2col block: the columns of group g of y's pixels first .. first + npix."""
     M = y.shape[-1]
-    mul, p, q, lo, hi, _ = tail
+    mode, p, q, lo, hi, _ = tail
     o = (first * M + g * Mg) * 4  # bytes to the block's first output of group g
     gemm.block(colp, rs, ks, npix, wt[g].ctypes.data, wt.shape[2], bias[g].ctypes.data, z.ctypes.data + o, has_z,
-               y.ctypes.data + o, M * 4, 0, Mg, mul, p, q, lo, hi)
+               y.ctypes.data + o, M * 4, 0, Mg, mode, p, q, lo, hi)
 
 
 @njit(cache=True, inline="always")

@@ -63,50 +63,52 @@ def _inline(fn):
 def tail(act, a, b):
     """kernels/conv.py's activation ``act`` (parameters a, b) as the tiles apply it, in registers:
 
-        g = min(max(x * p + q, lo), hi);  y = x * g if mul else g
+        mode 0:  y = min(max(x, lo), hi)                  Clip, ReLU (Clip(0, inf)), none (infinite bounds)
+        mode 1:  y = min(max(x * p + q, lo), hi)          HardSigmoid
+        mode 2:  y = x * min(max(x * p + q, lo), hi)      HardSwish
 
-    which is Clip (ReLU, none) with p = 1, q = 0 and HardSigmoid / HardSwish with their slopes. Returns
-    (mul, p, q, lo, hi, rest): ``rest`` is the activation left for a pass after the tile (LeakyRelu,
-    Sigmoid), with the tile's own tail then the identity."""
+    Returns (mode, p, q, lo, hi, rest): ``rest`` is the activation left for a pass after the tile
+    (LeakyRelu, Sigmoid), with the tile's own tail then the identity."""
     inf = np.float32(np.inf)
     if act == 2:
-        return False, _1, _0, a, b, 0
+        return 0, _1, _0, a, b, 0
     if act == 1:
-        return False, _1, _0, _0, inf, 0
+        return 0, _1, _0, _0, inf, 0
     if act == 4:
-        return False, a, b, _0, _1, 0
+        return 1, a, b, _0, _1, 0
     if act == 5:
-        return True, np.float32(1.0 / 6), np.float32(0.5), _0, _1, 0
-    return False, _1, _0, -inf, inf, act
+        return 2, np.float32(1.0 / 6), np.float32(0.5), _0, _1, 0
+    return 0, _1, _0, -inf, inf, act
 
 
 @_inline
-def _put(y, z, has_z, n, c, mul, vp, vq, vlo, vhi):
-    """One vector of a tile's sums (the bias included) to its first n columns at y: + residual, tail."""
+def store(y, z, has_z, n, c, mode, vp, vq, vlo, vhi):
+    """One vector of sums (the bias included) to its first n floats at y: + the residual at z, the tail
+    (see ``tail``)."""
     if has_z:
         c = v.add(c, v.load_first(z, n))
-    g = v.at_most(v.at_least(v.fma(c, vp, vq), vlo), vhi)
-    v.store_first(y, v.mul(c, g) if mul else g, n)
+    g = v.at_most(v.at_least(c if mode == 0 else v.fma(c, vp, vq), vlo), vhi)
+    v.store_first(y, v.mul(c, g) if mode == 2 else g, n)
 
 
 @_inline
-def _put8(y, z, ys, rows, has_z, n, c0, c1, c2, c3, c4, c5, c6, c7, mul, vp, vq, vlo, vhi):
+def _put8(y, z, ys, rows, has_z, n, c0, c1, c2, c3, c4, c5, c6, c7, mode, vp, vq, vlo, vhi):
     """One column of vectors of a tile, one per row, rows ys bytes apart; rows past ``rows`` are not stored."""
-    _put(y, z, has_z, n, c0, mul, vp, vq, vlo, vhi)
+    store(y, z, has_z, n, c0, mode, vp, vq, vlo, vhi)
     if rows > 1:
-        _put(y + ys, z + ys, has_z, n, c1, mul, vp, vq, vlo, vhi)
+        store(y + ys, z + ys, has_z, n, c1, mode, vp, vq, vlo, vhi)
     if rows > 2:
-        _put(y + U(2) * ys, z + U(2) * ys, has_z, n, c2, mul, vp, vq, vlo, vhi)
+        store(y + U(2) * ys, z + U(2) * ys, has_z, n, c2, mode, vp, vq, vlo, vhi)
     if rows > 3:
-        _put(y + U(3) * ys, z + U(3) * ys, has_z, n, c3, mul, vp, vq, vlo, vhi)
+        store(y + U(3) * ys, z + U(3) * ys, has_z, n, c3, mode, vp, vq, vlo, vhi)
     if rows > 4:
-        _put(y + U(4) * ys, z + U(4) * ys, has_z, n, c4, mul, vp, vq, vlo, vhi)
+        store(y + U(4) * ys, z + U(4) * ys, has_z, n, c4, mode, vp, vq, vlo, vhi)
     if rows > 5:
-        _put(y + U(5) * ys, z + U(5) * ys, has_z, n, c5, mul, vp, vq, vlo, vhi)
+        store(y + U(5) * ys, z + U(5) * ys, has_z, n, c5, mode, vp, vq, vlo, vhi)
     if rows > 6:
-        _put(y + U(6) * ys, z + U(6) * ys, has_z, n, c6, mul, vp, vq, vlo, vhi)
+        store(y + U(6) * ys, z + U(6) * ys, has_z, n, c6, mode, vp, vq, vlo, vhi)
     if rows > 7:
-        _put(y + U(7) * ys, z + U(7) * ys, has_z, n, c7, mul, vp, vq, vlo, vhi)
+        store(y + U(7) * ys, z + U(7) * ys, has_z, n, c7, mode, vp, vq, vlo, vhi)
 
 
 @_inline
@@ -120,7 +122,7 @@ def _rows(xp, rs, rows):
 
 
 @_compile
-def _tile2(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, mc, mul, vp, vq, vlo, vhi):
+def _tile2(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, mc, mode, vp, vq, vlo, vhi):
     """8 rows x one panel (LANES < mc <= PANEL columns): Y = act(X @ W + bias + Z)."""
     x0, x1, x2, x3, x4, x5, x6, x7 = _rows(xp, rs, rows)
     b0, b1 = v.load(bp), v.load(bp + _VB)
@@ -148,13 +150,13 @@ def _tile2(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, mc, mul, vp, vq, vlo,
         a = v.splat_load(x7 + o)
         c70, c71 = v.fma(a, w0, c70), v.fma(a, w1, c71)
         o += ks
-    _put8(yp, zp, ys, rows, has_z, min(mc, LANES), c00, c10, c20, c30, c40, c50, c60, c70, mul, vp, vq, vlo, vhi)
+    _put8(yp, zp, ys, rows, has_z, min(mc, LANES), c00, c10, c20, c30, c40, c50, c60, c70, mode, vp, vq, vlo, vhi)
     _put8(yp + _VB, zp + _VB, ys, rows, has_z, mc - LANES, c01, c11, c21, c31, c41, c51, c61, c71,
-          mul, vp, vq, vlo, vhi)
+          mode, vp, vq, vlo, vhi)
 
 
 @_compile
-def _tile1(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, mc, mul, vp, vq, vlo, vhi):
+def _tile1(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, mc, mode, vp, vq, vlo, vhi):
     """8 rows x the first LANES columns of a panel (mc <= LANES): ``_tile2`` with one vector."""
     x0, x1, x2, x3, x4, x5, x6, x7 = _rows(xp, rs, rows)
     b0 = v.load(bp)
@@ -173,11 +175,11 @@ def _tile1(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, mc, mul, vp, vq, vlo,
         c6 = v.fma(v.splat_load(x6 + o), w0, c6)
         c7 = v.fma(v.splat_load(x7 + o), w0, c7)
         o += ks
-    _put8(yp, zp, ys, rows, has_z, mc, c0, c1, c2, c3, c4, c5, c6, c7, mul, vp, vq, vlo, vhi)
+    _put8(yp, zp, ys, rows, has_z, mc, c0, c1, c2, c3, c4, c5, c6, c7, mode, vp, vq, vlo, vhi)
 
 
 @_compile
-def _tile_row(xp, ks, wp, K, bp, zp, has_z, yp, mc, mul, vp, vq, vlo, vhi):
+def _tile_row(xp, ks, wp, K, bp, zp, has_z, yp, mc, mode, vp, vq, vlo, vhi):
     """1 row x one panel: for the last rows of a block, and a fully connected layer's single row."""
     c0, c1 = v.load(bp), v.load(bp + _VB)
     w = U(wp)
@@ -187,15 +189,15 @@ def _tile_row(xp, ks, wp, K, bp, zp, has_z, yp, mc, mul, vp, vq, vlo, vhi):
         c0, c1 = v.fma(a, v.load(w), c0), v.fma(a, v.load(w + _VB), c1)
         w += U(2) * _VB
         o += ks
-    _put(yp, zp, has_z, min(mc, LANES), c0, mul, vp, vq, vlo, vhi)
+    store(yp, zp, has_z, min(mc, LANES), c0, mode, vp, vq, vlo, vhi)
     if mc > LANES:
-        _put(yp + _VB, zp + _VB, has_z, mc - LANES, c1, mul, vp, vq, vlo, vhi)
+        store(yp + _VB, zp + _VB, has_z, mc - LANES, c1, mode, vp, vq, vlo, vhi)
 
 
 @_compile
-def block(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, m0, m1, mul, p, q, lo, hi):
+def block(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, m0, m1, mode, p, q, lo, hi):
     """Y[0:rows, m0:m1] = tail(X @ W + bias + Z)[0:rows, m0:m1], m0 a multiple of PANEL; the tail
-    (mul, p, q, lo, hi) as ``tail`` returns it.
+    (mode, p, q, lo, hi) as ``tail`` returns it.
 
     Addresses: xp of X[0, 0], wp of the packed weights, bp of the packed bias, yp and zp of Y[0, 0] and
     Z[0, 0]; strides in bytes: rs and ks between X's rows and k's, ys between Y's (and Z's) rows."""
@@ -212,9 +214,9 @@ def block(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, m0, m1, mul, p, q, lo,
             z = U(zp) + U(r) * ys + col
             if rows - r <= 2:  # a tile of 8 would compute 6 rows for nothing
                 for i in range(rows - r):
-                    _tile_row(x + U(i) * rs, ks, wj, K, bj, z + U(i) * ys, has_z, y + U(i) * ys, mc, mul, vp, vq, vlo,
+                    _tile_row(x + U(i) * rs, ks, wj, K, bj, z + U(i) * ys, has_z, y + U(i) * ys, mc, mode, vp, vq, vlo,
                               vhi)
             elif mc > LANES:
-                _tile2(x, rs, ks, min(8, rows - r), wj, K, bj, z, has_z, y, ys, mc, mul, vp, vq, vlo, vhi)
+                _tile2(x, rs, ks, min(8, rows - r), wj, K, bj, z, has_z, y, ys, mc, mode, vp, vq, vlo, vhi)
             else:
-                _tile1(x, rs, ks, min(8, rows - r), wj, K, bj, z, has_z, y, ys, mc, mul, vp, vq, vlo, vhi)
+                _tile1(x, rs, ks, min(8, rows - r), wj, K, bj, z, has_z, y, ys, mc, mode, vp, vq, vlo, vhi)

@@ -337,12 +337,15 @@ def call(step, args, attrs):
     except Exception as e:
         raise InputError("%s failed on inputs (%s): %s: %s"
                          % (step.node.describe(), _shapes(args), type(e).__name__, e)) from e
-    if isinstance(result, Sequence) or not isinstance(result, (tuple, list)):
-        result = (result,)  # one output (a sequence is one value, not a list of outputs)
-    if len(result) <= step.last_wanted:
-        raise ModelError("%s gives %d outputs, the node declares %d"
-                         % (step.node.describe(), len(result), step.wanted))
-    results = [r if isinstance(r, (np.ndarray, Sequence)) else np.asarray(r) for r in result[:len(step.outputs)]]
+    if type(result) is np.ndarray and step.last_wanted == 0:  # the common case, checked quickly
+        results = [result]
+    else:
+        if isinstance(result, Sequence) or not isinstance(result, (tuple, list)):
+            result = (result,)  # one output (a sequence is one value, not a list of outputs)
+        if len(result) <= step.last_wanted:
+            raise ModelError("%s gives %d outputs, the node declares %d"
+                             % (step.node.describe(), len(result), step.wanted))
+        results = [r if isinstance(r, (np.ndarray, Sequence)) else np.asarray(r) for r in result[:len(step.outputs)]]
     _account(step, args, results)
     return results
 
@@ -357,7 +360,10 @@ def _account(step, args, results):
             limits.check_count(n, 1, step.node.describe())
         written += n
     if budget.work is not None:
-        limits.spend(limits.STEP_COST + written + sum(limits.nbytes(a) for a in args), step.node)
+        read = 0
+        for a in args:  # (a loop, not sum() over a generator: this runs for every node)
+            read += a.nbytes if type(a) is np.ndarray and a.size else limits.nbytes(a)
+        limits.spend(limits.STEP_COST + written + read, step.node)
 
 
 def _shapes(args):
