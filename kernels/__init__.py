@@ -23,11 +23,11 @@ Compilation happens on first use, never at import, and the result is cached on d
     $TINYRT_CACHE_DIR                       when set, else
     $XDG_CACHE_HOME/tinyrt/numba            (default ~/.cache/tinyrt/numba)
 
-with one sub-folder per version of this package's sources (numba checks a cached kernel against its
-own file only, not against the helpers it inlines from gemm.py or _simd.py, so a changed helper must
-not meet an old cache; numba keys each entry by CPU as well). Only these kernels use it: a locator is
-installed for the files of this package, so numba's own setting (NUMBA_CACHE_DIR) stays the user's for
-their own code.
+with one sub-folder per version of this package's sources and SIMD width (numba checks a cached kernel
+against its own file only, not against the helpers it inlines from gemm.py or _simd.py, so a changed
+helper must not meet an old cache; numba keys each entry by CPU as well). Only these kernels use it: a
+locator is installed for the files of this package, so numba's own setting (NUMBA_CACHE_DIR) stays the
+user's for their own code.
 Importing this package imports numba; ``import tinyrt`` never does.
 """
 import hashlib
@@ -97,7 +97,8 @@ def load():
     global _loaded, POOL
     if _loaded is None:
         import numba  # noqa: F401  (ImportError when absent: the caller falls back to numpy)
-        _install_cache_locator(_sources_digest())
+        from ._simd import LANES
+        _install_cache_locator("%s-simd%d" % (_sources_digest(), LANES))
         from . import conv, gemm, pool, eltwise, detection  # noqa: F401
         from ._pool import POOL
         _loaded = sys.modules[__name__]

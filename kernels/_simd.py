@@ -22,9 +22,12 @@ Memory is addressed by plain integers (``array.ctypes.data`` plus a byte offset)
 through the tile code, so numba adds no reference counting to it (each count is a function call that
 would spill every vector register). The caller keeps the arrays alive and the offsets in bounds.
 
-LANES is the host's register width: 16 with AVX-512, 8 with AVX, else 4 (SSE, NEON). The numbers do not
-depend on it: each output of a tile is one sum over k in order, whatever the width.
+LANES is the host's register width: 16 with AVX-512, 8 with AVX, else 4 (SSE, NEON); TINYRT_SIMD_LANES
+(4, 8 or 16) overrides it, so the tests can run the narrower widths of other machines here. The numbers
+do not depend on it: each output of a tile is one sum over k in order, whatever the width.
 """
+import os
+
 import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
@@ -44,7 +47,16 @@ def _host_lanes():
     return 4
 
 
-LANES = _host_lanes()
+def _lanes():
+    asked = os.environ.get("TINYRT_SIMD_LANES", "").strip()
+    if not asked:
+        return _host_lanes()
+    if asked not in ("4", "8", "16"):
+        raise ValueError("TINYRT_SIMD_LANES=%r: choose 4, 8 or 16 (or leave it unset)" % asked)
+    return int(asked)
+
+
+LANES = _lanes()
 _F32 = ir.FloatType()
 _VEC = ir.VectorType(_F32, LANES)
 _I32, _I64 = ir.IntType(32), ir.IntType(64)

@@ -9,24 +9,27 @@ inner loop is a long vectorised multiply-add over channels instead of many short
 each conv's output is already in the layout the next conv wants. tinyrt keeps ONNX's shapes: the arrays
 it passes around are (N, C, H, W) views of (N, H, W, C) memory (see tinyrt/kernels_select.py).
 
-* ``pointwise``: 1x1, stride 1, no padding: GEMMs over blocks of pixels. Each block starts as the bias
-  (plus the residual), the GEMM adds its product to it (beta = 1), and the activation runs right after,
-  while the block is still in cache. The input may be NHWC (X[P, K]) or NCHW (X[K, P] per image, read
-  transposed by the GEMM), so the first conv needs no copy.
-* ``depthwise``: one output channel per input channel (group == C == M), NHWC in. Per output pixel one
-  loop over channels sums all 9 taps of a 3x3 kernel (5 taps a pass for 5x5 kernels); with few channels
-  (a 3x3 at stride 1) a whole row's interior is one loop instead. Pixels whose window crosses the border
-  add only their taps inside, so no padded copy is made (the caller pads small planes, which are mostly
-  border, into a copy first).
+* ``pointwise``: 1x1, stride 1, no padding: the GEMM of gemm.py over blocks of pixels, bias, residual
+  and activation applied in registers before each output is stored. The input may be NHWC (X[P, K]) or
+  NCHW (X[K, P] per image: the GEMM reads X through strides), so the first conv needs no copy.
+* ``depthwise``: one output channel per input channel (group == C == M), NHWC in, on SIMD vectors of
+  channels (_simd.py): per output row, 8 pixels at a time by every vector of channels, each tap one
+  vector multiply-add. A 3x3 kernel runs the pixels whose windows' columns are inside with its weights
+  in registers, 4 neighbouring pixels at a time at stride 1 (their windows share columns: 6 loads a
+  kernel row for 12 multiply-adds) and 2 at stride 2; every other pixel, and other kernel sizes, sum only
+  their taps inside the input, so no padded copy is made.
 * ``im2col`` (NHWC in) and ``im2col_nchw`` (NCHW in): every other conv (the stem, grouped, dilated and
   strided 1x1 convs, channel multipliers): per block of output rows, gather the windows into a matrix
-  (zeros for padding), one GEMM per group. From NHWC the gather copies runs of C/group channels into
-  (pixels, taps * C/group); from NCHW it copies runs of pixels into (C * taps, pixels), which the GEMM
-  reads transposed: for the stem's 3 input channels that is 3x faster than gathering channels.
+  (zeros for padding), then gemm.py's GEMM per group. From NHWC the gather copies runs of C/group
+  channels into (pixels, taps * C/group); from NCHW it copies runs of pixels into (C * taps, pixels),
+  which the GEMM reads through strides: for the stem's 3 input channels that is 3x faster than gathering
+  channels.
 
-Weights come pre-packed by the caller: (K, M) for pointwise, (group, taps * C/group, M/group) for
-im2col (tap-major rows; im2col_nchw: channel-major), (taps, C) for depthwise. Geometry (pads, output
-size) is resolved by the caller; kernels take the begin pads (pt, pl) and read the output size from y.
+Weights come pre-packed by the caller (tinyrt/kernels_select.py): gemm.pack's panels of each group's
+(rows, M/group) matrix for the GEMMs (rows (i, j, c) tap-major for im2col, (c, i, j) channel-major for
+im2col_nchw and pointwise), (taps, C) zero-padded to whole vectors for depthwise; the bias padded alike.
+Geometry (pads, output size) is resolved by the caller; kernels take the begin pads (pt, pl) and read
+the output size from y.
 """
 import numpy as np
 from numba import njit

@@ -2,9 +2,9 @@
 
 Each case builds a one-node model and runs it three ways: tinyrt on the numba path, tinyrt on the numpy
 path (the reference implementation) and, for standard ops, onnxruntime. Shapes cover stride 2,
-asymmetric padding, 1x1 spatial size, channel counts that are not a multiple of 8, batch above 1,
-dilations, channel multipliers, both depthwise variants (whole-plane for big planes, channels-innermost
-for small ones), the 1x1 GEMM blocks and im2col.
+asymmetric padding, 1x1 spatial size, channel counts that are not a multiple of 8 (nor of the SIMD
+width: partial vectors and panels), batch above 1, dilations, channel multipliers, the GEMM's one- and
+two-vector tiles and single rows, depthwise runs of 4 (stride 1) and 2 (stride 2) pixels, and im2col.
 """
 import os
 import subprocess
@@ -311,3 +311,34 @@ def test_cache_dir_follows_environment(tmp_path):
     out = _run_script(code, TINYRT_CACHE_DIR=str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(tmp_path)
+
+
+_NARROW = """
+import numpy as np, tinyrt, kernels, sys
+from onnx import helper
+sys.path.insert(0, "tests")
+from test_kernels import CONVS, GEMMS, _model, _rand, _session, _close
+assert kernels.load().gemm.LANES == %d
+for x_shape, M, k, group, strides, pads, dil in [CONVS[i] for i in (0, 2, 4, 7, 9, 18, 19, 20, 21)]:
+    inits = {"w": _rand(M, x_shape[1] // group, *k, seed=1), "b": _rand(M, seed=2)}
+    node = helper.make_node("FusedConv", ["x", "w", "b"], ["y"], domain="ai.tinyrt", group=group,
+                            strides=list(strides), pads=list(pads), dilations=list(dil), activation="HardSwish")
+    data = _model(node, x_shape, inits)
+    feeds = {"x": _rand(*x_shape)}
+    _close(_session(data, "numba", 2).run(None, feeds)[0], _session(data, "numpy").run(None, feeds)[0])
+N, K, M = GEMMS[0][:3]
+data = _model(helper.make_node("Gemm", ["x", "b", "c"], ["y"], transB=1), (N, K),
+              {"b": _rand(M, K, seed=6), "c": _rand(M, seed=7)})
+feeds = {"x": _rand(N, K)}
+_close(_session(data, "numba").run(None, feeds)[0], _session(data, "numpy").run(None, feeds)[0])
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("lanes", [4, 8])
+def test_narrower_simd_widths(lanes):
+    """Other machines' vector widths (SSE / NEON: 4 floats, AVX2: 8), compiled and run here: the GEMM
+    panels, partial vectors and depthwise runs all change with the width."""
+    out = _run_script(_NARROW % lanes, TINYRT_SIMD_LANES=str(lanes))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().endswith("ok")

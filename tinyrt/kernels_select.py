@@ -20,9 +20,9 @@ outputs. A kernel given NCHW memory (the model's input, a Concat's result) copie
 first, or, for a 1x1 conv or the stem, reads it as it is.
 
 Threads: one pool at a time. On the numba path the kernels' own pool (kernels/_pool.py) runs them on
-``intra_op_num_threads`` threads (0 = all cores), and BLAS is held at one thread: every GEMM is called
-from inside a kernel block, on whichever thread took the block. On the numpy path BLAS gets
-``intra_op_num_threads`` threads.
+``intra_op_num_threads`` threads (0 = all cores), and BLAS (which no kernel calls: they have their own
+GEMM) is held at one thread for the numpy ops in between, so its threads never compete with the pool's.
+On the numpy path BLAS gets ``intra_op_num_threads`` threads.
 """
 import importlib
 import os
