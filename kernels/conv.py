@@ -16,8 +16,9 @@ it passes around are (N, C, H, W) views of (N, H, W, C) memory (see tinyrt/kerne
   channels (_simd.py): per output row, 8 pixels at a time by every vector of channels, each tap one
   vector multiply-add. A 3x3 kernel runs the pixels whose windows' columns are inside with its weights
   in registers, 4 neighbouring pixels at a time at stride 1 (their windows share columns: 6 loads a
-  kernel row for 12 multiply-adds) and 2 at stride 2; every other pixel, and other kernel sizes, sum only
-  their taps inside the input, so no padded copy is made.
+  kernel row for 12 multiply-adds) and 2 at stride 2; other kernels (5x5, dilated) 4 pixels at a time,
+  each weight loaded once for the four; pixels near the border sum only their taps inside the input, so
+  no padded copy is made.
 * ``im2col`` (NHWC in) and ``im2col_nchw`` (NCHW in): every other conv (the stem, grouped, dilated and
   strided 1x1 convs, channel multipliers): per block of output rows, gather the windows into a matrix
   (zeros for padding), then gemm.py's GEMM per group. From NHWC the gather copies runs of C/group
@@ -244,6 +245,41 @@ def _run3x3(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, 
         z += ystep
 
 
+@njit(cache=True, inline="always")
+def _run_taps(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, kw, has_z, nc, mode, vp, vq, vlo,
+              vhi):
+    """``_run3x3`` for any other kernel (5x5, dilated, ...): 4 pixels at a time, each weight vector
+    loaded once for the 4 multiply-adds it takes part in."""
+    full = nc == LANES
+    done = 0
+    while done + 4 <= n:
+        a, b, c, d = b0, b0, b0, b0
+        for i in range(i0, i1):
+            xr = x + U(i) * rstep
+            wr = w0 + U(i) * wrow
+            for j in range(kw):
+                w = simd.load(wr + U(j) * wcol)
+                xj = xr + U(j) * cstep
+                a = simd.fma(_ld(xj, nc, full), w, a)
+                b = simd.fma(_ld(xj + xstep, nc, full), w, b)
+                c = simd.fma(_ld(xj + U(2) * xstep, nc, full), w, c)
+                d = simd.fma(_ld(xj + U(3) * xstep, nc, full), w, d)
+        gemm.store(y, z, has_z, nc, a, mode, vp, vq, vlo, vhi)
+        gemm.store(y + ystep, z + ystep, has_z, nc, b, mode, vp, vq, vlo, vhi)
+        gemm.store(y + U(2) * ystep, z + U(2) * ystep, has_z, nc, c, mode, vp, vq, vlo, vhi)
+        gemm.store(y + U(3) * ystep, z + U(3) * ystep, has_z, nc, d, mode, vp, vq, vlo, vhi)
+        x += U(4) * xstep
+        y += U(4) * ystep
+        z += U(4) * ystep
+        done += 4
+    for _ in range(done, n):
+        acc = _window(b0, x, rstep, cstep, w0, wrow, wcol, i0, i1, 0, kw, nc)
+        gemm.store(y, z, has_z, nc, acc, mode, vp, vq, vlo, vhi)
+        x += xstep
+        y += ystep
+        z += ystep
+
+
 @kernel
 def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, ctr):
     """x (N, H, W, C), wt (kh * kw, Cp) and bias (Cp,) zero-padded to Cp = C rounded up to LANES,
@@ -251,10 +287,9 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
 
     Per output row, for each vector of LANES channels, every pixel sums its taps with one vector
     multiply-add each (the channels are contiguous), adds the residual, applies the activation and
-    stores once. A 3x3 kernel keeps its 9 weight vectors in registers along 8 pixels whose windows'
-    columns are all inside, then takes the next vector of channels of the same 8 (so memory is read
-    in order); a pixel whose window crosses the border sums only its taps inside, so no padded copy is
-    made."""
+    stores once. The pixels whose windows' columns are all inside go 8 at a time, by every vector of
+    channels in turn (so memory is read in order), 4 (or 2) of them at once (``_run3x3``, ``_run_taps``);
+    a pixel whose window crosses the border sums only its taps inside, so no padded copy is made."""
     N, H, W, C = x.shape
     OH, OW = y.shape[1], y.shape[2]
     Cp = wt.shape[1]
@@ -274,18 +309,23 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
         oy = t % OH
         iy0 = oy * sh - pt
         i0, i1 = _inside(iy0, dh, H, kh)            # the window rows inside the input
-        fast = taps3x3 and qhi > qlo
+        fast = qhi > qlo
         row = (n * OH + oy) * OW                    # the output row's first pixel
         xrow = U(xp) + U((n * H + iy0) * W) * px    # the window's first row, at column 0 (may be outside)
-        if fast:  # the run of pixels whose windows' columns are inside: 8 pixels by all channels at a time
+        if fast:  # the pixels whose windows' columns are all inside: 8 pixels by all channels at a time
             for q0 in range(qlo, qhi, 8):
                 x0 = xrow + U((q0 * sw - pl) * C * 4)
                 o = U((row + q0) * C * 4)
                 for c in range(0, C, LANES):
                     cb = U(c * 4)
-                    _run3x3(x0 + cb, U(sw) * px, rstep, cstep, U(yp) + o + cb, U(zp) + o + cb, px, min(8, qhi - q0),
-                            U(wp) + cb, wrow, wcol, simd.load(U(bp) + cb), i0, i1, has_z, min(LANES, C - c), mode,
-                            vp, vq, vlo, vhi)
+                    if taps3x3:
+                        _run3x3(x0 + cb, U(sw) * px, rstep, cstep, U(yp) + o + cb, U(zp) + o + cb, px,
+                                min(8, qhi - q0), U(wp) + cb, wrow, wcol, simd.load(U(bp) + cb), i0, i1, has_z,
+                                min(LANES, C - c), mode, vp, vq, vlo, vhi)
+                    else:
+                        _run_taps(x0 + cb, U(sw) * px, rstep, cstep, U(yp) + o + cb, U(zp) + o + cb, px,
+                                  min(8, qhi - q0), U(wp) + cb, wrow, wcol, simd.load(U(bp) + cb), i0, i1, kw, has_z,
+                                  min(LANES, C - c), mode, vp, vq, vlo, vhi)
         for ox in range(OW):
             if fast and ox >= qlo and ox < qhi:
                 continue

@@ -92,6 +92,8 @@ CONVS = [
     ((2, 48, 15, 17), 48, (3, 3), 48, (2, 2), (0, 1, 1, 0), (1, 1)),     # the same at stride 2, odd sizes
     ((1, 20, 5, 5), 16, (1, 1), 1, (1, 1), (0, 0, 0, 0), (1, 1)),        # pointwise, one vector of outputs
     ((2, 33, 3, 7), 48, (1, 1), 1, (1, 1), (0, 0, 0, 0), (1, 1)),        # a full panel + a one-vector one
+    ((1, 40, 12, 17), 40, (5, 5), 40, (1, 1), (2, 1, 2, 3), (1, 1)),     # 5x5 depthwise, whole vectors + a part
+    ((2, 32, 11, 13), 32, (5, 5), 32, (2, 2), (2, 2, 2, 2), (1, 1)),     # 5x5 depthwise at stride 2
 ]
 
 
@@ -319,7 +321,7 @@ from onnx import helper
 sys.path.insert(0, "tests")
 from test_kernels import CONVS, GEMMS, _model, _rand, _session, _close
 assert kernels.load().gemm.LANES == %d
-for x_shape, M, k, group, strides, pads, dil in [CONVS[i] for i in (0, 2, 4, 7, 9, 18, 19, 20, 21)]:
+for x_shape, M, k, group, strides, pads, dil in [CONVS[i] for i in (0, 2, 4, 7, 9, 18, 19, 20, 21, 22, 23)]:
     inits = {"w": _rand(M, x_shape[1] // group, *k, seed=1), "b": _rand(M, seed=2)}
     node = helper.make_node("FusedConv", ["x", "w", "b"], ["y"], domain="ai.tinyrt", group=group,
                             strides=list(strides), pads=list(pads), dilations=list(dil), activation="HardSwish")
