@@ -35,8 +35,13 @@ the output size from y.
 import numpy as np
 from numba import njit
 
-from ._jit import kernel, start, finished
+from ._jit import FASTMATH, kernel, start, finished
 from . import _simd as simd, gemm
+
+# Small helpers are separate functions that LLVM inlines where they are called: numba's own inlining
+# (inline="always") copies their IR at every call site, which made compiling depthwise take minutes on
+# an emulated board.
+_helper = njit(nogil=True, cache=True, fastmath=FASTMATH)
 
 # activation codes (FusedConv's activation names -> int); the caller passes ReLU as Clip(0, inf)
 ACT = {"": 0, "Relu": 1, "Clip": 2, "LeakyRelu": 3, "HardSigmoid": 4, "HardSwish": 5, "Sigmoid": 6}
@@ -135,7 +140,7 @@ def pointwise(x, wp, bp, z, has_z, y, act, a, b, rows, cols, nchw, ctr):
     return total
 
 
-@njit(cache=True, inline="always")
+@_helper
 def _window(acc, x0, rstep, cstep, w0, wrow, wcol, i0, i1, j0, j1, nc):
     """acc + the taps (i, j) in [i0, i1) x [j0, j1) of one pixel's window, for one vector of channels:
     input at x0 + i * rstep + j * cstep, weights at w0 + i * wrow + j * wcol (addresses in bytes)."""
@@ -147,13 +152,13 @@ def _window(acc, x0, rstep, cstep, w0, wrow, wcol, i0, i1, j0, j1, nc):
     return acc
 
 
-@njit(cache=True, inline="always")
+@_helper
 def _ld(addr, nc, full):
     """One vector of channels: all LANES, or (the last vector of a row) its first nc."""
     return simd.load(addr) if full else simd.load_first(addr, nc)
 
 
-@njit(cache=True, inline="always")
+@_helper
 def _row3(acc, x, cstep, k0, k1, k2, nc, full):
     """acc + one kernel row (3 taps, weights k0..k2) of one pixel's window, which starts at x."""
     acc = simd.fma(_ld(x, nc, full), k0, acc)
@@ -161,7 +166,7 @@ def _row3(acc, x, cstep, k0, k1, k2, nc, full):
     return simd.fma(_ld(x + U(2) * cstep, nc, full), k2, acc)
 
 
-@njit(cache=True, inline="always")
+@_helper
 def _row3x4(a, b, c, d, x, cstep, k0, k1, k2, nc, full):
     """``_row3`` for 4 neighbouring pixels at stride 1: their windows share columns, so 6 loads serve
     12 multiply-adds, in 4 independent chains."""
@@ -174,7 +179,7 @@ def _row3x4(a, b, c, d, x, cstep, k0, k1, k2, nc, full):
     return a, b, c, d
 
 
-@njit(cache=True, inline="always")
+@_helper
 def _row3x2(a, b, x, cstep, k0, k1, k2, nc, full):
     """``_row3`` for 2 neighbouring pixels at stride 2: 5 loads serve 6 multiply-adds, in 2 chains."""
     x0, x1, x2 = _ld(x, nc, full), _ld(x + cstep, nc, full), _ld(x + U(2) * cstep, nc, full)
@@ -185,7 +190,7 @@ def _row3x2(a, b, x, cstep, k0, k1, k2, nc, full):
 
 
 @njit(cache=True, inline="always")
-def _run3x3(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, has_z, nc, mode, vp, vq, vlo, vhi):
+def _vec3x3(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, has_z, nc, mode, vp, vq, vlo, vhi):
     """n consecutive pixels of a 3x3 depthwise row whose windows' columns are all inside, one vector of
     channels, kernel rows i0 .. i1-1 inside the input: the 9 weight vectors stay in registers; each
     pixel's window starts xstep bytes after the previous one's. At stride 1 (xstep == cstep) 4 pixels
@@ -246,9 +251,9 @@ def _run3x3(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, 
 
 
 @njit(cache=True, inline="always")
-def _run_taps(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, kw, has_z, nc, mode, vp, vq, vlo,
+def _vec_taps(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, kw, has_z, nc, mode, vp, vq, vlo,
               vhi):
-    """``_run3x3`` for any other kernel (5x5, dilated, ...): 4 pixels at a time, each weight vector
+    """``_vec3x3`` for any other kernel (5x5, dilated, ...): 4 pixels at a time, each weight vector
     loaded once for the 4 multiply-adds it takes part in."""
     full = nc == LANES
     done = 0
@@ -280,6 +285,23 @@ def _run_taps(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1
         z += ystep
 
 
+@_helper
+def _run(x, xstep, rstep, cstep, y, z, ystep, n, wp, wrow, wcol, bp, i0, i1, kh, kw, C, has_z, mode, vp, vq, vlo,
+         vhi):
+    """n consecutive pixels whose windows' columns are all inside, every vector of channels in turn
+    (``_vec3x3`` for a 3x3 kernel, else ``_vec_taps``; addresses as there, of the first channel)."""
+    for c in range(0, C, LANES):
+        cb = U(c * 4)
+        nc = min(LANES, C - c)
+        b0 = simd.load(bp + cb)
+        if kh == 3 and kw == 3:
+            _vec3x3(x + cb, xstep, rstep, cstep, y + cb, z + cb, ystep, n, wp + cb, wrow, wcol, b0, i0, i1, has_z, nc,
+                    mode, vp, vq, vlo, vhi)
+        else:
+            _vec_taps(x + cb, xstep, rstep, cstep, y + cb, z + cb, ystep, n, wp + cb, wrow, wcol, b0, i0, i1, kw, has_z,
+                      nc, mode, vp, vq, vlo, vhi)
+
+
 @kernel
 def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, ctr):
     """x (N, H, W, C), wt (kh * kw, Cp) and bias (Cp,) zero-padded to Cp = C rounded up to LANES,
@@ -288,7 +310,7 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
     Per output row, for each vector of LANES channels, every pixel sums its taps with one vector
     multiply-add each (the channels are contiguous), adds the residual, applies the activation and
     stores once. The pixels whose windows' columns are all inside go 8 at a time, by every vector of
-    channels in turn (so memory is read in order), 4 (or 2) of them at once (``_run3x3``, ``_run_taps``);
+    channels in turn (so memory is read in order), 4 (or 2) of them at once (``_run``);
     a pixel whose window crosses the border sums only its taps inside, so no padded copy is made."""
     N, H, W, C = x.shape
     OH, OW = y.shape[1], y.shape[2]
@@ -301,7 +323,6 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
     rstep, cstep = U(dh * W) * px, U(dw) * px       # between a window's rows, its columns
     wrow, wcol = U(kw * Cp * 4), U(Cp * 4)
     qlo, qhi = _inside(-pl, sw, W - (kw - 1) * dw, OW)  # the pixels whose window's columns are all inside
-    taps3x3 = kh == 3 and kw == 3
     total = N * OH
     me, t = start(ctr, total)
     while t < total:
@@ -316,16 +337,8 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
             for q0 in range(qlo, qhi, 8):
                 x0 = xrow + U((q0 * sw - pl) * C * 4)
                 o = U((row + q0) * C * 4)
-                for c in range(0, C, LANES):
-                    cb = U(c * 4)
-                    if taps3x3:
-                        _run3x3(x0 + cb, U(sw) * px, rstep, cstep, U(yp) + o + cb, U(zp) + o + cb, px,
-                                min(8, qhi - q0), U(wp) + cb, wrow, wcol, simd.load(U(bp) + cb), i0, i1, has_z,
-                                min(LANES, C - c), mode, vp, vq, vlo, vhi)
-                    else:
-                        _run_taps(x0 + cb, U(sw) * px, rstep, cstep, U(yp) + o + cb, U(zp) + o + cb, px,
-                                  min(8, qhi - q0), U(wp) + cb, wrow, wcol, simd.load(U(bp) + cb), i0, i1, kw, has_z,
-                                  min(LANES, C - c), mode, vp, vq, vlo, vhi)
+                _run(x0, U(sw) * px, rstep, cstep, U(yp) + o, U(zp) + o, px, min(8, qhi - q0), U(wp), wrow, wcol, U(bp),
+                     i0, i1, kh, kw, C, has_z, mode, vp, vq, vlo, vhi)
         for ox in range(OW):
             if fast and ox >= qlo and ox < qhi:
                 continue
@@ -439,7 +452,7 @@ def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a
     return total
 
 
-@njit(cache=True, inline="always")
+@_helper
 def _group_gemm(colp, rs, ks, npix, wt, bias, g, z, has_z, y, first, Mg, tail):
     """Group g's GEMM of an im2col block: the columns of group g of y's pixels first .. first + npix."""
     M = y.shape[-1]
@@ -449,7 +462,7 @@ def _group_gemm(colp, rs, ks, npix, wt, bias, g, z, has_z, y, first, Mg, tail):
                y.ctypes.data + o, M * 4, 0, Mg, mode, p, q, lo, hi)
 
 
-@njit(cache=True, inline="always")
+@_helper
 def _inside(off, s, size, out):
     """[lo, hi): the q < out whose input q * s + off lies inside [0, size) (output columns of im2col,
     kernel taps of depthwise)."""

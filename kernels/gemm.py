@@ -81,7 +81,7 @@ def tail(act, a, b):
     return 0, _1, _0, -inf, inf, act
 
 
-@_inline
+@_compile
 def store(y, z, has_z, n, c, mode, vp, vq, vlo, vhi):
     """One vector of sums (the bias included) to its first n floats at y: + the residual at z, the tail
     (see ``tail``)."""
