@@ -244,14 +244,23 @@ class _ConvKernel:
                 args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail
             else:
                 args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail + (_im2col_rows(N, kh * kw * self.cg, OH, OW, T),)
-            p = (kind, args, yshape, limits.nominal_count(yshape) * 4, int(macs * limits.MAC_COST), threaded)
+            if kind == "pointwise":
+                weights = (self.packed("channel-major")[0], self.packed("group-bias")[0])
+            elif kind == "depthwise":
+                weights = (self.packed("taps"), self.packed("bias"))
+            elif kind == "im2col":
+                layout = "tap-major" if self.cg >= 16 else "channel-major"  # NCHW input: see __call__
+                weights = (self.packed(layout), self.packed("group-bias"))
+            else:
+                weights = ()
+            p = (kind, args, yshape, limits.nominal_count(yshape) * 4, int(macs * limits.MAC_COST), threaded, weights)
             self._prepared[key] = p
         return p
 
     def __call__(self, X, W, B=None, Z=None, **attrs):
         if X.dtype != np.float32 or X.ndim != 4:
             return self._ref(X, W, B, Z, attrs)
-        kind, args, yshape, nbytes, work, threaded = self.prepare(X.shape, self.backend.threads)
+        kind, args, yshape, nbytes, work, threaded, weights = self.prepare(X.shape, self.backend.threads)
         budget = limits.current()  # pads and strides come from the file: check the size before allocating
         if budget.tensor_bytes is not None and nbytes > budget.tensor_bytes:
             limits.check_shape(yshape, np.float32, "Conv")
@@ -268,17 +277,16 @@ class _ConvKernel:
                 x, nchw = X.transpose(0, 2, 3, 1).reshape(N, OH * OW, C), False
             else:
                 x, nchw = np.ascontiguousarray(X).reshape(N, C, OH * OW), True
-            run(conv.pointwise, (x, self.packed("channel-major")[0], self.packed("group-bias")[0], z, has_z, y)
-                + args + (nchw,), threaded)
+            run(conv.pointwise, (x,) + weights + (z, has_z, y) + args + (nchw,), threaded)
         elif kind == "depthwise":
-            run(conv.depthwise, (to_channels_last(X), self.packed("taps"), self.packed("bias"), z, has_z, y)
-                + args, threaded)
-        elif self.cg >= 16 or channels_last_memory(X):
-            run(conv.im2col, (to_channels_last(X), self.packed("tap-major"), self.packed("group-bias"), z, has_z, y)
-                + args, threaded)
+            run(conv.depthwise, (to_channels_last(X),) + weights + (z, has_z, y) + args, threaded)
+        elif self.cg >= 16:
+            run(conv.im2col, (to_channels_last(X),) + weights + (z, has_z, y) + args, threaded)
+        elif channels_last_memory(X):  # few channels, but channels-last memory: gather channels after all
+            run(conv.im2col, (to_channels_last(X), self.packed("tap-major"), weights[1], z, has_z, y) + args,
+                threaded)
         else:  # few channels in NCHW memory (the stem reading the model's input): gather rows of pixels
-            run(conv.im2col_nchw, (np.ascontiguousarray(X), self.packed("channel-major"), self.packed("group-bias"),
-                                   z, has_z, y) + args, threaded)
+            run(conv.im2col_nchw, (np.ascontiguousarray(X),) + weights + (z, has_z, y) + args, threaded)
         return y.transpose(0, 3, 1, 2)
 
     def _ref(self, X, W, B, Z, attrs):
