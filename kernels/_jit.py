@@ -16,3 +16,9 @@ FASTMATH = {"contract"}
 
 def kernel(fn):
     return njit(nogil=True, cache=True, fastmath=FASTMATH)(fn)
+
+
+# The functions kernels call are compiled the same way, each on its own: LLVM inlines the small ones where
+# they are called (numba's inline="always" would copy their IR at every call site, and compiling took
+# minutes on an emulated board).
+helper = kernel

@@ -35,13 +35,8 @@ the output size from y.
 import numpy as np
 from numba import njit
 
-from ._jit import FASTMATH, kernel, start, finished
+from ._jit import helper, kernel, start, finished
 from . import _simd as simd, gemm
-
-# Small helpers are separate functions that LLVM inlines where they are called: numba's own inlining
-# (inline="always") copies their IR at every call site, which made compiling depthwise take minutes on
-# an emulated board.
-_helper = njit(nogil=True, cache=True, fastmath=FASTMATH)
 
 # activation codes (FusedConv's activation names -> int); the caller passes ReLU as Clip(0, inf)
 ACT = {"": 0, "Relu": 1, "Clip": 2, "LeakyRelu": 3, "HardSigmoid": 4, "HardSwish": 5, "Sigmoid": 6}
@@ -51,57 +46,20 @@ _0, _1 = np.float32(0), np.float32(1)  # float32 constants: comparing a float32 
 
 
 @njit(cache=True, inline="always")
-def _act(v, act, a, b):
-    """One value through activation ``act`` (ACT codes); comparisons written so that NaN passes."""
-    if act == 1:
-        return _0 if v < _0 else v
-    if act == 2:
-        v = a if v < a else v
-        return b if v > b else v
+def _act(v, act, a):
+    """One value through an activation the tiles leave for a pass of their own (gemm.tail's ``rest``):
+    LeakyRelu (3) or Sigmoid (6); comparisons written so that NaN passes."""
     if act == 3:
         return v if v >= _0 else v * a
-    if act == 4:
-        v = v * a + b
-        v = _0 if v < _0 else v
-        return _1 if v > _1 else v
-    if act == 5:
-        g = v * np.float32(1.0 / 6) + np.float32(0.5)
-        g = _0 if g < _0 else g
-        g = _1 if g > _1 else g
-        return v * g
-    if act == 6:
-        return _1 / (_1 + np.exp(-v))
-    return v
+    return _1 / (_1 + np.exp(-v))
 
 
 @njit(cache=True)
-def _finish(y1, start, n, z1, has_z, act, a, b):
-    """y[start:start + n] = act(y + z) over a flat range: one vectorised sweep (a loop per activation, so
-    the branch is taken once per call, not once per value)."""
+def _finish(y1, start, n, act, a):
+    """y[start:start + n] = act(y) over a flat range, while it is still in cache."""
     s = U(start)
-    if has_z:
-        for i in range(U(n)):
-            y1[s + i] += z1[s + i]
-    if act == 2:  # Clip; also ReLU as Clip(0, inf): "0 if v < 0 else v" alone compiles to a conditional
-        # store that does not vectorise (measured 4x slower)
-        for i in range(U(n)):
-            v = y1[s + i]
-            v = a if v < a else v
-            y1[s + i] = b if v > b else v
-    elif act == 4:
-        for i in range(U(n)):
-            g = y1[s + i] * a + b
-            g = _0 if g < _0 else g
-            y1[s + i] = _1 if g > _1 else g
-    elif act == 5:
-        for i in range(U(n)):
-            v = y1[s + i]
-            g = v * np.float32(1.0 / 6) + np.float32(0.5)
-            g = _0 if g < _0 else g
-            y1[s + i] = v * (_1 if g > _1 else g)
-    elif act != 0:
-        for i in range(U(n)):
-            y1[s + i] = _act(y1[s + i], act, a, b)
+    for i in range(U(n)):
+        y1[s + i] = _act(y1[s + i], act, a)
 
 
 @kernel
@@ -135,12 +93,12 @@ def pointwise(x, wp, bp, z, has_z, y, act, a, b, rows, cols, nchw, ctr):
                    M * 4, m0, m0 + mc, mode, p, q, lo, hi)
         if rest != 0:  # an activation the tiles do not apply, while the block is in cache
             for r in range(cnt):
-                _finish(y1, first + r * M + m0, mc, y1, False, rest, a, b)
+                _finish(y1, first + r * M + m0, mc, rest, a)
         t = finished(ctr, me, total)
     return total
 
 
-@_helper
+@helper
 def _window(acc, x0, rstep, cstep, w0, wrow, wcol, i0, i1, j0, j1, nc):
     """acc + the taps (i, j) in [i0, i1) x [j0, j1) of one pixel's window, for one vector of channels:
     input at x0 + i * rstep + j * cstep, weights at w0 + i * wrow + j * wcol (addresses in bytes)."""
@@ -152,13 +110,13 @@ def _window(acc, x0, rstep, cstep, w0, wrow, wcol, i0, i1, j0, j1, nc):
     return acc
 
 
-@_helper
+@helper
 def _ld(addr, nc, full):
     """One vector of channels: all LANES, or (the last vector of a row) its first nc."""
     return simd.load(addr) if full else simd.load_first(addr, nc)
 
 
-@_helper
+@helper
 def _row3(acc, x, cstep, k0, k1, k2, nc, full):
     """acc + one kernel row (3 taps, weights k0..k2) of one pixel's window, which starts at x."""
     acc = simd.fma(_ld(x, nc, full), k0, acc)
@@ -166,7 +124,7 @@ def _row3(acc, x, cstep, k0, k1, k2, nc, full):
     return simd.fma(_ld(x + U(2) * cstep, nc, full), k2, acc)
 
 
-@_helper
+@helper
 def _row3x4(a, b, c, d, x, cstep, k0, k1, k2, nc, full):
     """``_row3`` for 4 neighbouring pixels at stride 1: their windows share columns, so 6 loads serve
     12 multiply-adds, in 4 independent chains."""
@@ -179,7 +137,7 @@ def _row3x4(a, b, c, d, x, cstep, k0, k1, k2, nc, full):
     return a, b, c, d
 
 
-@_helper
+@helper
 def _row3x2(a, b, x, cstep, k0, k1, k2, nc, full):
     """``_row3`` for 2 neighbouring pixels at stride 2: 5 loads serve 6 multiply-adds, in 2 chains."""
     x0, x1, x2 = _ld(x, nc, full), _ld(x + cstep, nc, full), _ld(x + U(2) * cstep, nc, full)
@@ -285,7 +243,7 @@ def _vec_taps(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1
         z += ystep
 
 
-@_helper
+@helper
 def _run(x, xstep, rstep, cstep, y, z, ystep, n, wp, wrow, wcol, bp, i0, i1, kh, kw, C, has_z, mode, vp, vq, vlo,
          vhi):
     """n consecutive pixels whose windows' columns are all inside, every vector of channels in turn
@@ -353,7 +311,7 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
                               nc)
                 gemm.store(U(yp) + o + cb, U(zp) + o + cb, has_z, nc, acc, mode, vp, vq, vlo, vhi)
         if rest != 0:
-            _finish(y1, row * C, OW * C, y1, False, rest, a, b)
+            _finish(y1, row * C, OW * C, rest, a)
         t = finished(ctr, me, total)
     return total
 
@@ -397,7 +355,7 @@ def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, 
                                 col1[co + c] = x1[xo + c]
             _group_gemm(col.ctypes.data, Kc * 4, 4, npix, wt, bias, g, z, has_z, y, first, Mg, tail)
         if tail[5] != 0:
-            _finish(y1, first * M, npix * M, y1, False, tail[5], a, b)
+            _finish(y1, first * M, npix * M, tail[5], a)
         t = finished(ctr, me, total)
     return total
 
@@ -447,12 +405,12 @@ def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a
                                 col1[d + q] = 0
             _group_gemm(col.ctypes.data, 4, npix * 4, npix, wt, bias, g, z, has_z, y, first, Mg, tail)
         if tail[5] != 0:
-            _finish(y1, first * M, npix * M, y1, False, tail[5], a, b)
+            _finish(y1, first * M, npix * M, tail[5], a)
         t = finished(ctr, me, total)
     return total
 
 
-@_helper
+@helper
 def _group_gemm(colp, rs, ks, npix, wt, bias, g, z, has_z, y, first, Mg, tail):
     """Group g's GEMM of an im2col block: the columns of group g of y's pixels first .. first + npix."""
     M = y.shape[-1]
@@ -462,7 +420,7 @@ def _group_gemm(colp, rs, ks, npix, wt, bias, g, z, has_z, y, first, Mg, tail):
                y.ctypes.data + o, M * 4, 0, Mg, mode, p, q, lo, hi)
 
 
-@_helper
+@helper
 def _inside(off, s, size, out):
     """[lo, hi): the q < out whose input q * s + off lies inside [0, size) (output columns of im2col,
     kernel taps of depthwise)."""

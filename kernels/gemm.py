@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 
 from . import _simd as v
-from ._jit import FASTMATH
+from ._jit import FASTMATH, helper
 
 LANES = v.LANES
 PANEL = 2 * LANES
@@ -51,15 +51,11 @@ def pack_bias(bias):
     return b
 
 
-def _compile(fn):
-    return njit(nogil=True, cache=True, fastmath=FASTMATH)(fn)
-
-
 def _inline(fn):
     return njit(nogil=True, cache=True, fastmath=FASTMATH, inline="always")(fn)
 
 
-@_compile
+@helper
 def tail(act, a, b):
     """kernels/conv.py's activation ``act`` (parameters a, b) as the tiles apply it, in registers:
 
@@ -81,7 +77,7 @@ def tail(act, a, b):
     return 0, _1, _0, -inf, inf, act
 
 
-@_compile
+@helper
 def store(y, z, has_z, n, c, mode, vp, vq, vlo, vhi):
     """One vector of sums (the bias included) to its first n floats at y: + the residual at z, the tail
     (see ``tail``)."""
@@ -121,7 +117,7 @@ def _rows(xp, rs, rows):
             x0 + rs * min(U(7), last))
 
 
-@_compile
+@helper
 def _tile2(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, mc, mode, vp, vq, vlo, vhi):
     """8 rows x one panel (LANES < mc <= PANEL columns): Y = act(X @ W + bias + Z)."""
     x0, x1, x2, x3, x4, x5, x6, x7 = _rows(xp, rs, rows)
@@ -155,7 +151,7 @@ def _tile2(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, mc, mode, vp, vq, vlo
           mode, vp, vq, vlo, vhi)
 
 
-@_compile
+@helper
 def _tile1(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, mc, mode, vp, vq, vlo, vhi):
     """8 rows x the first LANES columns of a panel (mc <= LANES): ``_tile2`` with one vector."""
     x0, x1, x2, x3, x4, x5, x6, x7 = _rows(xp, rs, rows)
@@ -178,7 +174,7 @@ def _tile1(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, mc, mode, vp, vq, vlo
     _put8(yp, zp, ys, rows, has_z, mc, c0, c1, c2, c3, c4, c5, c6, c7, mode, vp, vq, vlo, vhi)
 
 
-@_compile
+@helper
 def _tile_row(xp, ks, wp, K, bp, zp, has_z, yp, mc, mode, vp, vq, vlo, vhi):
     """1 row x one panel: for the last rows of a block, and a fully connected layer's single row."""
     c0, c1 = v.load(bp), v.load(bp + _VB)
@@ -194,7 +190,7 @@ def _tile_row(xp, ks, wp, K, bp, zp, has_z, yp, mc, mode, vp, vq, vlo, vhi):
         store(yp + _VB, zp + _VB, has_z, mc - LANES, c1, mode, vp, vq, vlo, vhi)
 
 
-@_compile
+@helper
 def block(xp, rs, ks, rows, wp, K, bp, zp, has_z, yp, ys, m0, m1, mode, p, q, lo, hi):
     """Y[0:rows, m0:m1] = tail(X @ W + bias + Z)[0:rows, m0:m1], m0 a multiple of PANEL; the tail
     (mode, p, q, lo, hi) as ``tail`` returns it.
