@@ -94,13 +94,20 @@ class Graph:
 
 # --- from messages ---------------------------------------------------------------------------------------------
 
-def value_spec(vi):
-    return _type_spec(vi.name, vi.type)
+def value_spec(vi, notes=None):
+    """ValueSpec of a ValueInfoProto; what was tolerated on the way is appended to ``notes`` (a list)."""
+    return _type_spec(vi.name, vi.type, notes if notes is not None else [])
 
 
-def _type_spec(name, t):
-    """ValueSpec of a TypeProto: a tensor (element type, shape), or a sequence of them."""
-    if t is None:
+def _type_spec(name, t, notes):
+    """ValueSpec of a TypeProto: a tensor (element type, shape), or a sequence of them.
+
+    Two quirks of real exporters are read as onnxruntime reads them. A declared dimension below zero
+    (old Paddle2ONNX writes the batch as ``dim_value: -1``) is a dynamic one. An empty type (torch writes
+    If branch outputs so) declares nothing: a tensor whose element type and shape come from what
+    produces it when the model runs. Declared types are never checked against what nodes produce.
+    """
+    if t is None or (not (t.present - {"denotation"}) and t.other is None):
         return ValueSpec(name)
     if t.tensor_type is not None:
         shape = None
@@ -109,7 +116,10 @@ def _type_spec(name, t):
             for d in t.tensor_type.shape.dim:
                 if "dim_value" in d.present:
                     if d.dim_value < 0:
-                        raise ModelError("value %r has a negative dimension %d" % (name, d.dim_value))
+                        notes.append("value %r declares dimension %d as %d: read as dynamic"
+                                     % (name, len(shape), d.dim_value))
+                        shape.append(None)
+                        continue
                     if d.dim_value > limits.MAX_DIM:
                         raise ModelError("value %r has an absurd dimension %d (more than %d)"
                                          % (name, d.dim_value, limits.MAX_DIM))
@@ -124,7 +134,7 @@ def _type_spec(name, t):
         container = getattr(t, kind + "_type")
         if container is not None:
             spec = ValueSpec(name, kind=kind)
-            spec.element = _type_spec(name, container.elem_type)
+            spec.element = _type_spec(name, container.elem_type, notes)
             return spec
     return ValueSpec(name, kind=t.other or "unknown type")
 
@@ -140,6 +150,7 @@ class _Builder:
             self.functions[(canonical_domain(f.domain), f.name, f.overload)] = f
         self.fresh = itertools.count()
         self.external_bytes = 0  # bytes read from external data files (the model's size counts them)
+        self.notes = []          # quirks of the file that were tolerated (``tinyrt info`` shows them)
 
     @staticmethod
     def _opsets(imports, owner):
@@ -168,9 +179,9 @@ class _Builder:
         for n in g.node:
             nodes.extend(self.node(n, opsets, {}, depth))
         # Old exporters list initializers among the inputs too; those are not for the caller to feed.
-        inputs = [value_spec(vi) for vi in g.input if vi.name not in initializers]
-        outputs = [value_spec(vi) for vi in g.output]
-        value_info = {vi.name: value_spec(vi) for vi in g.value_info}
+        inputs = [value_spec(vi, self.notes) for vi in g.input if vi.name not in initializers]
+        outputs = [value_spec(vi, self.notes) for vi in g.output]
+        value_info = {vi.name: value_spec(vi, self.notes) for vi in g.value_info}
         return Graph(g.name, nodes, inputs, outputs, initializers, value_info)
 
     def node(self, n, opsets, call_attrs, depth, rename=None):
@@ -306,6 +317,7 @@ class ModelIR:
         self.domain = domain
         self.model_version = model_version
         self.nbytes = 0  # the file's size plus its external data (``build`` sets it); limits scale with it
+        self.notes = []  # quirks of the file tinyrt tolerated, e.g. a negative declared dimension
 
 
 def build(model, folder=None):
@@ -317,4 +329,5 @@ def build(model, folder=None):
     ir = ModelIR(graph, builder.opsets, metadata, model.ir_version, producer, model.doc_string,
                  model.domain, model.model_version)
     ir.nbytes = getattr(model, "file_size", 0) + builder.external_bytes  # the model's size, for limits
+    ir.notes = builder.notes
     return ir

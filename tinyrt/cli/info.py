@@ -47,6 +47,10 @@ def command(args):
     model = sess.model
     print("model: %s  (IR version %d, producer %s)" % (args.model, model.ir_version, model.producer or "?"))
     print("opsets: " + ", ".join("%s %d" % (d or "ai.onnx", v) for d, v in sorted(model.opsets.items())))
+    for note in model.notes[:10]:  # quirks of the file that tinyrt read the way onnxruntime does
+        print("note: " + note)
+    if len(model.notes) > 10:
+        print("note: ... and %d more" % (len(model.notes) - 10))
     for title, nodeargs in (("inputs", sess.get_inputs()), ("outputs", sess.get_outputs())):
         print(title + ":")
         for a in nodeargs:
