@@ -5,14 +5,13 @@ channels (vectorised), the layout the conv kernels read and write (see conv.py).
 
 Geometry comes from the caller (tinyrt's ``_window.geometry``): pads_begin (pt, pl), the model's end pads
 (pb, pr, for count_include_pad) and the output size through ``y``. Taps that fall outside the input are
-skipped (MaxPool: pads never win; a window with no tap inside gives -inf, as the numpy op does).
+skipped, except that MaxPool counts them as -inf taps, which only matters after a NaN: the running max
+``m = m if x < m else x`` of the numpy op (tinyrt/ops/pool.py) is followed tap by tap, NaN rules included.
 AveragePool divides by the taps inside the input (count_include_pad=0) or inside input + model pads
 (count_include_pad=1); taps added by ceil_mode beyond the pads never count.
 """
 import numpy as np
-from numba import njit
-
-from ._jit import kernel, start, finished
+from ._jit import helper, kernel, start, finished
 
 U = np.uint64  # unsigned indices: no negative-index wraparound, loops vectorise
 
@@ -36,21 +35,31 @@ def max_pool(x, y, kh, kw, sh, sw, dh, dw, pt, pl, ctr):
             for i in range(kh):
                 iy = oy * sh - pt + i * dh
                 if iy < 0 or iy >= H:
+                    _pad_tap(y1, yo, Cu)
                     continue
                 for j in range(kw):
                     ix = ox * sw - pl + j * dw
                     if ix < 0 or ix >= W:
+                        _pad_tap(y1, yo, Cu)
                         continue
                     xo = U(((n * H + iy) * W + ix) * C)
                     for c in range(Cu):
                         v = x1[xo + c]
                         best = y1[yo + c]
-                        y1[yo + c] = v if (v > best or v != v) else best  # NaN wins, as np.maximum lets it
+                        y1[yo + c] = best if v < best else v  # the numpy op's running max (NaN rules there)
         t = finished(ctr, me, total)
     return total
 
 
-@njit(cache=True)
+@helper
+def _pad_tap(y1, yo, Cu):
+    """A tap in the padding is -inf: under the running max it only replaces a NaN (as in the numpy op)."""
+    for c in range(Cu):
+        if y1[yo + c] != y1[yo + c]:
+            y1[yo + c] = -np.inf
+
+
+@helper
 def _count(o, s, pad, k, d, lo, hi):
     """Taps of the window at output o whose coordinate lies in [lo, hi)."""
     cnt = 0

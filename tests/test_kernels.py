@@ -159,6 +159,20 @@ def test_pools(case):
     _check(_model(node, shape, {}, opset=19), {"x": _rand(*shape)})
 
 
+@pytest.mark.parametrize("case", POOLS, ids=[str(i) for i in range(len(POOLS))])
+def test_pools_give_the_same_nans_on_both_paths(case):
+    """NaN rules never depend on the path: MaxPool's running max (and its -inf padding) tap by tap."""
+    op_type, shape, attrs = case
+    node = helper.make_node(op_type, ["x"], ["y"], **attrs)
+    data = _model(node, shape, {}, opset=19)
+    x = _rand(*shape)
+    x[np.random.RandomState(9).random_sample(shape) < 0.3] = np.nan
+    ref = _session(data, "numpy").run(None, {"x": x})[0]
+    for threads in (1, 2):
+        got = _session(data, "numba", threads).run(None, {"x": x})[0]
+        np.testing.assert_array_equal(got, ref)
+
+
 @pytest.mark.parametrize("gate_first", [False, True])
 @pytest.mark.parametrize("shape", [(1, 13, 9, 9), (2, 40, 7, 5)])
 def test_squeeze_excite_mul(shape, gate_first):
