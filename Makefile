@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-fast clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 	TINYRT_KERNELS=numpy $(PY) -m pytest -q -p no:cacheprovider
+
+# The quick loop while working: the numba path, without the tests marked slow or install.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not install"
 
 clean:
 	rm -rf $(VENV) .pytest_cache
