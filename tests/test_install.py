@@ -83,6 +83,11 @@ def test_fresh_venv_install(reference, tmp_path):
     names = {p["name"].lower().replace("_", "-") for p in listed}
     assert "tinyrt" in names and "numpy" in names, listed
     assert names <= ALLOWED, "installed besides numpy and tinyrt: %s" % sorted(names - ALLOWED)
+    # tinyrt's other folders install under names of their own, never as generic top-level packages
+    site = _run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp_path, env).strip()
+    top = set(os.listdir(site))
+    assert {"tinyrt", "tinyrt_kernels", "tinyrt_exporter"} <= top, sorted(top)
+    assert not {"kernels", "exporter"} & top, sorted(top)
 
     # Run from a directory outside the checkout so that the installed package is what gets imported.
     work = tmp_path / "work"

@@ -52,18 +52,22 @@ def requested(options=None):
 
 
 def _import_kernels():
-    """The ``kernels`` package (next to tinyrt), loaded; raises ImportError when numba or it is missing."""
-    try:
-        pkg = importlib.import_module("kernels")
-    except ImportError:
-        # tinyrt/ and kernels/ copied side by side into a folder that is not on sys.path
-        parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        if not os.path.isdir(os.path.join(parent, "kernels")):
-            raise
-        sys.path.append(parent)
-        pkg = importlib.import_module("kernels")
+    """tinyrt's kernels package, loaded; raises ImportError when numba or the package is missing.
+
+    In a checkout, or with tinyrt/ and kernels/ copied side by side next to a script, it is the kernels/
+    folder beside tinyrt/; ``pip install`` puts it in site-packages as ``tinyrt_kernels`` (a generic top-level
+    name like ``kernels`` could collide with another project's).
+    """
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.isfile(os.path.join(parent, "kernels", "__init__.py")):
+        if parent not in sys.path:
+            sys.path.append(parent)
+        name = "kernels"
+    else:
+        name = "tinyrt_kernels"
+    pkg = importlib.import_module(name)
     if not getattr(pkg, "TINYRT_KERNELS", False):
-        raise ImportError("the importable 'kernels' package (%s) is not tinyrt's" % getattr(pkg, "__file__", "?"))
+        raise ImportError("the importable %r package (%s) is not tinyrt's" % (name, getattr(pkg, "__file__", "?")))
     return pkg.load()
 
 
