@@ -7,7 +7,7 @@ import itertools
 
 from . import dtypes, limits
 from .errors import ModelError, UnsupportedError
-from .proto.tensors import tensor_to_array
+from .proto.tensors import ExternalFiles, tensor_to_array
 
 MAX_INLINE_DEPTH = 50  # functions calling functions; deeper (or recursive) ones are refused
 
@@ -149,7 +149,7 @@ class _Builder:
         for f in model.functions:
             self.functions[(canonical_domain(f.domain), f.name, f.overload)] = f
         self.fresh = itertools.count()
-        self.external_bytes = 0  # bytes read from external data files (the model's size counts them)
+        self.external = ExternalFiles()  # what was read from external data files (the model's size counts it)
         self.notes = []          # quirks of the file that were tolerated (``tinyrt info`` shows them)
 
     @staticmethod
@@ -162,10 +162,7 @@ class _Builder:
         return opsets
 
     def tensor(self, t, what):
-        array = tensor_to_array(t, self.folder, what)
-        if t.data_location == 1 or t.external_data:
-            self.external_bytes += array.nbytes
-        return array
+        return tensor_to_array(t, self.folder, what, self.external)
 
     def graph(self, g, opsets, depth=0):
         initializers = {}
@@ -328,6 +325,6 @@ def build(model, folder=None):
     producer = (model.producer_name + " " + model.producer_version).strip()
     ir = ModelIR(graph, builder.opsets, metadata, model.ir_version, producer, model.doc_string,
                  model.domain, model.model_version)
-    ir.nbytes = getattr(model, "file_size", 0) + builder.external_bytes  # the model's size, for limits
+    ir.nbytes = getattr(model, "file_size", 0) + builder.external.nbytes  # the model's size, for limits
     ir.notes = builder.notes
     return ir

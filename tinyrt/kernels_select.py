@@ -270,7 +270,7 @@ class _ConvKernel:
             limits.check_shape(yshape, np.float32, "Conv")
         limits.spend(work, "Conv")
         has_z = Z is not None
-        if kind is None or (has_z and (Z.shape != yshape or Z.dtype != np.float32)):
+        if kind is None or 0 in X.shape or 0 in yshape or (has_z and (Z.shape != yshape or Z.dtype != np.float32)):
             return self._ref(X, W, B, Z, attrs)
         N, C, OH, OW = X.shape[0], X.shape[1], yshape[2], yshape[3]
         conv, run = self.k.conv, self.backend.pool.run
@@ -329,8 +329,10 @@ def _conv(backend, step, constants):
     if w_name not in constants or (b_name and b_name not in constants):
         return None
     W = constants[w_name]
-    if W.ndim != 4 or W.dtype != np.float32:
+    if W.ndim != 4 or W.dtype != np.float32 or 0 in W.shape:
         return None
+    if b_name and constants[b_name].shape != (W.shape[0],):
+        return None  # the kernels read M bias values by pointer: the numpy op reports a wrong bias
     return _ConvKernel(backend, step, constants)
 
 
@@ -352,6 +354,8 @@ class _GemmKernel:
         if self.packed is None:
             self.packed = (self.k.gemm.pack(self.B), self.k.gemm.pack_bias(self.bias))
         N = A.shape[0]
+        if N == 0 or K == 0 or M == 0:  # nothing to multiply: the numpy op returns the empty result
+            return self.ref(A, B, C, **attrs)
         limits.check_shape((N, M), np.float32, "Gemm")
         limits.spend_macs(N * K * M, "Gemm")
         threads = self.backend.threads

@@ -84,6 +84,11 @@ class scope:
 def tensor_limit(option, model_bytes, feed_bytes=0):
     """The byte limit on one tensor: ``option`` (SessionOptions.max_tensor_bytes) when set, else automatic."""
     if option is not None:
+        number = isinstance(option, (int, float, np.integer, np.floating)) and not isinstance(option, bool)
+        if not number or (isinstance(option, (float, np.floating)) and not np.isfinite(option)):
+            from .errors import InputError
+            raise InputError("SessionOptions.max_tensor_bytes=%r: give a number of bytes (0: no limit), or None "
+                             "for the automatic limit" % (option,))
         option = int(option)
         return option if option > 0 else None
     return min(DEFAULT_MAX_TENSOR_BYTES, max(FLOOR_BYTES, MODEL_FACTOR * (int(model_bytes) + int(feed_bytes))))

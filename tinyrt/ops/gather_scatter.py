@@ -206,5 +206,8 @@ def trilu_14(input, k=None, *, upper=1):
     if input.ndim < 2:
         raise InputError("Trilu: input must have rank >= 2, got shape %s" % (input.shape,))
     kk = 0 if k is None else int(np.asarray(k).reshape(-1)[0])
+    # beyond the matrix's size every k means the same (all or nothing); numpy wants a C long
+    rows, cols = input.shape[-2:]
+    kk = min(max(kk, -rows - 1), cols + 1)
     # np.triu / np.tril work on the last two axes and keep the dtype
     return np.triu(input, kk) if int(upper) else np.tril(input, kk)

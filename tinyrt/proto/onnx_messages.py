@@ -10,6 +10,7 @@ import struct
 import numpy as np
 
 from ..errors import ModelError
+from ..files import read_regular
 from .wire import FIXED32, FIXED64, LENGTH, VARINT, iter_fields, read_packed_varints
 
 MAX_DEPTH = 100  # nested messages; deeper files are refused rather than blowing the Python stack
@@ -243,6 +244,9 @@ class Model(Message):
     }
 
 
+MAX_FILE_BYTES = (2 << 30) - 1  # protobuf's limit on one message: bigger models keep weights in external data
+
+
 def read_source(source):
     """The bytes of a model given as a path, bytes-like object or binary file object, and its folder.
 
@@ -252,11 +256,8 @@ def read_source(source):
         return bytes(source), None
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError as e:
-            raise ModelError("cannot read model file %r: %s" % (path, e.strerror or e)) from None
+        # a FIFO would block, /dev/zero never end: a regular file only, of at most protobuf's 2 GiB
+        data = read_regular(path, "model file", MAX_FILE_BYTES, ModelError)
         return data, os.path.dirname(os.path.abspath(path))
     if hasattr(source, "read"):
         data = source.read()
