@@ -292,8 +292,8 @@ def test_initializer_data_and_dims(t, message):
         tinyrt.InferenceSession(_identity_of(t, t.data_type))
 
 
-@pytest.mark.parametrize("dims,message", [([-1, 3], "negative dimension -1"), ([1 << 40], "absurd dimension"),
-                                          ([1] * 33, "rank 33")])
+# (a negative declared dimension is read as dynamic since issue 19: tests/test_loader_tolerance.py)
+@pytest.mark.parametrize("dims,message", [([1 << 40], "absurd dimension"), ([1] * 33, "rank 33")])
 def test_declared_dimensions(dims, message):
     x = helper.make_tensor_value_info("x", F, [1])
     x.type.tensor_type.shape.Clear()
