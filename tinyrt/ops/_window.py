@@ -30,7 +30,7 @@ def check_auto_pad(op_type, auto_pad):
         raise UnsupportedError("%s: auto_pad=%r is not one of %s" % (op_type, auto_pad, ", ".join(AUTO_PADS)))
 
 
-def _per_axis(op_type, name, value, rank, default):
+def per_axis(op_type, name, value, rank, default):
     """An attribute list of one int per spatial axis, with ``default`` where absent."""
     if value is None:
         return [default] * rank
@@ -45,13 +45,13 @@ def geometry(op_type, spatial, kernel, strides=None, dilations=None, pads=None, 
              ceil_mode=0):
     """Resolve the window geometry of one node for input spatial shape ``spatial``.
 
-    Returns ``(strides, dilations, pads_begin, pads_end, out_shape)`` as lists of ints. ``pads_end``
+    Returns ``(kernel, strides, dilations, pads_begin, pads_end, out_shape)`` as lists of ints. ``pads_end``
     here are the model's pads; ceil mode may need more (see ``ceil_extra``).
     """
     rank = len(spatial)
-    kernel = _per_axis(op_type, "kernel_shape", kernel, rank, 1)
-    strides = _per_axis(op_type, "strides", strides, rank, 1)
-    dilations = _per_axis(op_type, "dilations", dilations, rank, 1)
+    kernel = per_axis(op_type, "kernel_shape", kernel, rank, 1)
+    strides = per_axis(op_type, "strides", strides, rank, 1)
+    dilations = per_axis(op_type, "dilations", dilations, rank, 1)
     if min(strides) < 1 or min(dilations) < 1 or min(kernel) < 1:
         raise ModelError("%s: kernel_shape, strides and dilations must be >= 1 (got %s, %s, %s)"
                          % (op_type, kernel, strides, dilations))

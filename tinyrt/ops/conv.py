@@ -282,7 +282,7 @@ def _transpose_geometry(spatial, kernel, strides, dilations, pads, auto_pad, out
     (ONNX spec since version 11, matching onnxruntime).
     """
     rank = len(spatial)
-    opad = win._per_axis("ConvTranspose", "output_padding", output_padding, rank, 0)
+    opad = win.per_axis("ConvTranspose", "output_padding", output_padding, rank, 0)
     if output_shape is not None:
         output_shape = [int(v) for v in output_shape]
         if len(output_shape) == rank + 2:  # some old exporters include N and C
@@ -331,8 +331,8 @@ def conv_transpose(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, 
     kernel = _kernel("ConvTranspose", W, kernel_shape)
     spatial = list(X.shape[2:])
     rank = len(spatial)
-    strides = win._per_axis("ConvTranspose", "strides", strides, rank, 1)
-    dilations = win._per_axis("ConvTranspose", "dilations", dilations, rank, 1)
+    strides = win.per_axis("ConvTranspose", "strides", strides, rank, 1)
+    dilations = win.per_axis("ConvTranspose", "dilations", dilations, rank, 1)
     begin, out = _transpose_geometry(spatial, kernel, strides, dilations, pads, auto_pad,
                                      output_padding, output_shape)
 

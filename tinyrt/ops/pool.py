@@ -281,8 +281,8 @@ def max_unpool(X, I, output_shape=None, *, kernel_shape, pads=None, strides=None
     else:
         spatial = X.shape[2:]
         rank = len(spatial)
-        kernel = win._per_axis("MaxUnpool", "kernel_shape", kernel_shape, rank, 1)
-        strides = win._per_axis("MaxUnpool", "strides", strides, rank, 1)
+        kernel = win.per_axis("MaxUnpool", "kernel_shape", kernel_shape, rank, 1)
+        strides = win.per_axis("MaxUnpool", "strides", strides, rank, 1)
         pads = [0] * (2 * rank) if pads is None else [int(v) for v in pads]
         if len(pads) != 2 * rank:
             raise ModelError("MaxUnpool: pads=%s needs %d values" % (pads, 2 * rank))
