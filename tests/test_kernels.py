@@ -351,6 +351,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow  # compiles every kernel twice more (about a minute)
 @pytest.mark.parametrize("lanes", [4, 8])
 def test_narrower_simd_widths(lanes):
     """Other machines' vector widths (SSE / NEON: 4 floats, AVX2: 8), compiled and run here: the GEMM
