@@ -1,0 +1,59 @@
+"""Quantized CNNs made by onnxruntime's quantization tool, through tinyrt and onnxruntime.
+
+Every format the tool writes (QDQ and QOperator static, per tensor and per channel, uint8 and int8
+activations; dynamic) of a small torch CNN (tests/quant_models.py) must match onnxruntime to one
+quantization step of the output (the scale of the DequantizeLinear that produces it); dynamic models,
+whose outputs are float, to the house tolerance. The QOperator models match exactly: same integer
+arithmetic. QDQ models may differ by one step: onnxruntime fuses DequantizeLinear -> Conv -> QuantizeLinear
+into an integer conv, tinyrt computes the float conv of the dequantized values, and a sum that lands
+within float rounding of a .5 boundary can round either way.
+"""
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime.quantization")
+
+import quant_models  # noqa: E402
+import tinyrt  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def float_model(tmp_path_factory):
+    return quant_models.export_float(str(tmp_path_factory.mktemp("quant") / "small_cnn.onnx"))
+
+
+def inputs():
+    rs = np.random.RandomState(7)
+    return [rs.standard_normal(quant_models.INPUT_SHAPE).astype(np.float32) * s for s in (0.5, 1.0, 2.0)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", sorted(quant_models.CONFIGS))
+def test_quantized_model_matches_onnxruntime(config, float_model, tmp_path):
+    path = quant_models.quantize(float_model, str(tmp_path / (config + ".onnx")), config)
+    ops = {(n.domain, n.op_type) for n in onnx.load(path).graph.node}
+    fmt = quant_models.CONFIGS[config][0]
+    if fmt == "QOperator":
+        assert ("", "QLinearConv") in ops and ("com.microsoft", "QLinearAdd") in ops
+    elif fmt == "QDQ":
+        assert ("", "QuantizeLinear") in ops and ("", "DequantizeLinear") in ops
+    else:
+        assert ("", "ConvInteger") in ops and ("", "DynamicQuantizeLinear") in ops
+    want_sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    sess = tinyrt.InferenceSession(path)
+    step = quant_models.output_step(path, "output")
+    assert (step is None) == (fmt == "dynamic")
+    for x in inputs():
+        want = want_sess.run(None, {"input": x})[0]
+        got = sess.run(None, {"input": x})[0]
+        assert got.shape == want.shape and got.dtype == want.dtype
+        err = float(np.abs(got.astype(np.float64) - want).max())
+        if step is None:
+            assert err <= 1e-4 * max(1.0, float(np.abs(want).max())), err
+        elif fmt == "QOperator":
+            assert err == 0.0, "%s: %g (%.2f steps)" % (config, err, err / step)
+        else:
+            assert err <= step * 1.0001, "%s: %g (%.2f steps)" % (config, err, err / step)
