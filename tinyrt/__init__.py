@@ -8,8 +8,12 @@
 """
 from .errors import InputError, ModelError, TinyrtError, UnsupportedError
 from .limits import LimitError
-from .session import GraphOptimizationLevel, InferenceSession, NodeArg, SessionOptions
-from . import ops
+from .options import ExecutionMode, ExecutionOrder, GraphOptimizationLevel, RunOptions, SessionOptions
+from .session import InferenceSession, ModelMetadata, NodeArg
+from .environment import (disable_telemetry_events, enable_telemetry_events, get_all_providers,
+                          get_available_providers, get_build_info, get_device, get_version_string, set_seed,
+                          set_default_logger_severity, set_default_logger_verbosity)
+from . import capi, ops
 from .api import Model, load, run
 
 __version__ = "0.1.0"
@@ -20,14 +24,13 @@ def supported_ops():
     return sorted(op_type for domain, op_type in ops.registered() if domain == "")
 
 
-def get_available_providers():
-    return ["CPUExecutionProvider"]
+def get_default_session_options():
+    return SessionOptions()
 
 
-def get_device():
-    return "CPU"
-
-
-__all__ = ["InferenceSession", "SessionOptions", "GraphOptimizationLevel", "NodeArg", "TinyrtError",
-           "ModelError", "UnsupportedError", "InputError", "LimitError", "supported_ops", "get_available_providers",
-           "get_device", "run", "load", "Model"]
+__all__ = ["InferenceSession", "SessionOptions", "RunOptions", "GraphOptimizationLevel", "ExecutionMode",
+           "ExecutionOrder", "NodeArg", "ModelMetadata", "TinyrtError", "ModelError", "UnsupportedError",
+           "InputError", "LimitError", "supported_ops", "get_all_providers", "get_available_providers",
+           "get_device", "get_version_string", "get_build_info", "set_seed", "set_default_logger_severity",
+           "set_default_logger_verbosity", "enable_telemetry_events", "disable_telemetry_events", "capi", "run",
+           "load", "Model"]

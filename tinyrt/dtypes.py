@@ -46,3 +46,19 @@ def type_name(code):
 def from_numpy(dtype):
     """ONNX element type code of a numpy dtype."""
     return _BY_DTYPE[np.dtype(dtype)]
+
+
+def is_string(dtype):
+    """Whether ``dtype`` is how tinyrt holds ONNX strings: numpy object arrays of Python str."""
+    return np.dtype(dtype) == np.dtype(object)
+
+
+def as_strings(a):
+    """An array of str / bytes / objects as tinyrt's string tensor: an object array of Python str
+    (bytes are UTF-8 text, as ONNX's strings are)."""
+    a = np.asarray(a)
+    out = np.empty(a.shape, dtype=object)
+    flat = out.reshape(-1)
+    for i, v in enumerate(a.reshape(-1)):
+        flat[i] = v.decode("utf-8") if isinstance(v, bytes) else str(v)
+    return out

@@ -4,37 +4,27 @@
     sess = ort.InferenceSession("model.onnx")
     name = sess.get_inputs()[0].name
     probs = sess.run(None, {name: x})[0]
+
+Every array ``run`` returns belongs to the caller: an output that is a constant, an initializer, a fed
+input, or a view of one of them is copied (see ``_Ownership``), so writing into it never changes a later
+run. What differs from onnxruntime is listed in docs/reference.md.
 """
+import copy
 import os
+import threading
 
 import numpy as np
 
-from . import dtypes, graph as graph_ir, kernels_select, limits, passes
-from .errors import InputError, ModelError, TinyrtError
+from . import dtypes, environment, graph as graph_ir, kernels_select, limits, passes
+from .errors import (ArgumentTypeError, InputError, ModelError, ModelFileNotFound, RunTerminated, TinyrtError,
+                     UnsupportedError)
 from .ops.sequence import Sequence
+from .options import ExecutionMode, ExecutionOrder, GraphOptimizationLevel, RunOptions, SessionOptions  # noqa: F401
 from .plan import Plan, check_support
+from .profiling import Profiler
 from .proto import load_model
 
-
-class SessionOptions:
-    """The onnxruntime options that mean something in tinyrt."""
-
-    def __init__(self):
-        self.intra_op_num_threads = 0       # 0: let the kernels decide (all cores)
-        self.inter_op_num_threads = 0       # accepted for compatibility; tinyrt runs nodes one at a time
-        self.graph_optimization_level = GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.enable_profiling = False
-        self.log_severity_level = 2
-        self.kernels = None                 # "numba" | "numpy" | None (TINYRT_KERNELS, else the best there is)
-        self.max_tensor_bytes = None        # bytes one tensor may take: None = automatic, 0 = no limit;
-                                            # see tinyrt/limits.py and docs/limits.md
-
-
-class GraphOptimizationLevel:
-    ORT_DISABLE_ALL = 0
-    ORT_ENABLE_BASIC = 1
-    ORT_ENABLE_EXTENDED = 2
-    ORT_ENABLE_ALL = 99
+UNSET_MODEL_VERSION = 2 ** 63 - 1   # what onnxruntime reports when the file gives no model_version
 
 
 class NodeArg:
@@ -51,38 +41,68 @@ class NodeArg:
 
 
 class ModelMetadata:
-    def __init__(self, model):
-        self.custom_metadata_map = dict(model.metadata)
-        self.producer_name = model.producer.split(" ")[0] if model.producer else ""
-        self.graph_name = model.graph.name
-        self.domain = model.domain
-        self.description = model.doc_string
+    """get_modelmeta(): the file's own fields, as onnxruntime reports them."""
+
+    def __init__(self, message=None):
+        self.producer_name = ""
+        self.graph_name = ""
+        self.domain = ""
+        self.description = ""
         self.graph_description = ""
-        self.version = model.model_version
+        self.version = UNSET_MODEL_VERSION
+        self.custom_metadata_map = {}
+        if message is not None:
+            self.producer_name = message.producer_name
+            self.graph_name = message.graph.name
+            self.domain = message.domain
+            self.description = message.doc_string
+            self.graph_description = message.graph.doc_string
+            if "model_version" in message.present:
+                self.version = message.model_version
+            self.custom_metadata_map = {e.key: e.value for e in message.metadata_props}
 
 
 class InferenceSession:
     """Load an ONNX model (path, bytes or binary file object) and run it.
 
-    ``providers`` is accepted for compatibility with onnxruntime and ignored beyond that: tinyrt runs on
-    the CPU.
+    ``providers`` takes onnxruntime's provider names: tinyrt runs on the CPU and warns about the others.
     """
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, **kwargs):
+        _check_model_argument(path_or_bytes)
         self.options = sess_options or SessionOptions()
+        self._providers, self._provider_options = environment.choose_providers(providers, provider_options,
+                                                                               strict=False)
+        self._fallback = int(kwargs.get("enable_fallback", 1)) == 1   # kept for get/set; tinyrt has no EPs
+        self._profiler = Profiler(self.options.profile_file_prefix) if self.options.enable_profiling else None
+        self._profiling_start_ns = self._profiler.start_ns if self._profiler else 0
+        self._lock = threading.Lock()
         self.kernels = kernels_select.choose(self.options)  # numba kernels or numpy ops; see kernels_select
+        loading = self._profiler._now_us() if self._profiler else 0
         message, folder = load_model(path_or_bytes)
+        if self._profiler:
+            self._profiler.session_event("model_loading_uri" if folder else "model_loading_array", loading)
+        initializing = self._profiler._now_us() if self._profiler else 0
         try:
+            _override_free_dimensions(message.graph, self.options)
+            self._metadata = ModelMetadata(message)
+            overridable = _overridable_initializers(message)
             self.model = graph_ir.build(message, folder)
             del message
             check_support(self.model.graph, self.model.opsets)
             self._inputs = [NodeArg(v) for v in self.model.graph.inputs]
             self._outputs = [NodeArg(v) for v in self.model.graph.outputs]
+            self._overridable = [NodeArg(v) for v in overridable]
+            # Feeding an overridable initializer runs a plan of the file as written, with the initializers
+            # as inputs: tinyrt's passes fold constants, and a folded weight could not be replaced.
+            self._as_written = _AsWritten(self.model.graph, overridable) if overridable else None
+            self._override_plan = None
             level = self.options.graph_optimization_level
             with limits.scope(self._tensor_limit(0)):
                 self.applied_passes = passes.optimize(self.model.graph, level) if level else []
                 self.plan = Plan(self.model.graph)
                 self.kernels.bind(self.plan)
+            self._ownership = _Ownership(self.model.graph, self.plan)
         except TinyrtError:
             raise
         except RecursionError:
@@ -90,7 +110,11 @@ class InferenceSession:
         except Exception as e:  # a malformed file tripping something no check foresaw: still a ModelError
             raise ModelError("tinyrt could not prepare this model (%s: %s); the file is probably malformed. "
                              "If onnxruntime runs it, please report this as a tinyrt bug." % (type(e).__name__, e)) from e
-        self._model_path = path_or_bytes if isinstance(path_or_bytes, (str, os.PathLike)) else None
+        self._model_path = os.fspath(path_or_bytes) if isinstance(path_or_bytes, (str, os.PathLike)) else None
+        if self._profiler:
+            self._profiler.session_event("session_initialization", initializing)
+
+    # --- what the model is -------------------------------------------------------------------------------
 
     def get_inputs(self):
         return list(self._inputs)
@@ -99,63 +123,162 @@ class InferenceSession:
         return list(self._outputs)
 
     def get_overridable_initializers(self):
-        return []
+        """Initializers the file also lists as inputs (IR version 4 on): a feed may replace them."""
+        return list(self._overridable)
 
     def get_modelmeta(self):
-        return ModelMetadata(self.model)
-
-    def get_providers(self):
-        return ["CPUExecutionProvider"]
+        return self._metadata
 
     def get_session_options(self):
         return self.options
 
+    # --- providers ---------------------------------------------------------------------------------------
+
+    def get_providers(self):
+        return list(self._providers)
+
+    def get_provider_options(self):
+        return {name: dict(options) for name, options in self._provider_options.items()}
+
+    def set_providers(self, providers=None, provider_options=None):
+        """Checks the names like onnxruntime ('Unknown Provider Type' for a name it does not know); tinyrt
+        keeps running on the CPU."""
+        self._providers, self._provider_options = environment.choose_providers(providers, provider_options,
+                                                                               strict=True)
+
+    def disable_fallback(self):
+        self._fallback = False
+
+    def enable_fallback(self):
+        self._fallback = True
+
+    # --- profiling ---------------------------------------------------------------------------------------
+
+    def end_profiling(self):
+        """Write the profile (SessionOptions.enable_profiling) and return its path; '' when not profiling."""
+        profiler, self._profiler = self._profiler, None
+        return profiler.end() if profiler else ""
+
+    def get_profiling_start_time_ns(self):
+        return self._profiling_start_ns
+
+    # --- running -----------------------------------------------------------------------------------------
+
     def run(self, output_names, input_feed, run_options=None):
-        """Run the model: ``output_names`` (None for all) and ``input_feed`` {input name: array}."""
-        return self.run_with_hook(output_names, input_feed, None)
+        """Run the model: ``output_names`` (None or [] for all) and ``input_feed`` {input name: array}."""
+        hooks = []
+        if run_options is not None:
+            hooks.append(_terminate_hook(run_options))
+        profiler = self._profiler
+        if profiler is not None:
+            hooks.append(profiler.node_hook())
+        return self._run(output_names, input_feed, _chain(hooks), run_options, profiler)
 
     def run_with_hook(self, output_names, input_feed, hook):
         """``run``, with ``hook(step, inputs, compute)`` around every step (see ``Plan.run``).
 
         tinyrt's own addition to onnxruntime's API: ``tinyrt profile`` and ``tinyrt trace`` are built on it.
         """
-        feeds = self._check_feeds(input_feed)
+        return self._run(output_names, input_feed, hook, None, None)
+
+    def run_async(self, output_names, input_feed, callback, user_data, run_options=None):
+        """``run`` in a new thread, then ``callback(outputs, user_data, error message or '')``."""
+        def work():
+            try:
+                outputs = self.run(output_names, input_feed, run_options)
+            except TinyrtError as e:
+                callback(None, user_data, str(e))
+            else:
+                callback(outputs, user_data, "")
+        threading.Thread(target=work, daemon=True).start()
+
+    def io_binding(self):
+        raise UnsupportedError("IOBinding binds device memory; tinyrt runs on numpy arrays: use run()")
+
+    def run_with_ort_values(self, output_names, input_dict_ort_values, run_options=None):
+        raise UnsupportedError("OrtValue is onnxruntime's device-memory wrapper; tinyrt runs on numpy arrays: "
+                               "use run()")
+
+    def _run(self, output_names, input_feed, hook, run_options, profiler):
+        feeds, overrides = self._check_feeds(input_feed)
         names = self._check_output_names(output_names)
+        plan = self.plan
+        if overrides:
+            plan = self._plan_for_overrides()
+            feeds.update({a.name: self._as_written.initial[a.name] for a in self._overridable})
+            feeds.update(overrides)
         fed = sum(limits.nbytes(v) for v in feeds.values())
         limit = self._tensor_limit(fed)
         work = limits.work_budget(limit, self.model.nbytes, fed)
-        with limits.scope(limit, work), self.kernels.running(self.options.intra_op_num_threads):
-            results = self.plan.run(feeds, hook=hook)
-        return [_contiguous(results[name]) for name in names]
+        started = profiler._now_us() if profiler else 0
+        try:
+            if run_options is not None and run_options.terminate:
+                raise RunTerminated("the run was not started: its RunOptions.terminate is set")
+            with limits.scope(limit, work), self.kernels.running(self.options.intra_op_num_threads):
+                results = plan.run(feeds, hook=hook)
+        except TinyrtError as e:
+            _name_the_run(e, run_options, self.options)
+            raise
+        if profiler is not None:
+            profiler.session_event("model_run", started)
+        return self._ownership.outputs(results, names, input_feed)
+
+    def _plan_for_overrides(self):
+        with self._lock:
+            if self._override_plan is None:
+                with limits.scope(self._tensor_limit(0)):
+                    plan = Plan(self._as_written.graph)
+                    self.kernels.bind(plan)
+                self._override_plan = plan
+            return self._override_plan
 
     def _tensor_limit(self, feed_bytes):
         return limits.tensor_limit(getattr(self.options, "max_tensor_bytes", None), self.model.nbytes, feed_bytes)
 
     def _check_output_names(self, output_names):
         known = [o.name for o in self._outputs]
-        if output_names is None:
+        if not output_names:  # None or []: every output, as in onnxruntime
             return known
+        if isinstance(output_names, str):
+            raise ArgumentTypeError("output_names is a list of names, not the string %r" % output_names)
         for name in output_names:
             if name not in known:
                 raise InputError("the model has no output %r; its outputs are %s" % (name, known))
         return list(output_names)
 
     def _check_feeds(self, input_feed):
+        """(feeds for the model's inputs, feeds replacing overridable initializers)."""
         if not isinstance(input_feed, dict):
             raise InputError("feeds are a dict {input name: numpy array}, not %s" % type(input_feed).__name__)
         expected = {i.name: i for i in self._inputs}
-        extra = [name for name in input_feed if name not in expected]
+        replaceable = {i.name: i for i in self._overridable}
+        extra = [name for name in input_feed if name not in expected and name not in replaceable]
         if extra:
             raise InputError("the model has no input %s; its inputs are %s" % (", ".join(map(repr, extra)),
                                                                               list(expected)))
-        missing = [name for name in expected if name not in input_feed]
+        missing = [name for name, arg in expected.items()
+                   if name not in input_feed and arg.spec.kind != "optional"]
         if missing:
             raise InputError("missing input %s; the model needs %s" % (", ".join(map(repr, missing)),
                                                                        _describe_inputs(self._inputs)))
         feeds = {}
         for name, arg in expected.items():
-            feeds[name] = check_feed(arg.spec, input_feed[name])
-        return feeds
+            feeds[name] = check_feed(arg.spec, input_feed.get(name))
+        overrides = {}
+        for name, arg in replaceable.items():
+            if name in input_feed:
+                overrides[name] = check_feed(arg.spec, input_feed[name])
+        return feeds, overrides
+
+
+def _check_model_argument(path_or_bytes):
+    if isinstance(path_or_bytes, (str, os.PathLike)):
+        path = os.fspath(path_or_bytes)
+        if isinstance(path, str) and not os.path.exists(path):
+            raise ModelFileNotFound("no model file at %r" % path)
+    elif not isinstance(path_or_bytes, (bytes, bytearray, memoryview)) and not hasattr(path_or_bytes, "read"):
+        raise ArgumentTypeError("a model is a path, bytes or a binary file object, not %s"
+                                % type(path_or_bytes).__name__)
 
 
 def _describe_inputs(args):
@@ -163,40 +286,226 @@ def _describe_inputs(args):
 
 
 def check_feed(spec, value):
-    """The feed as an array that fits ``spec``, or an InputError saying what was expected and given."""
+    """The feed as an array that fits ``spec``, or an InputError saying what was expected and given.
+
+    Lists and scalars become arrays of the input's element type (as onnxruntime converts them); an array
+    of another dtype is refused (onnxruntime refuses it too), naming the conversion that fixes it.
+    """
+    if spec.kind == "optional":
+        return None if value is None else check_feed(spec.element, value)
     if spec.kind == "sequence":
         if not isinstance(value, (list, tuple)):
             raise InputError("input %r: expected a list of arrays (%s), got %s"
                              % (spec.name, spec.type_string, type(value).__name__))
         return Sequence(check_feed(spec.element, v) for v in value)
+    want = dtypes.to_numpy(spec.elem_type) if spec.elem_type and dtypes.is_supported(spec.elem_type) else None
     if not isinstance(value, np.ndarray):
         if np.isscalar(value) or isinstance(value, (list, tuple)):
-            value = np.asarray(value)
+            value = _from_python(spec, value, want)
         else:
             raise InputError("input %r: expected a numpy array, got %s" % (spec.name, type(value).__name__))
-    if spec.elem_type and dtypes.is_supported(spec.elem_type):
-        want = dtypes.to_numpy(spec.elem_type)
-        if value.dtype != want:
+    if want is not None and value.dtype != want:
+        if dtypes.is_string(want) and value.dtype.kind in "USO":
+            value = dtypes.as_strings(value)
+        else:
             raise InputError("input %r: expected %s (numpy %s), got %s; convert it with .astype(np.%s)"
                              % (spec.name, spec.type_string, want, value.dtype, want))
     if spec.shape is not None:
         if value.ndim != len(spec.shape):
             raise InputError("input %r: expected rank %d %s, got rank %d %s"
                              % (spec.name, len(spec.shape), _shape_text(spec.shape), value.ndim, list(value.shape)))
-        for axis, (want, got) in enumerate(zip(spec.shape, value.shape)):
-            if isinstance(want, int) and want != got:
+        for axis, (want_dim, got) in enumerate(zip(spec.shape, value.shape)):
+            if isinstance(want_dim, int) and want_dim != got:
                 raise InputError("input %r: dimension %d must be %d %s, got %s"
-                                 % (spec.name, axis, want, _shape_text(spec.shape), list(value.shape)))
+                                 % (spec.name, axis, want_dim, _shape_text(spec.shape), list(value.shape)))
     return value
+
+
+def _from_python(spec, value, want):
+    """A list or scalar feed as an array of the input's type (onnxruntime converts them the same way)."""
+    try:
+        if want is not None and dtypes.is_string(want):
+            return dtypes.as_strings(np.array(value, dtype=object))
+        array = np.array(value, dtype=want)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise InputError("input %r: cannot make a %s tensor of the %s given (%s)"
+                         % (spec.name, spec.type_string, type(value).__name__, e)) from None
+    if want is not None and array.dtype.kind in "iub" and not _same_values(value, array):
+        raise InputError("input %r: the values given do not fit %s" % (spec.name, spec.type_string))
+    return array
+
+
+def _same_values(value, array):
+    """Whether converting a list to an integer array kept every value (no 2.5 -> 2, no 300 -> 44)."""
+    try:
+        with np.errstate(all="ignore"):
+            return bool(np.all(np.array(value, dtype=np.float64) == array.astype(np.float64)))
+    except (TypeError, ValueError):
+        return False
 
 
 def _shape_text(shape):
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
 
 
-def _contiguous(value):
-    """Outputs as onnxruntime gives them: C-contiguous arrays (inside the run, a conv's result may be a
-    view of channels-last memory; see kernels_select)."""
-    if isinstance(value, np.ndarray) and not value.flags.c_contiguous:
-        return np.ascontiguousarray(value)
+# --- outputs the caller owns ---------------------------------------------------------------------------------
+
+def _memory_owner(a):
+    """The object that owns an array's memory: the end of its ``.base`` chain."""
+    while True:
+        base = getattr(a, "base", None)
+        if base is None:
+            return a
+        a = base
+
+
+class _Ownership:
+    """Decides, per output and run, whether an output must be copied before the caller gets it.
+
+    Copied: an output whose memory belongs to something that outlives the run (a constant: initializers,
+    tensor attributes, folded values, in every subgraph), to a fed array (an input passed through, or a
+    Reshape of it), or to an output already returned by this run. Everything else was computed by this
+    run and nobody else holds it: it is returned as it is (no copy), made C-contiguous if it is not.
+    """
+
+    def __init__(self, graph, plan):
+        self.constant_owners = {}  # id -> owner (kept alive, so the ids stay theirs)
+        for a in _arrays_of_graph(graph):
+            self._keep(a)
+        for a in getattr(plan, "constants", {}).values():
+            self._keep(a)
+        for step in getattr(plan, "steps", ()):
+            for value in getattr(step, "attrs", {}).values():
+                for a in _arrays_in(value):
+                    self._keep(a)
+
+    def _keep(self, a):
+        owner = _memory_owner(a)
+        self.constant_owners[id(owner)] = owner
+
+    def outputs(self, results, names, input_feed):
+        fed = set()
+        for value in input_feed.values():
+            for a in _arrays_in(value):
+                fed.add(id(_memory_owner(a)))
+        returned = set()
+        return [self._own(results[name], fed, returned) for name in names]
+
+    def _own(self, value, fed, returned):
+        if isinstance(value, np.ndarray):
+            owner = id(_memory_owner(value))
+            if owner in self.constant_owners or owner in fed or owner in returned:
+                return np.array(value, order="C")      # a fresh copy
+            returned.add(owner)
+            return value if value.flags.c_contiguous else np.ascontiguousarray(value)
+        if isinstance(value, list):                    # a sequence: a plain list of arrays the caller owns
+            return [self._own(v, fed, returned) for v in value]
+        return value
+
+
+def _arrays_in(value):
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, np.ndarray)]
+    return []
+
+
+def _arrays_of_graph(graph):
+    for a in graph.initializers.values():
+        yield a
+    for node in graph.nodes:
+        for value in node.attrs.values():
+            for a in _arrays_in(value):
+                yield a
+        for g in node.subgraphs():
+            for a in _arrays_of_graph(g):
+                yield a
+
+
+# --- load-time helpers ---------------------------------------------------------------------------------------
+
+def _override_free_dimensions(graph_message, options):
+    """SessionOptions.add_free_dimension_override_by_name/_by_denotation: fix symbolic input dimensions."""
+    by_name = getattr(options, "_dims_by_name", {})
+    by_denotation = getattr(options, "_dims_by_denotation", {})
+    if not by_name and not by_denotation:
+        return
+    for vi in graph_message.input:
+        t = vi.type
+        if t is None or t.tensor_type is None or t.tensor_type.shape is None:
+            continue
+        for d in t.tensor_type.shape.dim:
+            if "dim_value" in d.present:
+                continue
+            value = by_name.get(d.dim_param) if d.dim_param else None
+            if value is None and d.denotation:
+                value = by_denotation.get(d.denotation)
+            if value is not None:
+                d.dim_value = value
+                d.present.add("dim_value")
+
+
+def _overridable_initializers(message):
+    """ValueSpecs of the initializers the graph also lists as inputs; IR version 4 on, onnxruntime lets a
+    feed replace those (before, every initializer was listed as an input and is a constant)."""
+    if message.ir_version < 4:
+        return []
+    names = {t.name for t in message.graph.initializer}
+    return [graph_ir.value_spec(vi) for vi in message.graph.input if vi.name in names]
+
+
+class _AsWritten:
+    """The graph as written, with the overridable initializers turned into inputs (and their values)."""
+
+    def __init__(self, graph, overridable):
+        self.graph = _copy_graph(graph)
+        names = [spec.name for spec in overridable]
+        self.initial = {name: self.graph.initializers.pop(name) for name in names}
+        self.graph.inputs = self.graph.inputs + [copy.copy(spec) for spec in overridable]
+
+
+def _copy_graph(graph):
+    """A copy of a graph that passes may rewrite without touching the original (arrays are shared)."""
+    nodes = [graph_ir.Node(n.op_type, n.inputs, n.outputs, {k: _copy_attr(v) for k, v in n.attrs.items()},
+                           n.name, n.domain, n.opset) for n in graph.nodes]
+    return graph_ir.Graph(graph.name, nodes, [copy.copy(v) for v in graph.inputs],
+                          [copy.copy(v) for v in graph.outputs], dict(graph.initializers),
+                          {k: copy.copy(v) for k, v in graph.value_info.items()})
+
+
+def _copy_attr(value):
+    if isinstance(value, graph_ir.Graph):
+        return _copy_graph(value)
+    if isinstance(value, list):
+        return [_copy_attr(v) for v in value]
     return value
+
+
+# --- run options ---------------------------------------------------------------------------------------------
+
+def _terminate_hook(run_options):
+    """Stops the run before the next node once ``run_options.terminate`` is set (e.g. by another thread)."""
+    def hook(step, inputs, compute):
+        if run_options.terminate:
+            raise RunTerminated("the run stopped before %s: its RunOptions.terminate was set"
+                                % step.node.describe())
+        return compute()
+    return hook
+
+
+def _chain(hooks):
+    """One hook running ``hooks`` around each other (the first outermost); None for none."""
+    if not hooks:
+        return None
+    if len(hooks) == 1:
+        return hooks[0]
+    outer, inner = hooks[0], _chain(hooks[1:])
+    return lambda step, inputs, compute: outer(step, inputs, lambda: inner(step, inputs, compute))
+
+
+def _name_the_run(error, run_options, session_options):
+    """Put the run's (else the session's) logid in front of an error's message."""
+    logid = getattr(run_options, "logid", "") or getattr(session_options, "logid", "")
+    if logid and error.args and isinstance(error.args[0], str):
+        error.args = ("[%s] %s" % (logid, error.args[0]),) + error.args[1:]

@@ -1,0 +1,763 @@
+"""onnxruntime's own Python API tests, rewritten here, run against onnxruntime and against tinyrt.
+
+onnxruntime checks its Python API with onnxruntime/test/python/onnxruntime_test_python.py (models from its
+testdata folder). The tests below check the same behaviours in our own words, on models built here with
+onnx.helper, and each runs twice: ``rt`` is the onnxruntime module, then the tinyrt module
+(``import tinyrt as ort``). Left out are the features tinyrt does not claim: OrtValue, IOBinding, device
+memory (allocators, memory infos, devices), custom-op and execution-provider libraries, LoRA adapters,
+tuning results of GPU providers, bfloat16, and onnxruntime's exact error wording and error classes (we check
+the Python class a script would catch, not the message). Tests of GPU providers that onnxruntime skips when
+no GPU is present are left out too: they check nothing on either runtime here.
+
+The second half (``test_tinyrt_*``) checks what the port cannot: that outputs belong to the caller on both
+kernel paths, optimised and not, and the profile file's contents.
+"""
+import json
+import os
+import threading
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import tinyrt
+
+RUNTIMES = {"onnxruntime": onnxruntime, "tinyrt": tinyrt}
+
+
+@pytest.fixture(params=sorted(RUNTIMES))
+def rt(request):
+    return RUNTIMES[request.param]
+
+
+def not_yet_in_tinyrt(request, rt, reason):
+    """Marks the tinyrt run of a test as expected to fail (strict: it must be taken off once it passes)."""
+    if rt is tinyrt:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="tinyrt does not yet: " + reason))
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def model(nodes, inputs, outputs, initializers=(), opset=13, name="g", **kwargs):
+    graph = helper.make_graph(nodes, name, inputs, outputs, list(initializers))
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], **kwargs)
+    m.ir_version = 8
+    return m
+
+
+def vi(name, elem, shape):
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def square_model():
+    """Y = X * X for X [3, 2] (onnxruntime's mul_1.onnx)."""
+    return model([helper.make_node("Mul", ["X", "X"], ["Y"])], [vi("X", TensorProto.FLOAT, [3, 2])],
+                 [vi("Y", TensorProto.FLOAT, [3, 2])]).SerializeToString()
+
+
+def matmul_model(rows=3):
+    """Y = X @ [[1], [2]] (onnxruntime's matmul_1.onnx; matmul_2.onnx with a symbolic first dimension)."""
+    w = numpy_helper.from_array(np.array([[1.0], [2.0]], np.float32), "W")
+    return model([helper.make_node("MatMul", ["X", "W"], ["Y"])], [vi("X", TensorProto.FLOAT, [rows, 2])],
+                 [vi("Y", TensorProto.FLOAT, [rows, 1])], [w]).SerializeToString()
+
+
+def logical_and_model():
+    return model([helper.make_node("And", ["input1:0", "input:0"], ["output:0"])],
+                 [vi("input1:0", TensorProto.BOOL, [2, 2]), vi("input:0", TensorProto.BOOL, [2, 2])],
+                 [vi("output:0", TensorProto.BOOL, [2, 2])]).SerializeToString()
+
+
+def string_identity_model():
+    return model([helper.make_node("Identity", ["input:0"], ["output:0"])],
+                 [vi("input:0", TensorProto.STRING, [2, 2])],
+                 [vi("output:0", TensorProto.STRING, [2, 2])]).SerializeToString()
+
+
+X = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], np.float32)
+X_SQUARED = X * X
+X_TIMES_W = np.array([[5.0], [11.0], [17.0]], np.float32)
+
+
+# --- module level -----------------------------------------------------------------------------------------
+
+def test_get_version_string(rt):
+    assert rt.get_version_string() is not None
+
+
+def test_get_build_info(rt):
+    assert "Build Info" in rt.get_build_info()
+
+
+def test_get_providers(rt):
+    assert "CPUExecutionProvider" in rt.get_available_providers()
+    assert rt.get_all_providers()[-1] == "CPUExecutionProvider"
+    sess = rt.InferenceSession(square_model(), providers=rt.get_available_providers())
+    assert "CPUExecutionProvider" in sess.get_providers()
+
+
+def test_telemetry_can_be_switched(rt):
+    rt.disable_telemetry_events()
+    rt.enable_telemetry_events()
+
+
+def test_logger_settings(rt):
+    rt.set_default_logger_severity(3)
+    rt.set_default_logger_verbosity(0)
+    rt.set_default_logger_severity(2)
+    rt.set_seed(7)
+
+
+def test_device(rt):
+    device = rt.get_device()
+    assert "CPU" in device or "GPU" in device
+
+
+def test_enums(rt):
+    level = rt.GraphOptimizationLevel
+    assert [int(level.ORT_DISABLE_ALL), int(level.ORT_ENABLE_BASIC), int(level.ORT_ENABLE_EXTENDED),
+            int(level.ORT_ENABLE_LAYOUT), int(level.ORT_ENABLE_ALL)] == [0, 1, 2, 3, 99]
+    assert level.ORT_ENABLE_ALL.name == "ORT_ENABLE_ALL"
+    assert [int(rt.ExecutionMode.ORT_SEQUENTIAL), int(rt.ExecutionMode.ORT_PARALLEL)] == [0, 1]
+    assert [int(rt.ExecutionOrder.DEFAULT), int(rt.ExecutionOrder.PRIORITY_BASED),
+            int(rt.ExecutionOrder.MEMORY_EFFICIENT)] == [0, 1, 2]
+
+
+def test_capi_exception_names(rt):
+    state = rt.capi.onnxruntime_pybind11_state
+    for name in ("Fail", "InvalidArgument", "NoSuchFile", "NoModel", "EngineError", "RuntimeException",
+                 "InvalidProtobuf", "ModelLoaded", "NotImplemented", "InvalidGraph", "EPFail"):
+        assert issubclass(getattr(state, name), Exception)
+
+
+def test_check_and_normalize_provider_args(rt):
+    module = __import__(rt.__name__ + ".capi.onnxruntime_inference_collection",
+                        fromlist=["check_and_normalize_provider_args"])
+    check = module.check_and_normalize_provider_args
+    valid = ["a", "b", "c"]
+    assert check(None, None, valid) == ([], [])
+    assert check(["a"], None, valid) == (["a"], [{}])
+    assert check(["a", "b"], None, valid) == (["a", "b"], [{}, {}])
+    assert check([("a", {1: 2}), "b"], None, valid) == (["a", "b"], [{"1": "2"}, {}])
+    assert check(["a", "b"], [{1: 2}, {}], valid) == (["a", "b"], [{"1": "2"}, {}])
+    with pytest.warns(UserWarning):
+        assert check(["a", "b", "a"], [{"x": 1}, {}, {"y": 2}], valid) == (["a", "b"], [{"x": "1"}, {}])
+    for providers, options in [(3, None), ([3], None), (["a"], 3), (["a"], ["not dict"]), (["a", "b"], [{1: 2}]),
+                               ([("a", {1: 2})], [{3: 4}])]:
+        with pytest.raises(ValueError):
+            check(providers, options, valid)
+
+
+# --- sessions: loading and metadata -----------------------------------------------------------------------
+
+def test_run_model(rt):
+    sess = rt.InferenceSession(square_model(), providers=rt.get_available_providers())
+    inputs, outputs = sess.get_inputs(), sess.get_outputs()
+    assert [(i.name, i.shape) for i in inputs] == [("X", [3, 2])]
+    assert [(o.name, o.shape) for o in outputs] == [("Y", [3, 2])]
+    res = sess.run([outputs[0].name], {inputs[0].name: X})
+    np.testing.assert_allclose(res[0], X_SQUARED, rtol=1e-5, atol=1e-8)
+
+
+def test_run_model_from_path_and_path_object(rt, tmp_path):
+    path = tmp_path / "square.onnx"
+    path.write_bytes(square_model())
+    for source in (str(path), path):
+        sess = rt.InferenceSession(source, providers=rt.get_available_providers())
+        np.testing.assert_allclose(sess.run(None, {"X": X})[0], X_SQUARED)
+
+
+def test_run_model_from_bytes(rt):
+    sess = rt.InferenceSession(square_model())
+    assert sess.get_inputs()[0].name == "X" and sess.get_inputs()[0].shape == [3, 2]
+    assert sess.get_outputs()[0].name == "Y" and sess.get_outputs()[0].shape == [3, 2]
+    np.testing.assert_allclose(sess.run(["Y"], {"X": X})[0], X_SQUARED)
+
+
+def test_run_matmul(rt):
+    sess = rt.InferenceSession(matmul_model())
+    assert sess.get_outputs()[0].shape == [3, 1]
+    np.testing.assert_allclose(sess.run(["Y"], {"X": X})[0], X_TIMES_W)
+
+
+def test_non_contiguous_input(rt):
+    sess = rt.InferenceSession(matmul_model())
+    x = np.array([[2.0, 1.0], [4.0, 3.0], [6.0, 5.0]], np.float32)[:, [1, 0]]
+    np.testing.assert_allclose(sess.run(["Y"], {"X": x})[0], X_TIMES_W)
+    np.testing.assert_allclose(sess.run(["Y"], {"X": np.ascontiguousarray(x)})[0], X_TIMES_W)
+    x_t = np.array([[1.0, 3.0, 5.0], [2.0, 4.0, 6.0]], np.float32).T   # Fortran order
+    np.testing.assert_allclose(sess.run(["Y"], {"X": x_t})[0], X_TIMES_W)
+
+
+def test_symbolic_dimension(rt):
+    sess = rt.InferenceSession(matmul_model(rows="None"))
+    assert sess.get_inputs()[0].shape == ["None", 2]
+    assert sess.get_outputs()[0].shape == ["None", 1]
+    np.testing.assert_allclose(sess.run(["Y"], {"X": X})[0], X_TIMES_W)
+
+
+def test_boolean_inputs_keep_file_order(rt):
+    sess = rt.InferenceSession(logical_and_model())
+    a = np.array([[True, True], [False, False]])
+    b = np.array([[True, False], [True, False]])
+    ins = sess.get_inputs()
+    assert [(i.name, i.shape, i.type) for i in ins] == [("input1:0", [2, 2], "tensor(bool)"),
+                                                          ("input:0", [2, 2], "tensor(bool)")]
+    out = sess.get_outputs()[0]
+    assert (out.name, out.shape, out.type) == ("output:0", [2, 2], "tensor(bool)")
+    np.testing.assert_equal(sess.run([out.name], {"input1:0": a, "input:0": b})[0], a & b)
+
+
+def test_missing_input_is_a_value_error(rt):
+    sess = rt.InferenceSession(logical_and_model())
+    with pytest.raises(ValueError):
+        sess.run([], {"input:0": np.array([[True, True], [False, False]])})
+
+
+def test_wrong_shape_is_invalid_argument(rt):
+    sess = rt.InferenceSession(square_model())
+    with pytest.raises(rt.capi.onnxruntime_pybind11_state.InvalidArgument):
+        sess.run(None, {"X": np.ones((2, 3), np.float32)})
+
+
+def test_wrong_dtype_is_invalid_argument(rt):
+    sess = rt.InferenceSession(square_model())
+    with pytest.raises(rt.capi.onnxruntime_pybind11_state.InvalidArgument):
+        sess.run(None, {"X": X.astype(np.float64)})
+
+
+def test_unknown_output_name_is_invalid_argument(rt):
+    sess = rt.InferenceSession(square_model())
+    with pytest.raises(rt.capi.onnxruntime_pybind11_state.InvalidArgument):
+        sess.run(["nope"], {"X": X})
+
+
+def test_missing_file_is_no_such_file(rt, tmp_path):
+    with pytest.raises(rt.capi.onnxruntime_pybind11_state.NoSuchFile):
+        rt.InferenceSession(str(tmp_path / "absent.onnx"))
+
+
+def test_model_of_wrong_type_is_a_type_error(rt):
+    with pytest.raises(TypeError):
+        rt.InferenceSession(123)
+
+
+def test_model_meta(rt):
+    m = model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", TensorProto.FLOAT, [1])],
+              [vi("y", TensorProto.FLOAT, [1])], name="squeezenet_old", producer_name="onnx-caffe2")
+    meta = rt.InferenceSession(m.SerializeToString()).get_modelmeta()
+    assert meta.producer_name == "onnx-caffe2"
+    assert meta.graph_name == "squeezenet_old"
+    assert meta.domain == "" and meta.description == "" and meta.graph_description == ""
+    assert meta.version == 2 ** 63 - 1 and meta.custom_metadata_map == {}
+
+
+def test_model_meta_every_field(rt):
+    m = model([helper.make_node("Relu", ["x"], ["y"])], [vi("x", TensorProto.FLOAT, [1])],
+              [vi("y", TensorProto.FLOAT, [1])], producer_name="tf2onnx converter", producer_version="1.9",
+              doc_string="the model", domain="org.example", model_version=3)
+    m.graph.doc_string = "the graph"
+    helper.set_model_props(m, {"classes": "cat,dog"})
+    meta = rt.InferenceSession(m.SerializeToString()).get_modelmeta()
+    assert (meta.producer_name, meta.domain, meta.description, meta.graph_description, meta.version) == \
+        ("tf2onnx converter", "org.example", "the model", "the graph", 3)
+    assert meta.custom_metadata_map == {"classes": "cat,dog"}
+
+
+def test_session_options_defaults(rt):
+    so = rt.SessionOptions()
+    assert so.graph_optimization_level == rt.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert so.execution_mode == rt.ExecutionMode.ORT_SEQUENTIAL
+    assert so.execution_order == rt.ExecutionOrder.DEFAULT
+    assert (so.enable_cpu_mem_arena, so.enable_mem_pattern, so.enable_mem_reuse) == (True, True, True)
+    assert (so.enable_profiling, so.use_deterministic_compute) == (False, False)
+    assert (so.intra_op_num_threads, so.inter_op_num_threads) == (0, 0)
+    assert (so.logid, so.log_severity_level, so.log_verbosity_level) == ("", -1, 0)
+    assert (so.optimized_model_filepath, so.profile_file_prefix) == ("", "onnxruntime_profile_")
+
+
+def test_run_options_defaults_and_config(rt):
+    ro = rt.RunOptions()
+    assert (ro.logid, ro.terminate, ro.log_severity_level, ro.log_verbosity_level) == ("", False, -1, 0)
+    assert ro.only_execute_path_to_fetches is False
+    ro.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    assert ro.get_run_config_entry("memory.enable_memory_arena_shrinkage") == "cpu:0"
+    sess = rt.InferenceSession(square_model(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(sess.run([], {"X": X}, ro)[0], X_SQUARED)
+
+
+def test_terminate_stops_the_run(rt):
+    sess = rt.InferenceSession(square_model())
+    ro = rt.RunOptions()
+    ro.terminate = True
+    with pytest.raises(rt.capi.onnxruntime_pybind11_state.Fail):
+        sess.run(None, {"X": X}, ro)
+    ro.terminate = False
+    np.testing.assert_allclose(sess.run(None, {"X": X}, ro)[0], X_SQUARED)
+
+
+def test_graph_optimization_level(rt):
+    so = rt.SessionOptions()
+    so.graph_optimization_level = rt.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    assert so.graph_optimization_level == rt.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    sess = rt.InferenceSession(logical_and_model(), sess_options=so)
+    a = np.array([[True, True], [False, False]])
+    b = np.array([[True, False], [True, False]])
+    np.testing.assert_equal(sess.run([], {"input1:0": a, "input:0": b})[0], a & b)
+
+
+def test_execution_mode(rt):
+    so = rt.SessionOptions()
+    assert so.execution_mode == rt.ExecutionMode.ORT_SEQUENTIAL
+    so.execution_mode = rt.ExecutionMode.ORT_PARALLEL
+    assert so.execution_mode == rt.ExecutionMode.ORT_PARALLEL
+    sess = rt.InferenceSession(square_model(), so)
+    np.testing.assert_allclose(sess.run(None, {"X": X})[0], X_SQUARED)
+
+
+def test_session_config_entries(rt):
+    so = rt.SessionOptions()
+    so.add_session_config_entry("CONFIG_KEY", "CONFIG_VAL")
+    assert so.get_session_config_entry("CONFIG_KEY") == "CONFIG_VAL"
+    with pytest.raises(RuntimeError):
+        so.get_session_config_entry("INVALID_KEY")
+
+
+def test_session_options_are_readable_from_the_session(rt):
+    so = rt.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.logid = "mine"
+    sess = rt.InferenceSession(square_model(), sess_options=so)
+    got = sess.get_session_options()
+    assert got.intra_op_num_threads == 1 and got.logid == "mine"
+
+
+def free_dimension_model():
+    """x [Dim1 (DATA_BATCH), Dim2 (DATA_CHANNEL), 5] -> Abs (onnxruntime's abs_free_dimensions.onnx)."""
+    m = model([helper.make_node("Abs", ["x"], ["y"])], [vi("x", TensorProto.FLOAT, ["Dim1", "Dim2", 5])],
+              [vi("y", TensorProto.FLOAT, ["Dim1", "Dim2", 5])])
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    dims[0].denotation, dims[1].denotation = "DATA_BATCH", "DATA_CHANNEL"
+    return m.SerializeToString()
+
+
+def test_free_dimension_override_by_name(rt):
+    so = rt.SessionOptions()
+    so.add_free_dimension_override_by_name("Dim1", 4)
+    so.add_free_dimension_override_by_name("Dim2", 6)
+    sess = rt.InferenceSession(free_dimension_model(), sess_options=so)
+    assert sess.get_inputs()[0].name == "x" and sess.get_inputs()[0].shape == [4, 6, 5]
+    x = -np.ones((4, 6, 5), np.float32)
+    np.testing.assert_equal(sess.run(None, {"x": x})[0], -x)
+
+
+def test_free_dimension_override_by_denotation(rt):
+    so = rt.SessionOptions()
+    so.add_free_dimension_override_by_denotation("DATA_BATCH", 3)
+    so.add_free_dimension_override_by_denotation("DATA_CHANNEL", 5)
+    sess = rt.InferenceSession(free_dimension_model(), sess_options=so)
+    assert sess.get_inputs()[0].shape == [3, 5, 5]
+
+
+# --- providers ----------------------------------------------------------------------------------------------
+
+def test_invalid_set_providers(rt):
+    sess = rt.InferenceSession(square_model(), providers=["CPUExecutionProvider"])
+    with pytest.raises(RuntimeError) as info:
+        sess.set_providers(["InvalidProvider"])
+    assert "Unknown Provider Type: InvalidProvider" in str(info.value)
+
+
+def test_set_providers_to_cpu(rt):
+    sess = rt.InferenceSession(square_model(), providers=["CPUExecutionProvider"])
+    sess.set_providers(["CPUExecutionProvider"])
+    assert sess.get_providers() == ["CPUExecutionProvider"]
+    assert "CPUExecutionProvider" in sess.get_provider_options()
+    np.testing.assert_allclose(sess.run(None, {"X": X})[0], X_SQUARED)
+
+
+def test_unavailable_provider_falls_back_to_cpu(rt):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sess = rt.InferenceSession(square_model(), providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert sess.get_providers() == ["CPUExecutionProvider"]
+    np.testing.assert_allclose(sess.run(None, {"X": X})[0], X_SQUARED)
+
+
+def test_fallback_switches(rt):
+    sess = rt.InferenceSession(square_model())
+    sess.disable_fallback()
+    sess.enable_fallback()
+    np.testing.assert_allclose(sess.run(None, {"X": X})[0], X_SQUARED)
+
+
+# --- feeds and outputs --------------------------------------------------------------------------------------
+
+def test_list_as_input(rt):
+    sess = rt.InferenceSession(square_model())
+    res = sess.run([], {"X": X.tolist()})
+    np.testing.assert_allclose(res[0], X_SQUARED)
+    assert res[0].dtype == np.float32
+
+
+def test_int_list_for_float_input(rt):
+    sess = rt.InferenceSession(matmul_model(rows="N"))
+    np.testing.assert_allclose(sess.run(None, {"X": [[1, 2]]})[0], [[5.0]])
+
+
+def test_empty_output_names_mean_all(rt):
+    sess = rt.InferenceSession(square_model())
+    assert len(sess.run([], {"X": X})) == 1
+    assert len(sess.run(None, {"X": X})) == 1
+
+
+def test_run_model_multiple_threads(rt):
+    so = rt.SessionOptions()
+    so.log_verbosity_level = 1
+    so.logid = "MultiThreadsTest"
+    sess = rt.InferenceSession(square_model(), sess_options=so)
+    failures = []
+
+    def work(logid):
+        ro = rt.RunOptions()
+        ro.logid = logid
+        try:
+            for _ in range(20):
+                np.testing.assert_allclose(sess.run([], {"X": X}, run_options=ro)[0], X_SQUARED)
+        except Exception as e:  # reported below: an assert in a thread would be lost
+            failures.append(e)
+
+    threads = [threading.Thread(target=work, args=("thread%d" % i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+def test_input_passed_through_is_not_aliased(rt):
+    shape = [1, 2, 2, 2]
+    ten = numpy_helper.from_array(np.array(10, np.float32), "ten")
+    m = model([helper.make_node("Add", ["input_0", "ten"], ["plus_10"])], [vi("input_0", TensorProto.FLOAT, shape)],
+              [vi("plus_10", TensorProto.FLOAT, shape), vi("input_0", TensorProto.FLOAT, shape)], [ten], opset=21)
+    so = rt.SessionOptions()
+    so.graph_optimization_level = rt.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = rt.InferenceSession(m.SerializeToString(), sess_options=so)
+    kept = []
+    for i in range(5):
+        x = np.full(shape, float(i), np.float32)
+        outputs = sess.run(None, {"input_0": x})
+        assert not np.shares_memory(outputs[1], x)
+        x[...] = -1
+        kept.append(outputs)
+    for i, (plus, same) in enumerate(kept):
+        np.testing.assert_array_equal(plus, np.full(shape, i + 10.0, np.float32))
+        np.testing.assert_array_equal(same, np.full(shape, float(i), np.float32))
+
+
+def test_overridable_initializers(rt):
+    w = numpy_helper.from_array(np.array([1.0, 2.0], np.float32), "W")
+    m = model([helper.make_node("Add", ["x", "W"], ["y"])], [vi("x", TensorProto.FLOAT, [2]),
+                                                           vi("W", TensorProto.FLOAT, [2])],
+              [vi("y", TensorProto.FLOAT, [2])], [w])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sess = rt.InferenceSession(m.SerializeToString())
+    assert [i.name for i in sess.get_inputs()] == ["x"]
+    assert [(i.name, i.shape, i.type) for i in sess.get_overridable_initializers()] == [("W", [2], "tensor(float)")]
+    x = np.zeros(2, np.float32)
+    np.testing.assert_equal(sess.run(None, {"x": x})[0], [1.0, 2.0])
+    np.testing.assert_equal(sess.run(None, {"x": x, "W": np.array([5.0, 6.0], np.float32)})[0], [5.0, 6.0])
+    np.testing.assert_equal(sess.run(None, {"x": x})[0], [1.0, 2.0])
+
+
+def test_constant_initializer_is_not_overridable(rt):
+    w = numpy_helper.from_array(np.array([1.0, 2.0], np.float32), "W")
+    m = model([helper.make_node("Add", ["x", "W"], ["y"])], [vi("x", TensorProto.FLOAT, [2])],
+              [vi("y", TensorProto.FLOAT, [2])], [w])
+    sess = rt.InferenceSession(m.SerializeToString())
+    assert sess.get_overridable_initializers() == []
+    with pytest.raises(rt.capi.onnxruntime_pybind11_state.InvalidArgument):
+        sess.run(None, {"x": np.zeros(2, np.float32), "W": np.zeros(2, np.float32)})
+
+
+def test_inferred_output_shape(rt, request):
+    not_yet_in_tinyrt(request, rt, 'infer output shapes the file leaves out')
+    m = model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Transpose", ["r"], ["y"], perm=[1, 0])],
+              [vi("x", TensorProto.FLOAT, ["N", 3])], [helper.make_empty_tensor_value_info("y")])
+    sess = rt.InferenceSession(m.SerializeToString())
+    out = sess.get_outputs()[0]
+    assert (out.shape, out.type) == ([3, "N"], "tensor(float)")
+
+
+# --- strings, sequences, optionals --------------------------------------------------------------------------
+
+def test_string_input(rt, request):
+    not_yet_in_tinyrt(request, rt, 'run string tensors')
+    sess = rt.InferenceSession(string_identity_model())
+    for words in (["this", "is", "identity", "test"], ["Olá", "你好", "여보세요", "hello"]):
+        x = np.array(words, dtype=str).reshape((2, 2))
+        i, o = sess.get_inputs()[0], sess.get_outputs()[0]
+        assert (i.name, i.shape, i.type) == ("input:0", [2, 2], "tensor(string)")
+        assert (o.name, o.shape, o.type) == ("output:0", [2, 2], "tensor(string)")
+        np.testing.assert_equal(sess.run([o.name], {i.name: x})[0], x)
+
+
+def test_string_list_as_input(rt, request):
+    not_yet_in_tinyrt(request, rt, 'run string tensors')
+    sess = rt.InferenceSession(string_identity_model())
+    x = np.array(["this", "is", "identity", "test"], dtype=str).reshape((2, 2))
+    np.testing.assert_equal(sess.run([], {"input:0": x.tolist()})[0], x)
+
+
+def test_string_input_as_bytes(rt, request):
+    not_yet_in_tinyrt(request, rt, 'run string tensors')
+    sess = rt.InferenceSession(string_identity_model())
+    x = np.array([b"this", b"is", b"identity", b"test"]).reshape((2, 2))
+    np.testing.assert_equal(sess.run(["output:0"], {"input:0": x})[0].astype("|S8"), x)
+
+
+def test_string_input_as_objects(rt, request):
+    not_yet_in_tinyrt(request, rt, 'run string tensors')
+    sess = rt.InferenceSession(string_identity_model())
+    x = np.array(["this", "is", "identity", "test"], object).reshape((2, 2))
+    np.testing.assert_equal(sess.run(["output:0"], {"input:0": x})[0], x)
+
+
+def test_string_input_as_void(rt, request):
+    not_yet_in_tinyrt(request, rt, 'run string tensors')
+    sess = rt.InferenceSession(string_identity_model())
+    x = np.array([b"must", b"have", b"same", b"size"], dtype=np.void).reshape((2, 2))
+    expected = np.array([["must", "have"], ["same", "size"]], dtype=object)
+    np.testing.assert_equal(sess.run(["output:0"], {"input:0": x})[0], expected)
+
+
+def seq_type(elem):
+    return helper.make_sequence_type_proto(helper.make_tensor_type_proto(elem, None))
+
+
+def test_sequence_length(rt):
+    m = model([helper.make_node("SequenceLength", ["X"], ["Y"])],
+              [helper.make_value_info("X", seq_type(TensorProto.FLOAT))], [vi("Y", TensorProto.INT64, [])])
+    sess = rt.InferenceSession(m.SerializeToString())
+    assert (sess.get_inputs()[0].name, sess.get_inputs()[0].type) == ("X", "seq(tensor(float))")
+    assert (sess.get_outputs()[0].name, sess.get_outputs()[0].type) == ("Y", "tensor(int64)")
+    x = [np.arange(6, dtype=np.float32).reshape(2, 3)] * 2
+    assert sess.run(["Y"], {"X": x})[0] == np.array(2, np.int64)
+
+
+def test_sequence_construct(rt):
+    m = model([helper.make_node("SequenceConstruct", ["tensor1", "tensor2"], ["output_sequence"])],
+              [vi("tensor1", TensorProto.INT64, [2, 3]), vi("tensor2", TensorProto.INT64, [2, 3])],
+              [helper.make_value_info("output_sequence", seq_type(TensorProto.INT64))])
+    sess = rt.InferenceSession(m.SerializeToString())
+    assert [i.type for i in sess.get_inputs()] == ["tensor(int64)", "tensor(int64)"]
+    assert sess.get_outputs()[0].type == "seq(tensor(int64))"
+    a = np.array([1, 0, 3, 44, 23, 11], np.int64).reshape(2, 3)
+    b = np.arange(1, 7, dtype=np.int64).reshape(2, 3)
+    np.testing.assert_array_equal(sess.run(["output_sequence"], {"tensor1": a, "tensor2": b})[0], [a, b])
+
+
+def test_sequence_insert(rt):
+    m = model([helper.make_node("SequenceInsert", ["input_seq", "tensor"], ["output_sequence"])],
+              [helper.make_value_info("input_seq", seq_type(TensorProto.INT64)), vi("tensor", TensorProto.INT64, [2, 3])],
+              [helper.make_value_info("output_sequence", seq_type(TensorProto.INT64))])
+    so = rt.SessionOptions()
+    so.execution_mode = rt.ExecutionMode.ORT_SEQUENTIAL
+    sess = rt.InferenceSession(m.SerializeToString(), sess_options=so)
+    t = np.array([1, 0, 3, 44, 23, 11], np.int64).reshape(2, 3)
+    np.testing.assert_array_equal(sess.run(["output_sequence"], {"tensor": t, "input_seq": []})[0], [t])
+
+
+def test_optional_sequence_input(rt, request):
+    not_yet_in_tinyrt(request, rt, 'run optional values')
+    opt = helper.make_optional_type_proto(seq_type(TensorProto.FLOAT))
+    m = model([helper.make_node("Identity", ["x"], ["y"])], [helper.make_value_info("x", opt)],
+              [helper.make_value_info("y", opt)], opset=16)
+    sess = rt.InferenceSession(m.SerializeToString())
+    x = [np.array([1, 2, 3, 4, 5], np.float32)]
+    np.testing.assert_allclose(sess.run([sess.get_outputs()[0].name], {sess.get_inputs()[0].name: x})[0], x)
+
+
+# --- profiling ----------------------------------------------------------------------------------------------
+
+def test_profiling_file(rt, in_tmp):
+    so = rt.SessionOptions()
+    so.enable_profiling = True
+    sess = rt.InferenceSession(square_model(), sess_options=so)
+    sess.run([], {"X": X})
+    path = sess.end_profiling()
+    with open(path) as f:
+        lines = f.readlines()
+    assert "[" in lines[0] and "]" in lines[-1]
+    for line in lines[1:-1]:
+        for tag in ("pid", "dur", "ts", "ph", "X", "name", "args"):
+            assert tag in line
+    events = json.loads("".join(lines))
+    assert any(e["cat"] == "Node" and e["args"]["op_name"] == "Mul" for e in events)
+
+
+def test_profiling_file_prefix(rt, in_tmp):
+    so = rt.SessionOptions()
+    so.enable_profiling = True
+    so.profile_file_prefix = "mine"
+    sess = rt.InferenceSession(square_model(), sess_options=so)
+    sess.run(None, {"X": X})
+    assert os.path.basename(sess.end_profiling()).startswith("mine")
+
+
+def test_profiling_start_times_are_in_order(rt, in_tmp):
+    def start_time():
+        so = rt.SessionOptions()
+        so.enable_profiling = True
+        sess = rt.InferenceSession(square_model(), sess_options=so)
+        start = sess.get_profiling_start_time_ns()
+        os.remove(sess.end_profiling())
+        return start
+
+    first, second, third = start_time(), start_time(), start_time()
+    assert first <= second <= third
+
+
+def test_end_profiling_without_profiling(rt):
+    assert rt.InferenceSession(square_model()).end_profiling() == ""
+
+
+# --- tinyrt only: outputs the caller owns, the profile's contents ------------------------------------------
+
+KERNEL_PATHS = ["numpy", "numba"]
+LEVELS = [0, 99]
+
+
+def tiny_session(data, kernels, level):
+    so = tinyrt.SessionOptions()
+    so.kernels = kernels
+    so.graph_optimization_level = level
+    return tinyrt.InferenceSession(data, so)
+
+
+def owned_outputs_model():
+    """Outputs of every kind that could alias something the session keeps or the caller fed."""
+    c = numpy_helper.from_array(np.array([1.0, 2.0], np.float32), "c")
+    k = numpy_helper.from_array(np.array([[3.0, 4.0]], np.float32), "k")
+    shape = numpy_helper.from_array(np.array([2, 1], np.int64), "shape")
+    nodes = [
+        helper.make_node("Add", ["x", "c"], ["sum"]),                        # computed
+        helper.make_node("Identity", ["c"], ["init_copy"]),                  # an initializer through Identity
+        helper.make_node("Constant", [], ["const"], value=numpy_helper.from_array(np.array([7.0, 8.0], np.float32))),
+        helper.make_node("Reshape", ["x", "shape"], ["x_reshaped"]),         # a view of the feed
+        helper.make_node("Identity", ["x"], ["x_same"]),                     # the feed itself
+        helper.make_node("Mul", ["k", "k"], ["folded"]),                     # folded at load when optimised
+        helper.make_node("Transpose", ["k"], ["k_t"]),                       # a view of an initializer
+    ]
+    outputs = [vi(n, TensorProto.FLOAT, None) for n in
+               ("sum", "init_copy", "const", "x_reshaped", "x_same", "folded", "k_t", "c", "x")]
+    return model(nodes, [vi("x", TensorProto.FLOAT, [2])], outputs, [c, k, shape]).SerializeToString()
+
+
+@pytest.mark.parametrize("kernels", KERNEL_PATHS)
+@pytest.mark.parametrize("level", LEVELS)
+def test_tinyrt_writing_into_outputs_never_changes_a_later_run(kernels, level):
+    data = owned_outputs_model()
+    expected = onnxruntime.InferenceSession(data).run(None, {"x": np.array([10.0, 20.0], np.float32)})
+    sess = tiny_session(data, kernels, level)
+    for _ in range(3):
+        x = np.array([10.0, 20.0], np.float32)
+        got = sess.run(None, {"x": x})
+        for name, a, b in zip([o.name for o in sess.get_outputs()], got, expected):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        for a in got:
+            assert not np.shares_memory(a, x)
+            a[...] = -99          # the caller owns it: this must not reach the session or the feed
+        assert x.tolist() == [10.0, 20.0]
+
+
+@pytest.mark.parametrize("kernels", KERNEL_PATHS)
+@pytest.mark.parametrize("level", LEVELS)
+def test_tinyrt_outputs_are_distinct_arrays(kernels, level):
+    # two outputs naming one value (y and its Identity): writing into one leaves the other alone
+    m = model([helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Identity", ["y"], ["z"])],
+              [vi("x", TensorProto.FLOAT, [2])], [vi("y", TensorProto.FLOAT, [2]), vi("z", TensorProto.FLOAT, [2])])
+    y, z = tiny_session(m.SerializeToString(), kernels, level).run(None, {"x": np.array([1.0, 2.0], np.float32)})
+    y[...] = 0
+    assert z.tolist() == [1.0, 2.0]
+
+
+def test_tinyrt_fresh_outputs_are_not_copied_again():
+    # the common case costs nothing: a computed output is handed over as it is
+    sess = tinyrt.InferenceSession(square_model())
+    seen = []
+
+    def keep(step, inputs, compute):
+        outs = compute()
+        seen.extend(outs)
+        return outs
+
+    y = sess.run_with_hook(None, {"X": X}, keep)[0]
+    assert any(y is a for a in seen)
+
+
+def test_tinyrt_profile_has_one_event_per_node(in_tmp):
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="first"), helper.make_node("Neg", ["a"], ["b"]),
+             helper.make_node("Transpose", ["b"], ["y"], name="last", perm=[1, 0])]
+    m = model(nodes, [vi("x", TensorProto.FLOAT, [2, 3])], [vi("y", TensorProto.FLOAT, [3, 2])])
+    so = tinyrt.SessionOptions()
+    so.enable_profiling = True
+    so.graph_optimization_level = 0
+    sess = tinyrt.InferenceSession(m.SerializeToString(), so)
+    sess.run(None, {"x": np.ones((2, 3), np.float32)})
+    sess.run(None, {"x": np.ones((2, 3), np.float32)})
+    with open(sess.end_profiling()) as f:
+        events = json.load(f)
+    node_events = [e for e in events if e["cat"] == "Node"]
+    assert [e["name"] for e in node_events] == ["first_kernel_time", "b_kernel_time", "last_kernel_time"] * 2
+    assert [e["args"]["op_name"] for e in node_events[:3]] == ["Relu", "Neg", "Transpose"]
+    assert node_events[2]["args"]["input_type_shape"] == [{"float": [2, 3]}]
+    assert node_events[2]["args"]["output_type_shape"] == [{"float": [3, 2]}]
+    session_events = [e["name"] for e in events if e["cat"] == "Session"]
+    assert session_events[:2] == ["model_loading_array", "session_initialization"]
+    assert session_events.count("model_run") == 2
+    for e in events:
+        assert e["ph"] == "X" and e["dur"] >= 0 and e["ts"] >= 0
+
+
+def test_tinyrt_terminate_from_another_thread_stops_between_nodes():
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Neg", ["a"], ["y"])]
+    m = model(nodes, [vi("x", TensorProto.FLOAT, [2])], [vi("y", TensorProto.FLOAT, [2])])
+    sess = tinyrt.InferenceSession(m.SerializeToString(), _unoptimised())
+    ro = tinyrt.RunOptions()
+    ro.logid = "job 7"
+    ran = []
+
+    def set_terminate_after_first(step, inputs, compute):
+        ran.append(step.node.op_type)
+        ro.terminate = True          # as another thread would, while the run is under way
+        return compute()
+
+    # the terminate check is the session's own hook, outside ours: chain them the way run() does
+    from tinyrt.session import _chain, _terminate_hook
+    with pytest.raises(tinyrt.errors.RunTerminated, match=r"\[job 7\].*before Neg"):
+        sess._run(None, {"x": np.ones(2, np.float32)}, _chain([_terminate_hook(ro), set_terminate_after_first]),
+                  ro, None)
+    assert ran == ["Relu"]
+
+
+def _unoptimised():
+    so = tinyrt.SessionOptions()
+    so.graph_optimization_level = 0
+    return so
+
+
+def test_tinyrt_errors_are_onnxruntime_compatible():
+    state = tinyrt.capi.onnxruntime_pybind11_state
+    assert issubclass(tinyrt.InputError, state.InvalidArgument) and issubclass(tinyrt.InputError, ValueError)
+    assert issubclass(tinyrt.ModelError, state.InvalidGraph)
+    assert issubclass(tinyrt.UnsupportedError, state.NotImplemented)
+    assert issubclass(tinyrt.errors.RunTerminated, state.Fail)
