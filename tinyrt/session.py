@@ -23,6 +23,7 @@ from .options import ExecutionMode, ExecutionOrder, GraphOptimizationLevel, RunO
 from .plan import Plan, check_support
 from .profiling import Profiler
 from .proto import load_model
+from .proto.diagnose import name_the_file
 
 UNSET_MODEL_VERSION = 2 ** 63 - 1   # what onnxruntime reports when the file gives no model_version
 
@@ -83,6 +84,7 @@ class InferenceSession:
         if self._profiler:
             self._profiler.session_event("model_loading_uri" if folder else "model_loading_array", loading)
         initializing = self._profiler._now_us() if self._profiler else 0
+        message_name = message.source_name
         try:
             _override_free_dimensions(message.graph, self.options)
             self._metadata = ModelMetadata(message)
@@ -103,6 +105,8 @@ class InferenceSession:
                 self.plan = Plan(self.model.graph)
                 self.kernels.bind(self.plan)
             self._ownership = _Ownership(self.model.graph, self.plan)
+        except ModelError as e:    # e.g. external data missing: say which model file it is about
+            raise name_the_file(e, message_name) from None
         except TinyrtError:
             raise
         except RecursionError:

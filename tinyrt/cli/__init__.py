@@ -5,13 +5,16 @@
     tinyrt profile MODEL [IMAGE]     time per node and per op type
     tinyrt trace MODEL [IMAGE]       every node in order with shapes and value ranges (--stop-at, --png)
     tinyrt check MODEL [IMAGE]       tinyrt against onnxruntime, largest difference per output
+    tinyrt bench MODEL               latency in tinyrt and onnxruntime (--threads, --kernels, --runs)
+    tinyrt run MODEL --input x.npy   any model on tensors from .npy/.npz files
+    tinyrt --version
 
 Errors print one line and exit with status 2; ``--debug`` shows the traceback. One module per command.
 """
 import argparse
 import sys
 
-from . import check, info, profile, run, trace
+from . import bench, check, info, profile, run, trace
 
 COMMANDS = [
     ("run", run, "answers for pictures: classes or boxes, printed, as JSON, or drawn (--save)"),
@@ -19,6 +22,7 @@ COMMANDS = [
     ("profile", profile, "time per node and per op type, with shares of the total"),
     ("trace", trace, "each node in order with its shapes and value ranges; stop at one and save it"),
     ("check", check, "run onnxruntime too and show the largest difference per output"),
+    ("bench", bench, "latency of a model: median of interleaved runs in tinyrt and onnxruntime"),
 ]
 
 
@@ -28,6 +32,7 @@ def parser():
                        help="show the full traceback of an error")
     p = argparse.ArgumentParser(prog="tinyrt", parents=[debug],
                                 description="Run and inspect ONNX models with tinyrt (numpy only).")
+    p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, text in COMMANDS:
         c = sub.add_parser(name, parents=[debug], help=text, description=(module.__doc__ or text).strip())
@@ -60,6 +65,14 @@ def main(argv=None):
             raise
         print("tinyrt: error: %s" % _one_line(e), file=sys.stderr)
         return 2
+
+
+def _version():
+    import platform
+    import numpy
+    from .. import __version__
+    return "tinyrt %s (Python %s, numpy %s, %s)" % (__version__, platform.python_version(), numpy.__version__,
+                                                   platform.machine() or "?")
 
 
 def _one_line(e):

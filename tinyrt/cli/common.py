@@ -23,6 +23,18 @@ def session(path, optimized=True, threads=0):
     return InferenceSession(path, opts)
 
 
+def positive_int(text):
+    """argparse type: a whole number of at least 1 (``--runs 0`` is refused, not quietly run once)."""
+    import argparse
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a whole number" % text)
+    if n < 1:
+        raise argparse.ArgumentTypeError("%d: give at least 1" % n)
+    return n
+
+
 def recipe_options(args):
     """The preprocessing options given on the command line, as tinyrt.load keywords."""
     opts = {}

@@ -7,14 +7,14 @@ import time
 
 import numpy as np
 
-from .common import feeds_for, node_label, run_with_hook, session, shape_text, table
+from .common import feeds_for, node_label, positive_int, run_with_hook, session, shape_text, table
 from .run import add_recipe_arguments
 
 
 def add_arguments(p):
     p.add_argument("model", help="the .onnx file")
     p.add_argument("image", nargs="?", help="a picture to feed (default: seeded noise)")
-    p.add_argument("--runs", type=int, default=10, help="timed runs (default 10)")
+    p.add_argument("--runs", type=positive_int, default=10, help="timed runs (default 10)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     p.add_argument("--top", type=int, default=15, help="rows of the per-node table (default 15; 0: all)")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (default 0: all cores)")
@@ -52,7 +52,7 @@ def command(args):
     print("profile of %s on %s" % (args.model, what))
     print("%d runs after %d warm-up, kernels %s, %s; %d nodes%s" % (
         runs, args.warmup, type(sess.kernels).__name__.replace("Backend", "").lower(),
-        "%d threads" % args.threads if args.threads else "all cores", len(steps),
+        "%d thread%s" % (args.threads, "" if args.threads == 1 else "s") if args.threads else "all cores", len(steps),
         " (file as written)" if args.as_written else " (after tinyrt's passes)"))
     print("time per run: median %.2f ms (min %.2f, max %.2f); sum of node medians %.2f ms"
           % (1e3 * np.median(totals), 1e3 * min(totals), 1e3 * max(totals), 1e3 * whole))

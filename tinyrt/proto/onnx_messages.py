@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..files import read_regular
+from . import diagnose
 from .wire import FIXED32, FIXED64, LENGTH, VARINT, iter_fields, read_packed_varints
 
 MAX_DEPTH = 100  # nested messages; deeper files are refused rather than blowing the Python stack
@@ -273,12 +274,17 @@ def read_source(source):
 def load_model(source):
     """Decode an ONNX ModelProto. Returns (Model, folder for external data or None)."""
     data, folder = read_source(source)
+    name = diagnose.source_name(source)
     if not data:
-        raise ModelError("the model is empty (0 bytes)")
-    model = Model.decode(memoryview(data), 0, len(data))
+        raise ModelError("%s is empty (0 bytes): not an ONNX model" % name)
+    try:
+        model = Model.decode(memoryview(data), 0, len(data))
+    except ModelError as e:       # said in protobuf's terms: say what is wrong with the file first
+        raise diagnose.not_onnx(name, data, e) from None
     model.file_size = len(data)
+    model.source_name = name
     if model.graph is None:
-        raise ModelError("no graph in the model: is this an ONNX model file?")
+        raise diagnose.no_graph(name, data)
     return model, folder
 
 
