@@ -71,7 +71,9 @@ def test_run_folder_with_progress(m, capsys, tmp_path):
         Image.open(m["jpeg"]).save(str(tmp_path / name))
     code, out, err = cli(capsys, "run", m["mmedu"], tmp_path, "--progress")
     assert code == 0
-    assert len(out.strip().splitlines()) == 3 and "a.jpg" in out and "c.png" in out
+    lines = out.strip().splitlines()
+    assert len(lines) == 4 and "a.jpg" in out and "c.png" in out
+    assert lines[-1].startswith("3 pictures in ") and "pictures/s" in lines[-1]   # the folder is no class: no accuracy
     assert "3/3" in err and "[####" in err
 
 
