@@ -107,8 +107,17 @@ def _torch_module(model):
     if root not in sys.path:
         sys.path.insert(0, root)
     from exporter.models import get_backbone
-    backbone, size, classes = models.MODELS[model]
-    return get_backbone(backbone).build(classes, 1.0, size).eval()
+    backbone, size, classes, width = models.MODELS[model]
+    if backbone.startswith("torch:"):
+        import torch
+        from . import torch_defs
+        torch.manual_seed(0)
+        if backbone == "torch:shufflenet_v2_x0_5":
+            return torch_defs.shufflenet_v2_x0_5(classes).eval()
+        raise RuntimeError("no torch module for %s (its post-processing is export-only)" % model)
+    if backbone in ("chain",) or backbone.startswith("demo:"):
+        raise RuntimeError("no torch module for %s" % model)
+    return get_backbone(backbone).build(classes, width, size).eval()
 
 
 def main(argv):

@@ -1,0 +1,77 @@
+"""``python -m benchmarks.ratios``: tinyrt's latency as a ratio to onnxruntime's, quickly, one line a model.
+
+    python -m benchmarks.ratios                                   every model, 1 thread, both tinyrt paths
+    python -m benchmarks.ratios --models chain-1000 demo-detector --repeats 50
+    python -m benchmarks.ratios --models MobileNetV2-224 --threads 0 1 --busy
+                                  (0 = each runtime's default thread count; --busy keeps one core busy
+                                  with another process, as a camera loop on a board would)
+
+Runs are interleaved in one process (one run of each runtime in turn, the order rotated each round),
+medians taken; every runtime's pools are woken by an untimed run first. chain-1000 is also given in
+microseconds a node. Noisy on a shared machine: repeat, and read the ratios, not the milliseconds.
+"""
+import argparse
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from . import models, runtimes
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ratios", description=__doc__.split("\n")[0])
+    p.add_argument("--models", nargs="+", default=list(models.MODELS), choices=list(models.MODELS))
+    p.add_argument("--runtimes", nargs="+", default=["tinyrt-numba", "tinyrt-numpy"])
+    p.add_argument("--threads", nargs="+", type=int, default=[1], help="0: each runtime's default")
+    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--busy", action="store_true", help="one other process keeps one core busy meanwhile")
+    args = p.parse_args(argv)
+    busy = None
+    if args.busy:
+        busy = subprocess.Popen([sys.executable, "-c", "while 1: pass"])
+    try:
+        for model in args.models:
+            models.ensure(model, lambda m: print(m, file=sys.stderr))
+            for t in args.threads:
+                measure(model, ["onnxruntime"] + args.runtimes, t, args.repeats)
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
+
+
+def measure(model, names, threads, repeats):
+    fns = {}
+    for name in names:
+        try:
+            fns[name] = runtimes.make(name, model, threads)
+            fns[name]()
+        except Exception as e:
+            print("%s %s: cannot run (%s: %s)" % (model, name, type(e).__name__, e), file=sys.stderr)
+    keys = list(fns)
+    if not keys:
+        return
+    times = {k: [] for k in keys}
+    for r in range(repeats):
+        for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+            fns[key]()
+            t0 = time.perf_counter()
+            fns[key]()
+            times[key].append(time.perf_counter() - t0)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    ort = med.get("onnxruntime")
+    cells = []
+    for k in keys:
+        text = "%s %.2f ms" % (k, med[k] * 1e3)
+        if models.MODELS[model][0] == "chain":
+            text += " (%.2f us a node)" % (med[k] * 1e6 / 1000)
+        if ort and k != "onnxruntime":
+            text += " %.2fx" % (med[k] / ort)
+        cells.append(text)
+    print("%-22s threads=%s  %s" % (model, threads or "default", " | ".join(cells)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
