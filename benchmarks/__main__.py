@@ -1,6 +1,7 @@
 """``python -m benchmarks``: tinyrt (numba and numpy paths) against onnxruntime and torch, one table.
 
-    python -m benchmarks                       all models, 1 and 2 threads
+    python -m benchmarks                       all models, 1 and 2 threads (into out/benchmarks/)
+    python -m benchmarks --update              the same, into the committed benchmarks/results.md and .png
     python -m benchmarks --models MobileNetV2-224 --repeats 20 --no-rss
 
 Latency: every runtime in this one process, runs interleaved (one run of each in turn, repeated; one
@@ -14,7 +15,8 @@ process's first line to the result; interpreter start-up excluded), median of --
 tinyrt-numba once with a warm kernel cache and once with an empty one (the first model only).
 Peak RSS: the same fresh processes (ru_maxrss after load and four results).
 
-The table goes to stdout and to benchmarks/results.md, a bar chart to benchmarks/results.png.
+The table goes to stdout and to out/benchmarks/results.md, a bar chart to out/benchmarks/results.png;
+``--update`` writes the committed benchmarks/results.md and results.png instead (the README quotes them).
 If OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE are set, both are unset for the measurement (the command
 re-executes itself without them): they pin OpenBLAS to kernels that may not suit this CPU.
 """
@@ -41,20 +43,39 @@ from . import models, runtimes  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def parse(argv):
+def parser():
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
-    p.add_argument("--models", nargs="+", default=list(models.MODELS), choices=list(models.MODELS))
-    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    p.add_argument("--repeats", type=int, default=30, help="timed runs per runtime and thread count")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--cold-repeats", type=int, default=3)
-    p.add_argument("--no-cold", action="store_true", help="skip cold start")
-    p.add_argument("--no-rss", action="store_true", help="skip peak RSS (and cold start: same processes)")
+    p.add_argument("--models", nargs="+", default=list(models.MODELS), choices=list(models.MODELS),
+                   help="the models to measure (default: all; exported once, then cached)")
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="intra-op thread counts, one pair of "
+                   "table columns each (default: 1 2)")
+    p.add_argument("--repeats", type=int, default=30, help="timed runs per runtime and thread count "
+                   "(default: 30)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed runs per runtime and thread count "
+                   "first (default: 3)")
+    p.add_argument("--cold-repeats", type=int, default=3, help="fresh processes per runtime for the cold start "
+                   "(their median; default: 3)")
+    p.add_argument("--no-cold", action="store_true", help="skip cold start (peak RSS is still measured, in one "
+                   "fresh process per runtime)")
+    p.add_argument("--no-rss", action="store_true", help="skip the fresh processes: no peak RSS and no cold start")
     p.add_argument("--no-reference", action="store_true", help="skip onnx's reference evaluator")
-    p.add_argument("--runtimes", nargs="+", default=runtimes.RUNTIMES, choices=runtimes.RUNTIMES)
-    p.add_argument("--out", default=os.path.join(HERE, "results.md"))
-    p.add_argument("--png", default=os.path.join(HERE, "results.png"))
-    return p.parse_args(argv)
+    p.add_argument("--runtimes", nargs="+", default=runtimes.RUNTIMES, choices=runtimes.RUNTIMES,
+                   help="the runtimes to measure (default: all)")
+    p.add_argument("--update", action="store_true", help="write the committed benchmarks/results.md and "
+                   "results.png (the table the README quotes) instead of out/benchmarks/")
+    p.add_argument("--out", default=None, help="where to write the markdown table (default: "
+                   "out/benchmarks/results.md, or benchmarks/results.md with --update)")
+    p.add_argument("--png", default=None, help="where to write the bar chart (default: out/benchmarks/results.png, "
+                   "or benchmarks/results.png with --update)")
+    return p
+
+
+def parse(argv):
+    args = parser().parse_args(argv)
+    folder = HERE if args.update else os.path.join(models.ROOT, "out", "benchmarks")
+    args.out = args.out or os.path.join(folder, "results.md")
+    args.png = args.png or os.path.join(folder, "results.png")
+    return args
 
 
 def machine():
@@ -204,14 +225,17 @@ def main(argv=None):
         ort = {t: lat.get(("onnxruntime", t)) for t in args.threads}
         cold = {}
         empty = None
-        if not (args.no_cold or args.no_rss):
-            log("%s: cold start and peak RSS (fresh processes)" % model)
-            cold, empty = cold_and_rss(model, args.runtimes, args.cold_repeats, model == args.models[0], log)
+        if not args.no_rss:
+            log("%s: %speak RSS (fresh processes)" % (model, "" if args.no_cold else "cold start and "))
+            cold, empty = cold_and_rss(model, args.runtimes, 1 if args.no_cold else args.cold_repeats,
+                                       model == args.models[0] and not args.no_cold, log)
         for name in args.runtimes:
             row = {"model": model, "runtime": name, "ort": ort,
                    "lat": {t: lat[(name, t)] for t in args.threads if (name, t) in lat}}
             if name in cold:
                 row["cold"], row["rss"] = cold[name]
+                if args.no_cold:
+                    row["cold"] = None
             if name == "tinyrt-numba":
                 row["cold_empty"] = empty
             rows.append(row)
@@ -230,6 +254,9 @@ def main(argv=None):
               % (machine(), note, started, loadavg(), versions(), args.repeats))
     text = header + "\n\n" + table(rows, args.threads) + "\n"
     print(text)
+    for path in (args.out, args.png):
+        if os.path.dirname(os.path.abspath(path)):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(text)
     try:
