@@ -235,3 +235,29 @@ def test_version(capsys):
         main(["--version"])
     assert e.value.code == 0
     assert capsys.readouterr().out.startswith("tinyrt %s (Python " % tinyrt.__version__)
+
+
+# --- Chinese class names without a CJK font -------------------------------------------------------------------
+
+def test_cjk_names_without_a_font_warn_once_naming_the_package(tmp_path, monkeypatch):
+    pytest.importorskip("PIL")
+    from tinyrt.vision import draw
+    monkeypatch.setattr(draw, "_fc_list", lambda lang: [])           # a machine without any CJK font
+    monkeypatch.setattr(draw, "CJK_FONTS", [])
+    monkeypatch.setattr(draw, "_font_files", {})
+    monkeypatch.setattr(draw, "_warned", [])
+    monkeypatch.setattr(draw, "_given", [])
+    monkeypatch.delenv("TINYRT_FONT", raising=False)
+    model = tinyrt.load(CLASSIFIER, classes=["圆", "方", "三角", "星"])
+    star = os.path.join(SAMPLES, "cls_star.jpg")
+    with pytest.warns(UserWarning, match=r"no font with Chinese characters.*fonts-noto-cjk") as caught:
+        model.run(star, save=str(tmp_path / "a.jpg"))
+        model.run(star, save=str(tmp_path / "b.jpg"))
+    assert len([w for w in caught if "Chinese" in str(w.message)]) == 1
+    assert draw.label_text(model.run(star)[0], can_cjk=False).startswith("#3 ")
+    with pytest.raises(tinyrt.InputError, match="no such font file"):
+        model.run(star, save=str(tmp_path / "c.jpg"), font=str(tmp_path / "none.ttc"))
+    latin = draw.find_font(cjk=False)
+    if latin:                                                        # font= is then the one used
+        model.run(star, save=str(tmp_path / "d.jpg"), font=latin)
+        assert draw.find_font(cjk=True) == latin

@@ -22,7 +22,7 @@ from .session import InferenceSession
 # options that change how pictures are prepared (the Recipe); the rest change how answers are given
 RECIPE_OPTIONS = ("size", "resize", "crop", "mean", "std", "classes", "color_mode", "resize_policy", "task",
                   "softmax")
-RUN_OPTIONS = ("topk", "score", "lang", "save", "show", "color", "background", "keep_image")
+RUN_OPTIONS = ("topk", "score", "lang", "save", "show", "color", "background", "keep_image", "font")
 DEFAULT_TOPK = 1
 DEFAULT_SCORE = 0.3
 
@@ -134,6 +134,9 @@ class Model:
         score = opts.get("score", DEFAULT_SCORE)
         color = opts.get("color", "RGB")
         save, show = opts.get("save"), opts.get("show", False)
+        if opts.get("font"):                       # the font file to draw labels with (Chinese names)
+            from .vision.draw import use_font
+            use_font(opts["font"])
         names = [o.name for o in self.session.get_outputs()]
         for i, src in enumerate(sources):
             if progress is not None:

@@ -4,9 +4,10 @@
 * labels readable on any background: the text sits on a box filled with the class colour, in black or white,
   whichever contrasts more with that colour (by its luminance);
 * names in Chinese (or any script beyond ASCII) need a font that has them: tinyrt looks for a CJK font on the
-  machine (``fc-list :lang=zh``, then common paths on Debian / Raspberry Pi OS, macOS and Windows; the
-  ``TINYRT_FONT`` environment variable names one directly). Without one it writes ``#label`` instead of a
-  name it cannot render, rather than crashing or drawing empty boxes.
+  machine (``fc-list :lang=zh``, then common paths on Debian / Raspberry Pi OS, macOS and Windows; ``font=``
+  or the ``TINYRT_FONT`` environment variable names one directly). Without one it writes ``#label`` instead
+  of a name it cannot render, rather than crashing or drawing empty boxes, and warns once, naming the
+  package to install.
 """
 import os
 import subprocess
@@ -60,12 +61,28 @@ def _fc_list(lang):
     return sorted(f for f in files if f.lower().endswith((".ttf", ".ttc", ".otf")))
 
 
+CJK_PACKAGES = "fonts-noto-cjk (or fonts-wqy-microhei)"   # Debian / Raspberry Pi OS packages with Chinese
+_given = []            # the font file given with font= (tinyrt.run / Model.run), if any
+_warned = []
+
+
+def use_font(path):
+    """Draw labels with this TrueType/OpenType file (what ``font=`` does); it must exist."""
+    if not os.path.isfile(os.fspath(path)):
+        from ..errors import InputError
+        raise InputError("font=%r: no such font file (a .ttf, .ttc or .otf)" % os.fspath(path))
+    _given[:] = [os.fspath(path)]
+    _font_files.clear()
+
+
 def find_font(cjk=False):
-    """A TrueType/OpenType font file on this machine (one that has Chinese when ``cjk``), or None."""
+    """A TrueType/OpenType font file on this machine (one that has Chinese when ``cjk``), or None:
+    ``font=``, else ``TINYRT_FONT``, else fc-list and the usual places (Noto CJK, WenQuanYi, Droid Sans
+    Fallback, ...)."""
     key = "cjk" if cjk else "latin"
     if key not in _font_files:
         env = os.environ.get("TINYRT_FONT")
-        candidates = [env] if env else []
+        candidates = list(_given) + ([env] if env else [])
         candidates += (_fc_list("zh") + CJK_FONTS) if cjk else LATIN_FONTS + _fc_list("en")
         _font_files[key] = next((c for c in candidates if c and os.path.isfile(c)), None)
     return _font_files[key]
@@ -81,6 +98,12 @@ def load_font(size, cjk=False):
         except (OSError, ImportError):    # a broken file, or Pillow built without FreeType
             pass
     if cjk:
+        if not _warned:                   # once a process: names are drawn as #label from here on
+            _warned.append(True)
+            import warnings
+            warnings.warn("no font with Chinese characters found: class names are drawn as #label. Install "
+                          "one (sudo apt install %s) or give font='path/to/font.ttc' (or TINYRT_FONT)"
+                          % CJK_PACKAGES, stacklevel=3)
         font, _ = load_font(size, cjk=False)
         return font, False
     try:
