@@ -7,9 +7,14 @@ import itertools
 
 from . import dtypes, limits
 from .errors import ModelError, UnsupportedError
+from .ops import registry
 from .proto.tensors import ExternalFiles, tensor_to_array
 
 MAX_INLINE_DEPTH = 50  # functions calling functions; deeper (or recursive) ones are refused
+# Functions calling each other twice a level expand exponentially (depth 15 of a 1 KB file: 16,385 nodes,
+# depth 41: billions): the nodes made by inlining are bounded in total, not just in depth.
+MIN_INLINED_NODES = 50000     # at least this many ...
+INLINED_NODES_PER_BYTE = 1.0 / 16  # ... or one for each 16 bytes of the file
 
 # AttributeProto.AttributeType
 FLOAT, INT, STRING, TENSOR, GRAPH, FLOATS, INTS, STRINGS, TENSORS, GRAPHS = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
@@ -149,6 +154,9 @@ class _Builder:
         for f in model.functions:
             self.functions[(canonical_domain(f.domain), f.name, f.overload)] = f
         self.fresh = itertools.count()
+        self.inlining = 0   # > 0 while a function body is being inlined
+        self.inlined = 0    # nodes made while inlining (bodies and their subgraphs)
+        self.max_inlined = max(MIN_INLINED_NODES, int(getattr(model, "file_size", 0) * INLINED_NODES_PER_BYTE))
         self.external = ExternalFiles()  # what was read from external data files (the model's size counts it)
         self.notes = []          # quirks of the file that were tolerated (``tinyrt info`` shows them)
 
@@ -164,7 +172,7 @@ class _Builder:
     def tensor(self, t, what):
         return tensor_to_array(t, self.folder, what, self.external)
 
-    def graph(self, g, opsets, depth=0):
+    def graph(self, g, opsets, depth=0, consume=False):
         initializers = {}
         for t in g.initializer:
             if not t.name:
@@ -173,8 +181,13 @@ class _Builder:
         if g.sparse_initializer:
             raise UnsupportedError("graph %r has sparse initializers, which tinyrt does not support" % g.name)
         nodes = []
-        for n in g.node:
-            nodes.extend(self.node(n, opsets, {}, depth))
+        protos = g.node
+        if consume:  # the model's own graph: drop each decoded node once built (the peak holds one copy)
+            g.node = []
+        for i in range(len(protos)):
+            nodes.extend(self.node(protos[i], opsets, {}, depth))
+            if consume:
+                protos[i] = None
         # Old exporters list initializers among the inputs too; those are not for the caller to feed.
         inputs = [value_spec(vi, self.notes) for vi in g.input if vi.name not in initializers]
         outputs = [value_spec(vi, self.notes) for vi in g.output]
@@ -201,9 +214,20 @@ class _Builder:
             for g in _subgraphs(attrs):
                 _rename_free_values(g, rename)
         function = self.functions.get((domain, n.op_type, n.overload))
+        if function is not None and domain == "" and registry.versions(n.op_type):
+            function = None  # a function never shadows a standard op (onnxruntime runs the op)
         if function is None:
+            if self.inlining:
+                self.inlined += 1
+                if self.inlined > self.max_inlined:
+                    raise ModelError("model-local functions expand to more than %d nodes (functions calling "
+                                     "functions several times each?); see docs/limits.md" % self.max_inlined)
             return [Node(n.op_type, inputs, outputs, attrs, n.name, domain, opsets.get(domain))]
-        return self.inline(function, n, inputs, outputs, attrs, depth)
+        self.inlining += 1
+        try:
+            return self.inline(function, n, inputs, outputs, attrs, depth)
+        finally:
+            self.inlining -= 1
 
     def inline(self, f, call, inputs, outputs, attrs, depth):
         if depth >= MAX_INLINE_DEPTH:
@@ -320,7 +344,7 @@ class ModelIR:
 def build(model, folder=None):
     """ModelIR of a decoded Model message."""
     builder = _Builder(model, folder)
-    graph = builder.graph(model.graph, builder.opsets)
+    graph = builder.graph(model.graph, builder.opsets, consume=True)
     metadata = {e.key: e.value for e in model.metadata_props}
     producer = (model.producer_name + " " + model.producer_version).strip()
     ir = ModelIR(graph, builder.opsets, metadata, model.ir_version, producer, model.doc_string,

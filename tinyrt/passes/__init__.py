@@ -6,6 +6,7 @@ all off (for teaching and debugging: the graph then runs exactly as written in t
 from . import cleanup, fold_constants, fuse_activation, fuse_batchnorm
 
 PASSES = [
+    ("remove dead nodes", cleanup.remove_dead_nodes),  # first too: the passes after it never see them
     ("remove Identity and inference Dropout", cleanup.remove_identities),
     ("fold constants", fold_constants.fold_constants),
     ("fold BatchNormalization and per-channel Mul/Add into Conv", fuse_batchnorm.fold_batchnorm),
@@ -18,6 +19,6 @@ def optimize(graph, level=99):
     """Run every pass on ``graph`` in place; returns the names of the passes that changed something."""
     changed = []
     for name, rewrite in PASSES:
-        if rewrite(graph):
+        if rewrite(graph) and name not in changed:
             changed.append(name)
     return changed

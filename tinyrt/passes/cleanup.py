@@ -6,7 +6,7 @@ def readers(graph):
     """name -> number of reads by nodes (subgraph reads of outer values included) and graph outputs."""
     reads = {}
     for node in graph.nodes:
-        for name in list(node.inputs) + free_values(node):
+        for name in (list(node.inputs) + free_values(node)) if node.attrs else node.inputs:
             if name:
                 reads[name] = reads.get(name, 0) + 1
     for spec in graph.outputs:
@@ -30,11 +30,12 @@ def _is_passthrough(node):
 def remove_identities(graph):
     """Route readers of an Identity's (or Dropout's) output to its input. True when something changed."""
     outputs = {spec.name for spec in graph.outputs}
+    in_subgraphs = _read_in_subgraphs(graph)  # once: asking per Identity made 12,000 of them take 34 s
     rename = {}
     kept = []
     for node in graph.nodes:
         if _is_passthrough(node) and node.inputs and node.inputs[0] and node.outputs[0] not in outputs \
-                and not _read_in_subgraphs(graph, node.outputs[0]):
+                and node.outputs[0] not in in_subgraphs:
             source = node.inputs[0]
             rename[node.outputs[0]] = rename.get(source, source)
         else:
@@ -47,23 +48,48 @@ def remove_identities(graph):
     return True
 
 
-def _read_in_subgraphs(graph, name):
-    return any(name in free_values(node) for node in graph.nodes)
+def _read_in_subgraphs(graph):
+    """The outer values that some node's subgraphs read."""
+    names = set()
+    for node in graph.nodes:
+        if node.attrs:
+            names.update(free_values(node))
+    return names
 
 
 def remove_dead_nodes(graph):
-    """Drop nodes none of whose outputs is read. True when something changed."""
-    changed = False
-    while True:
-        reads = readers(graph)
-        alive = [n for n in graph.nodes if any(out and out in reads for out in n.outputs)]
-        if len(alive) == len(graph.nodes):
-            break
-        graph.nodes = alive
-        changed = True
-    used = set(reads)
+    """Drop nodes none of whose outputs is read, in one sweep: removing a node takes one read off each of
+    its inputs, and a producer left unread is removed in turn (a worklist, not a pass per dead node: 12,000
+    dead nodes took 61 s). True when something changed."""
+    reads = readers(graph)
+    producer = {}
+    for i, node in enumerate(graph.nodes):
+        for out in node.outputs:
+            if out:
+                producer[out] = i
+    dead = set()
+    work = [i for i, node in enumerate(graph.nodes) if not any(out and out in reads for out in node.outputs)]
+    while work:
+        i = work.pop()
+        if i in dead:
+            continue
+        dead.add(i)
+        node = graph.nodes[i]
+        for name in (list(node.inputs) + free_values(node)) if node.attrs else node.inputs:
+            if not name:
+                continue
+            reads[name] -= 1
+            if reads[name] == 0:
+                del reads[name]
+                j = producer.get(name)
+                if j is not None and j not in dead and \
+                        not any(out and out in reads for out in graph.nodes[j].outputs):
+                    work.append(j)
+    changed = bool(dead)
+    if dead:
+        graph.nodes = [n for i, n in enumerate(graph.nodes) if i not in dead]
     for name in list(graph.initializers):
-        if name not in used:
+        if name not in reads:
             del graph.initializers[name]
             changed = True
     return changed

@@ -31,15 +31,27 @@ class Message:
     ARRAYS = ()  # repeated numeric fields kept as a list of numpy chunks (tensor data): see ``values``
 
     def __init__(self):
+        defaults, lists = self._defaults()
+        self.__dict__.update(defaults)
+        for name in lists:
+            setattr(self, name, [])
         self.present = set()
-        for name, kind, repeated in self.FIELDS.values():
-            if repeated:
-                value = []
-            elif isinstance(kind, type):
-                value = None
-            else:
-                value = {STRING: "", BYTES: b"", VIEW: b"", FLOAT: 0.0, DOUBLE: 0.0}.get(kind, 0)
-            setattr(self, name, value)
+
+    @classmethod
+    def _defaults(cls):
+        """({name: default of each single field}, names of repeated fields), worked out once a class."""
+        found = cls.__dict__.get("_DEFAULTS")
+        if found is None:
+            defaults, lists = {}, []
+            for name, kind, repeated in cls.FIELDS.values():
+                if repeated:
+                    lists.append(name)
+                elif isinstance(kind, type):
+                    defaults[name] = None
+                else:
+                    defaults[name] = {STRING: "", BYTES: b"", VIEW: b"", FLOAT: 0.0, DOUBLE: 0.0}.get(kind, 0)
+            found = cls._DEFAULTS = (defaults, tuple(lists))
+        return found
 
     @classmethod
     def decode(cls, buf, start, end, depth=0):
@@ -91,14 +103,16 @@ def _decode_value(buf, kind, wire_type, value, repeated, depth):
     if kind == VIEW:
         _expect(wire_type, LENGTH, "bytes")
         return buf[value[0]:value[1]]
-    if kind in (STRING, BYTES):
+    if kind == STRING:
+        _expect(wire_type, LENGTH, kind)
+        try:
+            raw = str(buf[value[0]:value[1]], "utf-8")
+        except UnicodeDecodeError:
+            raise ModelError("string is not valid UTF-8") from None
+        return [raw] if repeated else raw
+    if kind == BYTES:
         _expect(wire_type, LENGTH, kind)
         raw = bytes(buf[value[0]:value[1]])
-        if kind == STRING:
-            try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ModelError("string is not valid UTF-8") from None
         return [raw] if repeated else raw
     if kind in _VARINT_KINDS:
         if wire_type == LENGTH and repeated:  # packed: numpy does the arithmetic

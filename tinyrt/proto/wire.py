@@ -43,14 +43,22 @@ def iter_fields(buf, start, end):
     """
     pos = start
     while pos < end:
-        key, pos = read_varint(buf, pos, end)
+        key = buf[pos]
+        if key < 0x80:  # almost every key is one byte: no call (a million-node file has ~4 million keys)
+            pos += 1
+        else:
+            key, pos = read_varint(buf, pos, end)
         number, wire_type = key >> 3, key & 7
         if number == 0:
             raise ModelError("field number 0 at byte %d" % pos)
         if wire_type == VARINT:
             value, pos = read_varint(buf, pos, end)
         elif wire_type == LENGTH:
-            length, pos = read_varint(buf, pos, end)
+            length = buf[pos] if pos < end else 0x80
+            if length < 0x80:
+                pos += 1
+            else:
+                length, pos = read_varint(buf, pos, end)
             if length > end - pos:
                 raise ModelError("field %d at byte %d says %d bytes, only %d are left"
                                  % (number, pos, length, end - pos))
