@@ -8,8 +8,8 @@ each a small ModelProto plus input/expected-output data sets). For every case:
 - excluded: listed in ``tests/node_exclusions.py`` with the scope decision that excludes it (by name, or by
   an element type tinyrt refuses at load and has decided not to support).
 - refused: tinyrt raised ``UnsupportedError`` while loading (an attribute value, opset or element type it
-  refuses, e.g. bfloat16 or float8), or the case feeds/expects optionals (None) or nested sequences, which
-  cannot be fed. Sequences of tensors are fed and compared as lists of arrays.
+  refuses, e.g. bfloat16 or float8), or the case feeds/expects nested sequences, which cannot be fed.
+  Sequences of tensors are fed and compared as lists of arrays, empty optionals as None.
 - passed / failed: every output of every data set is compared with the expected one: same shape, the
   dtype the model declares, floats within ``|a-b| <= 1e-4 * max(1, max|b|)`` (NaN equals NaN), ints and
   bools exact. A tinyrt error at run time, a non-tinyrt exception or a timeout is a failure.
@@ -191,6 +191,8 @@ def declared_dtypes(graph):
     for vi in graph.output:
         dt = None
         tp = vi.type
+        if tp.HasField("optional_type"):      # an optional's value must have its element type
+            tp = tp.optional_type.elem_type
         if tp.HasField("sequence_type"):      # a sequence's elements must have its element type
             tp = tp.sequence_type.elem_type
         if tp.HasField("tensor_type") and tp.tensor_type.elem_type:
@@ -211,6 +213,10 @@ def compare(got, expected, declared=None):
     ``declared`` is the dtype the model declares for this output; when given, ``got`` must have it (the
     suite's expected arrays occasionally carry another dtype, e.g. float64 for a float output).
     """
+    if expected is None or got is None:       # an empty optional
+        if expected is None and got is None:
+            return None
+        return "got an empty optional" if got is None else "expected an empty optional, got %s" % type(got).__name__
     if isinstance(expected, list):            # a sequence: element by element
         if not isinstance(got, (list, tuple)):
             return ("output is %s, expected a sequence (list) of %d arrays"
@@ -294,7 +300,10 @@ def _normalize(item):
 
 
 def _is_array(x):
-    """A value the session can take or give: an array, or a sequence (list) of arrays."""
+    """A value the session can take or give: an array, a sequence (list) of arrays, or None (an empty
+    optional)."""
+    if x is None:
+        return True
     if isinstance(x, list):
         return all(isinstance(v, np.ndarray) for v in x)
     return isinstance(x, np.ndarray)
@@ -344,7 +353,7 @@ def check_model(model_bytes, data_sets, declared=None, use_ort=True):
     for ins, outs in data_sets:
         odd = [x for x in list(ins) + list(outs) if not _is_array(x)]
         if odd:
-            kinds = sorted({"optional (None)" if x is None else "nested sequence" if isinstance(x, list)
+            kinds = sorted({"nested sequence" if isinstance(x, list)
                             else type(x).__name__ for x in odd})
             return ("refused", "harness: the case feeds or expects %s values, which are neither arrays nor "
                     "lists of arrays (tinyrt loaded the model; it should refuse it at load)"

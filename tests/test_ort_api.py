@@ -155,6 +155,38 @@ def test_check_and_normalize_provider_args(rt):
             check(providers, options, valid)
 
 
+def test_set_default_logger_callback(rt):
+    messages = []
+
+    def keep(severity, category, logid, code_location, message):
+        messages.append((severity, category, logid, code_location, message))
+
+    try:
+        rt.set_default_logger_callback(keep, severity=0)
+        sess = rt.InferenceSession(square_model(), providers=["CPUExecutionProvider"])
+        np.testing.assert_allclose(sess.run(["Y"], {"X": X})[0], X_SQUARED)
+        assert messages, "the callback was never called"
+        for record in messages:
+            assert [type(v) for v in record] == [int, str, str, str, str]
+        rt.set_default_logger_callback(None)
+        rt.set_default_logger_callback(lambda *args: None)
+        rt.set_default_logger_callback(keep, severity=4)
+        for bad in (5, -1):
+            with pytest.raises(RuntimeError):
+                rt.set_default_logger_callback(keep, severity=bad)
+        with pytest.raises(RuntimeError):
+            rt.set_default_logger_callback("not a callable")
+
+        def raising(*args):
+            raise ValueError("from the callback")
+
+        rt.set_default_logger_callback(raising, severity=0)
+        rt.InferenceSession(square_model())            # must not fail because the callback does
+    finally:
+        rt.set_default_logger_callback(None)
+        rt.set_default_logger_severity(2)
+
+
 # --- sessions: loading and metadata -----------------------------------------------------------------------
 
 def test_run_model(rt):
@@ -366,6 +398,119 @@ def test_free_dimension_override_by_denotation(rt):
     assert sess.get_inputs()[0].shape == [3, 5, 5]
 
 
+def conv_model():
+    """A small Conv + Relu + Gemm classifier whose weights are big enough to go to an external file."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((4, 1, 3, 3)).astype(np.float32), "conv_w")
+    b = numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "conv_b")
+    fc = numpy_helper.from_array(rng.standard_normal((4 * 6 * 6, 10)).astype(np.float32), "fc_w")
+    shape = numpy_helper.from_array(np.array([1, -1], np.int64), "flat")
+    nodes = [helper.make_node("Conv", ["x", "conv_w", "conv_b"], ["c"]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Reshape", ["r", "flat"], ["f"]), helper.make_node("MatMul", ["f", "fc_w"], ["y"])]
+    return model(nodes, [vi("x", TensorProto.FLOAT, [1, 1, 8, 8])], [vi("y", TensorProto.FLOAT, [1, 10])],
+                 [w, b, fc, shape])
+
+
+CONV_X = np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 1, 8, 8)
+
+
+def check_same_outputs(rt, original, saved_path):
+    want = rt.InferenceSession(original).run(None, {"x": CONV_X})[0]
+    got = rt.InferenceSession(saved_path).run(None, {"x": CONV_X})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_model_serialization(rt, in_tmp):
+    so = rt.SessionOptions()
+    so.log_severity_level = 1
+    so.logid = "TestModelSerialization"
+    so.optimized_model_filepath = "./optimized.onnx"
+    data = conv_model().SerializeToString()
+    rt.InferenceSession(data, sess_options=so)
+    assert os.path.isfile(so.optimized_model_filepath)
+    check_same_outputs(rt, data, so.optimized_model_filepath)
+
+
+def test_model_serialization_with_external_initializers(rt, in_tmp):
+    so = rt.SessionOptions()
+    so.optimized_model_filepath = "./with_external.onnx"
+    so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "external.bin")
+    so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "100")
+    data = conv_model().SerializeToString()
+    rt.InferenceSession(data, sess_options=so)
+    assert os.path.isfile("with_external.onnx") and os.path.isfile("external.bin")
+    check_same_outputs(rt, data, "with_external.onnx")
+
+
+def test_model_serialization_with_external_initializers_to_directory(rt, in_tmp):
+    os.mkdir("out")
+    so = rt.SessionOptions()
+    so.optimized_model_filepath = os.path.join("out", "in_dir.onnx")
+    so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "in_dir.bin")
+    so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "100")
+    rt.InferenceSession(conv_model().SerializeToString(), sess_options=so)
+    assert os.path.isfile(so.optimized_model_filepath) and os.path.isfile(os.path.join("out", "in_dir.bin"))
+
+
+def test_model_serialization_of_a_model_with_external_data(rt, in_tmp):
+    onnx.save_model(conv_model(), "original.onnx", save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="original.bin", size_threshold=64)
+    so = rt.SessionOptions()
+    so.optimized_model_filepath = "first.onnx"
+    so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "first.bin")
+    so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "100")
+    rt.InferenceSession("original.onnx", sess_options=so)
+    so2 = rt.SessionOptions()
+    so2.optimized_model_filepath = "second.onnx"
+    so2.add_session_config_entry("session.optimized_model_external_initializers_file_name", "second.bin")
+    so2.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "20")
+    rt.InferenceSession("first.onnx", sess_options=so2)
+    assert os.path.isfile("second.onnx") and os.path.isfile("second.bin")
+    os.remove("first.onnx")     # the second file stands on its own
+    check_same_outputs(rt, "original.onnx", "second.onnx")
+
+
+def add_mul_add_model():
+    nodes = [helper.make_node("Add", ["a", "b"], ["s"], name="add_0"), helper.make_node("Mul", ["s", "b"], ["p"], name="mul_0"),
+             helper.make_node("Add", ["p", "a"], ["y"], name="add_1")]
+    return model(nodes, [vi("a", TensorProto.FLOAT, [3]), vi("b", TensorProto.FLOAT, [3])],
+                 [vi("y", TensorProto.FLOAT, [3])]).SerializeToString()
+
+
+def test_graph_provider_assignment_info(rt):
+    so = rt.SessionOptions()
+    so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")
+    sess = rt.InferenceSession(add_mul_add_model(), sess_options=so)
+    subgraphs = sess.get_provider_graph_assignment_info()
+    assert len(subgraphs) == 3
+    assert all(s.ep_name == "CPUExecutionProvider" and len(s.get_nodes()) == 1 for s in subgraphs)
+    ids = sorted("%s:%s/%s" % (n.domain, n.op_type, n.name) for s in subgraphs for n in s.get_nodes())
+    assert ids == [":Add/add_0", ":Add/add_1", ":Mul/mul_0"]
+
+
+def test_graph_provider_assignment_info_needs_the_config_entry(rt):
+    sess = rt.InferenceSession(add_mul_add_model())
+    with pytest.raises(rt.capi.onnxruntime_pybind11_state.Fail) as info:
+        sess.get_provider_graph_assignment_info()
+    assert "session.record_ep_graph_assignment_info" in str(info.value)
+
+
+def test_session_options_from_the_model(rt, in_tmp, monkeypatch):
+    m = model([helper.make_node("Mul", ["X", "X"], ["Y"])], [vi("X", TensorProto.FLOAT, [3, 2])],
+              [vi("Y", TensorProto.FLOAT, [3, 2])])
+    settings = {"session_options": {"inter_op_num_threads": 5, "intra_op_num_threads": 2,
+                                    "graph_optimization_level": 99, "enable_profiling": 1}}
+    helper.set_model_props(m, {"ort_config": json.dumps(settings)})
+    monkeypatch.setenv("ORT_LOAD_CONFIG_FROM_MODEL", "1")
+    sess = rt.InferenceSession(m.SerializeToString())
+    so = sess.get_session_options()
+    assert (so.inter_op_num_threads, so.intra_op_num_threads) == (5, 2)
+    assert so.execution_mode == rt.ExecutionMode.ORT_SEQUENTIAL
+    assert so.graph_optimization_level == rt.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert so.enable_profiling is True
+    os.remove(sess.end_profiling())
+
+
 # --- providers ----------------------------------------------------------------------------------------------
 
 def test_invalid_set_providers(rt):
@@ -499,8 +644,7 @@ def test_inferred_output_shape(rt, request):
 
 # --- strings, sequences, optionals --------------------------------------------------------------------------
 
-def test_string_input(rt, request):
-    not_yet_in_tinyrt(request, rt, 'run string tensors')
+def test_string_input(rt):
     sess = rt.InferenceSession(string_identity_model())
     for words in (["this", "is", "identity", "test"], ["Olá", "你好", "여보세요", "hello"]):
         x = np.array(words, dtype=str).reshape((2, 2))
@@ -510,29 +654,25 @@ def test_string_input(rt, request):
         np.testing.assert_equal(sess.run([o.name], {i.name: x})[0], x)
 
 
-def test_string_list_as_input(rt, request):
-    not_yet_in_tinyrt(request, rt, 'run string tensors')
+def test_string_list_as_input(rt):
     sess = rt.InferenceSession(string_identity_model())
     x = np.array(["this", "is", "identity", "test"], dtype=str).reshape((2, 2))
     np.testing.assert_equal(sess.run([], {"input:0": x.tolist()})[0], x)
 
 
-def test_string_input_as_bytes(rt, request):
-    not_yet_in_tinyrt(request, rt, 'run string tensors')
+def test_string_input_as_bytes(rt):
     sess = rt.InferenceSession(string_identity_model())
     x = np.array([b"this", b"is", b"identity", b"test"]).reshape((2, 2))
     np.testing.assert_equal(sess.run(["output:0"], {"input:0": x})[0].astype("|S8"), x)
 
 
-def test_string_input_as_objects(rt, request):
-    not_yet_in_tinyrt(request, rt, 'run string tensors')
+def test_string_input_as_objects(rt):
     sess = rt.InferenceSession(string_identity_model())
     x = np.array(["this", "is", "identity", "test"], object).reshape((2, 2))
     np.testing.assert_equal(sess.run(["output:0"], {"input:0": x})[0], x)
 
 
-def test_string_input_as_void(rt, request):
-    not_yet_in_tinyrt(request, rt, 'run string tensors')
+def test_string_input_as_void(rt):
     sess = rt.InferenceSession(string_identity_model())
     x = np.array([b"must", b"have", b"same", b"size"], dtype=np.void).reshape((2, 2))
     expected = np.array([["must", "have"], ["same", "size"]], dtype=object)
@@ -576,8 +716,7 @@ def test_sequence_insert(rt):
     np.testing.assert_array_equal(sess.run(["output_sequence"], {"tensor": t, "input_seq": []})[0], [t])
 
 
-def test_optional_sequence_input(rt, request):
-    not_yet_in_tinyrt(request, rt, 'run optional values')
+def test_optional_sequence_input(rt):
     opt = helper.make_optional_type_proto(seq_type(TensorProto.FLOAT))
     m = model([helper.make_node("Identity", ["x"], ["y"])], [helper.make_value_info("x", opt)],
               [helper.make_value_info("y", opt)], opset=16)
@@ -761,3 +900,42 @@ def test_tinyrt_errors_are_onnxruntime_compatible():
     assert issubclass(tinyrt.ModelError, state.InvalidGraph)
     assert issubclass(tinyrt.UnsupportedError, state.NotImplemented)
     assert issubclass(tinyrt.errors.RunTerminated, state.Fail)
+
+
+@pytest.mark.parametrize("kernels", KERNEL_PATHS)
+@pytest.mark.parametrize("level", LEVELS)
+def test_tinyrt_string_tensors_match_onnxruntime(kernels, level):
+    words = helper.make_tensor("words", TensorProto.STRING, [3], [b"cat", "caf\xe9".encode(), b"dog"])
+    nodes = [
+        helper.make_node("Cast", ["x"], ["x_text"], to=TensorProto.STRING),             # numbers -> text
+        helper.make_node("Cast", ["s"], ["s_number"], to=TensorProto.FLOAT),             # text -> numbers
+        helper.make_node("Concat", ["x_text", "words"], ["joined"], axis=0),
+        helper.make_node("Gather", ["joined", "idx"], ["picked"], axis=0),
+        helper.make_node("Equal", ["picked", "words"], ["same"]),
+        helper.make_node("Constant", [], ["const"], value_strings=["a", "b"]),
+        helper.make_node("Reshape", ["const", "shape"], ["const_2d"]),
+    ]
+    idx = numpy_helper.from_array(np.array([3, 1, 5], np.int64), "idx")
+    shape = numpy_helper.from_array(np.array([2, 1], np.int64), "shape")
+    outputs = [vi("x_text", TensorProto.STRING, [3]), vi("s_number", TensorProto.FLOAT, [3]),
+               vi("joined", TensorProto.STRING, [6]), vi("picked", TensorProto.STRING, [3]),
+               vi("same", TensorProto.BOOL, [3]), vi("const_2d", TensorProto.STRING, [2, 1])]
+    m = model(nodes, [vi("x", TensorProto.FLOAT, [3]), vi("s", TensorProto.STRING, [3])], outputs,
+              [words, idx, shape], opset=19)
+    data = m.SerializeToString()
+    feeds = {"x": np.array([0.1, -2.5, 1e10], np.float32), "s": np.array(["1.5", " 2", "-inf"])}
+    expected = onnxruntime.InferenceSession(data).run(None, feeds)
+    got = tiny_session(data, kernels, level).run(None, feeds)
+    for a, b in zip(got, expected):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.tolist() == b.tolist()
+
+
+def test_tinyrt_optional_input_may_be_left_out():
+    opt = helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2]))
+    m = model([helper.make_node("OptionalHasElement", ["x"], ["has"])], [helper.make_value_info("x", opt)],
+              [vi("has", TensorProto.BOOL, [])], opset=18)
+    sess = tinyrt.InferenceSession(m.SerializeToString())
+    assert sess.get_inputs()[0].type == "optional(tensor(float))"
+    assert sess.run(None, {})[0] == np.array(False)
+    assert sess.run(None, {"x": np.ones(2, np.float32)})[0] == np.array(True)

@@ -12,7 +12,7 @@ from .options import ExecutionMode, ExecutionOrder, GraphOptimizationLevel, RunO
 from .session import InferenceSession, ModelMetadata, NodeArg
 from .environment import (disable_telemetry_events, enable_telemetry_events, get_all_providers,
                           get_available_providers, get_build_info, get_device, get_version_string, set_seed,
-                          set_default_logger_severity, set_default_logger_verbosity)
+                          set_default_logger_callback, set_default_logger_severity, set_default_logger_verbosity)
 from . import capi, ops
 from .api import Model, load, run
 
@@ -31,6 +31,7 @@ def get_default_session_options():
 __all__ = ["InferenceSession", "SessionOptions", "RunOptions", "GraphOptimizationLevel", "ExecutionMode",
            "ExecutionOrder", "NodeArg", "ModelMetadata", "TinyrtError", "ModelError", "UnsupportedError",
            "InputError", "LimitError", "supported_ops", "get_all_providers", "get_available_providers",
-           "get_device", "get_version_string", "get_build_info", "set_seed", "set_default_logger_severity",
+           "get_device", "get_version_string", "get_build_info", "set_seed", "set_default_logger_callback",
+           "set_default_logger_severity",
            "set_default_logger_verbosity", "enable_telemetry_events", "disable_telemetry_events", "capi", "run",
            "load", "Model"]

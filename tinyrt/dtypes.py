@@ -10,6 +10,7 @@ ONNX_TYPES = {
     5: ("int16", np.dtype(np.int16)),
     6: ("int32", np.dtype(np.int32)),
     7: ("int64", np.dtype(np.int64)),
+    8: ("string", np.dtype(object)),        # numpy object arrays of Python str (see as_strings)
     9: ("bool", np.dtype(np.bool_)),
     10: ("float16", np.dtype(np.float16)),
     11: ("double", np.dtype(np.float64)),
@@ -19,7 +20,7 @@ ONNX_TYPES = {
 
 # Types that exist in ONNX but that tinyrt refuses, by code, for clear messages.
 UNSUPPORTED_TYPES = {
-    0: "undefined", 8: "string", 14: "complex64", 15: "complex128", 16: "bfloat16",
+    0: "undefined", 14: "complex64", 15: "complex128", 16: "bfloat16",
     17: "float8e4m3fn", 18: "float8e4m3fnuz", 19: "float8e5m2", 20: "float8e5m2fnuz",
     21: "uint4", 22: "int4", 23: "float4e2m1", 24: "float8e8m0", 25: "uint2", 26: "int2",
 }
@@ -60,5 +61,7 @@ def as_strings(a):
     out = np.empty(a.shape, dtype=object)
     flat = out.reshape(-1)
     for i, v in enumerate(a.reshape(-1)):
+        if isinstance(v, np.void):  # numpy's raw-bytes scalars
+            v = v.tobytes()
         flat[i] = v.decode("utf-8") if isinstance(v, bytes) else str(v)
     return out

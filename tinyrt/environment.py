@@ -144,3 +144,35 @@ def choose_providers(providers, provider_options, strict):
         warnings.warn("tinyrt runs on the CPU only: %s not used, %s is" % (", ".join(others), CPU))
     cpu_options = options[names.index(CPU)] if CPU in names else {}
     return [CPU], {CPU: cpu_options}
+
+
+class _CallbackHandler(logging.Handler):
+    """Hands each record of the 'tinyrt' logger to a callback with onnxruntime's logging callback arguments:
+    (severity, category, logid, code_location, message)."""
+
+    def __init__(self, callback):
+        super().__init__()
+        self.callback = callback
+
+    def emit(self, record):
+        severity = {logging.DEBUG: 0, logging.INFO: 1, logging.WARNING: 2, logging.ERROR: 3}.get(record.levelno, 4)
+        try:
+            self.callback(severity, "tinyrt", getattr(record, "logid", ""), "%s:%d" % (record.module, record.lineno),
+                          record.getMessage())
+        except Exception:  # a failing callback must not break the run that logged
+            pass
+
+
+def set_default_logger_callback(callback, severity=2):
+    """Send tinyrt's log messages of at least ``severity`` (0 verbose ... 4 fatal) to ``callback``;
+    None goes back to Python's logging as configured."""
+    if callback is not None and not callable(callback):
+        raise OptionError("the logger callback must be callable, not %r" % (callback,))
+    if isinstance(severity, bool) or not isinstance(severity, int) or severity not in _LOGGING_LEVELS:
+        raise OptionError("logger severity is 0 (verbose), 1 (info), 2 (warning), 3 (error) or 4 (fatal), not %r"
+                          % (severity,))
+    for handler in [h for h in logger.handlers if isinstance(h, _CallbackHandler)]:
+        logger.removeHandler(handler)
+    if callback is not None:
+        logger.addHandler(_CallbackHandler(callback))
+        set_default_logger_severity(severity)

@@ -11,7 +11,7 @@ catches a bad feed while ``InputError`` stays a ``ValueError``. The messages are
       UnsupportedError  (NotImplemented)                               valid ONNX tinyrt does not implement
       InputError        (InvalidArgument, ValueError)                  the caller's feeds or arguments
         ArgumentTypeError (TypeError)                                  e.g. InferenceSession(123)
-        OptionError     (RuntimeError)                                 an unknown provider or config key
+        OptionError     (Fail, RuntimeError)                           an unknown provider or config key
       RunTerminated     (Fail)                                         RunOptions.terminate stopped a run
 """
 from .capi import onnxruntime_pybind11_state as _ort
@@ -41,8 +41,8 @@ class ArgumentTypeError(InputError, TypeError):
     """An argument of the wrong kind altogether (onnxruntime raises TypeError for these)."""
 
 
-class OptionError(InputError, RuntimeError):
-    """An unknown execution provider or session config key (onnxruntime raises RuntimeError for these)."""
+class OptionError(InputError, _ort.Fail, RuntimeError):
+    """An unknown execution provider or session config key (onnxruntime raises RuntimeError or Fail)."""
 
 
 class RunTerminated(TinyrtError, _ort.Fail):

@@ -8,6 +8,7 @@ import itertools
 from . import dtypes, limits
 from .errors import ModelError, UnsupportedError
 from .ops import registry
+from .proto.onnx_messages import TypeProto
 from .proto.tensors import ExternalFiles, tensor_to_array
 
 MAX_INLINE_DEPTH = 50  # functions calling functions; deeper (or recursive) ones are refused
@@ -289,6 +290,8 @@ class _Builder:
             return [self.tensor(t, where) for t in a.tensors]
         if kind == GRAPHS:
             return [self.graph(g, opsets, depth) for g in a.graphs]
+        if kind == TYPE_PROTO and a.tp is not None:  # Optional's `type`: a ValueSpec (named after the attribute)
+            return _type_spec(a.name, TypeProto.decode(memoryview(a.tp), 0, len(a.tp)), self.notes)
         if kind in ATTRIBUTE_TYPE_NAMES:
             raise UnsupportedError("%s is of type %s, which tinyrt does not support"
                                    % (where, ATTRIBUTE_TYPE_NAMES[kind]))

@@ -158,10 +158,10 @@ def _attrs_text(attrs):
 
 def _unsupported_type(spec):
     """Why tinyrt cannot hold a value of this type, or None when it can."""
-    if spec.kind == "sequence":
+    if spec.kind in ("sequence", "optional"):
         return _unsupported_type(spec.element)
     if spec.kind != "tensor":
-        return "is a%s %s; tinyrt supports tensors and sequences of tensors" % (
+        return "is a%s %s; tinyrt supports tensors, sequences and optionals of them" % (
             "n" if spec.kind[0] in "aeiou" else "", spec.type_string)
     if spec.elem_type and not dtypes.is_supported(spec.elem_type):
         return "has element type %s, which tinyrt does not support" % dtypes.type_name(spec.elem_type)
@@ -345,7 +345,8 @@ def call(step, args, attrs):
         if len(result) <= step.last_wanted:
             raise ModelError("%s gives %d outputs, the node declares %d"
                              % (step.node.describe(), len(result), step.wanted))
-        results = [r if isinstance(r, (np.ndarray, Sequence)) else np.asarray(r) for r in result[:len(step.outputs)]]
+        results = [r if r is None or isinstance(r, (np.ndarray, Sequence)) else np.asarray(r)  # None: an empty optional
+                   for r in result[:len(step.outputs)]]
     _account(step, args, results)
     return results
 

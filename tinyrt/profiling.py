@@ -26,18 +26,16 @@ from . import dtypes
 class Profiler:
     """Collects a session's events in memory; ``end`` writes them and stops collecting."""
 
-    def __init__(self, prefix):
+    def __init__(self, prefix, start_ns=None):
         self.prefix = prefix
-        self.start_ns = time.monotonic_ns()
+        self.start_ns = time.monotonic_ns() if start_ns is None else start_ns
         self.events = []
         self.pid = os.getpid()
         self._lock = threading.Lock()  # runs of one session may come from several threads
 
-    def _now_us(self):
-        return (time.monotonic_ns() - self.start_ns) // 1000
-
-    def session_event(self, name, start_us, args=None):
-        self._add("Session", name, start_us, self._now_us() - start_us, args or {})
+    def add_session_event(self, name, start_ns, end_ns, args=None):
+        """A session-level event (loading, initialising, one run) between two time.monotonic_ns() readings."""
+        self._add("Session", name, (start_ns - self.start_ns) // 1000, (end_ns - start_ns) // 1000, args or {})
 
     def node_hook(self):
         """A ``run_with_hook`` hook that times every node and records what it read and wrote."""

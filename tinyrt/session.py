@@ -10,19 +10,22 @@ input, or a view of one of them is copied (see ``_Ownership``), so writing into 
 run. What differs from onnxruntime is listed in docs/reference.md.
 """
 import copy
+import json
 import os
 import threading
+import time
+import warnings
 
 import numpy as np
 
 from . import dtypes, environment, graph as graph_ir, kernels_select, limits, passes
-from .errors import (ArgumentTypeError, InputError, ModelError, ModelFileNotFound, RunTerminated, TinyrtError,
-                     UnsupportedError)
+from .errors import (ArgumentTypeError, InputError, ModelError, ModelFileNotFound, OptionError, RunTerminated,
+                     TinyrtError, UnsupportedError)
 from .ops.sequence import Sequence
 from .options import ExecutionMode, ExecutionOrder, GraphOptimizationLevel, RunOptions, SessionOptions  # noqa: F401
 from .plan import Plan, check_support
 from .profiling import Profiler
-from .proto import load_model
+from .proto import load_model, writer
 from .proto.diagnose import name_the_file
 
 UNSET_MODEL_VERSION = 2 ** 63 - 1   # what onnxruntime reports when the file gives no model_version
@@ -33,7 +36,8 @@ class NodeArg:
 
     def __init__(self, spec):
         self.name = spec.name
-        self.shape = list(spec.shape) if spec.shape is not None else None
+        # onnxruntime gives [] for sequences and optionals, and for tensors of unknown rank
+        self.shape = list(spec.shape) if spec.kind == "tensor" and spec.shape is not None else []
         self.type = spec.type_string
         self.spec = spec
 
@@ -63,6 +67,17 @@ class ModelMetadata:
             self.custom_metadata_map = {e.key: e.value for e in message.metadata_props}
 
 
+class AssignedSubgraph:
+    """get_provider_graph_assignment_info(): nodes (with .domain, .op_type, .name) and their provider."""
+
+    def __init__(self, ep_name, nodes):
+        self.ep_name = ep_name
+        self._nodes = list(nodes)
+
+    def get_nodes(self):
+        return list(self._nodes)
+
+
 class InferenceSession:
     """Load an ONNX model (path, bytes or binary file object) and run it.
 
@@ -71,19 +86,22 @@ class InferenceSession:
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, **kwargs):
         _check_model_argument(path_or_bytes)
+        started_ns = time.monotonic_ns()
         self.options = sess_options or SessionOptions()
         self._providers, self._provider_options = environment.choose_providers(providers, provider_options,
                                                                                strict=False)
         self._fallback = int(kwargs.get("enable_fallback", 1)) == 1   # kept for get/set; tinyrt has no EPs
-        self._profiler = Profiler(self.options.profile_file_prefix) if self.options.enable_profiling else None
-        self._profiling_start_ns = self._profiler.start_ns if self._profiler else 0
         self._lock = threading.Lock()
-        self.kernels = kernels_select.choose(self.options)  # numba kernels or numpy ops; see kernels_select
-        loading = self._profiler._now_us() if self._profiler else 0
         message, folder = load_model(path_or_bytes)
+        loaded_ns = time.monotonic_ns()
+        if _reads_config_from_model(kwargs):
+            self.options = _options_from_model(message, self.options)
+        self._profiler = Profiler(self.options.profile_file_prefix, started_ns) if self.options.enable_profiling else None
+        self._profiling_start_ns = self._profiler.start_ns if self._profiler else 0
         if self._profiler:
-            self._profiler.session_event("model_loading_uri" if folder else "model_loading_array", loading)
-        initializing = self._profiler._now_us() if self._profiler else 0
+            self._profiler.add_session_event("model_loading_uri" if folder else "model_loading_array", started_ns,
+                                             loaded_ns)
+        self.kernels = kernels_select.choose(self.options)  # numba kernels or numpy ops; see kernels_select
         message_name = message.source_name
         try:
             _override_free_dimensions(message.graph, self.options)
@@ -105,6 +123,8 @@ class InferenceSession:
                 self.plan = Plan(self.model.graph)
                 self.kernels.bind(self.plan)
             self._ownership = _Ownership(self.model.graph, self.plan)
+            if self.options.optimized_model_filepath:
+                self._save_optimized_model(overridable)
         except ModelError as e:    # e.g. external data missing: say which model file it is about
             raise name_the_file(e, message_name) from None
         except TinyrtError:
@@ -116,7 +136,26 @@ class InferenceSession:
                              "If onnxruntime runs it, please report this as a tinyrt bug." % (type(e).__name__, e)) from e
         self._model_path = os.fspath(path_or_bytes) if isinstance(path_or_bytes, (str, os.PathLike)) else None
         if self._profiler:
-            self._profiler.session_event("session_initialization", initializing)
+            self._profiler.add_session_event("session_initialization", loaded_ns, time.monotonic_ns())
+        environment.logger.debug("session ready: %d nodes after passes %s, %s kernels",
+                                 len(self.model.graph.nodes), self.applied_passes or "none", self.kernels.name,
+                                 extra={"logid": self.options.logid})
+
+    def _save_optimized_model(self, overridable):
+        """SessionOptions.optimized_model_filepath: the graph after tinyrt's passes, as an ONNX file."""
+        config = getattr(self.options, "_config", {})
+        external = config.get("session.optimized_model_external_initializers_file_name") or None
+        try:
+            min_bytes = int(config.get("session.optimized_model_external_initializers_min_size_in_bytes", "1024"))
+        except ValueError:
+            raise InputError("session.optimized_model_external_initializers_min_size_in_bytes must be an integer, "
+                             "not %r" % config["session.optimized_model_external_initializers_min_size_in_bytes"])
+        try:
+            writer.write_model(self.options.optimized_model_filepath, self.model, self.model.graph,
+                               [copy.copy(spec) for spec in overridable], external, min_bytes)
+        except OSError as e:
+            raise InputError("cannot write the optimized model to %r: %s"
+                             % (self.options.optimized_model_filepath, e.strerror or e)) from None
 
     # --- what the model is -------------------------------------------------------------------------------
 
@@ -149,6 +188,14 @@ class InferenceSession:
         keeps running on the CPU."""
         self._providers, self._provider_options = environment.choose_providers(providers, provider_options,
                                                                                strict=True)
+
+    def get_provider_graph_assignment_info(self):
+        """Which provider runs which nodes (all on the CPU in tinyrt): one subgraph a node, as onnxruntime
+        reports its CPU provider's. Needs the session config entry session.record_ep_graph_assignment_info=1."""
+        if getattr(self.options, "_config", {}).get("session.record_ep_graph_assignment_info") != "1":
+            raise OptionError("set the session config entry 'session.record_ep_graph_assignment_info' to \"1\" "
+                              "before creating the session to get the provider assignment")
+        return [AssignedSubgraph(environment.CPU, [node]) for node in self.model.graph.nodes]
 
     def disable_fallback(self):
         self._fallback = False
@@ -214,7 +261,7 @@ class InferenceSession:
         fed = sum(limits.nbytes(v) for v in feeds.values())
         limit = self._tensor_limit(fed)
         work = limits.work_budget(limit, self.model.nbytes, fed)
-        started = profiler._now_us() if profiler else 0
+        started = time.monotonic_ns()
         try:
             if run_options is not None and run_options.terminate:
                 raise RunTerminated("the run was not started: its RunOptions.terminate is set")
@@ -224,7 +271,7 @@ class InferenceSession:
             _name_the_run(e, run_options, self.options)
             raise
         if profiler is not None:
-            profiler.session_event("model_run", started)
+            profiler.add_session_event("model_run", started, time.monotonic_ns())
         return self._ownership.outputs(results, names, input_feed)
 
     def _plan_for_overrides(self):
@@ -279,7 +326,7 @@ def _check_model_argument(path_or_bytes):
     if isinstance(path_or_bytes, (str, os.PathLike)):
         path = os.fspath(path_or_bytes)
         if isinstance(path, str) and not os.path.exists(path):
-            raise ModelFileNotFound("no model file at %r" % path)
+            raise ModelFileNotFound("cannot read model file %r: it does not exist" % path)
     elif not isinstance(path_or_bytes, (bytes, bytearray, memoryview)) and not hasattr(path_or_bytes, "read"):
         raise ArgumentTypeError("a model is a path, bytes or a binary file object, not %s"
                                 % type(path_or_bytes).__name__)
@@ -309,7 +356,10 @@ def check_feed(spec, value):
         else:
             raise InputError("input %r: expected a numpy array, got %s" % (spec.name, type(value).__name__))
     if want is not None and value.dtype != want:
-        if dtypes.is_string(want) and value.dtype.kind in "USO":
+        if dtypes.is_string(want):
+            if value.dtype.kind not in "USV":
+                raise InputError("input %r: expected %s (a numpy array of str, bytes or objects), got %s"
+                                 % (spec.name, spec.type_string, value.dtype))
             value = dtypes.as_strings(value)
         else:
             raise InputError("input %r: expected %s (numpy %s), got %s; convert it with .astype(np.%s)"
@@ -428,6 +478,44 @@ def _arrays_of_graph(graph):
 
 
 # --- load-time helpers ---------------------------------------------------------------------------------------
+
+def _reads_config_from_model(kwargs):
+    """onnxruntime's read_config_from_model=1 keyword, else its ORT_LOAD_CONFIG_FROM_MODEL=1 variable."""
+    if "read_config_from_model" in kwargs:
+        return int(kwargs["read_config_from_model"]) == 1
+    return os.environ.get("ORT_LOAD_CONFIG_FROM_MODEL") == "1"
+
+
+_MODEL_CONFIG_TYPES = {"intra_op_num_threads": int, "inter_op_num_threads": int, "enable_profiling": bool,
+                       "graph_optimization_level": GraphOptimizationLevel, "execution_mode": ExecutionMode,
+                       "execution_order": ExecutionOrder, "log_severity_level": int, "log_verbosity_level": int,
+                       "enable_mem_pattern": bool, "enable_cpu_mem_arena": bool, "enable_mem_reuse": bool,
+                       "use_deterministic_compute": bool}
+
+
+def _options_from_model(message, options):
+    """A copy of ``options`` with the file's metadata entry ``ort_config`` ({"session_options": {...}})
+    applied, as onnxruntime applies it when asked to."""
+    text = {e.key: e.value for e in message.metadata_props}.get("ort_config")
+    if text is None:
+        return options
+    try:
+        settings = json.loads(text).get("session_options", {})
+        assert isinstance(settings, dict)
+    except (ValueError, AttributeError, AssertionError):
+        raise ModelError("the model's metadata entry ort_config is not JSON of the form "
+                         "{\"session_options\": {...}}") from None
+    options = copy.copy(options)
+    for key, value in settings.items():
+        if key not in _MODEL_CONFIG_TYPES:
+            warnings.warn("the model's ort_config sets %r, which tinyrt does not read" % key)
+            continue
+        try:
+            setattr(options, key, _MODEL_CONFIG_TYPES[key](value))
+        except (TypeError, ValueError):
+            raise ModelError("the model's ort_config sets %s to %r, which is not a valid value" % (key, value)) from None
+    return options
+
 
 def _override_free_dimensions(graph_message, options):
     """SessionOptions.add_free_dimension_override_by_name/_by_denotation: fix symbolic input dimensions."""

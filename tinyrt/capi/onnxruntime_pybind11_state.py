@@ -76,7 +76,7 @@ class DeviceReset(Exception):
 _FROM_TINYRT = ("InferenceSession", "SessionOptions", "RunOptions", "NodeArg", "ModelMetadata",
                 "GraphOptimizationLevel", "ExecutionMode", "ExecutionOrder", "get_all_providers",
                 "get_available_providers", "get_device", "get_version_string", "get_build_info", "set_seed",
-                "set_default_logger_severity", "set_default_logger_verbosity", "enable_telemetry_events",
+                "set_default_logger_callback", "set_default_logger_severity", "set_default_logger_verbosity", "enable_telemetry_events",
                 "disable_telemetry_events", "get_default_session_options")
 
 

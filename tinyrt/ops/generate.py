@@ -1,6 +1,6 @@
 """Ops that make new tensors from attributes or shapes.
 
-    Constant               : the one value_* attribute given (a tensor, or a float/int scalar or list)
+    Constant               : the one value_* attribute given (a tensor, or a float/int/string scalar or list)
     ConstantOfShape(s)     : a tensor of shape s filled with `value` (float32 0 by default)
     Range(a, b, d)         : [a, a + d, a + 2d, ...] with max(ceil((b - a) / d), 0) elements
     NonZero(x)             : int64 [rank, count] coordinates of the non-zero elements, row-major order
@@ -27,9 +27,6 @@ def _check_constant(**attrs):
     given = [n for n in _VALUE_ATTRS if attrs.get(n) is not None]
     if len(given) != 1:
         raise ModelError("Constant: exactly one value attribute must be set, got %s" % (given or "none"))
-    if given[0] in ("value_string", "value_strings"):
-        raise UnsupportedError("Constant: attribute %s is not supported (tinyrt has no string tensors)"
-                               % given[0])
     if given[0] == "sparse_value":
         raise UnsupportedError("Constant: attribute sparse_value is not supported (no sparse tensors); "
                                "store the tensor densely in `value`")
@@ -59,6 +56,10 @@ def constant_12(*, sparse_value=None, value=None, value_float=None, value_floats
         return np.array(value_int, dtype=np.int64)
     if value_ints is not None:
         return np.array(value_ints, dtype=np.int64).reshape(-1)
+    if value_string is not None:
+        return dtypes.as_strings(np.array(value_string, dtype=object))
+    if value_strings is not None:
+        return dtypes.as_strings(np.array(list(value_strings), dtype=object).reshape(-1))
     raise UnsupportedError("Constant: no supported value attribute")  # the check refuses this at load
 
 

@@ -38,6 +38,8 @@ def tensor_to_array(t, folder=None, what=None, external=None):
         count *= d
     if t.segment:
         raise UnsupportedError("%s is stored in segments, which tinyrt does not support" % what)
+    if dtypes.is_string(dtype):
+        return _strings(t, shape, count, what)
     if t.data_location == 1 or t.external_data:
         return _read_external(t, folder, what, count * dtype.itemsize, external, dtype, shape)
     if "raw_data" not in t.present:
@@ -47,6 +49,20 @@ def tensor_to_array(t, folder=None, what=None, external=None):
         raise ModelError("%s: dims %s need %d bytes of data, the file holds %d"
                          % (what, list(shape), count * dtype.itemsize, len(raw)))
     return _array(raw, dtype, shape)
+
+
+def _strings(t, shape, count, what):
+    """A string tensor (its values are always in string_data) as an object array of Python str."""
+    if len(t.string_data) != count:
+        raise ModelError("%s: dims %s need %d strings, the file holds %d"
+                         % (what, list(shape), count, len(t.string_data)))
+    out = np.empty(count, dtype=object)
+    for i, raw in enumerate(t.string_data):
+        try:
+            out[i] = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ModelError("%s: string %d is not valid UTF-8" % (what, i)) from None
+    return out.reshape(shape)
 
 
 def _array(raw, dtype, shape):
