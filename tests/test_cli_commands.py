@@ -261,3 +261,13 @@ def test_cjk_names_without_a_font_warn_once_naming_the_package(tmp_path, monkeyp
     if latin:                                                        # font= is then the one used
         model.run(star, save=str(tmp_path / "d.jpg"), font=latin)
         assert draw.find_font(cjk=True) == latin
+
+
+def test_trace_png_needs_stop_at_and_leaves_no_stray_npy(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    star = os.path.join(SAMPLES, "cls_star.jpg")
+    code, out, err = cli(capsys, "trace", CLASSIFIER, star, "--png", "maps.png")
+    assert code == 2 and "add --stop-at NODE" in err and not os.listdir(str(tmp_path))
+    code, out, err = cli(capsys, "trace", CLASSIFIER, star, "--stop-at", 1, "--png", "maps.png")
+    assert code == 0, err
+    assert os.listdir(str(tmp_path)) == ["maps.png"]

@@ -27,7 +27,7 @@ def add_arguments(p):
     p.add_argument("--stop-at", metavar="NODE", help="stop after this node (name, output name or number) "
                    "and save its output")
     p.add_argument("--out", metavar="FILE.npy", help="where --stop-at saves the output (default "
-                   "trace_<number>_<op>.npy)")
+                   "trace_<number>_<op>.npy; none with --png alone)")
     p.add_argument("--png", metavar="FILE.png", help="with --stop-at: also save the output as a grid of "
                    "feature maps")
     p.add_argument("--names", action="store_true", help="show output value names too")
@@ -56,6 +56,9 @@ def _input_text(v, is_weight):
 
 def command(args):
     sess = session(args.model, optimized=args.optimized)
+    if (args.png or args.out) and not args.stop_at:    # else nothing would be written, silently
+        raise InputError("--%s saves the output of the node --stop-at names: add --stop-at NODE (a name, output "
+                         "name or the number in the trace's first column)" % ("png" if args.png else "out"))
     feeds, what = feeds_for(sess, args.image, args)
     steps = sess.plan.steps
     if args.stop_at and not any(_matches(args.stop_at, i, s) for i, s in enumerate(steps)):
@@ -115,10 +118,11 @@ def command(args):
         return 0
     i, step, value = stopped["index"], stopped["step"], stopped["value"]
     stem = "trace_%d_%s" % (i + 1, re.sub(r"[^A-Za-z0-9_.-]+", "_", step.node.op_type))
-    out = args.out or stem + ".npy"
-    np.save(out, value)
-    print("stopped after #%d %s (%s): output %s saved to %s" % (i + 1, step.node.op_type, node_label(step.node),
-                                                               shape_text(value), out))
+    out = args.out or (None if args.png else stem + ".npy")      # --png alone: the picture, no stray .npy
+    if out:
+        np.save(out, value)
+    print("stopped after #%d %s (%s): output %s%s" % (i + 1, step.node.op_type, node_label(step.node),
+                                                      shape_text(value), " saved to %s" % out if out else ""))
     if args.png:
         grid = feature_grid(value)
         write_png(args.png, grid)
