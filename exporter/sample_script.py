@@ -59,6 +59,9 @@ def main():
     parser.add_argument("image", help="a picture file (jpg, png, ...)")
     parser.add_argument("--ort", action="store_true", help="use onnxruntime instead of tinyrt")
     args = parser.parse_args()
+    if not os.path.isfile(args.image):                          # a folder, a typo: say so, not a traceback
+        parser.error("%s is %s: give one picture file" % (
+            args.image, "a folder" if os.path.isdir(args.image) else "not a file"))
     if args.ort:
         import onnxruntime as ort
     else:

@@ -271,3 +271,39 @@ def test_trace_png_needs_stop_at_and_leaves_no_stray_npy(tmp_path, capsys, monke
     code, out, err = cli(capsys, "trace", CLASSIFIER, star, "--stop-at", 1, "--png", "maps.png")
     assert code == 0, err
     assert os.listdir(str(tmp_path)) == ["maps.png"]
+
+
+# --- smaller items ---------------------------------------------------------------------------------------------
+
+def test_sample_script_given_a_folder_says_so(tmp_path):
+    import subprocess
+    import sys
+    from exporter.sample_script import render
+    shutil.copy(CLASSIFIER, str(tmp_path / "m.onnx"))
+    (tmp_path / "m.py").write_text(render("m.onnx", "classification"))
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, str(tmp_path / "m.py"), SAMPLES], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, env=env)
+    assert out.returncode == 2 and "is a folder: give one picture file" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_show_without_a_display_warns(monkeypatch):
+    pytest.importorskip("PIL")
+    import sys
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the display check is Linux's (DISPLAY / WAYLAND_DISPLAY)")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.warns(UserWarning, match="no display"):
+        tinyrt.run(CLASSIFIER, os.path.join(SAMPLES, "cls_star.jpg"), show=True)
+
+
+def test_no_metadata_hint_leaves_out_the_size_of_a_fixed_input(tmp_path):
+    proto = onnx.load(CLASSIFIER)
+    del proto.metadata_props[:]
+    path = str(tmp_path / "bare.onnx")
+    onnx.save(proto, path)                                   # input fixed at [1, 3, 96, 96]
+    with pytest.raises(tinyrt.InputError) as e:
+        tinyrt.run(path, os.path.join(SAMPLES, "cls_star.jpg"))
+    assert "size=224" not in str(e.value) and "--size" not in str(e.value) and "missing: mean=, std=" in str(e.value)

@@ -40,9 +40,9 @@ BACKBONES = {
 POLICIES = ("squash", "shorter", "letterbox")
 
 NEEDS_ARGUMENTS = ("{what} has no metadata tinyrt can use to prepare a picture (neither tinyrt.preprocess nor "
-                   "MODEL_INFO / CLASSES), so say how: tinyrt.run(model, img, size=224, mean=[123.675, "
+                   "MODEL_INFO / CLASSES), so say how: tinyrt.run(model, img, {size}mean=[123.675, "
                    "116.28, 103.53], std=[58.395, 57.12, 57.375], classes=['cat', 'dog']) (or on the command "
-                   "line --size 224 --mean 123.675,116.28,103.53 --std 58.395,57.12,57.375 --classes "
+                   "line {size_flag}--mean 123.675,116.28,103.53 --std 58.395,57.12,57.375 --classes "
                    "cat,dog); missing: {missing}")
 
 
@@ -254,7 +254,10 @@ def build_recipe(meta, inputs, outputs, options, what="the model"):
         if fixed is None and options.get("size") is None and options.get("resize") is None:
             missing.insert(0, "size")
         if missing:
-            raise InputError(NEEDS_ARGUMENTS.format(what=what, missing=", ".join(m + "=" for m in missing)))
+            # the size only when the file does not fix it (a fixed 64x64 input needs none)
+            raise InputError(NEEDS_ARGUMENTS.format(
+                what=what, missing=", ".join(m + "=" for m in missing),
+                size="size=224, " if "size" in missing else "", size_flag="--size 224 " if "size" in missing else ""))
         source = "arguments"
         pre = {"color": "GRAY" if in_channels == 1 else "RGB", "resize": list(fixed) if fixed else None,
                "crop": None}

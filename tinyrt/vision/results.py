@@ -11,6 +11,8 @@
 
 All of them print readably.
 """
+import os
+
 import numpy as np
 
 from ..errors import InputError
@@ -141,7 +143,14 @@ class ImageResult(list):
         return target
 
     def show(self):
-        """Draw the answer and open it in the picture viewer (Pillow's ``Image.show``)."""
+        """Draw the answer and open it in the picture viewer (Pillow's ``Image.show``); on a Linux machine
+        without a display (no DISPLAY / WAYLAND_DISPLAY) a warning says so instead of nothing happening."""
+        import sys
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            import warnings
+            warnings.warn("show=True: this machine has no display (DISPLAY is not set), so nothing can be shown; "
+                          "save='answer.jpg' writes the drawing to a file instead", stacklevel=2)
+            return
         self.draw().show()
 
     def as_dict(self):
