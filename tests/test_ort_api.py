@@ -33,12 +33,6 @@ def rt(request):
     return RUNTIMES[request.param]
 
 
-def not_yet_in_tinyrt(request, rt, reason):
-    """Marks the tinyrt run of a test as expected to fail (strict: it must be taken off once it passes)."""
-    if rt is tinyrt:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="tinyrt does not yet: " + reason))
-
-
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -633,13 +627,51 @@ def test_constant_initializer_is_not_overridable(rt):
         sess.run(None, {"x": np.zeros(2, np.float32), "W": np.zeros(2, np.float32)})
 
 
-def test_inferred_output_shape(rt, request):
-    not_yet_in_tinyrt(request, rt, 'infer output shapes the file leaves out')
+def test_inferred_output_shape(rt):
     m = model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Transpose", ["r"], ["y"], perm=[1, 0])],
               [vi("x", TensorProto.FLOAT, ["N", 3])], [helper.make_empty_tensor_value_info("y")])
     sess = rt.InferenceSession(m.SerializeToString())
     out = sess.get_outputs()[0]
     assert (out.shape, out.type) == ([3, "N"], "tensor(float)")
+
+
+def test_tinyrt_infers_output_shapes_like_onnxruntime():
+    rng = np.random.default_rng(1)
+
+    def const(name, a):
+        return numpy_helper.from_array(np.asarray(a), name)
+
+    inits = [const("w", rng.standard_normal((8, 3, 3, 3)).astype(np.float32)),
+             const("fc", rng.standard_normal((8, 5)).astype(np.float32)),
+             const("shape", np.array([0, -1], np.int64)), const("axes", np.array([1], np.int64)),
+             const("idx", np.array([0, 2], np.int64))]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["conv"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["conv"], ["relu"]),
+        helper.make_node("MaxPool", ["relu"], ["pool"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("GlobalAveragePool", ["pool"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "fc"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=-1),
+        helper.make_node("ArgMax", ["probs"], ["label"], axis=1, keepdims=0),
+        helper.make_node("Reshape", ["pool", "shape"], ["reshaped"]),
+        helper.make_node("Transpose", ["reshaped"], ["transposed"]),
+        helper.make_node("ReduceMean", ["relu"], ["mean"], axes=[2, 3], keepdims=0),          # axes: an attribute until 18
+        helper.make_node("Cast", ["label"], ["label_f"], to=TensorProto.FLOAT),
+        helper.make_node("Shape", ["x"], ["x_shape"]),
+        helper.make_node("Gather", ["x_shape", "idx"], ["picked"]),
+        helper.make_node("Unsqueeze", ["label_f", "axes"], ["unsq"]),
+        helper.make_node("Concat", ["probs", "unsq"], ["cat"], axis=1),
+        helper.make_node("Equal", ["label", "label"], ["same"]),
+        helper.make_node("MatMul", ["flat", "fc"], ["mm"]),
+    ]
+    names = [n.output[0] for n in nodes]
+    m = model(nodes, [vi("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+              [helper.make_empty_tensor_value_info(n) for n in names], inits, opset=13)
+    data = m.SerializeToString()
+    theirs = {o.name: (o.type, o.shape) for o in onnxruntime.InferenceSession(data).get_outputs()}
+    ours = {o.name: (o.type, o.shape) for o in tinyrt.InferenceSession(data).get_outputs()}
+    assert ours == theirs
 
 
 # --- strings, sequences, optionals --------------------------------------------------------------------------

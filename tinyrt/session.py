@@ -18,7 +18,7 @@ import warnings
 
 import numpy as np
 
-from . import dtypes, environment, graph as graph_ir, kernels_select, limits, passes
+from . import dtypes, environment, graph as graph_ir, kernels_select, limits, passes, shape_inference
 from .errors import (ArgumentTypeError, InputError, ModelError, ModelFileNotFound, OptionError, RunTerminated,
                      TinyrtError, UnsupportedError)
 from .ops.sequence import Sequence
@@ -111,7 +111,7 @@ class InferenceSession:
             del message
             check_support(self.model.graph, self.model.opsets)
             self._inputs = [NodeArg(v) for v in self.model.graph.inputs]
-            self._outputs = [NodeArg(v) for v in self.model.graph.outputs]
+            self._outputs = [NodeArg(v) for v in _with_inferred_types(self.model.graph)]
             self._overridable = [NodeArg(v) for v in overridable]
             # Feeding an overridable initializer runs a plan of the file as written, with the initializers
             # as inputs: tinyrt's passes fold constants, and a folded weight could not be replaced.
@@ -478,6 +478,27 @@ def _arrays_of_graph(graph):
 
 
 # --- load-time helpers ---------------------------------------------------------------------------------------
+
+def _with_inferred_types(graph):
+    """The graph's output specs, with what the file leaves out (element type, shape) inferred as onnxruntime
+    reports it (see tinyrt/shape_inference.py); the graph itself is left as it is."""
+    specs = list(graph.outputs)
+    if all(s.kind != "tensor" or (s.elem_type and s.shape is not None) for s in specs):
+        return specs
+    try:
+        inferred = shape_inference.infer(graph)
+    except Exception:  # what the session reports must never stop a model from loading
+        return specs
+    out = []
+    for spec in specs:
+        elem, shape = inferred.get(spec.name, (None, None))
+        if spec.kind == "tensor" and (elem or shape is not None):
+            spec = copy.copy(spec)
+            spec.elem_type = spec.elem_type or elem
+            spec.shape = spec.shape if spec.shape is not None else shape
+        out.append(spec)
+    return out
+
 
 def _reads_config_from_model(kwargs):
     """onnxruntime's read_config_from_model=1 keyword, else its ORT_LOAD_CONFIG_FROM_MODEL=1 variable."""
