@@ -57,3 +57,31 @@ def test_quantized_model_matches_onnxruntime(config, float_model, tmp_path):
             assert err == 0.0, "%s: %g (%.2f steps)" % (config, err, err / step)
         else:
             assert err <= step * 1.0001, "%s: %g (%.2f steps)" % (config, err, err / step)
+
+
+@pytest.mark.parametrize("dtype,zp", [(np.uint8, 128), (np.int8, -3), (np.uint16, 30000), (np.int16, 0)])
+def test_quantize_dequantize_pair_is_exact(dtype, zp):
+    """The pass's QuantizeDequantize gives exactly DequantizeLinear(QuantizeLinear(x)): ties (x / scale
+    = k + 0.5), saturation on both sides, zero."""
+    from onnx import TensorProto, helper, numpy_helper
+    scale = np.float32(0.05)
+    rs = np.random.RandomState(0)
+    x = np.concatenate([rs.standard_normal(2000).astype(np.float32) * 4,
+                        (np.arange(-40, 40) + 0.5).astype(np.float32) * scale,
+                        np.array([0, 1e6, -1e6, 3000, -3000], np.float32)]).reshape(1, -1)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y2"]),
+             helper.make_node("Add", ["y", "y2"], ["out"])]
+    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.array(scale), "s"), numpy_helper.from_array(np.array(zp, dtype), "z")])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]).SerializeToString()
+    fused = tinyrt.InferenceSession(data)
+    assert [s.node.op_type for s in fused.plan.steps] == ["QuantizeDequantize", "Add"]
+    so = tinyrt.SessionOptions()
+    so.graph_optimization_level = tinyrt.GraphOptimizationLevel.ORT_DISABLE_ALL
+    plain = tinyrt.InferenceSession(data, so)
+    want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(plain.run(None, {"x": x})[0], want)
+    np.testing.assert_array_equal(fused.run(None, {"x": x})[0], want)

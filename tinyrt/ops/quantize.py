@@ -266,3 +266,18 @@ def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, 
     mult = (sa * sb) / np.asarray(y_scale, np.float32).reshape(())
     zp = _scalar(y_zero_point, "QLinearMatMul: y_zero_point")
     return requantize(acc, mult, zp, zp.dtype)
+
+
+# ------------------------------------------------------------------ QuantizeDequantize (tinyrt's own)
+
+
+@op("QuantizeDequantize", 1, domain="ai.tinyrt")
+def quantize_dequantize(x, scale, *, low, high):
+    """DequantizeLinear(QuantizeLinear(x)) with a per-tensor scale, written by passes/quantization.py:
+    clip(round_half_even(x / scale), low, high) * scale, where low, high = qmin - zp, qmax - zp."""
+    s = np.float32(_scalar(scale, "QuantizeDequantize: scale"))
+    y = np.divide(x.astype(np.float32, copy=False), s)
+    np.rint(y, out=y)
+    np.clip(y, np.float32(low), np.float32(high), out=y)
+    y *= s
+    return y

@@ -3,12 +3,13 @@
 They are listed here, in the order they run; ``SessionOptions.graph_optimization_level = 0`` turns them
 all off (for teaching and debugging: the graph then runs exactly as written in the file).
 """
-from . import cleanup, fold_constants, fuse_activation, fuse_batchnorm
+from . import cleanup, fold_constants, fuse_activation, fuse_batchnorm, quantization
 
 PASSES = [
     ("remove dead nodes", cleanup.remove_dead_nodes),  # first too: the passes after it never see them
     ("remove Identity and inference Dropout", cleanup.remove_identities),
     ("fold constants", fold_constants.fold_constants),
+    ("QuantizeLinear -> DequantizeLinear pairs as one QuantizeDequantize", quantization.fuse_quantize_dequantize),
     ("fold BatchNormalization and per-channel Mul/Add into Conv", fuse_batchnorm.fold_batchnorm),
     ("fuse residual Add and activation into Conv (FusedConv)", fuse_activation.fuse_activation),
     ("remove dead nodes", cleanup.remove_dead_nodes),

@@ -1,0 +1,102 @@
+"""Quantized (QDQ) models run as float models with their rounding kept.
+
+onnxruntime's quantizer writes QDQ models as float ops between DequantizeLinear and QuantizeLinear nodes:
+
+    weights (int8) -> DequantizeLinear -> Conv -> QuantizeLinear -> DequantizeLinear -> Conv -> ...
+
+Constant folding (fold_constants.py) already turns each DequantizeLinear of a constant weight into float
+weights, once, at load: the convs are then ordinary float convs (the numba kernels or BLAS run them).
+What is left between two ops is an activation's QuantizeLinear followed by DequantizeLinear with the
+same scale and zero point. This pass replaces each such pair (the Q and every DQ reading it) by one
+``QuantizeDequantize`` node (domain ai.tinyrt, in ops/quantize.py) that computes, in float32,
+
+    y = clip(round_half_even(x / scale), qmin - zp, qmax - zp) * scale
+
+which is exactly DequantizeLinear(QuantizeLinear(x)) (the integers are exact in float32) in one new array
+and four in-place sweeps, instead of an integer tensor, an int64 one and two float ones. Only per-tensor
+pairs whose integer output nobody else reads are replaced.
+"""
+import numpy as np
+
+from ..graph import Node
+from .cleanup import readers, _read_in_subgraphs
+
+DOMAIN = "ai.tinyrt"
+
+
+def _scalar(graph, name):
+    """The value of a constant single-element input, or None."""
+    value = graph.initializers.get(name) if name else None
+    if value is None or value.size != 1:
+        return None
+    return value.reshape(())
+
+
+def _per_tensor(graph, node):
+    """(scale, zero point) of a Q/DQ node with constant per-tensor parameters, else None."""
+    if node.domain != "" or len(node.inputs) < 2 or node.attrs.get("block_size", 0):
+        return None
+    scale = _scalar(graph, node.inputs[1])
+    zp = _scalar(graph, node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    if scale is None or scale.dtype != np.float32 or (len(node.inputs) > 2 and node.inputs[2] and zp is None):
+        return None
+    if zp is None:
+        if node.attrs.get("output_dtype", 0) not in (0, 2):
+            return None
+        zp = np.uint8(0)
+    if zp.dtype.kind not in "iu" or zp.dtype.itemsize > 2:
+        return None
+    return scale, zp
+
+
+def fuse_quantize_dequantize(graph):
+    """Replace QuantizeLinear -> DequantizeLinear pairs by QuantizeDequantize. True when something changed."""
+    reads = readers(graph)
+    in_subgraphs = _read_in_subgraphs(graph)
+    outputs = {spec.name for spec in graph.outputs}
+    dequants = {}   # Q output name -> the DequantizeLinear nodes reading it
+    for node in graph.nodes:
+        if node.op_type == "DequantizeLinear" and node.domain == "" and node.inputs and node.inputs[0]:
+            dequants.setdefault(node.inputs[0], []).append(node)
+    replaced = {}   # id(Q node) -> its replacement;  DQ nodes to drop
+    dropped = set()
+    rename = {}
+    for node in graph.nodes:
+        if node.op_type != "QuantizeLinear" or node.domain != "" or not node.outputs[0]:
+            continue
+        q = node.outputs[0]
+        readers_of_q = dequants.get(q, [])
+        params = _per_tensor(graph, node)
+        if params is None or not readers_of_q or q in outputs or reads.get(q, 0) != len(readers_of_q):
+            continue
+        scale, zp = params
+        if any(_per_tensor(graph, dq) is None or not _same(_per_tensor(graph, dq), params) for dq in readers_of_q):
+            continue
+        # the first DQ's output names the result; the other DQs' readers are routed to it
+        kept_name = next((dq.outputs[0] for dq in readers_of_q if dq.outputs[0] in outputs), readers_of_q[0].outputs[0])
+        if sum(dq.outputs[0] in outputs for dq in readers_of_q) > 1 or \
+                any(dq.outputs[0] in in_subgraphs for dq in readers_of_q if dq.outputs[0] != kept_name):
+            continue
+        info = np.iinfo(zp.dtype)
+        replaced[id(node)] = Node("QuantizeDequantize", [node.inputs[0], node.inputs[1]], [kept_name],
+                                  {"low": float(info.min - int(zp)), "high": float(info.max - int(zp))},
+                                  name=node.name, domain=DOMAIN, opset=1)
+        for dq in readers_of_q:
+            dropped.add(id(dq))
+            if dq.outputs[0] != kept_name:
+                rename[dq.outputs[0]] = kept_name
+    if not replaced:
+        return False
+    nodes = []
+    for node in graph.nodes:
+        if id(node) in dropped:
+            continue
+        node = replaced.get(id(node), node)
+        node.inputs = [rename.get(x, x) for x in node.inputs]
+        nodes.append(node)
+    graph.nodes = nodes
+    return True
+
+
+def _same(a, b):
+    return a[0] == b[0] and a[1].dtype == b[1].dtype and int(a[1]) == int(b[1])
