@@ -188,8 +188,17 @@ def test_run_model(rt):
     inputs, outputs = sess.get_inputs(), sess.get_outputs()
     assert [(i.name, i.shape) for i in inputs] == [("X", [3, 2])]
     assert [(o.name, o.shape) for o in outputs] == [("Y", [3, 2])]
+    assert len(sess.get_input_memory_infos()) == 1 and sess.get_input_memory_infos()[0] is not None
+    assert len(sess.get_output_memory_infos()) == 1 and sess.get_output_memory_infos()[0] is not None
+    assert len(sess.get_input_epdevices()) == 1
     res = sess.run([outputs[0].name], {inputs[0].name: X})
     np.testing.assert_allclose(res[0], X_SQUARED, rtol=1e-5, atol=1e-8)
+
+
+def test_tuning_results_of_a_cpu_session(rt):
+    sess = rt.InferenceSession(square_model())
+    assert sess.get_tuning_results() == []
+    sess.set_tuning_results([])
 
 
 def test_run_model_from_path_and_path_object(rt, tmp_path):
@@ -971,3 +980,15 @@ def test_tinyrt_optional_input_may_be_left_out():
     assert sess.get_inputs()[0].type == "optional(tensor(float))"
     assert sess.run(None, {})[0] == np.array(False)
     assert sess.run(None, {"x": np.ones(2, np.float32)})[0] == np.array(True)
+
+
+def test_tinyrt_profile_command_writes_the_same_trace(tmp_path, capsys):
+    from tinyrt import cli
+    path = tmp_path / "square.onnx"
+    path.write_bytes(square_model())
+    trace = tmp_path / "trace.json"
+    assert cli.main(["profile", str(path), "--runs", "2", "--warmup", "0", "--trace", str(trace)]) in (0, None)
+    events = json.loads(trace.read_text())
+    assert [e["args"]["op_name"] for e in events if e["cat"] == "Node"] == ["Mul", "Mul"]
+    assert [e["name"] for e in events if e["cat"] == "Session"] == ["model_run", "model_run"]
+    assert all(e["ph"] == "X" for e in events)

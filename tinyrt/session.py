@@ -67,6 +67,24 @@ class ModelMetadata:
             self.custom_metadata_map = {e.key: e.value for e in message.metadata_props}
 
 
+class MemoryInfo:
+    """What get_input_memory_infos() gives: onnxruntime's OrtMemoryInfo fields for the CPU's memory."""
+
+    def __init__(self):
+        self.name = "Cpu"
+        self.device_id = 0
+        self.mem_type = 0           # OrtMemType.DEFAULT
+        self.allocator_type = 1     # OrtAllocatorType.ORT_ARENA_ALLOCATOR (numpy's allocator, here)
+        self.device_mem_type = 0    # OrtDeviceMemoryType.DEFAULT
+        self.device_vendor_id = 0
+
+    def __repr__(self):
+        return "MemoryInfo(name='Cpu', device_id=0)"
+
+
+CPU_MEMORY = MemoryInfo()
+
+
 class AssignedSubgraph:
     """get_provider_graph_assignment_info(): nodes (with .domain, .op_type, .name) and their provider."""
 
@@ -196,6 +214,26 @@ class InferenceSession:
             raise OptionError("set the session config entry 'session.record_ep_graph_assignment_info' to \"1\" "
                               "before creating the session to get the provider assignment")
         return [AssignedSubgraph(environment.CPU, [node]) for node in self.model.graph.nodes]
+
+    def get_input_memory_infos(self):
+        """Where each input lives: the CPU's memory, for every input."""
+        return [CPU_MEMORY] * len(self._inputs)
+
+    def get_output_memory_infos(self):
+        return [CPU_MEMORY] * len(self._outputs)
+
+    def get_input_epdevices(self):
+        """onnxruntime lists each input's execution-provider device; tinyrt has none to name (None)."""
+        return [None] * len(self._inputs)
+
+    def get_tuning_results(self):
+        """tinyrt has no tunable kernels: nothing to report."""
+        return []
+
+    def set_tuning_results(self, results, *, error_on_invalid=False):
+        if results and error_on_invalid:
+            raise OptionError("tinyrt has no tunable kernels: it cannot take tuning results for %s"
+                              % ", ".join(sorted({str(r.get("ep")) for r in results if isinstance(r, dict)})))
 
     def disable_fallback(self):
         self._fallback = False

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from .. import profiling
 from .common import feeds_for, node_label, positive_int, run_with_hook, session, shape_text, table
 from .run import add_recipe_arguments
 
@@ -19,6 +20,8 @@ def add_arguments(p):
     p.add_argument("--top", type=int, default=15, help="rows of the per-node table (default 15; 0: all)")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (default 0: all cores)")
     p.add_argument("--as-written", action="store_true", help="profile the file as written (no graph passes)")
+    p.add_argument("--trace", metavar="FILE.json", help="also write the timed runs as a Chrome trace, the file "
+                   "InferenceSession.end_profiling() writes (open it in ui.perfetto.dev)")
     add_recipe_arguments(p)
 
 
@@ -43,10 +46,19 @@ def command(args):
         run_with_hook(sess, feeds, None)
     totals = []
     runs = max(1, args.runs)
+    tracer = profiling.Profiler("") if args.trace else None
+    if tracer is not None:
+        hook = _around(tracer.node_hook(), hook)
     for _ in range(runs):
         t = time.perf_counter()
+        started = time.monotonic_ns()
         run_with_hook(sess, feeds, hook)
         totals.append(time.perf_counter() - t)
+        if tracer is not None:
+            tracer.add_session_event("model_run", started, time.monotonic_ns())
+    if tracer is not None:
+        profiling.write_trace(args.trace, tracer.events)
+        print("trace written to %s" % args.trace)
     med = [float(np.median(t)) if t else 0.0 for t in times]
     whole = sum(med) or 1e-12
     print("profile of %s on %s" % (args.model, what))
@@ -75,3 +87,8 @@ def command(args):
           % (", top %d of %d" % (len(order), len(steps)) if args.top and len(steps) > args.top else ""))
     table(rows, ["#", "op", "node", "output", "ms", "share"], ["r", "l", "l", "l", "r", "r"])
     return 0
+
+
+def _around(outer, inner):
+    """Two run hooks as one: ``outer`` around ``inner``."""
+    return lambda step, inputs, compute: outer(step, inputs, lambda: inner(step, inputs, compute))
