@@ -514,6 +514,23 @@ def test_session_options_from_the_model(rt, in_tmp, monkeypatch):
     os.remove(sess.end_profiling())
 
 
+def test_external_initializers_from_files_in_memory(rt, tmp_path):
+    bias = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+    t = TensorProto(name="bias", data_type=TensorProto.FLOAT, dims=[4], data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", "Bias_not_on_disk.bin"), ("offset", "0"), ("length", str(bias.nbytes))):
+        entry = t.external_data.add()
+        entry.key, entry.value = key, value
+    m = model([helper.make_node("Add", ["x", "bias"], ["y"])], [vi("x", TensorProto.FLOAT, [4])],
+              [vi("y", TensorProto.FLOAT, [4])], [t])
+    path = tmp_path / "model.onnx"
+    path.write_bytes(m.SerializeToString())
+    so = rt.SessionOptions()
+    contents = bias.tobytes()     # onnxruntime reads it in place: it must outlive the session
+    so.add_external_initializers_from_files_in_memory(["Bias_not_on_disk.bin"], [contents], [len(contents)])
+    sess = rt.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+    np.testing.assert_equal(sess.run(None, {"x": np.ones(4, np.float32)})[0], bias + 1)
+
+
 # --- providers ----------------------------------------------------------------------------------------------
 
 def test_invalid_set_providers(rt):
@@ -992,3 +1009,20 @@ def test_tinyrt_profile_command_writes_the_same_trace(tmp_path, capsys):
     assert [e["args"]["op_name"] for e in events if e["cat"] == "Node"] == ["Mul", "Mul"]
     assert [e["name"] for e in events if e["cat"] == "Session"] == ["model_run", "model_run"]
     assert all(e["ph"] == "X" for e in events)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_tinyrt_overridable_initializer_returned_as_output_is_copied(level):
+    w = numpy_helper.from_array(np.array([1.0, 2.0], np.float32), "W")
+    m = model([helper.make_node("Identity", ["W"], ["w_out"]), helper.make_node("Add", ["x", "W"], ["y"])],
+              [vi("x", TensorProto.FLOAT, [2]), vi("W", TensorProto.FLOAT, [2])],
+              [vi("w_out", TensorProto.FLOAT, [2]), vi("y", TensorProto.FLOAT, [2])], [w])
+    sess = tiny_session(m.SerializeToString(), None, level)
+    x = np.zeros(2, np.float32)
+    for feeds in ({"x": x}, {"x": x, "W": np.array([5.0, 6.0], np.float32)}, {"x": x}):
+        w_out, y = sess.run(None, feeds)
+        expected = feeds.get("W", np.array([1.0, 2.0], np.float32))
+        assert w_out.tolist() == expected.tolist() and y.tolist() == expected.tolist()
+        w_out[...] = -1
+        y[...] = -1
+    assert feeds["x"].tolist() == [0.0, 0.0]

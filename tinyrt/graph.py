@@ -344,14 +344,17 @@ class ModelIR:
         self.notes = []  # quirks of the file tinyrt tolerated, e.g. a negative declared dimension
 
 
-def build(model, folder=None):
-    """ModelIR of a decoded Model message."""
+def build(model, folder=None, files_in_memory=None):
+    """ModelIR of a decoded Model message. ``files_in_memory`` ({location: bytes}) holds external data files
+    the caller gives instead of the files beside the model (SessionOptions.add_external_initializers_from_files_in_memory)."""
     builder = _Builder(model, folder)
+    builder.external.in_memory = dict(files_in_memory or {})
     graph = builder.graph(model.graph, builder.opsets, consume=True)
     metadata = {e.key: e.value for e in model.metadata_props}
     producer = (model.producer_name + " " + model.producer_version).strip()
     ir = ModelIR(graph, builder.opsets, metadata, model.ir_version, producer, model.doc_string,
                  model.domain, model.model_version)
-    ir.nbytes = getattr(model, "file_size", 0) + builder.external.nbytes  # the model's size, for limits
+    ir.nbytes = (getattr(model, "file_size", 0) + builder.external.nbytes    # the model's size, for limits
+                 + sum(len(d) for d in builder.external.in_memory.values()))
     ir.notes = builder.notes
     return ir

@@ -75,6 +75,7 @@ class SessionOptions(_ConfigEntries):
         self.max_tensor_bytes = None        # bytes one tensor may take: None = automatic, 0 = no limit;
                                             # see tinyrt/limits.py and docs/limits.md
         self._config = {}
+        self._files_in_memory = {}
         self._dims_by_name = {}
         self._dims_by_denotation = {}
 
@@ -91,6 +92,17 @@ class SessionOptions(_ConfigEntries):
     def add_free_dimension_override_by_denotation(self, denotation, value):
         """Give every input dimension with this denotation (e.g. 'DATA_BATCH') a fixed size."""
         self._dims_by_denotation[denotation] = _dimension(denotation, value)
+
+    def add_external_initializers_from_files_in_memory(self, names, buffers, lengths):
+        """Give the contents of external data files (by the location the model names) instead of files
+        beside the model: ``names``, ``buffers`` (bytes-like) and their ``lengths``."""
+        if not (len(names) == len(buffers) == len(lengths)):
+            raise ArgumentTypeError("names, buffers and lengths must be as long as each other")
+        for name, data, length in zip(names, buffers, lengths):
+            data = bytes(memoryview(data).cast("B"))[:int(length)]
+            if len(data) != int(length):
+                raise ArgumentTypeError("external file %r: %d bytes given, length says %d" % (name, len(data), length))
+            self._files_in_memory[name] = data
 
     def has_providers(self):
         return False

@@ -125,7 +125,7 @@ class InferenceSession:
             _override_free_dimensions(message.graph, self.options)
             self._metadata = ModelMetadata(message)
             overridable = _overridable_initializers(message)
-            self.model = graph_ir.build(message, folder)
+            self.model = graph_ir.build(message, folder, getattr(self.options, "_files_in_memory", None))
             del message
             check_support(self.model.graph, self.model.opsets)
             self._inputs = [NodeArg(v) for v in self.model.graph.inputs]
@@ -141,6 +141,9 @@ class InferenceSession:
                 self.plan = Plan(self.model.graph)
                 self.kernels.bind(self.plan)
             self._ownership = _Ownership(self.model.graph, self.plan)
+            if self._as_written is not None:  # the initializers' own values, which passes may have folded away
+                self._ownership.keep_graph(self._as_written.graph)
+                self._ownership.keep_arrays(self._as_written.initial.values())
             if self.options.optimized_model_filepath:
                 self._save_optimized_model(overridable)
         except ModelError as e:    # e.g. external data missing: say which model file it is about
@@ -470,6 +473,13 @@ class _Ownership:
             for value in getattr(step, "attrs", {}).values():
                 for a in _arrays_in(value):
                     self._keep(a)
+
+    def keep_graph(self, graph):
+        self.keep_arrays(_arrays_of_graph(graph))
+
+    def keep_arrays(self, arrays):
+        for a in arrays:
+            self._keep(a)
 
     def _keep(self, a):
         owner = _memory_owner(a)

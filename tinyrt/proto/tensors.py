@@ -108,6 +108,7 @@ class ExternalFiles:
     """
 
     def __init__(self):
+        self.in_memory = {}  # location -> bytes the caller gave for that file (read there, not from disk)
         self.spans = {}    # (st_dev, st_ino) -> sorted [(begin, end)] of the ranges read
         self.arrays = {}   # (st_dev, st_ino, begin, end) -> the array first read from that range
         self.nbytes = 0    # distinct bytes read
@@ -152,6 +153,8 @@ def _read_external(t, folder, what, nbytes, external=None, dtype=None, shape=Non
     location = info.get("location")
     if not location:
         raise ModelError("%s says its data is external but names no location" % what)
+    if external is not None and location in external.in_memory:
+        return _from_memory(external.in_memory[location], info, what, location, nbytes, dtype, shape)
     if folder is None:
         raise ModelError("%s keeps its data in %r, but the model was given as bytes: load it from its path"
                          % (what, location))
@@ -197,6 +200,19 @@ def _read_external(t, folder, what, nbytes, external=None, dtype=None, shape=Non
     if external is not None:
         external.keep(key, offset, length, array)
     return array
+
+
+def _from_memory(data, info, what, location, nbytes, dtype, shape):
+    """A tensor's external data from the bytes the caller gave for its file."""
+    try:
+        offset = int(info.get("offset", 0))
+        length = int(info.get("length", nbytes))
+    except ValueError:
+        raise ModelError("%s: external data offset/length are not integers: %r" % (what, info)) from None
+    if offset < 0 or length != nbytes or offset + length > len(data):
+        raise ModelError("%s: external data [%d, %d) does not fit the %d bytes given for %r (dims %s need %d)"
+                         % (what, offset, offset + length, len(data), location, list(shape), nbytes))
+    return _array(bytes(data[offset:offset + length]), dtype, shape)
 
 
 def _inside(root, path):
