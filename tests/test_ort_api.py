@@ -201,6 +201,12 @@ def test_tuning_results_of_a_cpu_session(rt):
     sess.set_tuning_results([])
 
 
+def test_dynamic_provider_options_on_the_cpu(rt):
+    sess = rt.InferenceSession(square_model())
+    sess.set_ep_dynamic_options({"ep.dynamic.workload_type": "Efficient"})
+    np.testing.assert_allclose(sess.run(None, {"X": X})[0], X_SQUARED)
+
+
 def test_run_model_from_path_and_path_object(rt, tmp_path):
     path = tmp_path / "square.onnx"
     path.write_bytes(square_model())

@@ -229,6 +229,13 @@ class InferenceSession:
         """onnxruntime lists each input's execution-provider device; tinyrt has none to name (None)."""
         return [None] * len(self._inputs)
 
+    def set_ep_dynamic_options(self, options):
+        """Run-time options of execution providers (e.g. a workload type); the CPU takes none, as in
+        onnxruntime, where its CPU provider accepts and ignores them."""
+        if not isinstance(options, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                    for k, v in options.items()):
+            raise ArgumentTypeError("provider options are a dict of strings, not %r" % (options,))
+
     def get_tuning_results(self):
         """tinyrt has no tunable kernels: nothing to report."""
         return []
