@@ -789,6 +789,56 @@ def test_optional_sequence_input(rt):
     np.testing.assert_allclose(sess.run([sess.get_outputs()[0].name], {sess.get_inputs()[0].name: x})[0], x)
 
 
+def tree_classifier(modes, values, true_ids, false_ids, class_treeids, class_nodeids, class_weights,
+                    class_ids=None, labels=(0, 1), features=None, post_transform="LOGISTIC", **extra):
+    n = len(modes)
+    extra.setdefault("base_values", [-0.405])
+    if not extra["base_values"]:
+        del extra["base_values"]
+    node = helper.make_node(
+        "TreeEnsembleClassifier", ["X"], ["label", "probs"], domain="ai.onnx.ml", nodes_treeids=[0] * n,
+        nodes_nodeids=list(range(n)), nodes_featureids=features or [0] * n, nodes_values=values,
+        nodes_modes=modes, nodes_truenodeids=true_ids, nodes_falsenodeids=false_ids,
+        nodes_missing_value_tracks_true=[0] * n, nodes_hitrates=[1.0] * n, class_treeids=class_treeids,
+        class_nodeids=class_nodeids, class_ids=class_ids or [0] * len(class_weights), class_weights=class_weights,
+        classlabels_int64s=list(labels), post_transform=post_transform, **extra)
+    graph = helper.make_graph([node], "trees", [vi("X", TensorProto.FLOAT, [None, 3])],
+                              [vi("label", TensorProto.INT64, [None]), vi("probs", TensorProto.FLOAT, [None, len(labels)])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 3)])
+    m.ir_version = 8
+    return m.SerializeToString()
+
+
+def test_tree_ensemble_logistic(rt):
+    x = {"X": np.array([[0.1, 0.0, 0.0]], np.float32)}
+    split = tree_classifier(["BRANCH_LT", "LEAF", "LEAF"], [0.5, 0.0, 0.0], [1, 0, 0], [2, 0, 0], [0, 0], [1, 2],
+                            [0.3, -0.3])
+    np.testing.assert_allclose(rt.InferenceSession(split).run(None, x)[1][0][1], 1 / (1 + np.exp(0.105)), atol=1e-5)
+    leaf = tree_classifier(["LEAF"], [0.0], [0], [0], [0], [0], [0.0])
+    np.testing.assert_allclose(rt.InferenceSession(leaf).run(None, x)[1][0][1], 1 / (1 + np.exp(0.405)), atol=1e-5)
+    negative = tree_classifier(["LEAF"], [0.0], [0], [0], [0], [0], [-0.405], base_values=[0.0])
+    np.testing.assert_allclose(rt.InferenceSession(negative).run(None, x)[1][0][1], 1 / (1 + np.exp(0.405)),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("post_transform", ["NONE", "SOFTMAX", "LOGISTIC"])
+def test_tinyrt_tree_ensemble_multiclass_matches_onnxruntime(post_transform):
+    # two trees over three classes; rows on both sides of every split, a NaN feature
+    modes = ["BRANCH_LEQ", "LEAF", "BRANCH_GT", "LEAF", "LEAF"]
+    node = dict(modes=modes, values=[0.5, 0, 1.5, 0, 0], true_ids=[1, 0, 3, 0, 0], false_ids=[2, 0, 4, 0, 0],
+                features=[0, 0, 2, 0, 0])
+    data = tree_classifier(node["modes"], node["values"], node["true_ids"], node["false_ids"],
+                           class_treeids=[0, 0, 0, 0, 0, 0], class_nodeids=[1, 1, 3, 4, 4, 3],
+                           class_weights=[0.5, 0.25, 1.0, 0.75, 0.1, 0.2], class_ids=[0, 1, 2, 1, 0, 0],
+                           labels=(10, 20, 30), features=node["features"], post_transform=post_transform,
+                           base_values=[0.1, 0.0, -0.1])
+    x = np.array([[0.2, 0, 0], [0.9, 0, 2.0], [0.9, 0, 1.0], [np.nan, 0, 3.0]], np.float32)
+    want = onnxruntime.InferenceSession(data).run(None, {"X": x})
+    got = tinyrt.InferenceSession(data).run(None, {"X": x})
+    assert got[0].tolist() == want[0].tolist()
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-6)
+
+
 # --- profiling ----------------------------------------------------------------------------------------------
 
 def test_profiling_file(rt, in_tmp):
@@ -1032,3 +1082,10 @@ def test_tinyrt_overridable_initializer_returned_as_output_is_copied(level):
         w_out[...] = -1
         y[...] = -1
     assert feeds["x"].tolist() == [0.0, 0.0]
+
+
+def test_tinyrt_refuses_two_class_tree_layouts_it_has_not_checked():
+    data = tree_classifier(["BRANCH_LT", "LEAF", "LEAF"], [0.5, 0, 0], [1, 0, 0], [2, 0, 0], [0, 0], [1, 2],
+                           [0.3, 0.6], class_ids=[0, 1], post_transform="SOFTMAX")
+    with pytest.raises(tinyrt.UnsupportedError, match="two classes"):
+        tinyrt.InferenceSession(data)
