@@ -1089,3 +1089,26 @@ def test_tinyrt_refuses_two_class_tree_layouts_it_has_not_checked():
                            [0.3, 0.6], class_ids=[0, 1], post_transform="SOFTMAX")
     with pytest.raises(tinyrt.UnsupportedError, match="two classes"):
         tinyrt.InferenceSession(data)
+
+
+@pytest.mark.parametrize("kernels", KERNEL_PATHS)
+def test_tinyrt_outputs_of_a_real_network_survive_later_runs(kernels):
+    # the shipped classifier (convs on the numba kernels' channels-last buffers): an output kept from one run
+    # is not overwritten by the next, and writing into it changes nothing later
+    path = os.path.join(os.path.dirname(tinyrt.__file__), "data", "default_classifier.onnx")
+    so = tinyrt.SessionOptions()
+    so.kernels = kernels
+    sess = tinyrt.InferenceSession(path, so)
+    arg = sess.get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in arg.shape]
+    a, b = (np.random.default_rng(i).random(shape, dtype=np.float32) for i in (0, 1))
+    first = sess.run(None, {arg.name: a})
+    kept = [o.copy() for o in first]
+    second = sess.run(None, {arg.name: b})
+    for o, k in zip(first, kept):
+        np.testing.assert_array_equal(o, k)
+    for o in first + second:
+        o[...] = 0
+    again = sess.run(None, {arg.name: a})
+    for o, k in zip(again, kept):
+        np.testing.assert_allclose(o, k, rtol=1e-6, atol=1e-6)
