@@ -26,7 +26,7 @@ class _Model:
     task = None
     default_backbone = None
 
-    def __init__(self, backbone=None, num_classes=None, width_mult=1.0, input_size=None):
+    def __init__(self, backbone=None, num_classes=None, width_mult=None, input_size=None):
         backbone = backbone or self.default_backbone
         spec = get_backbone(backbone)
         if spec.task != self.task:
@@ -36,8 +36,8 @@ class _Model:
                                    ", ".join(backbone_names(self.task))))
         self.backbone = spec.name
         self.num_classes = num_classes
-        self.width_mult = width_mult
-        self.input_size = input_size          # None: the backbone's default (224, 320, ...)
+        self.width_mult = width_mult          # None: the checkpoint's at convert(), else 1.0
+        self.input_size = input_size          # None: the checkpoint's at convert(), else the backbone's default
         self.save_fold = "checkpoints/%s_model" % ("cls" if self.task == "classification" else "det")
         self.dataset_path = None
 
@@ -96,7 +96,8 @@ class _Model:
             self.dataset_path, len(train_data), (", %d validation" % len(val_data)) if val_data is not None else "",
             time.time() - t))
         path, self.history = _train.train_model(
-            spec, classes, train_data, val_data, int(epochs), float(lr), int(batch_size), float(self.width_mult),
+            spec, classes, train_data, val_data, int(epochs), float(lr), int(batch_size),
+            float(1.0 if self.width_mult is None else self.width_mult),
             size, self.save_fold, checkpoint=checkpoint, optimizer=optimizer, weight_decay=weight_decay, seed=seed,
             threads=threads, validate=validate, log=log)
         self.checkpoint = path

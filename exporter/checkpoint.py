@@ -246,3 +246,83 @@ def _listing(items, limit=8):
     shown = ", ".join(items[:limit])
     return shown + (" ... and %d more" % (len(items) - limit) if len(items) > limit else "")
 
+
+
+# ---------------------------------------------------------------------------------------------------------
+# what the checkpoint says about itself
+# ---------------------------------------------------------------------------------------------------------
+
+def _config_text(meta):
+    """mmcv / MMEdu keep the training config as Python text in ``meta["config"]`` (read, never run)."""
+    cfg = meta.get("config")
+    return cfg if isinstance(cfg, str) else ""
+
+
+def _find(pattern, text):
+    import re
+    found = re.search(pattern, text)
+    return found.group(1) if found else None
+
+
+def _backbone_from_config(cfg):
+    """MMEdu's backbone name for an mmcls / mmdet config's ``model = dict(...)``, or None."""
+    detector = _find(r"type\s*=\s*['\"](SingleStageDetector|SSD\w*)['\"]", cfg) or "SSDHead" in cfg
+    kind = _find(r"backbone\s*=\s*dict\(\s*type\s*=\s*['\"]([\w.]+)['\"]", cfg)
+    if kind is None:
+        return None
+    kind = kind.split(".")[-1]
+    if kind == "MobileNetV2":
+        return "SSD_Lite" if detector else "MobileNet"
+    if kind == "ResNet" and _find(r"depth\s*=\s*(\d+)", cfg) == "18":
+        return "ResNet18"
+    if kind == "LeNet5":
+        return "LeNet"
+    if kind == "MobileNetV3":
+        return "MobileNetV3_Small" if _find(r"arch\s*=\s*['\"](\w+)['\"]", cfg) == "small" else "MobileNetV3_Large"
+    return None
+
+
+def task_of_weights(sd):
+    """'detection' for SSD heads' keys, 'classification' for a classifier's, None when the keys do not say."""
+    if any(k.startswith(("bbox_head.", "neck.extra_layers.")) for k in sd):
+        return "detection"
+    if any(k.startswith(("head.fc.", "fc.", "classifier.", "backbone.classifier.")) for k in sd):
+        return "classification"
+    return None
+
+
+def checkpoint_settings(meta, sd=None):
+    """What a checkpoint records about how it was trained: {setting: (value, where it was read)} for
+    ``backbone``, ``width_mult``, ``input_size`` and ``task`` (only those found).
+
+    Ours (exporter/train.py) and MMEdu's keep ``backbone`` / ``width_mult`` / ``input_size`` in ``meta``;
+    mmcls / mmdet / MMEdu runs keep their config's text in ``meta["config"]`` (``widen_factor``, the
+    backbone's type, ``input_size`` / ``crop_size``). The class names are read by :func:`meta_classes`."""
+    out = {}
+    meta = meta or {}
+    if isinstance(meta.get("backbone"), str):
+        out["backbone"] = (meta["backbone"], "meta['backbone']")
+    for key in ("width_mult", "widen_factor"):
+        if isinstance(meta.get(key), (int, float)) and not isinstance(meta.get(key), bool):
+            out["width_mult"] = (float(meta[key]), "meta[%r]" % key)
+            break
+    if isinstance(meta.get("input_size"), int) and not isinstance(meta.get("input_size"), bool):
+        out["input_size"] = (int(meta["input_size"]), "meta['input_size']")
+    cfg = _config_text(meta)
+    if cfg:
+        if "backbone" not in out:
+            name = _backbone_from_config(cfg)
+            if name:
+                out["backbone"] = (name, "meta['config'] (the training config)")
+        widen = _find(r"widen_factor\s*=\s*([0-9.]+)", cfg)
+        if "width_mult" not in out and widen:
+            out["width_mult"] = (float(widen), "meta['config'] widen_factor")
+        size = _find(r"\binput_size\s*=\s*(\d+)", cfg) or _find(r"crop_size\s*=\s*(\d+)", cfg)
+        if "input_size" not in out and size:
+            out["input_size"] = (int(size), "meta['config'] %s" % ("input_size" if "input_size" in cfg
+                                                                   else "crop_size"))
+    if sd is not None:
+        task = task_of_weights(sd)
+        if task:
+            out["task"] = (task, "its weights' keys")
+    return out

@@ -47,7 +47,8 @@ def build_parser():
     c = sub.add_parser("convert", help="convert a checkpoint to ONNX (+ a sample script)",
                        description="Convert a checkpoint to a verified ONNX file and a sample script.",
                        epilog=CONVERT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    c.add_argument("--backbone", required=True, metavar="NAME", help="the network, as in MMEdu: " + names)
+    c.add_argument("--backbone", metavar="NAME", help="the network, as in MMEdu: " + names + " (default: the one "
+                   "the checkpoint records)")
     c.add_argument("--checkpoint", metavar="FILE.pth",
                    help="the trained weights (.pth); without it the weights are random (for trying things out)")
     c.add_argument("--classes", metavar="FILE.txt", dest="class_path",
@@ -59,9 +60,11 @@ def build_parser():
     c.add_argument("--opset", type=int, default=DEFAULT_OPSET, metavar="N",
                    help="ONNX opset, %d..%d (default %d, MMEdu used 11)" % (MIN_OPSET, MAX_OPSET, DEFAULT_OPSET))
     c.add_argument("--input-size", type=int, metavar="PIXELS",
-                   help="input side (default: 224; LeNet 32 only; SSD_Lite 320)")
-    c.add_argument("--width-mult", type=float, default=1.0, metavar="W",
-                   help="width multiplier the checkpoint was trained with (MobileNet's widen_factor; default 1.0)")
+                   help="input side (default: the checkpoint's, else 224; LeNet 32 only; SSD_Lite 320); a value "
+                        "the checkpoint disagrees with is refused")
+    c.add_argument("--width-mult", type=float, metavar="W",
+                   help="width multiplier (MobileNet's widen_factor; default: the checkpoint's, else 1.0); a value "
+                        "the checkpoint disagrees with is refused")
     c.add_argument("--dynamic-batch", action="store_true", help="let the batch size vary (default: batch 1)")
     c.add_argument("--dynamo", action="store_true",
                    help="use torch's newer dynamo exporter (always writes opset 18) instead of TorchScript")
@@ -74,6 +77,9 @@ def build_parser():
     det.add_argument("--max-per-image", type=int, metavar="K", dest="max_per_img",
                      help="at most K boxes per image (default 200)")
     det.add_argument("--nms-pre", type=int, metavar="N", help="best N boxes per level before NMS (default 1000)")
+    det.add_argument("--report-thr", type=float, metavar="S",
+                     help="the score an object needs to be reported, stored in the file and used by tinyrt.run, "
+                          "`tinyrt run`, the sample script and the demo (default 0.3, XEduHub's)")
     c.add_argument("--quiet", action="store_true", help="print only errors and the written paths")
 
     d = sub.add_parser("demo", help="convert the committed small models and run them on the sample pictures",
@@ -131,7 +137,7 @@ def _convert(args):
                      num_classes=args.num_classes, opset=args.opset, input_size=args.input_size,
                      dynamic_batch=args.dynamic_batch, dynamo=args.dynamo, backend=args.backend,
                      width_mult=args.width_mult, score_thr=args.score_thr, iou_thr=args.iou_thr,
-                     max_per_img=args.max_per_img, nms_pre=args.nms_pre, log=log)
+                     max_per_img=args.max_per_img, nms_pre=args.nms_pre, report_thr=args.report_thr, log=log)
     if args.quiet:
         print(result.onnx_path)
         print(result.script_path)

@@ -17,11 +17,12 @@ import warnings
 
 import numpy as np
 
-from .checkpoint import checkpoint_num_classes, load_checkpoint, load_into, meta_classes, to_model_layout
+from .checkpoint import (checkpoint_num_classes, checkpoint_settings, load_checkpoint, load_into, meta_classes,
+                         to_model_layout)
 from .classes import ExporterWarning, resolve_classes
 from .errors import BackendError, ExporterError
 from .metadata import build_metadata, write_metadata
-from .models import get_backbone
+from .models import backbone_names, get_backbone
 from .verify import verify
 
 BACKENDS = ("ONNX",)
@@ -100,16 +101,25 @@ def _out_paths(out_file):
     return os.path.abspath(out_file), os.path.join(folder, stem + ".py"), folder, stem
 
 
-def detection_settings(score_thr=None, iou_thr=None, max_per_img=None, nms_pre=None):
+# The score an object needs to be reported (>=), stored in the file as tinyrt.report_threshold and read by
+# tinyrt.run, `tinyrt run`, the sample script and the demo: XEduHub's thr=0.3. The graph's own score_thr
+# (0.02, mmdet's test_cfg) only decides which boxes reach NonMaxSuppression.
+REPORT_THRESHOLD = 0.3
+
+
+def detection_settings(score_thr=None, iou_thr=None, max_per_img=None, nms_pre=None, report_thr=None):
     from .detection import DEFAULTS
     d = {"score_thr": DEFAULTS["score_thr"], "iou_thr": DEFAULTS["iou_thr"],
-         "max_per_img": DEFAULTS["max_per_img"], "nms_pre": DEFAULTS["nms_pre"]}
+         "max_per_img": DEFAULTS["max_per_img"], "nms_pre": DEFAULTS["nms_pre"], "report_thr": REPORT_THRESHOLD}
     for key, value in (("score_thr", score_thr), ("iou_thr", iou_thr), ("max_per_img", max_per_img),
-                       ("nms_pre", nms_pre)):
+                       ("nms_pre", nms_pre), ("report_thr", report_thr)):
         if value is not None:
             d[key] = value
     if not 0.0 <= float(d["score_thr"]) < 1.0:
         raise ExporterError("score_thr must be in [0, 1), got %r" % d["score_thr"])
+    if not 0.0 <= float(d["report_thr"]) <= 1.0:
+        raise ExporterError("report_thr must be in [0, 1], got %r" % d["report_thr"])
+    d["report_thr"] = float(d["report_thr"])
     if not 0.0 < float(d["iou_thr"]) <= 1.0:
         raise ExporterError("iou_thr must be in (0, 1], got %r" % d["iou_thr"])
     if int(d["max_per_img"]) < 1 or int(d["nms_pre"]) < 1:
@@ -178,28 +188,90 @@ def _detection_input(module, shape, seed):
     return best, best_count
 
 
-def convert(backbone, checkpoint=None, out_file=None, class_path=None, num_classes=None, opset=DEFAULT_OPSET,
-            input_size=None, dynamic_batch=False, dynamo=False, backend="ONNX", width_mult=1.0,
-            score_thr=None, iou_thr=None, max_per_img=None, nms_pre=None, max_per_image=None,
+def _settle(what, given, recorded, default, flag):
+    """The value of a setting: what the checkpoint recorded, unless the caller gave another (refused)."""
+    if recorded is None:
+        return default if given is None else given, "default" if given is None else "given"
+    value, where = recorded
+    if given is not None and given != value:
+        raise ExporterError("%s %s disagrees with the checkpoint, which was trained with %s %s (%s); leave %s "
+                            "out to use the checkpoint's" % (flag, _show(given), what, _show(value), where, flag))
+    return value, "the checkpoint's %s" % where
+
+
+def _show(v):
+    return "%g" % v if isinstance(v, float) else str(v)
+
+
+def checkpoint_backbone(backbone, settings, checkpoint):
+    """The backbone spec to build: the one given, checked against what the checkpoint says it is."""
+    recorded = settings.get("backbone")
+    if backbone is None:
+        if recorded is None:
+            raise ExporterError("no backbone given and checkpoint %s does not record one; pass backbone= "
+                                "(--backbone), e.g. MobileNet or SSD_Lite" % checkpoint)
+        return get_backbone(recorded[0])
+    spec = get_backbone(backbone)
+    task = settings.get("task")
+    if recorded is not None:
+        try:
+            other = get_backbone(recorded[0])
+        except ExporterError:
+            other = None
+        if other is not None and other.name != spec.name:
+            raise ExporterError("backbone %s disagrees with checkpoint %s, which holds a %s %s (%s); use "
+                                "backbone %s (%s(backbone=%r), --backbone %s)"
+                                % (spec.name, checkpoint, other.name, other.task, recorded[1], other.name,
+                                   "Detector" if other.task == "detection" else "Classifier", other.name,
+                                   other.name))
+    if task is not None and task[0] != spec.task:
+        names = backbone_names(task[0])
+        raise ExporterError("checkpoint %s holds a %s model (%s) but %s is a %s backbone; use a %s backbone: %s "
+                            "(%s(backbone=...))" % (checkpoint, task[0], task[1], spec.name, spec.task, task[0],
+                                                    ", ".join(names),
+                                                    "Detector" if task[0] == "detection" else "Classifier"))
+    return spec
+
+
+def convert(backbone=None, checkpoint=None, out_file=None, class_path=None, num_classes=None, opset=DEFAULT_OPSET,
+            input_size=None, dynamic_batch=False, dynamo=False, backend="ONNX", width_mult=None,
+            score_thr=None, iou_thr=None, max_per_img=None, nms_pre=None, max_per_image=None, report_thr=None,
             seed=0, log=print, verify_runtimes=("onnxruntime", "tinyrt")):
     """Convert ``backbone`` (an MMEdu name: MobileNet, ResNet18, LeNet, SSD_Lite, ...) to ONNX.
 
     Writes ``out_file`` (.onnx) and its sample script ``<stem>.py`` and returns a ConvertResult.
     ``checkpoint=None`` exports seeded random weights (for trying things out). Raises ExporterError (or a
     subclass: CheckpointError, ClassesError, VerificationError, BackendError) with a clear message.
+
+    The checkpoint is trusted: the backbone, ``width_mult``, ``input_size`` and the class names it records
+    (its ``meta``, or the training config mmcls / mmdet / MMEdu keep there) are used; an argument that
+    disagrees with them is refused, naming both values.
     """
     log = log or (lambda *a, **k: None)
     check_backend(backend)
     opset = check_opset(opset)
-    spec = get_backbone(backbone)
     onnx_path, script_path, folder, stem = _out_paths(out_file)
+    raw_sd, meta, settings = None, {}, {}
+    if checkpoint is not None:
+        raw_sd, meta = load_checkpoint(os.fspath(checkpoint))
+        settings = checkpoint_settings(meta, raw_sd)
+    spec = checkpoint_backbone(backbone, settings, checkpoint)
+    width_mult, width_from = _settle("width_mult", None if width_mult is None else float(width_mult),
+                                     settings.get("width_mult"), 1.0, "width_mult (--width-mult)")
+    input_size, size_from = _settle("input_size", None if input_size is None else int(input_size),
+                                    settings.get("input_size"), None, "input_size (--input-size)")
+    if checkpoint is not None and (width_from.startswith("the checkpoint") or size_from.startswith("the checkpoint")):
+        log("from the checkpoint: %s" % ", ".join(
+            "%s %s (%s)" % (k, _show(v), src[len("the checkpoint's "):]) for k, v, src in
+            (("width_mult", width_mult, width_from), ("input_size", input_size, size_from))
+            if src.startswith("the checkpoint")))
     notes = []
     if max_per_image is not None:
         max_per_img = max_per_image
     detection = None
     if spec.task == "detection":
-        detection = detection_settings(score_thr, iou_thr, max_per_img, nms_pre)
-    elif any(v is not None for v in (score_thr, iou_thr, max_per_img, nms_pre)):
+        detection = detection_settings(score_thr, iou_thr, max_per_img, nms_pre, report_thr)
+    elif any(v is not None for v in (score_thr, iou_thr, max_per_img, nms_pre, report_thr)):
         raise ExporterError("score/iou thresholds, max_per_image and nms_pre are for detection backbones; "
                             "%s is a classifier" % spec.name)
     size = spec.default_size if input_size is None else int(input_size)
@@ -223,10 +295,9 @@ def convert(backbone, checkpoint=None, out_file=None, class_path=None, num_class
     import torch
 
     # 1. weights and classes
-    sd, meta, layout = None, {}, None
+    sd, layout = None, None
     if checkpoint is not None:
-        sd, meta = load_checkpoint(os.fspath(checkpoint))
-        sd, layout = to_model_layout(spec, sd)
+        sd, layout = to_model_layout(spec, raw_sd)
     classes, class_source = resolve_classes(num_classes, class_path, meta_classes(meta) if meta else None,
                                             checkpoint_num_classes(spec, sd) if sd is not None else None)
     num_classes = len(classes)

@@ -112,6 +112,13 @@ def read_metadata(sess):
 def preprocess(path_or_image, pre):
     """A picture -> (float32 [1, C, H, W], (original width, height)), following ``tinyrt.preprocess``."""
     from PIL import Image
+    if pre.get("pipeline") == "basedt":              # MMEdu's BaseDT steps, as tinyrt.run takes them
+        from tinyrt.vision.basedt import prepare, read_unrotated
+        from tinyrt.vision.preprocess import Geometry, Recipe
+        recipe = Recipe("", [], pre["color"], pre["resize"], pre.get("crop"), pre["mean"], pre["std"],
+                        pipeline="basedt")
+        pic = read_unrotated(path_or_image)
+        return prepare(pic, recipe, Geometry(pic.shape[1], pic.shape[0])), (pic.shape[1], pic.shape[0])
     img = path_or_image if isinstance(path_or_image, Image.Image) else Image.open(path_or_image)
     img = img.convert("RGB" if pre["color"] == "RGB" else "L")
     original = img.size

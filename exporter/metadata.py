@@ -40,13 +40,16 @@ def build_metadata(spec, classes, input_size, input_name, output_names, opset, e
         props["tinyrt.postprocess"] = _json({
             "outputs": list(output_names), "box_format": "xyxy", "box_units": "input_pixels",
             "score_threshold": d["score_thr"], "iou_threshold": d["iou_thr"],
-            "max_per_image": d["max_per_img"], "nms_pre": d["nms_pre"],
+            "max_per_image": d["max_per_img"], "nms_pre": d["nms_pre"], "report_threshold": d["report_thr"],
             "padding": "rows past the last detection: dets all 0, label -1"})
         props["tinyrt.score_threshold"] = repr(float(d["score_thr"]))
         props["tinyrt.iou_threshold"] = repr(float(d["iou_thr"]))
         props["tinyrt.max_per_image"] = str(int(d["max_per_img"]))
-    # XEdu / MMEdu compatibility
-    props["MODEL_INFO"] = _json({"codebase": spec.codebase, "modelname": spec.name, "classes": list(classes)})
+        props["tinyrt.report_threshold"] = repr(float(d["report_thr"]))
+    # XEdu / MMEdu compatibility. ASCII-escaped JSON, as MMEdu writes it: BaseDT's ModelData reads MODEL_INFO
+    # through codecs' unicode_escape before json.loads, which garbles raw UTF-8 (Chinese class names)
+    props["MODEL_INFO"] = json.dumps({"codebase": spec.codebase, "modelname": spec.name, "classes": list(classes)},
+                                     separators=(",", ":"))
     if not any("|" in c for c in classes):
         props["CLASSES"] = "|".join(classes)
     return props

@@ -1,7 +1,9 @@
 """The sample script written beside every exported model (``<out stem>.py``, like MMEdu's).
 
-It needs only tinyrt (or onnxruntime with ``--ort``), numpy and Pillow, and reads the class names and the
-preprocessing from the model file's metadata, so it stays right when the model file is replaced.
+It needs only tinyrt (or onnxruntime with ``--ort``), numpy and Pillow, and reads the class names, the
+preprocessing and the detection threshold from the model file's metadata, so it stays right when the model file
+is replaced. Its preprocessing is MMEdu's BaseDT / XEduHub's, restated in numpy (as tinyrt/vision/basedt.py),
+so it prints what tinyrt.run and XEduHub say.
 """
 
 TEMPLATE = r'''#!/usr/bin/env python3
@@ -23,41 +25,82 @@ from PIL import Image
 MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "{model}")
 
 
+def read_picture(path, gray):
+    """The picture as MMEdu's BaseDT reads it (OpenCV's imdecode): no EXIF rotation, transparency on white."""
+    img = Image.open(path)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        a = np.asarray(img.convert("RGBA"), dtype=np.float32)
+        alpha = a[:, :, 3:] / np.float32(255.0)
+        rgb = (a[:, :, :3] * alpha + (np.float32(1.0) - alpha) * np.float32(255)).astype(np.uint8)
+    elif img.mode in ("1", "L"):
+        rgb = np.repeat(np.asarray(img.convert("L"))[:, :, None], 3, axis=2)
+    else:
+        rgb = np.asarray(img.convert("RGB"))
+    if gray:   # BaseDT's _rgb2gray: these weights meet OpenCV's B, G, R order
+        if img.mode in ("1", "L"):
+            return rgb[:, :, :1]
+        bgr = rgb[:, :, ::-1].astype(np.float64)
+        return np.clip(np.dot(bgr, [0.2989, 0.5870, 0.1140]), 0, 255).astype(np.uint8)[:, :, None]
+    return rgb
+
+
+def resize_linear(x, h, w):
+    """OpenCV's cv2.resize(x, (w, h), interpolation=INTER_LINEAR) of a float32 H x W x C picture."""
+    def axis(n_in, n_out):
+        f = ((np.arange(n_out) + 0.5) * (1.0 / (n_out / float(n_in))) - 0.5).astype(np.float32)
+        s = np.floor(f).astype(np.int64)
+        return s, (f - s).astype(np.float32)
+    if x.shape[0] == 2 * h and x.shape[1] == 2 * w:              # OpenCV: an exact halving is a 2x2 mean
+        return ((x[0::2, 0::2] + x[0::2, 1::2]) + (x[1::2, 0::2] + x[1::2, 1::2])) * np.float32(0.25)
+    sx, fx = axis(x.shape[1], w)
+    edge = (sx < 0) | (sx >= x.shape[1] - 1)                    # past the sides: the edge pixel alone
+    fx[edge] = 0
+    sx = np.clip(sx, 0, x.shape[1] - 1)
+    cols = x[:, sx] * (1 - fx)[None, :, None] + x[:, np.minimum(sx + 1, x.shape[1] - 1)] * fx[None, :, None]
+    sy, fy = axis(x.shape[0], h)                                # rows: indices clamped, weights kept
+    top, bottom = cols[np.clip(sy, 0, x.shape[0] - 1)], cols[np.clip(sy + 1, 0, x.shape[0] - 1)]
+    return (top * (1 - fy)[:, None, None] + bottom * fy[:, None, None]).astype(np.float32)
+
+
 def preprocess(path, pre):
-    """Picture file -> float32 [1, C, H, W] as the model expects it, and the picture's (width, height)."""
-    img = Image.open(path).convert("RGB" if pre["color"] == "RGB" else "L")
-    original_size = img.size
+    """Picture file -> float32 [1, C, H, W] as the model expects it, and the picture's (width, height).
+
+    MMEdu's BaseDT / XEduHub steps: normalise the float picture, then OpenCV's bilinear resize, then crop."""
+    img = read_picture(path, pre["color"] != "RGB")
+    original_size = (img.shape[1], img.shape[0])
+    inv_std = (1.0 / np.array(pre["std"], np.float64)).astype(np.float32)
+    x = (img.astype(np.float32) - np.array(pre["mean"], np.float32)) * inv_std
     h, w = pre["resize"]
-    img = img.resize((w, h), Image.BILINEAR)                    # squash to the resize size
+    x = resize_linear(x, h, w)                                  # squash to the resize size
     if pre.get("crop"):                                         # then cut the centre out
         ch, cw = pre["crop"]
         left, top = int(round((w - cw) / 2.0)), int(round((h - ch) / 2.0))
-        img = img.crop((left, top, left + cw, top + ch))
-    x = np.asarray(img, dtype=np.float32)                       # H x W x C, values 0..255
-    if x.ndim == 2:                                             # grayscale: one channel
-        x = x[:, :, None]
-    x = (x - np.array(pre["mean"], np.float32)) / np.array(pre["std"], np.float32)
+        x = x[top:top + ch, left:left + cw]
     return x.transpose(2, 0, 1)[None].astype(np.float32), original_size
 
 
 def read_metadata(sess):
-    """(task, class names, preprocessing) from the model file."""
+    """(task, class names, preprocessing, detection threshold) from the model file."""
     meta = sess.get_modelmeta().custom_metadata_map
     if "tinyrt.preprocess" in meta:
-        return meta["tinyrt.task"], json.loads(meta["tinyrt.classes"]), json.loads(meta["tinyrt.preprocess"])
+        thr = float(meta.get("tinyrt.report_threshold", 0.3))
+        return (meta["tinyrt.task"], json.loads(meta["tinyrt.classes"]), json.loads(meta["tinyrt.preprocess"]),
+                thr)
     # a file exported by MMEdu / XEdu: class names in MODEL_INFO or CLASSES, BaseDT's preprocessing
     info = json.loads(meta.get("MODEL_INFO", "{{}}"))
     classes = info.get("classes") or meta.get("CLASSES", "").split("|")
     det = len(sess.get_outputs()) == 2
     pre = {{"color": "RGB", "resize": [320, 320] if det else [256, 256], "crop": None if det else [224, 224],
            "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375]}}
-    return ("detection" if det else "classification"), classes, pre
+    return ("detection" if det else "classification"), classes, pre, 0.3    # XEduHub's thr
 
 
 def main():
     parser = argparse.ArgumentParser(description="Run {model} on a picture.")
     parser.add_argument("image", help="a picture file (jpg, png, ...)")
     parser.add_argument("--ort", action="store_true", help="use onnxruntime instead of tinyrt")
+    parser.add_argument("--thr", type=float, help="detection: the score an object needs (default: the model "
+                        "file's, which tinyrt.run and `tinyrt run` use too)")
     args = parser.parse_args()
     if not os.path.isfile(args.image):                          # a folder, a typo: say so, not a traceback
         parser.error("%s is %s: give one picture file" % (
@@ -67,7 +110,7 @@ def main():
     else:
         import tinyrt as ort
     sess = ort.InferenceSession(MODEL)
-    task, classes, pre = read_metadata(sess)
+    task, classes, pre, thr = read_metadata(sess)
     x, (width, height) = preprocess(args.image, pre)
     outputs = sess.run(None, {{sess.get_inputs()[0].name: x}})
 
@@ -78,9 +121,14 @@ def main():
     else:
         dets, labels = outputs[0][0], outputs[1][0]             # boxes in model-input pixels
         sx, sy = width / float(x.shape[3]), height / float(x.shape[2])
+        if args.thr is None:
+            print("objects scoring at least %g (the model file's threshold; --thr to change it)" % thr)
+        else:
+            thr = args.thr
+            print("objects scoring at least %g (--thr)" % thr)
         found = 0
         for (x1, y1, x2, y2, score), label in zip(dets, labels):
-            if score <= 0:                                      # padding rows
+            if score <= 0 or score < thr:                       # padding rows, and scores under the threshold
                 continue
             found += 1
             print("label %d (%s), score %.4f, box (%.1f, %.1f, %.1f, %.1f)"

@@ -108,7 +108,7 @@ def test_annotated_samples_match_ground_truth(exported, tmp_path):
     """tinyrt.run(..., save=) on the committed sample pictures: the answers (what is drawn) are the truth."""
     import tinyrt
     from PIL import Image
-    from exporter.demo import SAMPLES, SCORE, match_truth
+    from exporter.demo import SAMPLES, match_truth
     with open(os.path.join(SAMPLES, "samples.json")) as f:
         truth = json.load(f)
     assert sum(t["task"] == "classification" for t in truth.values()) >= 4
@@ -116,7 +116,7 @@ def test_annotated_samples_match_ground_truth(exported, tmp_path):
     for name, t in sorted(truth.items()):
         model = exported["classifier" if t["task"] == "classification" else "detector"]
         target = str(tmp_path / name)
-        res = tinyrt.run(model, os.path.join(SAMPLES, name), score=SCORE, save=target)
+        res = tinyrt.run(model, os.path.join(SAMPLES, name), save=target)      # the threshold in the file
         ok, text = match_truth(res, t)
         assert ok, "%s: %s; tinyrt says %s" % (name, text, res)
         drawn = np.asarray(Image.open(target).convert("RGB"), dtype=np.int16)

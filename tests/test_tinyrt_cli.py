@@ -15,7 +15,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("torch")
 
 from tinyrt.cli import main  # noqa: E402
-from test_api import check_drawn, expected_detections, ort_run, pillow_input  # noqa: E402
+from test_api import check_drawn, expected_detections, ort_run, reference_input  # noqa: E402
 from test_vision_models import CLASSES, DET_CLASSES, ROOT, models  # noqa: E402
 
 
@@ -34,7 +34,7 @@ def test_run_classifier_json_matches_onnxruntime(m, capsys):
     code, out, err = cli(capsys, "run", m["cls"], m["jpeg"], "--json", "--topk", 3)
     assert code == 0, err
     (entry,) = json.loads(out)
-    probs = ort_run(m["cls"], pillow_input(m["jpeg"], 73, 64))[0][0]
+    probs = ort_run(m["cls"], reference_input(m["jpeg"], 73, 64))[0][0]
     order = np.argsort(-probs, kind="stable")[:3]
     assert [p["label"] for p in entry["predictions"]] == order.tolist()
     assert [p["name"] for p in entry["predictions"]] == [CLASSES[i] for i in order]
@@ -44,10 +44,11 @@ def test_run_classifier_json_matches_onnxruntime(m, capsys):
 
 
 def test_run_detector_matches_onnxruntime_and_saves_boxes(m, capsys, tmp_path):
-    code, out, err = cli(capsys, "run", m["det"], m["jpeg"], "--json", "--save", tmp_path / "drawn")
+    code, out, err = cli(capsys, "run", m["det"], m["jpeg"], "--json", "--save", tmp_path / "drawn", "--score", "0.2")
     assert code == 0, err
     (entry,) = json.loads(out)
-    _, labels, scores, boxes = expected_detections(m, 0.3)
+    assert (entry["score_threshold"], entry["score_threshold_from"]) == (0.2, "score=")
+    _, labels, scores, boxes = expected_detections(m, 0.2)
     got = entry["predictions"]
     assert [p["label"] for p in got] == labels.tolist() and len(got) >= 1
     assert [p["name"] for p in got] == [DET_CLASSES[i] for i in labels]
@@ -62,7 +63,7 @@ def test_run_detector_matches_onnxruntime_and_saves_boxes(m, capsys, tmp_path):
         def __init__(self, box):
             self.box = box
     check_drawn(before, after, [P(p["box"]) for p in got], exact=False)
-    code, text, _ = cli(capsys, "run", m["det"], m["jpeg"], "--lang", "zh", "--json")
+    code, text, _ = cli(capsys, "run", m["det"], m["jpeg"], "--lang", "zh", "--json", "--score", "0.2")
     assert set(json.loads(text)[0]["predictions"][0]) == {"标签", "置信度", "预测结果", "坐标"}
 
 
@@ -136,7 +137,9 @@ def test_info(m, capsys, name):
     assert macs > 1e5
     if name == "mmedu":
         assert "[1, 3, 224, 224]" in out and "probs" in out
-        assert "picture -> RGB -> resize 256x256 (squash, bilinear) -> centre crop 224x224" in out
+        assert ("picture -> BaseDT/XEduHub recipe: RGB (no EXIF rotation) -> (x - mean) / std, mean [123.675, "
+                "116.28, 103.53] std [58.395, 57.12, 57.375] on the float picture -> resize 256x256 (OpenCV "
+                "INTER_LINEAR, aspect not kept) -> centre crop 224x224") in out
         assert "settings from MODEL_INFO" in out
 
 
@@ -195,7 +198,7 @@ def test_trace_stop_at_matches_onnxruntime(m, capsys, tmp_path):
     assert code == 0, err
     proto.graph.output.append(onnx.helper.make_tensor_value_info(conv.output[0], onnx.TensorProto.FLOAT, None))
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    want = sess.run([conv.output[0]], {"input": pillow_input(m["jpeg"], 73, 64)})[0]
+    want = sess.run([conv.output[0]], {"input": reference_input(m["jpeg"], 73, 64)})[0]
     got = np.load(str(npy))
     assert got.shape == want.shape and np.abs(got - want).max() <= 1e-4 * max(1, np.abs(want).max())
     code, out, err = cli(capsys, "trace", m["cls"], m["jpeg"], "--stop-at", "no-such-node")

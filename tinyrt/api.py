@@ -21,7 +21,7 @@ from .session import InferenceSession
 
 # options that change how pictures are prepared (the Recipe); the rest change how answers are given
 RECIPE_OPTIONS = ("size", "resize", "crop", "mean", "std", "classes", "color_mode", "resize_policy", "task",
-                  "softmax")
+                  "softmax", "pipeline")
 RUN_OPTIONS = ("topk", "score", "lang", "save", "show", "color", "background", "keep_image", "font")
 DEFAULT_TOPK = 1
 DEFAULT_SCORE = 0.3
@@ -76,6 +76,7 @@ class Model:
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.options = {k: v for k, v in options.items() if v is not None}
         self.recipe = self._recipe(self.options)
+        self.threshold, self.threshold_source = detection_threshold(self.metadata)
 
     def _recipe(self, options):
         from .vision.preprocess import build_recipe
@@ -97,9 +98,9 @@ class Model:
 
     def prepare(self, img, color="RGB", background=None, recipe=None):
         """(network input float32 [1, C, H, W], Geometry, RGB picture) for one picture."""
-        from .vision.image import read_image
-        rgb = read_image(img, color=color, background=background)
-        x, geo = (recipe or self.recipe).prepare(rgb)
+        recipe = recipe or self.recipe
+        pic, rgb = recipe.read(img, color=color, background=background)
+        x, geo = recipe.prepare(pic)
         return x, geo, rgb
 
     def run(self, img, **options):
@@ -131,7 +132,9 @@ class Model:
             recipe = self._recipe(opts)
         lang = check_lang(opts.get("lang", "en"))
         topk = opts.get("topk", DEFAULT_TOPK)
-        score = opts.get("score", DEFAULT_SCORE)
+        score, score_source = self.threshold, self.threshold_source
+        if opts.get("score") is not None:
+            score, score_source = float(opts["score"]), "score="
         color = opts.get("color", "RGB")
         save, show = opts.get("save"), opts.get("show", False)
         if opts.get("font"):                       # the font file to draw labels with (Chinese names)
@@ -158,6 +161,8 @@ class Model:
             result = ImageResult(preds, recipe.task, path=source_name(src, i) if is_path else None,
                                  width=rgb.shape[1], height=rgb.shape[0], image=rgb if keep else None,
                                  input=x, outputs=outs, classes=recipe.classes, lang=lang)
+            if recipe.task == "detection":
+                result.threshold, result.threshold_source = score, score_source
             if save or show:
                 result.image = rgb
                 if save:
@@ -167,6 +172,23 @@ class Model:
                 if not keep:
                     result.image = None
             yield result
+
+
+def detection_threshold(meta):
+    """(the score a detected object needs, where that number comes from) for a model's metadata.
+
+    One threshold everywhere: the exporter stores it in the file (``tinyrt.report_threshold``), and
+    tinyrt.run, ``tinyrt run``, the sample script and the demo all read it; MMEdu's own files get XEduHub's
+    ``thr=0.3``. An object is kept when its score is >= the threshold (XEduHub's rule)."""
+    value = meta.get("tinyrt.report_threshold")
+    if value is not None:
+        try:
+            return float(value), "the model file"
+        except ValueError:
+            pass
+    if "MODEL_INFO" in meta or "CLASSES" in meta:
+        return DEFAULT_SCORE, "XEduHub's default for MMEdu files"
+    return DEFAULT_SCORE, "tinyrt's default"
 
 
 def load(model, **options):

@@ -50,8 +50,8 @@ class BackboneSpec:
             crop = [input_size, input_size]
         else:
             resize, crop = input_size, None
-        return {"color": "RGB" if self.channels == 3 else "GRAY", "resize": [resize, resize],
-                "resize_policy": "squash", "interpolation": "bilinear", "crop": crop,
+        return {"pipeline": "basedt", "color": "RGB" if self.channels == 3 else "GRAY", "resize": [resize, resize],
+                "resize_policy": "squash", "interpolation": "opencv_linear", "crop": crop,
                 "mean": self.mean, "std": self.std, "scale": "0-255", "layout": "NCHW"}
 
 

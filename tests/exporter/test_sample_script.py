@@ -16,6 +16,7 @@ from exporter import convert  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::exporter.classes.ExporterWarning")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
 TOP1 = re.compile(r"top-1: label (\d+) \((.*)\), score ([0-9.]+)")
 
 
@@ -34,14 +35,22 @@ def run_script(script, image, *flags):
     return out.stdout.decode("utf-8")
 
 
+def reference_input(image, resize, crop, mean, std, gray=False):
+    """BaseDT's preprocessing done by OpenCV (tests/basedt_reference.py), independently of the script; OpenCV's
+    IPP path off (its float resize rounds differently)."""
+    import cv2
+    from basedt_reference import basedt_input
+    cv2.ipp.setUseIPP(False)
+    try:
+        return basedt_input(image, size=(resize, resize), crop_size=(crop, crop) if crop else None,
+                            to_rgb=not gray, mean=mean, std=std)
+    finally:
+        cv2.ipp.setUseIPP(True)
+
+
 def tinyrt_top1(model_path, image, resize, crop, mean, std, gray=False):
     """Preprocess here (independently of the script) and run tinyrt."""
-    img = Image.open(image).convert("L" if gray else "RGB").resize((resize, resize), Image.BILINEAR)
-    if crop:
-        off = (resize - crop) // 2
-        img = img.crop((off, off, off + crop, off + crop))
-    x = np.asarray(img, dtype=np.float32).reshape(img.size[1], img.size[0], -1)
-    x = ((x - np.float32(mean)) / np.float32(std)).transpose(2, 0, 1)[None].astype(np.float32)
+    x = reference_input(image, resize, crop, mean, std, gray)
     probs = tinyrt.InferenceSession(model_path).run(None, {"input": x})[0][0]
     return int(probs.argmax()), float(probs.max())
 
@@ -86,11 +95,11 @@ def test_detection_script(tmp_path):
                 score_thr=0.3, log=None)
     image = jpeg(tmp_path / "pic.jpg", size=(160, 120))
     out = run_script(r.script_path, image)
-    # the same through tinyrt here: resize to 320x320, boxes scaled back to 160x120
-    img = Image.open(image).convert("RGB").resize((320, 320), Image.BILINEAR)
-    x = ((np.asarray(img, np.float32) - np.float32([123.675, 116.28, 103.53])) / np.float32([58.395, 57.12, 57.375]))
-    dets, labels = tinyrt.InferenceSession(r.onnx_path).run(None, {"input": x.transpose(2, 0, 1)[None].copy()})
-    keep = dets[0, :, 4] > 0
+    assert "objects scoring at least 0.3 (the model file's threshold" in out
+    # the same through tinyrt here: BaseDT's preprocessing to 320x320, boxes scaled back to 160x120
+    x = reference_input(image, 320, None, [123.675, 116.28, 103.53], [58.395, 57.12, 57.375])
+    dets, labels = tinyrt.InferenceSession(r.onnx_path).run(None, {"input": x})
+    keep = dets[0, :, 4] >= 0.3
     lines = [line for line in out.splitlines() if line.startswith("label")]
     assert len(lines) == int(keep.sum())
     if lines:
@@ -100,3 +109,6 @@ def test_detection_script(tmp_path):
         assert np.allclose(box, dets[0, 0, :4] * [0.5, 0.375, 0.5, 0.375], atol=0.06)
     else:
         assert "no objects found" in out
+    low = run_script(r.script_path, image, "--thr", "0.35")
+    assert "objects scoring at least 0.35 (--thr)" in low
+    assert len([line for line in low.splitlines() if line.startswith("label")]) == int((dets[0, :, 4] >= 0.35).sum())

@@ -33,7 +33,7 @@ def add_arguments(p):
                    "share a name get their folder's name in front)")
     p.add_argument("--topk", type=int, default=None, help="classes to list for a classifier (default 1)")
     p.add_argument("--score", type=float, default=None, help="detection: keep objects scoring at least this "
-                   "(default 0.3)")
+                   "(default: the threshold stored in the model file; 0.3, XEduHub's, for MMEdu files)")
     p.add_argument("--lang", choices=["en", "zh"], default=None, help="zh: MMEdu's keys (标签, 置信度, 预测结果, 坐标)")
     p.add_argument("--progress", action="store_true", default=None, help="show the progress bar even when "
                    "stderr is not a terminal")

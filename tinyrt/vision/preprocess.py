@@ -10,8 +10,15 @@ Where it comes from, first found wins (arguments always override it):
 4. nothing: the arguments ``mean=``, ``std=`` (and ``size=`` when the input size is not fixed) must be
    given, and a clear error says so.
 
-The steps (``Recipe.prepare``), BaseDT's order:
-RGB uint8 -> (GRAY) -> resize (bilinear) -> centre crop -> (x - mean) / std -> CHW float32 -> [1, C, H, W].
+Two pipelines (``Recipe.pipeline``):
+
+* ``basedt``, for MMEdu files (MODEL_INFO / CLASSES) and every file our exporter writes now: BaseDT's and
+  XEduHub's steps exactly (basedt.py): no EXIF rotation, ``(x - mean) / std`` on the float picture, then
+  OpenCV's INTER_LINEAR resize of the float picture (cv_linear.py), centre crop;
+* ``pillow``, for files whose ``tinyrt.preprocess`` names no pipeline (older exports):
+  RGB uint8 (EXIF applied) -> (GRAY) -> Pillow's bilinear resize -> centre crop -> (x - mean) / std.
+
+Both end in CHW float32 [1, C, H, W].
 """
 import json
 
@@ -38,6 +45,7 @@ BACKBONES = {
     "SSD_Lite": ("resize", 320, "RGB", IMAGENET_MEAN, IMAGENET_STD),
 }
 POLICIES = ("squash", "shorter", "letterbox")
+PIPELINES = ("basedt", "pillow")
 
 NEEDS_ARGUMENTS = ("{what} has no metadata tinyrt can use to prepare a picture (neither tinyrt.preprocess nor "
                    "MODEL_INFO / CLASSES), so say how: tinyrt.run(model, img, {size}mean=[123.675, "
@@ -99,7 +107,7 @@ class Recipe:
     """Everything tinyrt.run needs to know about a model, settled once when it is loaded."""
 
     def __init__(self, task, classes, color, resize, crop, mean, std, policy="squash", input_name="input",
-                 input_shape=None, outputs=(), source="", softmax=None):
+                 input_shape=None, outputs=(), source="", softmax=None, pipeline="pillow"):
         self.task = task                  # "classification" | "detection"
         self.classes = list(classes) if classes else []
         self.color = color                # "RGB" | "GRAY"
@@ -112,6 +120,7 @@ class Recipe:
         self.outputs = list(outputs)
         self.source = source              # where the settings came from, for `info` and error messages
         self.softmax = softmax            # None: apply when the outputs are not probabilities already
+        self.pipeline = pipeline          # "basedt" (MMEdu's tools, exactly) | "pillow" (see the module doc)
 
     @property
     def channels(self):
@@ -128,18 +137,40 @@ class Recipe:
         return str(label)
 
     def describe(self):
-        steps = ["%s" % self.color]
-        if self.resize:
-            steps.append("resize %dx%d (%s, bilinear)" % (self.resize[1], self.resize[0], self.policy))
+        norm = "(x - mean) / std, mean %s std %s" % (_short(self.mean), _short(self.std))
+        if self.pipeline == "basedt":
+            steps = ["BaseDT/XEduHub recipe: %s (no EXIF rotation)" % self.color, norm + " on the float picture"]
+            if self.resize:
+                steps.append("resize %dx%d (OpenCV INTER_LINEAR, aspect not kept)" % (self.resize[1], self.resize[0]))
+        else:
+            steps = ["Pillow recipe: %s" % self.color]
+            if self.resize:
+                steps.append("resize %dx%d (%s, Pillow bilinear)" % (self.resize[1], self.resize[0], self.policy))
         if self.crop:
             steps.append("centre crop %dx%d" % (self.crop[1], self.crop[0]))
-        steps.append("(x - mean) / std, mean %s std %s" % (_short(self.mean), _short(self.std)))
+        if self.pipeline != "basedt":
+            steps.append(norm)
         steps.append("NCHW float32")
         return " -> ".join(steps)
 
+    def read(self, img, color="RGB", background=None):
+        """(the picture as this recipe's ``prepare`` takes it, RGB uint8 HxWx3 of it for drawing)."""
+        if self.pipeline == "basedt":
+            from .basedt import read_unrotated, three_channels
+            pic = read_unrotated(img, color=color)
+            return pic, three_channels(pic)
+        from .image import read_image
+        rgb = read_image(img, color=color, background=background)
+        return rgb, rgb
+
     def prepare(self, rgb):
-        """RGB uint8 HxWx3 -> (float32 [1, C, H, W], Geometry)."""
+        """The picture (RGB uint8 HxWx3; for the basedt pipeline what ``read`` gives) -> (float32 [1, C, H, W],
+        Geometry)."""
         height, width = rgb.shape[:2]
+        if self.pipeline == "basedt":
+            from .basedt import prepare
+            geo = Geometry(width, height)
+            return prepare(rgb, self, geo), geo
         img = to_gray(rgb)[:, :, None] if self.color == "GRAY" else rgb
         geo = Geometry(width, height)
         if self.resize:
@@ -234,7 +265,7 @@ def build_recipe(meta, inputs, outputs, options, what="the model"):
         task = "detection" if codebase.lower().endswith("det") else "classification"
         classes = info.get("classes")
         pre = _basedt(info.get("modelname"), fixed, in_channels, task)
-        source = "MODEL_INFO (%s %s, BaseDT's preprocessing)" % (codebase, info.get("modelname"))
+        source = "MODEL_INFO (%s %s, BaseDT/XEduHub's preprocessing)" % (codebase, info.get("modelname"))
     if pre is None and "CLASSES" in meta:
         classes = meta["CLASSES"].split("|")
         task = guess_task(outputs)
@@ -315,8 +346,17 @@ def build_recipe(meta, inputs, outputs, options, what="the model"):
         post = _json(meta, "tinyrt.postprocess") or {}
         if post.get("softmax"):
             softmax = False            # already softmaxed in the graph
+    # MMEdu-layout files (MODEL_INFO MMCls/MMDet, or CLASSES; every file our exporter wrote has MODEL_INFO):
+    # BaseDT/XEduHub's steps, which is what their users compare with, unless the file names its pipeline
+    mmedu = (isinstance(info, dict) and str(info.get("codebase", "")) in ("MMCls", "MMDet")) or "CLASSES" in meta
+    pipeline = options.get("pipeline") or pre.get("pipeline") or ("basedt" if mmedu else "pillow")
+    if pipeline not in PIPELINES:
+        raise InputError("pipeline=%r: one of %s" % (pipeline, ", ".join(PIPELINES)))
+    if pipeline == "basedt" and policy != "squash":
+        raise InputError("resize_policy=%r: the basedt pipeline squashes (BaseDT's resize); use pipeline='pillow'"
+                         % policy)
     return Recipe(task, classes, color, resize_hw, crop_hw, mean, std, policy, inp.name, shape,
-                  [o.name for o in outputs], source, softmax)
+                  [o.name for o in outputs], source, softmax, pipeline)
 
 
 def _classes(value):
@@ -348,4 +388,5 @@ def _basedt(modelname, fixed, in_channels, task):
         crop = list(size)
     else:
         resize_hw, crop = list(size), None
-    return {"color": color, "resize": resize_hw, "crop": crop, "mean": mean, "std": std, "resize_policy": "squash"}
+    return {"color": color, "resize": resize_hw, "crop": crop, "mean": mean, "std": std, "resize_policy": "squash",
+            "pipeline": "basedt"}

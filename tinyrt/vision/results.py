@@ -107,6 +107,8 @@ class ImageResult(list):
         self.classes = classes or []
         self.lang = lang
         self.saved = None                 # the file written by save= (run) or save()
+        self.threshold = None             # detection: the score an object needed (>=), and where it came from
+        self.threshold_source = None
 
     @property
     def top(self):
@@ -158,14 +160,25 @@ class ImageResult(list):
              "predictions": [p.as_dict() for p in self]}
         if getattr(self, "saved", None):
             d["saved"] = self.saved
+        if self.threshold is not None:
+            d["score_threshold"] = self.threshold
+            d["score_threshold_from"] = self.threshold_source
         return d
+
+    def threshold_text(self):
+        """``score >= 0.3, the model file's threshold`` (detection), or ''."""
+        if self.threshold is None:
+            return ""
+        return "score >= %g, %s" % (self.threshold, {"score=": "given as score="}.get(
+            self.threshold_source, "from " + str(self.threshold_source)))
 
     def text(self):
         head = "%s (%sx%s)" % (self.path or "picture", self.width, self.height)
         if self.task == "detection":
+            thr = " (%s)" % self.threshold_text() if self.threshold is not None else ""
             if not self:
-                return head + ": no objects found"
-            lines = [head + ": %d object%s" % (len(self), "" if len(self) == 1 else "s")]
+                return head + ": no objects found" + thr
+            lines = [head + ": %d object%s%s" % (len(self), "" if len(self) == 1 else "s", thr)]
         elif len(self) == 1:
             return head + ": " + self[0].text()
         else:
