@@ -118,6 +118,18 @@ def match_truth(result, truth, iou_thr=0.5):
     return ok, text
 
 
+def sample_answers(model, truth, annotated=None):
+    """[(picture name, tinyrt's answer)] for the sample pictures of ``model``'s task, drawn into ``annotated``.
+
+    tinyrt.run(model, picture, save=...) is the one call (the loaded model runs it without reloading), with
+    the detection threshold stored in the model file, as `tinyrt run` and the sample script use it."""
+    out = []
+    for name in sorted(n for n in truth if truth[n]["task"] == model.task):
+        save = os.path.join(annotated, name) if annotated else None
+        out.append((name, model.run(os.path.join(SAMPLES, name), save=save)))
+    return out
+
+
 def run_demo(out_dir="out", repeats=5, log=print):
     """The demo; returns 0 when every sample picture's answer matches its ground truth, else 1."""
     import torch
@@ -146,10 +158,7 @@ def run_demo(out_dir="out", repeats=5, log=print):
         if task == "detection":
             log("   %s: objects scoring at least %g (%s)" % (os.path.basename(onnx_path), model.threshold,
                                                              model.threshold_source))
-        for name in sorted(n for n in truth if truth[n]["task"] == task):
-            picture = os.path.join(SAMPLES, name)
-            # tinyrt.run(model, picture, save=...) is the one call; the loaded model runs it without reloading
-            res = model.run(picture, save=os.path.join(annotated, name))
+        for name, res in sample_answers(model, truth, annotated):
             ok, text = match_truth(res, truth[name])
             all_ok &= ok
             if task == "classification":

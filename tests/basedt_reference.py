@@ -76,3 +76,39 @@ def basedt_input(source, backbone=None, size=None, crop_size=None, to_rgb=True, 
     if to_rgb:
         return np.expand_dims(np.transpose(img, (2, 0, 1)), 0)
     return np.expand_dims(np.expand_dims(img, 0), 0)
+
+
+def xeduhub_answer(onnx_path, source, thr=0.3):
+    """XEduHub 2.0.0's ``Workflow(task='mmedu').inference(data, thr=thr)`` for one picture, restated with
+    onnxruntime (BaseDeploy.py: ModelData reads MODEL_INFO; ImageData(backbone=modelname); print_single_cls /
+    map_orig_coords + print_single_det)."""
+    import codecs
+    import json
+    import onnxruntime
+    opts = onnxruntime.SessionOptions()
+    opts.log_severity_level = 3
+    sess = onnxruntime.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
+    info = json.loads(codecs.decode(sess.get_modelmeta().custom_metadata_map["MODEL_INFO"], "unicode_escape"))
+    x = basedt_input(source, info["modelname"])
+    raw = imread(source) if isinstance(source, str) else source
+    outs = sess.run([o.name for o in sess.get_outputs()], {sess.get_inputs()[0].name: x})
+    names = info.get("classes")
+    if info["codebase"] == "MMCls":
+        idx = np.argmax(outs[0], axis=1)[0]
+        result = {"标签": idx, "置信度": outs[0][0][idx]}
+        if isinstance(names, list):
+            result["预测结果"] = names[idx]
+        return result
+    original_w, original_h = raw.shape[:2]          # BaseDT's names: these are (height, width)
+    processed_w, processed_h = x.shape[2:]
+    sx, sy = original_w / processed_w, original_h / processed_h
+    boxes = np.array([[b[0] * sy, b[1] * sx, b[2] * sy, b[3] * sx, b[4]] for b in outs[0][0]]).reshape(-1, 5)
+    result = []
+    for box, label in zip(boxes, outs[1][0]):
+        if box[4] >= thr:
+            b = box.astype(np.int32)
+            item = {"标签": label, "置信度": box[4], "坐标": {"x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3]}}
+            if isinstance(names, list):
+                item["预测结果"] = names[label]
+            result.append(item)
+    return result

@@ -24,7 +24,7 @@ def snippets():
 
 def test_mmedu_page_snippets_run(tmp_path):
     blocks = snippets()
-    assert len(blocks) >= 6
+    assert len(blocks) >= 8
     env = dict(os.environ, PYTHONPATH=ROOT, PYTHONIOENCODING="utf-8")
     outputs = []
     for i, code in enumerate(blocks):
@@ -41,4 +41,5 @@ def test_mmedu_page_snippets_run(tmp_path):
     assert outputs[4].count("pictures/") == 2 and (tmp_path / "annotated" / "one.jpg").exists()
     assert "'预测结果'" in outputs[5]
     assert "objects" in outputs[6] and (tmp_path / "annotated" / "det.jpg").exists()
+    assert "'标签'" in outputs[7] and "(240, 320, 3)" in outputs[7] and "objects at thr=0.3" in outputs[7]
     assert "Traceback" not in joined

@@ -157,6 +157,8 @@ def _recipe(sess, path):
     print("tinyrt.run: %s, %d classes (%s); settings from %s" % (m.task, len(m.recipe.classes), names,
                                                                 m.recipe.source))
     print("  picture -> %s" % m.recipe.describe())
+    if m.task == "detection":
+        print("  objects scoring at least %g (%s)" % (m.threshold, m.threshold_source))
 
 
 def _macs(sess):

@@ -38,6 +38,8 @@ def add_arguments(p):
     p.add_argument("--progress", action="store_true", default=None, help="show the progress bar even when "
                    "stderr is not a terminal")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="never show the progress bar")
+    p.add_argument("--verbose", action="store_true", help="say how pictures are prepared (the recipe) and which "
+                   "detection threshold is used")
     add_recipe_arguments(p)
 
 
@@ -69,6 +71,13 @@ def command(args):
         raise InputError("no picture given: tinyrt run %s PICTURE... (files or folders), or --input x.npy for a "
                          "tensor" % args.model)
     model = Model(args.model, **recipe_options(args))
+    if getattr(args, "verbose", False):
+        print("tinyrt: %s: %s; settings from %s" % (model.name, model.recipe.describe(), model.recipe.source),
+              file=sys.stderr)
+        if model.task == "detection":
+            thr, where = (args.score, "--score") if args.score is not None else (model.threshold,
+                                                                                 model.threshold_source)
+            print("tinyrt: objects scoring at least %g (%s)" % (thr, where), file=sys.stderr)
     pictures = dataset.collect(args.images)
     sources = [p for p, _ in pictures]
     several = len(sources) > 1 or any(os.path.isdir(a) for a in args.images)
