@@ -3,7 +3,9 @@
 ============  ==============================================================================
 image.py      decode a file / PIL image / numpy array to RGB uint8 (Pillow imported lazily)
 resize.py     bilinear resize, Pillow's or the same in numpy (for boards without Pillow)
-preprocess.py the model's metadata -> a Recipe: colour, resize, crop, mean/std, classes, task
+cv_linear.py  OpenCV's INTER_LINEAR resize in numpy (float32 and uint8, bit-exact), for BaseDT's recipe
+basedt.py     MMEdu's BaseDT / XEduHub picture preparation (what MMEdu files get), OpenCV not needed
+preprocess.py the model's metadata -> a Recipe: pipeline, colour, resize, crop, mean/std, classes, task
 results.py    Prediction / ImageResult / Results, top-k and detection boxes back in picture pixels
 draw.py       boxes, names and scores drawn with Pillow
 ============  ==============================================================================
