@@ -148,7 +148,7 @@ def test_no_metadata_names_the_arguments():
     with pytest.raises(InputError) as e:
         preprocess.build_recipe({}, INPUTS, PROBS, {})
     msg = str(e.value)
-    for name in ("size=", "mean=", "std=", "classes="):
+    for name in ("mean=", "std=", "classes="):                 # the input size is fixed: no size= asked
         assert name in msg
     assert "missing: mean=, std=" in msg
     with pytest.raises(InputError, match="missing: size=, mean=, std="):

@@ -97,10 +97,10 @@ def test_readme_convert_without_size_flags_and_one_threshold_everywhere(tmp_path
     with open(os.path.join(SAMPLES, "samples.json"), encoding="utf-8") as f:
         truth = json.load(f)
     # the README's convert, without --input-size: the checkpoint's 96 and 0.35
-    code, out, err = exporter_cli("convert", "--backbone", "MobileNet", "--checkpoint", CLS, "--width-mult", "0.35",
+    code, out, err = exporter_cli("convert", "--backbone", "MobileNet", "--checkpoint", CLS,
                                   "--out", tmp_path / "nosize.onnx")
     assert code == 0, err
-    assert "from the checkpoint: input_size 96" in out
+    assert "from the checkpoint: width_mult 0.35 (meta['width_mult']), input_size 96 (meta['input_size'])" in out
     cls = tinyrt.load(str(tmp_path / "nosize.onnx"))
     assert cls.session.get_inputs()[0].shape == [1, 3, 96, 96]
     assert cls.metadata["tinyrt.width_mult"] == "0.35" and cls.recipe.pipeline == "basedt"
