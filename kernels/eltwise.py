@@ -5,6 +5,8 @@
   on channels-last memory (x and y as (N, H * W, C)), the layout the convs write.
 * ``add``: y = a + b for two float32 arrays of one shape (a residual Add that could not be fused).
 * ``softmax``: along the rows of a matrix (a classifier's last op).
+* ``quantize_dequantize``: y = clip(rint(x / s), lo, hi) * s, a QDQ model's activation rounding
+  (tinyrt's QuantizeDequantize, see tinyrt/passes/quantization.py), in one sweep.
 """
 import numpy as np
 
@@ -64,3 +66,19 @@ def softmax(x, y, ctr):
             y[t, i] /= s
         t = finished(ctr, me, R)
     return R
+
+
+@kernel
+def quantize_dequantize(x, y, s, lo, hi, ctr):
+    """x, y flat float32, s the scale, lo/hi the clip bounds (qmin - zp, qmax - zp); blocks of 16K floats.
+    x / s is a true division and rint rounds half to even, as the numpy op (and QuantizeLinear) do."""
+    n = x.shape[0]
+    block = 16384
+    total = (n + block - 1) // block
+    me, t = start(ctr, total)
+    while t < total:
+        for i in range(t * block, min(n, (t + 1) * block)):
+            q = np.rint(x[i] / s)
+            y[i] = min(max(q, lo), hi) * s
+        t = finished(ctr, me, total)
+    return total

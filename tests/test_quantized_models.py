@@ -61,12 +61,12 @@ def test_quantized_model_matches_onnxruntime(config, float_model, tmp_path):
 
 @pytest.mark.parametrize("dtype,zp", [(np.uint8, 128), (np.int8, -3), (np.uint16, 30000), (np.int16, 0)])
 def test_quantize_dequantize_pair_is_exact(dtype, zp):
-    """The pass's QuantizeDequantize gives exactly DequantizeLinear(QuantizeLinear(x)): ties (x / scale
-    = k + 0.5), saturation on both sides, zero."""
+    """The pass's QuantizeDequantize (numpy op and numba kernel) is exactly DequantizeLinear(QuantizeLinear(x)):
+    ties (x / scale = k + 0.5), saturation on both sides, zero."""
     from onnx import TensorProto, helper, numpy_helper
     scale = np.float32(0.05)
     rs = np.random.RandomState(0)
-    x = np.concatenate([rs.standard_normal(2000).astype(np.float32) * 4,
+    x = np.concatenate([rs.standard_normal(20000).astype(np.float32) * 4,  # over the numba kernel's 4096
                         (np.arange(-40, 40) + 0.5).astype(np.float32) * scale,
                         np.array([0, 1e6, -1e6, 3000, -3000], np.float32)]).reshape(1, -1)
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),

@@ -602,3 +602,30 @@ def _nms(backend, step, constants):
 
 
 _WRAPPERS[("", "NonMaxSuppression")] = _nms
+
+
+class _QuantizeDequantizeKernel:
+    """A QDQ model's activation rounding (ops/quantize.py's QuantizeDequantize) in one compiled sweep."""
+
+    def __init__(self, backend, step):
+        self.backend = backend
+        self.k = backend.k
+        self.ref = step.fn
+
+    def __call__(self, x, scale, *, low, high):
+        if x.dtype == np.float32 and scale.dtype == np.float32 and scale.size == 1 and x.size >= 4096:
+            if x.flags.c_contiguous:
+                a, back = x, None
+            elif channels_last_memory(x):
+                a, back = x.transpose(0, 2, 3, 1), (0, 3, 1, 2)
+            else:
+                return self.ref(x, scale, low=low, high=high)
+            y = np.empty(a.shape, np.float32)
+            self.backend.pool.run(self.k.eltwise.quantize_dequantize, (
+                a.reshape(-1), y.reshape(-1), np.float32(scale.reshape(-1)[0]), np.float32(low), np.float32(high)))
+            return y if back is None else y.transpose(back)
+        return self.ref(x, scale, low=low, high=high)
+
+
+_WRAPPERS[("ai.tinyrt", "QuantizeDequantize")] = lambda backend, step, constants: _QuantizeDequantizeKernel(
+    backend, step)
