@@ -1112,3 +1112,14 @@ def test_tinyrt_outputs_of_a_real_network_survive_later_runs(kernels):
     again = sess.run(None, {arg.name: a})
     for o, k in zip(again, kept):
         np.testing.assert_allclose(o, k, rtol=1e-6, atol=1e-6)
+
+
+def test_tinyrt_device_memory_classes_say_what_to_do_instead():
+    from tinyrt.capi.onnxruntime_pybind11_state import Fail, OrtValueVector, RunOptions  # noqa: F401
+    with pytest.raises(tinyrt.UnsupportedError, match="numpy arrays"):
+        tinyrt.OrtValue(np.zeros(1))
+    with pytest.raises(AttributeError, match="numpy arrays"):
+        tinyrt.OrtValue.ortvalue_from_numpy(np.zeros(1))
+    assert not hasattr(tinyrt.OrtValue, "from_dlpack")
+    with pytest.raises(tinyrt.UnsupportedError):
+        tinyrt.InferenceSession(square_model()).io_binding()

@@ -14,6 +14,8 @@ from .environment import (disable_telemetry_events, enable_telemetry_events, get
                           get_available_providers, get_build_info, get_device, get_version_string, set_seed,
                           set_default_logger_callback, set_default_logger_severity, set_default_logger_verbosity)
 from . import capi, ops
+from .capi.onnxruntime_pybind11_state import (LoraAdapter, OrtDevice, OrtMemoryInfo, OrtValue,  # noqa: F401
+                                              SparseTensor, SessionIOBinding as IOBinding)
 from .api import Model, load, run
 
 __version__ = "0.1.0"

@@ -73,6 +73,29 @@ class DeviceReset(Exception):
     pass
 
 
+class _Unavailable(type):
+    """onnxruntime's device-memory and provider classes: the names exist (so imports and isinstance checks
+    work), but tinyrt runs on numpy arrays and has none of their functionality."""
+
+    def __getattr__(cls, name):
+        raise AttributeError("tinyrt has no %s.%s: %s" % (cls.__name__, name, cls._why))
+
+    def __call__(cls, *args, **kwargs):
+        from ..errors import UnsupportedError
+        raise UnsupportedError("tinyrt has no %s: %s" % (cls.__name__, cls._why))
+
+
+_NUMPY = "tinyrt runs on numpy arrays in the CPU's memory; pass them to run() directly"
+OrtValue = _Unavailable("OrtValue", (), {"_why": _NUMPY})
+OrtValueVector = _Unavailable("OrtValueVector", (), {"_why": _NUMPY})
+SparseTensor = _Unavailable("SparseTensor", (), {"_why": "tinyrt has no sparse tensors"})
+SessionIOBinding = _Unavailable("SessionIOBinding", (), {"_why": _NUMPY})
+OrtDevice = _Unavailable("OrtDevice", (), {"_why": "tinyrt runs on the CPU only"})
+OrtMemoryInfo = _Unavailable("OrtMemoryInfo", (), {"_why": "tinyrt runs on the CPU only"})
+OrtArenaCfg = _Unavailable("OrtArenaCfg", (), {"_why": "tinyrt allocates with numpy, without arenas"})
+LoraAdapter = _Unavailable("LoraAdapter", (), {"_why": "onnxruntime's LoRA adapter files are not supported"})
+
+
 _FROM_TINYRT = ("InferenceSession", "SessionOptions", "RunOptions", "NodeArg", "ModelMetadata",
                 "GraphOptimizationLevel", "ExecutionMode", "ExecutionOrder", "get_all_providers",
                 "get_available_providers", "get_device", "get_version_string", "get_build_info", "set_seed",
