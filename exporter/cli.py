@@ -80,6 +80,8 @@ def build_parser():
     det.add_argument("--report-thr", type=float, metavar="S",
                      help="the score an object needs to be reported, stored in the file and used by tinyrt.run, "
                           "`tinyrt run`, the sample script and the demo (default 0.3, XEduHub's)")
+    c.add_argument("--int8", metavar="DATASET", help="write an int8 model, calibrated on the pictures in DATASET "
+                   "(your dataset folder, e.g. MMEdu's with val_set/); prints the accuracy change")
     c.add_argument("--quiet", action="store_true", help="print only errors and the written paths")
 
     d = sub.add_parser("demo", help="convert the committed small models and run them on the sample pictures",
@@ -137,7 +139,8 @@ def _convert(args):
                      num_classes=args.num_classes, opset=args.opset, input_size=args.input_size,
                      dynamic_batch=args.dynamic_batch, dynamo=args.dynamo, backend=args.backend,
                      width_mult=args.width_mult, score_thr=args.score_thr, iou_thr=args.iou_thr,
-                     max_per_img=args.max_per_img, nms_pre=args.nms_pre, report_thr=args.report_thr, log=log)
+                     max_per_img=args.max_per_img, nms_pre=args.nms_pre, report_thr=args.report_thr, log=log,
+                     quantize="int8" if args.int8 else None, calibration=args.int8)
     if args.quiet:
         print(result.onnx_path)
         print(result.script_path)

@@ -236,7 +236,7 @@ def checkpoint_backbone(backbone, settings, checkpoint):
 def convert(backbone=None, checkpoint=None, out_file=None, class_path=None, num_classes=None, opset=DEFAULT_OPSET,
             input_size=None, dynamic_batch=False, dynamo=False, backend="ONNX", width_mult=None,
             score_thr=None, iou_thr=None, max_per_img=None, nms_pre=None, max_per_image=None, report_thr=None,
-            seed=0, log=print, verify_runtimes=("onnxruntime", "tinyrt")):
+            seed=0, log=print, verify_runtimes=("onnxruntime", "tinyrt"), quantize=None, calibration=None):
     """Convert ``backbone`` (an MMEdu name: MobileNet, ResNet18, LeNet, SSD_Lite, ...) to ONNX.
 
     Writes ``out_file`` (.onnx) and its sample script ``<stem>.py`` and returns a ConvertResult.
@@ -274,6 +274,9 @@ def convert(backbone=None, checkpoint=None, out_file=None, class_path=None, num_
     elif any(v is not None for v in (score_thr, iou_thr, max_per_img, nms_pre, report_thr)):
         raise ExporterError("score/iou thresholds, max_per_image and nms_pre are for detection backbones; "
                             "%s is a classifier" % spec.name)
+    if quantize is not None:  # int8: refuse before anything is written when the pictures are missing
+        from .quantize import check_request
+        check_request(quantize, calibration, spec.task)
     size = spec.default_size if input_size is None else int(input_size)
     if spec.fixed_size and size != spec.default_size:
         raise ExporterError("%s takes %dx%d inputs only, not %d" % (spec.name, spec.default_size,
@@ -374,6 +377,9 @@ def convert(backbone=None, checkpoint=None, out_file=None, class_path=None, num_
         onnx.checker.check_model(tmp_onnx)
         report = verify(tmp_onnx, module, {INPUT_NAME: x}, output_names, log=log, runtimes=verify_runtimes,
                         detection=detection)
+        if quantize is not None:
+            from .quantize import quantize_in_place
+            report.int8 = quantize_in_place(tmp_onnx, calibration, log=log)  # the accuracy difference too
         from .sample_script import render
         with open(tmp_py, "w", encoding="utf-8") as f:
             f.write(render(stem + ".onnx", spec.task))
