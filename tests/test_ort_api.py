@@ -1123,3 +1123,36 @@ def test_tinyrt_device_memory_classes_say_what_to_do_instead():
     assert not hasattr(tinyrt.OrtValue, "from_dlpack")
     with pytest.raises(tinyrt.UnsupportedError):
         tinyrt.InferenceSession(square_model()).io_binding()
+
+
+@pytest.mark.slow
+def test_tinyrt_optimized_model_files_round_trip_the_node_suite(tmp_path):
+    # every node-suite model tinyrt runs, saved after its passes and read back, gives the same outputs
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import node_suite
+    from node_exclusions import EXCLUDED
+    path = str(tmp_path / "saved.onnx")
+    checked, problems = 0, []
+    for case in node_suite.collect_cases():
+        if case.name in EXCLUDED:
+            continue
+        so = tinyrt.SessionOptions()
+        so.optimized_model_filepath = path
+        so.max_tensor_bytes = 1 << 30
+        try:
+            sess = tinyrt.InferenceSession(case.model.SerializeToString(), so)
+        except tinyrt.UnsupportedError:
+            continue
+        reread = tinyrt.SessionOptions()
+        reread.max_tensor_bytes = 1 << 30
+        saved = tinyrt.InferenceSession(path, reread)
+        ins = [node_suite._normalize(x) for x in case.data_sets[0][0]]
+        feeds = dict(zip([i.name for i in sess.get_inputs()],
+                         [[node_suite._normalize(v) for v in x] if isinstance(x, list) else x for x in ins]))
+        for a, b in zip(sess.run(None, feeds), saved.run(None, feeds)):
+            why = node_suite.compare(b, a)
+            if why:
+                problems.append("%s: %s" % (case.name, why))
+        checked += 1
+    assert checked > 1000 and problems == [], problems[:10]
