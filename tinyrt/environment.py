@@ -6,7 +6,6 @@ while a misspelt name is an error.
 """
 import collections.abc
 import logging
-import platform
 import warnings
 
 from .errors import ArgumentTypeError, InputError, OptionError
@@ -46,6 +45,7 @@ def get_version_string():
 
 
 def get_build_info():
+    import platform  # only here: importing tinyrt stays quick on a board
     import numpy
     return "tinyrt Build Info: version=%s, python=%s, numpy=%s, machine=%s" % (
         get_version_string(), platform.python_version(), numpy.__version__, platform.machine())
