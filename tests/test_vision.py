@@ -249,3 +249,14 @@ def test_import_tinyrt_does_not_import_pillow():
     out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, universal_newlines=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.stdout.strip() == "False"
+
+
+def test_model_info_read_as_basedt_reads_it():
+    """BaseDT's ModelData: json.loads(codecs.decode(MODEL_INFO, 'unicode_escape')); raw UTF-8 read as JSON."""
+    want = {"codebase": "MMCls", "modelname": "MobileNet", "classes": ["猫", "狗"]}
+    ascii_escaped = json.dumps(want)
+    twice = ascii_escaped.replace("\\", "\\\\")
+    for text in (ascii_escaped, twice, json.dumps(want, ensure_ascii=False)):
+        assert preprocess.model_info({"MODEL_INFO": text}) == want
+    r = preprocess.build_recipe({"MODEL_INFO": twice}, INPUTS, PROBS, {})
+    assert r.classes == ["猫", "狗"] and r.pipeline == "basedt"

@@ -226,6 +226,21 @@ def _json(meta, key):
         return None
 
 
+def model_info(meta):
+    """MMEdu's MODEL_INFO as BaseDT's ModelData reads it: ASCII text goes through ``unicode_escape`` first (so
+    escapes written twice, ``\\u732b``, still give 猫), anything else is plain JSON."""
+    text = meta.get("MODEL_INFO")
+    if not isinstance(text, str):
+        return None
+    if all(ord(c) < 128 for c in text):
+        import codecs
+        try:
+            return json.loads(codecs.decode(text, "unicode_escape"))
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return _json(meta, "MODEL_INFO")
+
+
 def guess_task(outputs):
     """'detection' for (dets [N, K, 5], labels [N, K]), else 'classification'."""
     names = [o.name for o in outputs]
@@ -259,7 +274,7 @@ def build_recipe(meta, inputs, outputs, options, what="the model"):
         task = meta.get("tinyrt.task")
         classes = _json(meta, "tinyrt.classes")
         source = "tinyrt metadata"
-    info = _json(meta, "MODEL_INFO")
+    info = model_info(meta)
     if pre is None and isinstance(info, dict):
         codebase = str(info.get("codebase", ""))
         task = "detection" if codebase.lower().endswith("det") else "classification"
