@@ -15,7 +15,9 @@ kernel keeps the contract of tinyrt's numpy op of the same name and is tested ag
     detection.py NonMaxSuppression: per (batch, class) sort and greedy suppression, compiled.
     _simd.py   SIMD vector types and operations for numba (LLVM intrinsics).
     _pool.py   the thread pool that runs a kernel's blocks on several cores (``POOL``), and
-    _sync.py   the atomic counters its threads take blocks with; ``_jit.py``: how kernels are compiled.
+    _sync.py   the atomic counters its threads take blocks with; ``_jit.py``: how kernels are compiled
+               (and the lines that say so while it happens); ``_target.py``: the machine they are
+               compiled for, checked first (32-bit Arm boards need care: see there).
 
 Compilation happens on first use, never at import, and the result is cached on disk (numba's
 ``cache=True``) so a board compiles once. The cache directory is
@@ -29,6 +31,10 @@ helper must not meet an old cache; numba keys each entry by CPU as well). Only t
 locator is installed for the files of this package, so numba's own setting (NUMBA_CACHE_DIR) stays the
 user's for their own code.
 Importing this package imports numba; ``import tinyrt`` never does.
+
+Tested with numba 0.52 (llvmlite 0.35: Debian bullseye, legacy Raspberry Pi OS 32-bit) to 0.68, on x86-64,
+aarch64 and 32-bit Arm (tests/boards/). Where numba's JIT cannot compile the kernels' atomics for the CPU,
+``load`` raises ImportError and tinyrt runs its numpy ops.
 """
 import hashlib
 import os
@@ -86,10 +92,18 @@ def _install_cache_locator(subdir):
             return self
 
     impl._locator_classes.insert(0, TinyrtCacheLocator)
+    global _cache_folder
+    _cache_folder = root
 
 
+_cache_folder = None
 _loaded = None
 POOL = None  # the thread pool (_pool.Pool) once loaded
+
+
+def cache_folder():
+    """The folder this version of the kernels is cached in (once ``load`` has run), else ``cache_dir()``."""
+    return _cache_folder or cache_dir()
 
 
 def load():
@@ -97,6 +111,15 @@ def load():
     global _loaded, POOL
     if _loaded is None:
         import numba  # noqa: F401  (ImportError when absent: the caller falls back to numpy)
+        from ._target import machine
+        m = machine()
+        if not m.atomics:
+            import warnings
+            why = ("numba %s's JIT cannot compile the kernels' atomic counters for this CPU (%s): LLVM makes "
+                   "them library calls it cannot resolve; setting NUMBA_CPU_NAME to this CPU (e.g. cortex-a7) "
+                   "may help" % (numba.__version__, m.describe()))
+            warnings.warn("tinyrt: %s; running the numpy ops" % why, RuntimeWarning, stacklevel=2)
+            raise ImportError(why)
         from ._simd import LANES
         _install_cache_locator("%s-simd%d" % (_sources_digest(), LANES))
         from . import conv, gemm, pool, eltwise, detection  # noqa: F401

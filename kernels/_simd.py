@@ -11,7 +11,9 @@ operation (``vfmadd231ps`` on x86, ``fmla`` on Arm).
     store(addr, v)          v to addr
     store_first(addr, v, n) the first n lanes of v to addr; nothing past them is written
     splat(x), splat_load(addr)   x (or the float at addr) in every lane
-    fma(a, b, c)            a * b + c, one rounding
+    fma(a, b, c)            a * b + c, one rounding where the CPU has a fused multiply-add (x86 since
+                            Haswell, every aarch64, 32-bit Arm with VFPv4); else a multiply and an add
+                            (two roundings: LLVM would call fmaf once a lane)
     add, mul, div           lane by lane
     at_least(v, lo)         lo where v < lo, else v      (NaN passes, as in numpy's clip)
     at_most(v, hi)          hi where v > hi, else v
@@ -31,8 +33,9 @@ import os
 import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
+
+from ._target import llvm_function, machine
 
 
 def _host_lanes():
@@ -57,6 +60,7 @@ def _lanes():
 
 
 LANES = _lanes()
+FMA = machine().fma  # a native fused multiply-add (see fma)
 _F32 = ir.FloatType()
 _VEC = ir.VectorType(_F32, LANES)
 _I32, _I64 = ir.IntType(32), ir.IntType(64)
@@ -84,7 +88,7 @@ def _pointer(builder, addr, ty):
 
 
 def _llvm_function(builder, name, ret, args):
-    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, args), name)
+    return llvm_function(builder.module, ir.FunctionType(ret, args), name)
 
 
 def _broadcast(builder, x):
@@ -182,6 +186,8 @@ def fma(typingctx, a, b, c):
         return None
 
     def codegen(context, builder, sig, args):
+        if not FMA:
+            return builder.fadd(builder.fmul(args[0], args[1]), args[2])
         return builder.call(_llvm_function(builder, "llvm.fma.v%df32" % LANES, _VEC, [_VEC] * 3), args)
     return f32vec(a, b, c), codegen
 

@@ -22,6 +22,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._target import llvm_function
+
 # The spin-wait hint as an LLVM intrinsic (numba's JIT takes no inline assembly): (name, argument or None).
 _MACHINE = platform.machine().lower()
 if _MACHINE in ("x86_64", "amd64", "i386", "i686"):
@@ -83,7 +85,7 @@ def pause(typingctx):
             name, arg = _PAUSE
             i32 = ir.IntType(32)
             fnty = ir.FunctionType(ir.VoidType(), [] if arg is None else [i32])
-            fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+            fn = llvm_function(builder.module, fnty, name)
             builder.call(fn, [] if arg is None else [ir.Constant(i32, arg)])
         return context.get_dummy_value()
 

@@ -77,7 +77,8 @@ def choose(options=None):
     if want == "numpy":
         return NumpyBackend()
     try:
-        return NumbaBackend(_import_kernels())
+        # log_severity_level 3 (errors) or more: no lines while kernels compile (kernels/_jit.py)
+        return NumbaBackend(_import_kernels(), quiet=getattr(options, "log_severity_level", 2) >= 3)
     except ImportError as e:
         if want == "numba":
             warnings.warn("tinyrt: numba kernels asked for but unavailable (%s); using numpy" % e,
@@ -109,10 +110,12 @@ class _NumbaRunning:
         self.blas.__enter__()
         self.previous = self.backend.threads
         self.backend.threads = self.backend.pool.begin(self.threads)
+        self.backend.k._jit.PROGRESS.quiet = self.backend.quiet
         return self
 
     def __exit__(self, *exc):
         try:
+            self.backend.k._jit.PROGRESS.quiet = False
             self.backend.pool.end()
             self.backend.threads = self.previous
             return self.blas.__exit__(*exc)
@@ -123,8 +126,9 @@ class _NumbaRunning:
 class NumbaBackend:
     name = "numba"
 
-    def __init__(self, k):
+    def __init__(self, k, quiet=False):
         self.k = k
+        self.quiet = quiet
         self.pool = k.POOL
         self.threads = 1  # of the run in progress
 

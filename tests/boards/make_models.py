@@ -4,6 +4,7 @@
     python tests/boards/make_models.py --models     # re-export the models too, then the goldens
     python tests/boards/make_models.py --golden-for other.onnx [--out other.npz] [--batch 2]
                                                     # a golden for any model (to check it on a board)
+    python tests/boards/make_models.py --warmup     # tinyrt/data/warmup.onnx (see build_warmup)
 
 The models (``models/``, committed; small, seeded random weights with calibrated BatchNorm):
 
@@ -262,6 +263,62 @@ def write_image():
     return path
 
 
+WARMUP = os.path.join(REPO, "tinyrt", "data", "warmup.onnx")
+
+
+def build_warmup(path=WARMUP):
+    """A tiny model (a few KB) with one node for every numba kernel, run by ``tinyrt warmup`` (no MODEL) to
+    compile them all ahead of time: the stem conv on the NCHW input (im2col_nchw), depthwise, pointwise,
+    a 3x3 conv over 16+ channels (im2col), MaxPool, AveragePool, squeeze-excite (GlobalAveragePool, a
+    1x1 conv with Sigmoid, Mul), a classifier (Gemm, Softmax), a large Add and NonMaxSuppression."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.RandomState(0)
+    inits = []
+
+    def const(name, a):
+        inits.append(numpy_helper.from_array(np.asarray(a), name))
+        return name
+
+    def w(name, *shape):
+        return const(name, (rng.standard_normal(shape) * 0.2).astype(np.float32))
+
+    n = helper.make_node
+    nodes = [
+        n("Conv", ["x", w("w1", 16, 3, 3, 3), w("b1", 16)], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        n("Relu", ["c1"], ["r1"]),
+        n("Conv", ["r1", w("w2", 16, 1, 3, 3)], ["c2"], pads=[1, 1, 1, 1], group=16),
+        n("Conv", ["c2", w("w3", 32, 16, 1, 1), w("b3", 32)], ["c3"]),
+        n("Conv", ["c3", w("w4", 32, 32, 3, 3)], ["c4"], pads=[1, 1, 1, 1]),
+        n("MaxPool", ["c4"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        n("AveragePool", ["p1"], ["p2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        n("GlobalAveragePool", ["p2"], ["g"]),
+        n("Conv", ["g", w("w5", 32, 32, 1, 1)], ["c5"]),
+        n("Sigmoid", ["c5"], ["s"]),
+        n("Mul", ["p2", "s"], ["scaled"]),
+        n("GlobalAveragePool", ["scaled"], ["g2"]),
+        n("Flatten", ["g2"], ["f"]),
+        n("Gemm", ["f", w("fc", 10, 32), w("fcb", 10)], ["logits"], transB=1),
+        n("Softmax", ["logits"], ["probs"], axis=-1),
+        n("Add", ["big", "big"], ["sum"]),
+        n("NonMaxSuppression", ["boxes", "scores", const("k", np.array([5], np.int64)),
+                                const("iou", np.array([0.5], np.float32))], ["selected"]),
+    ]
+    graph = helper.make_graph(nodes, "tinyrt_warmup", [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32]),
+        helper.make_tensor_value_info("big", TensorProto.FLOAT, [1, 65536]),  # Add runs its kernel from 64K
+        helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 8, 4]),
+        helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2, 8]),
+    ], [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10]),
+        helper.make_tensor_value_info("sum", TensorProto.FLOAT, [1, 65536]),
+        helper.make_tensor_value_info("selected", TensorProto.INT64, [None, 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="tinyrt")
+    model.doc_string = "Compiles every tinyrt numba kernel once (tinyrt warmup); made by tests/boards/make_models.py"
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", action="store_true", help="re-export the models (torch) before the goldens")
@@ -269,7 +326,11 @@ def main(argv=None):
     p.add_argument("--out", help="with --golden-for: where to write it (default MODEL with .npz)")
     p.add_argument("--batch", type=int, default=1, help="with --golden-for: size of a dynamic first dim")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--warmup", action="store_true", help="write tinyrt/data/warmup.onnx (tinyrt warmup)")
     a = p.parse_args(argv)
+    if a.warmup:
+        print(build_warmup())
+        return 0
     if a.golden_for:
         import onnxruntime as ort
         inp = ort.InferenceSession(a.golden_for, providers=["CPUExecutionProvider"]).get_inputs()[0]

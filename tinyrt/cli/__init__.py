@@ -7,6 +7,7 @@
     tinyrt check MODEL [IMAGE]       tinyrt against onnxruntime, largest difference per output
     tinyrt bench MODEL               latency in tinyrt and onnxruntime (--threads, --kernels, --runs)
     tinyrt run MODEL --input x.npy   any model on tensors from .npy/.npz files
+    tinyrt warmup [MODEL...]         compile the numba kernels now (all of them, or what the models need)
     tinyrt --version
 
 Errors print one line and exit with status 2; ``--debug`` shows the traceback. One module per command.
@@ -14,7 +15,7 @@ Errors print one line and exit with status 2; ``--debug`` shows the traceback. O
 import argparse
 import sys
 
-from . import bench, check, info, profile, run, trace
+from . import bench, check, info, profile, run, trace, warmup
 
 COMMANDS = [
     ("run", run, "answers for pictures: classes or boxes, printed, as JSON, or drawn (--save)"),
@@ -23,6 +24,7 @@ COMMANDS = [
     ("trace", trace, "each node in order with its shapes and value ranges; stop at one and save it"),
     ("check", check, "run onnxruntime too and show the largest difference per output"),
     ("bench", bench, "latency of a model: median of interleaved runs in tinyrt and onnxruntime"),
+    ("warmup", warmup, "compile the numba kernels ahead of time (all, or what the given models need)"),
 ]
 
 
