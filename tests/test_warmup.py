@@ -120,3 +120,20 @@ def test_warmup_refuses_a_missing_model(tmp_path):
     out = subprocess.run([sys.executable, "-m", "tinyrt", "warmup", str(tmp_path / "nope.onnx")], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 2 and "no such model file" in out.stderr
+
+
+def test_process_default_severity_silences_runs():
+    """A session at log_severity_level -1 follows ``tinyrt.set_default_logger_severity``."""
+    import tinyrt
+    from tinyrt import SessionOptions, kernels_select
+    from tinyrt.environment import _settings
+    opts = SessionOptions()
+    opts.kernels = "numba"
+    before = _settings.get("severity", 2)
+    try:
+        tinyrt.set_default_logger_severity(3)
+        assert kernels_select.choose(opts).quiet
+        tinyrt.set_default_logger_severity(2)
+        assert not kernels_select.choose(opts).quiet
+    finally:
+        tinyrt.set_default_logger_severity(before)

@@ -71,14 +71,23 @@ def _import_kernels():
     return pkg.load()
 
 
+def _quiet(options):
+    """No lines while kernels compile (kernels/_jit.py) at log severity 3 (errors) or more: the session's
+    ``log_severity_level``, else (-1) the process default (``tinyrt.set_default_logger_severity``)."""
+    level = getattr(options, "log_severity_level", -1)
+    if not isinstance(level, int) or level < 0:
+        from .environment import _settings
+        level = _settings.get("severity", 2)
+    return level >= 3
+
+
 def choose(options=None):
     """A backend object for ``options``: NumbaBackend or NumpyBackend."""
     want = requested(options)
     if want == "numpy":
         return NumpyBackend()
     try:
-        # log_severity_level 3 (errors) or more: no lines while kernels compile (kernels/_jit.py)
-        return NumbaBackend(_import_kernels(), quiet=getattr(options, "log_severity_level", 2) >= 3)
+        return NumbaBackend(_import_kernels(), quiet=_quiet(options))
     except ImportError as e:
         if want == "numba":
             warnings.warn("tinyrt: numba kernels asked for but unavailable (%s); using numpy" % e,
