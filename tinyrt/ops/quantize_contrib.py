@@ -18,8 +18,10 @@ tensors with a scale and zero point per tensor, r = (q - zp) * scale (see quanti
                                                for 16-bit types before opset 21)
 
 where q(v) = saturate(round_half_even(v / scale) + zp). The arithmetic follows onnxruntime's CPU kernels
-(MLAS): Add and Mul multiply the zero-point-free integers by float32 scale ratios; unary ops are tables of
-the 256 possible inputs; GlobalAveragePool requantizes the integer sum with x_scale / N / y_scale.
+(MLAS) where it can be written plainly: unary ops are tables of the 256 possible inputs, GlobalAveragePool
+requantizes the integer sum with x_scale / N / y_scale, Conv/MatMul/Gemm sums are exact. Add and Mul
+multiply the zero-point-free integers by float32 scale ratios (MLAS's scalar formula); its SSE/NEON code
+uses fixed-point multipliers instead, so a value may differ by one quantization step.
 """
 import numpy as np
 
