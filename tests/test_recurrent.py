@@ -40,6 +40,7 @@ TORCH_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,kwargs", TORCH_CASES, ids=["%s-%d" % (k, i) for i, (k, _) in enumerate(TORCH_CASES)])
 def test_torch_export(kind, kwargs, tmp_path):
     torch = pytest.importorskip("torch")
