@@ -6,6 +6,8 @@
 * BaseDT's whole preparation (tests/basedt_reference.py, OpenCV) == ``tinyrt.vision.basedt`` on PNG (RGB, gray,
   transparent) and JPEG files and on OpenCV arrays.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -164,3 +166,19 @@ def test_no_exif_rotation(tmp_path):
     Image.fromarray(a).save(path, exif=exif, quality=95)
     assert basedt.read_unrotated(path).shape == (20, 40, 3) == cv2.imdecode(
         np.fromfile(path, np.uint8), -1).shape
+
+
+def test_tinyrt_never_imports_opencv(tmp_path):
+    """The BaseDT path and tinyrt.hub run without OpenCV: nothing in tinyrt imports cv2."""
+    import subprocess
+    import sys
+    path = _files(tmp_path)["pic.jpg"]
+    code = ("import sys; import tinyrt, tinyrt.hub; from tinyrt.vision import basedt, cv_linear, preprocess\n"
+            "pic = basedt.read_unrotated(%r)\n"
+            "r = preprocess.Recipe('detection', [], 'RGB', (320, 320), None, [0, 0, 0], [1, 1, 1], pipeline='basedt')\n"
+            "basedt.prepare(pic, r, preprocess.Geometry(1, 1))\n"
+            "assert 'cv2' not in sys.modules, 'cv2 was imported'\n" % path)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True)
+    assert out.returncode == 0, out.stdout
