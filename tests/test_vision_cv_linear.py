@@ -182,3 +182,13 @@ def test_tinyrt_never_imports_opencv(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          universal_newlines=True)
     assert out.returncode == 0, out.stdout
+
+
+def test_converting_only_the_rows_read_gives_the_same_numbers():
+    mean, inv = np.float32([123.675, 116.28, 103.53]), np.float32([1 / 58.395, 1 / 57.12, 1 / 57.375])
+
+    def normalise(p):
+        return (p.astype(np.float32) - mean) * inv
+    for i, (ins, outs) in enumerate(cases()):
+        a = _picture(ins + (3,), np.uint8, i)
+        assert np.array_equal(resize_linear(a, outs, convert=normalise), resize_linear(normalise(a), outs)), (ins, outs)

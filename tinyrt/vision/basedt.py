@@ -108,14 +108,17 @@ def prepare(pic, recipe, geometry):
         img = three_channels(pic)
     mean = np.array(recipe.mean, np.float32).reshape(1, 1, -1)
     inv_std = (1.0 / np.array(recipe.std, np.float64)).astype(np.float32).reshape(1, 1, -1)
-    x = (img.astype(np.float32) - mean) * inv_std
-    h0, w0 = x.shape[:2]
+
+    def normalise(pixels):          # BaseDT's order: before the resize (only the rows it reads are converted)
+        return (pixels.astype(np.float32) - mean) * inv_std
+
+    h0, w0 = img.shape[:2]
     if recipe.resize:
         th, tw = recipe.resize
-        x = resize_linear(x, (th, tw))
-        if x.ndim == 2:
-            x = x[:, :, None]
+        x = resize_linear(img, (th, tw), convert=normalise)
         geometry.scale_x, geometry.scale_y = tw / float(w0), th / float(h0)
+    else:
+        x = normalise(img)
     if recipe.crop:
         ch, cw = recipe.crop
         h, w = x.shape[:2]
