@@ -19,7 +19,9 @@ ordinary array of the ONNX shape (numpy follows the strides), and the session ha
 outputs. A kernel given NCHW memory (the model's input, a Concat's result) copies it to channels-last
 first, or, for a 1x1 conv or the stem, reads it as it is.
 
-Threads: one pool at a time. On the numba path the kernels' own pool (kernels/_pool.py) runs them on
+Threads: at the default count (``intra_op_num_threads = 0``) each run takes all cores or one thread,
+whichever recent runs found faster (threads.WidthChooser: another busy process must not make the default
+slower than one thread); an asked-for count is used as it is. One pool at a time. On the numba path the kernels' own pool (kernels/_pool.py) runs them on
 ``intra_op_num_threads`` threads (0 = all cores), and BLAS (which no kernel calls: they have their own
 GEMM) is held at one thread for the numpy ops in between, so its threads never compete with the pool's.
 On the numpy path BLAS gets ``intra_op_num_threads`` threads.
@@ -28,13 +30,14 @@ import importlib
 import os
 import sys
 import threading
+import time
 import warnings
 
 import numpy as np
 
 from . import limits
 from .errors import InputError
-from .threads import blas_threads
+from .threads import WidthChooser, blas_threads, blas_threads_controllable, cores
 
 CHOICES = ("numba", "numpy")
 _numba_lock = threading.RLock()  # one numba run at a time: the kernels' pool serves one run
@@ -98,11 +101,45 @@ def choose(options=None):
 class NumpyBackend:
     name = "numpy"
 
+    def __init__(self):
+        self.chooser = None
+
     def bind(self, plan):
         return plan
 
     def running(self, threads):
-        return blas_threads(threads)
+        if (threads and threads > 0) or not blas_threads_controllable() or cores() < 2:
+            return blas_threads(threads)
+        if self.chooser is None:
+            self.chooser = WidthChooser(cores())
+        return _Adaptive(self.chooser, blas_threads)
+
+
+class _Adaptive:
+    """A run at the default thread count: at the width ``chooser`` picks (all cores or one, see
+    threads.WidthChooser), timed, the time told to the chooser."""
+
+    def __init__(self, chooser, make):
+        self.chooser = chooser
+        self.make = make
+        self.width = None
+        self.inner = None
+        self.started = 0.0
+
+    def __enter__(self):
+        self.width = self.chooser.pick()
+        self.inner = self.make(self.width)
+        self.inner.__enter__()
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        seconds = time.perf_counter() - self.started
+        try:
+            return self.inner.__exit__(*exc)
+        finally:
+            if exc[0] is None:
+                self.chooser.record(self.width, seconds)
 
 
 class _NumbaRunning:
@@ -140,9 +177,14 @@ class NumbaBackend:
         self.quiet = quiet
         self.pool = k.POOL
         self.threads = 1  # of the run in progress
+        self.chooser = None
 
     def running(self, threads):
-        return _NumbaRunning(self, threads)
+        if (threads and threads > 0) or cores() < 2:
+            return _NumbaRunning(self, threads)
+        if self.chooser is None:
+            self.chooser = WidthChooser(cores())
+        return _Adaptive(self.chooser, lambda width: _NumbaRunning(self, width))
 
     def bind(self, plan):
         """Give each step that a kernel covers its kernel wrapper (recursively into subgraphs)."""
@@ -151,6 +193,8 @@ class NumbaBackend:
             if make is not None:
                 fn = make(self, step, plan.constants)
                 if fn is not None:
+                    fn.step_attrs = step.attrs  # the node's attributes, for the numpy op it falls back to
+                    fn.attributes_bound = True  # so the program passes none (tinyrt/program.py)
                     step.fn = fn
             for sub in step.subplans.values():
                 for p in (sub if isinstance(sub, list) else [sub]):
@@ -179,6 +223,8 @@ class _ConvKernel:
     The result is an (N, M, OH, OW) view of channels-last memory, which the next conv reads as it is;
     every other op sees an ordinary numpy array of the right shape (numpy follows the strides).
     """
+
+    step_attrs = {}  # the node's attributes (set by bind)
 
     def __init__(self, backend, step, constants):
         from .ops import _window
@@ -275,6 +321,7 @@ class _ConvKernel:
         return p
 
     def __call__(self, X, W, B=None, Z=None, **attrs):
+        attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
         if X.dtype != np.float32 or X.ndim != 4:
             return self._ref(X, W, B, Z, attrs)
         kind, args, yshape, nbytes, work, threaded, weights = self.prepare(X.shape, self.backend.threads)
@@ -353,6 +400,8 @@ class _GemmKernel:
     """Gemm with constant float32 B (and C, one value per output column) on the pointwise kernel:
     Y = A @ B' + C is a 1x1 conv over the rows of A, with B' packed once (a CNN's classifier head)."""
 
+    step_attrs = {}  # the node's attributes (set by bind)
+
     def __init__(self, backend, B, bias, step):
         self.backend = backend
         self.k = backend.k
@@ -361,6 +410,7 @@ class _GemmKernel:
         self.packed = None
 
     def __call__(self, A, B, C=None, **attrs):
+        attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
         K, M = self.B.shape
         if A.dtype != np.float32 or A.ndim != 2 or A.shape[1] != K:
             return self.ref(A, B, C, **attrs)
@@ -401,6 +451,8 @@ def _gemm(backend, step, constants):
 
 
 class _PoolKernel:
+    step_attrs = {}  # the node's attributes (set by bind)
+
     def __init__(self, backend, step, op_type):
         from .ops import pool
         self.pool = pool
@@ -415,6 +467,7 @@ class _PoolKernel:
         self._geometry = {}
 
     def __call__(self, X, **attrs):
+        attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
         if X.dtype != np.float32 or X.ndim != 4:
             return self.ref(X, **attrs)
         g = self._geometry.get(X.shape)
@@ -438,12 +491,15 @@ class _GlobalAvgPoolKernel:
     """GlobalAveragePool of channels-last memory (what the convs write): one pass over the pixels, where
     numpy would reduce across the strides of the (N, C, H, W) view."""
 
+    step_attrs = {}  # the node's attributes (set by bind)
+
     def __init__(self, backend, step):
         self.backend = backend
         self.k = backend.k
         self.ref = step.fn
 
     def __call__(self, X, **attrs):
+        attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
         if X.dtype != np.float32 or not channels_last_memory(X):
             return self.ref(X, **attrs)
         N, C, H, W = X.shape
@@ -456,6 +512,8 @@ class _SoftmaxKernel:
     """Softmax of float32 over the last axis (opset 13) or over all axes from ``axis`` (older opsets):
     one row at a time, compiled (a numpy op after the convs runs slowly, its code evicted from cache)."""
 
+    step_attrs = {}  # the node's attributes (set by bind)
+
     def __init__(self, backend, step):
         self.backend = backend
         self.k = backend.k
@@ -463,6 +521,7 @@ class _SoftmaxKernel:
         self.flatten = step.impl.version < 13  # before 13: all axes from ``axis`` at once
 
     def __call__(self, x, **attrs):
+        attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
         axis = attrs.get("axis", 1 if self.flatten else -1)
         if x.dtype != np.float32 or x.ndim == 0 or x.size == 0 or not -x.ndim <= axis < x.ndim:
             return self.ref(x, **attrs)
@@ -489,12 +548,15 @@ def _avg_pool(backend, step, constants):
 class _MulKernel:
     """Mul of (N, C, H, W) by (N, C, 1, 1) (squeeze-excite gating), either order, on channels-last memory."""
 
+    step_attrs = {}  # the node's attributes (set by bind)
+
     def __init__(self, backend, step):
         self.backend = backend
         self.k = backend.k
         self.ref = step.fn
 
     def __call__(self, A, B, **attrs):
+        attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
         if A.dtype == np.float32 and B.dtype == np.float32 and A.ndim == 4 and B.ndim == 4:
             if B.shape[2:] == (1, 1) and A.shape[:2] == B.shape[:2] and A.shape[2] * A.shape[3] > 1:
                 x, s = A, B
@@ -513,12 +575,15 @@ class _MulKernel:
 class _AddKernel:
     """Add of two float32 arrays of one shape and one memory layout, over the kernels' threads."""
 
+    step_attrs = {}  # the node's attributes (set by bind)
+
     def __init__(self, backend, step):
         self.backend = backend
         self.k = backend.k
         self.ref = step.fn
 
     def __call__(self, A, B, **attrs):
+        attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
         if A.dtype == np.float32 and B.dtype == np.float32 and A.shape == B.shape and A.size >= 65536:
             if A.flags.c_contiguous and B.flags.c_contiguous:
                 a, b, back = A, B, None
@@ -556,6 +621,8 @@ class _NMSKernel:
     class stops as soon as it passes it.
     """
 
+    step_attrs = {}  # the node's attributes (set by bind)
+
     CHUNK_OUT = 1 << 22  # at most this many int64 slots of kept indices per chunk (32 MiB)
 
     def __init__(self, backend, step):
@@ -567,6 +634,7 @@ class _NMSKernel:
 
     def __call__(self, boxes, scores, max_output_boxes_per_class=None, iou_threshold=None, score_threshold=None,
                  **attrs):
+        attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
         args = (boxes, scores, max_output_boxes_per_class, iou_threshold, score_threshold)
         if boxes.dtype != np.float32 or scores.dtype != np.float32 or boxes.ndim != 3 or scores.ndim != 3 \
                 or boxes.shape[1] >= 1 << 32:  # the kernel keeps a box index in 32 bits

@@ -5,10 +5,11 @@ nodes once, and know when each value is last used so it can be freed straight af
 """
 import heapq
 import inspect
+import os
 
 import numpy as np
 
-from . import dtypes, limits
+from . import dtypes, limits, program
 from .errors import InputError, ModelError, TinyrtError, UnsupportedError
 from .graph import Graph
 from .ops.sequence import Sequence
@@ -265,6 +266,13 @@ class Plan:
                     subplans[name] = [Plan(g, scope) for g in value]
             self.steps.append(Step(node, impl, subplans))
         self._plan_frees()
+        self._index = {id(step): i for i, step in enumerate(self.steps)}
+        self._programs = {}  # signature -> program.Program (see ``run``)
+        self._seen = set()   # signatures run once so far
+        self.last_program = None
+        # TINYRT_PROGRAM: "" (programs from a signature's second run on), "off" (never: always the loop),
+        # "check" (from the first run, each checked against the loop: the test suite's setting)
+        self._mode = os.environ.get("TINYRT_PROGRAM", "").strip().lower()
 
     def _plan_frees(self):
         keep = set(self.output_names) | set(self.constants)
@@ -286,10 +294,84 @@ class Plan:
     def run(self, feeds, outer_env=None, hook=None):
         """Run with ``feeds`` {input name: array}; returns {output name: array}.
 
+        Without a hook, the run is the plan's compiled program for the signature of its inputs (see
+        ``tinyrt/program.py``); the first run of a signature goes through ``run_steps`` and makes it.
+
         ``hook(step, inputs, compute)``, when given, runs every step instead: it calls ``compute()`` for the
         step's outputs (a list) and returns them, and may time, print or keep them (profiling, tracing).
+        ``step.node`` is the graph node, ``step.fn`` the function (a numba kernel wrapper on that path).
         """
+        if hook is not None:
+            return self.run_steps(feeds, outer_env, hook)
+        inputs = tuple(feeds[name] if name in feeds else self.constants.get(name) for name in self.input_names)
+        outer = tuple(outer_env.get(name) for name in self.free_names) if outer_env is not None \
+            else (None,) * len(self.free_names)
+        key = (program.signature(inputs), program.signature(outer), limits.current().tensor_bytes)
+        compiled = self._programs.get(key)
+        if compiled is None:
+            if self._mode == "off":
+                return self.run_steps(feeds, outer_env)
+            if self._mode == "check":
+                return self._checked_first_run(key, feeds, outer_env, inputs, outer)
+            if key not in self._seen:  # once: a signature seen once may never come back (a Loop's growing
+                if len(self._seen) >= 64:  # carried value), and making a program costs a few runs' time
+                    self._seen.clear()
+                self._seen.add(key)
+                return self.run_steps(feeds, outer_env)
+            return self._first_run(key, feeds, outer_env, inputs, outer)
+        return dict(zip(self.output_names, compiled.run(inputs, outer)))
+
+    def _first_run(self, key, feeds, outer_env, inputs, outer):
+        """Run step by step, recording what the program of this signature needs; then make it."""
+        kinds = program.classify(self, inputs, outer)
+        costs = [None] * len(self.steps)
+        folded = {}
+
+        def record(step, args, compute):
+            i = self._index[id(step)]
+            results = normalize(step, invoke(step, args, step.bound_attrs(env_of[0])))
+            costs[i] = _account(step, args, results)
+            if kinds[i] == "fold" and all(type(r) is np.ndarray and r.size <= program.MAX_FOLDED_ELEMENTS
+                                          for r in results):
+                folded[i] = results
+            return results
+
+        env_of = [None]
+        results = self.run_steps(feeds, outer_env, record, env_of)
+        if len(self._programs) >= program.MAX_PROGRAMS:
+            self._programs.clear()
+        self._programs[key] = self.last_program = program.Program(self, kinds, costs, folded)
+        return results
+
+    def _checked_first_run(self, key, feeds, outer_env, inputs, outer):
+        """TINYRT_PROGRAM=check (the test suite): make the program at once and run it too; its results
+        must be the loop's, bit for bit."""
+        budget = limits.current()
+        work = budget.work
+        results = self._first_run(key, feeds, outer_env, inputs, outer)
+        if any(s.node.op_type in _NONDETERMINISTIC for s in self.steps):
+            return results
+        spent = None if work is None else work - budget.work
+        if work is not None:
+            budget.work = work  # the program spends the same again: count it once
+        again = dict(zip(self.output_names, self._programs[key].run(inputs, outer)))
+        if work is not None:
+            budget.work = work - spent
+        for name in self.output_names:
+            if not _same(results[name], again[name]):
+                raise ModelError("tinyrt bug: the compiled program of graph %r gives another %r than the "
+                                 "step-by-step run" % (self.graph.name, name))
+        return again
+
+    def program_source(self):
+        """The source of the programs made so far, one per signature (``tinyrt code`` prints them)."""
+        return [p.source for p in self._programs.values()]
+
+    def run_steps(self, feeds, outer_env=None, hook=None, env_of=None):
+        """The executor as a loop over the steps, values in a dict (with a hook; and on a first run)."""
         env = dict(self.constants)
+        if env_of is not None:
+            env_of[0] = env
         if outer_env is not None:
             for name in self.free_names:
                 if name in outer_env:
@@ -326,8 +408,15 @@ def call(step, args, attrs):
     Each call spends from the run's work budget what it reads and writes (see ``limits``), and no result
     may be bigger than the session's limit on one tensor.
     """
+    results = normalize(step, invoke(step, args, attrs))
+    _account(step, args, results)
+    return results
+
+
+def invoke(step, args, attrs):
+    """``step.fn(*args, **attrs)``, its exceptions turned into tinyrt's errors naming the node."""
     try:
-        result = step.fn(*args, **attrs)
+        return step.fn(*args, **attrs)
     except TinyrtError:
         raise
     except MemoryError:
@@ -337,22 +426,32 @@ def call(step, args, attrs):
     except Exception as e:
         raise InputError("%s failed on inputs (%s): %s: %s"
                          % (step.node.describe(), _shapes(args), type(e).__name__, e)) from e
+
+
+def normalize(step, result):
+    """What an op returned as a list of values, one per declared output (arrays, or sequences)."""
     if type(result) is np.ndarray and step.last_wanted == 0:  # the common case, checked quickly
-        results = [result]
-    else:
-        if isinstance(result, Sequence) or not isinstance(result, (tuple, list)):
-            result = (result,)  # one output (a sequence is one value, not a list of outputs)
-        if len(result) <= step.last_wanted:
-            raise ModelError("%s gives %d outputs, the node declares %d"
-                             % (step.node.describe(), len(result), step.wanted))
-        results = [r if r is None or isinstance(r, (np.ndarray, Sequence)) else np.asarray(r)  # None: an empty optional
-                   for r in result[:len(step.outputs)]]
-    _account(step, args, results)
-    return results
+        return [result]
+    if isinstance(result, Sequence) or not isinstance(result, (tuple, list)):
+        result = (result,)  # one output (a sequence is one value, not a list of outputs)
+    if len(result) <= step.last_wanted:
+        raise ModelError("%s gives %d outputs, the node declares %d"
+                         % (step.node.describe(), len(result), step.wanted))
+    return [r if r is None or isinstance(r, (np.ndarray, Sequence)) else np.asarray(r)  # None: an empty optional
+            for r in result[:len(step.outputs)]]
+
+
+def _same(a, b):
+    """Bit for bit the same value (arrays, sequences of arrays)."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and (a.tobytes() == b.tobytes() or np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b)
 
 
 def _account(step, args, results):
-    """Check the results against the tensor limit; spend what the step read and wrote."""
+    """Check the results against the tensor limit; spend what the step read and wrote. Returns that cost."""
     budget = limits.current()
     written = 0
     for r in results:
@@ -360,11 +459,13 @@ def _account(step, args, results):
         if budget.tensor_bytes is not None and n > budget.tensor_bytes:
             limits.check_count(n, 1, step.node.describe())
         written += n
+    read = 0
+    for a in args:  # (a loop, not sum() over a generator: this runs for every node)
+        read += a.nbytes if type(a) is np.ndarray and a.size else limits.nbytes(a)
+    cost = limits.STEP_COST + written + read
     if budget.work is not None:
-        read = 0
-        for a in args:  # (a loop, not sum() over a generator: this runs for every node)
-            read += a.nbytes if type(a) is np.ndarray and a.size else limits.nbytes(a)
-        limits.spend(limits.STEP_COST + written + read, step.node)
+        limits.spend(cost, step.node)
+    return cost
 
 
 def _shapes(args):

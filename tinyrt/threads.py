@@ -81,3 +81,79 @@ class blas_threads:
             self.previous = None
             _lock.release()
         return False
+
+
+def cores():
+    """CPU cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+class WidthChooser:
+    """The default thread count that never makes a run slower than one thread: measured, run by run.
+
+    With ``intra_op_num_threads = 0`` a session may use every core; but when another process keeps a
+    core busy (a camera loop on a board), threads that wait for each other's blocks, or BLAS threads
+    spinning against it, make a run several times slower than one thread would. So a session's runs at
+    the default setting are timed, at all cores and at one thread, and the faster wins:
+
+    * the first runs alternate between the two widths (after ``SKIP`` warm-up runs, not counted);
+    * then every run takes the width whose recent runs (median of the last ``KEEP``) were faster, and
+      now and then one run tries the other: after 8 runs, then 16, 32, ... up to 256 while it keeps
+      losing, so a width that lost costs at most a run in 256 (and back to 8 when the winner changes).
+
+    An asked-for count (``intra_op_num_threads > 0``) is used as it is.
+    """
+
+    SKIP = 3
+    KEEP = 5
+    FIRST_PROBE, LAST_PROBE = 8, 256
+
+    def __init__(self, wide):
+        self.wide = wide
+        self.times = {1: [], wide: []}
+        self.runs = 0
+        self.best = wide
+        self.gap = self.FIRST_PROBE
+        self.since = 0
+
+    def pick(self):
+        """The width of the next run."""
+        if self.runs < self.SKIP:
+            return self.wide
+        a, b = self.times[self.wide], self.times[1]
+        if len(a) < 3 or len(b) < 3:
+            return self.wide if len(a) <= len(b) else 1
+        if self.since >= self.gap:
+            return 1 if self.best == self.wide else self.wide
+        return self.best
+
+    def record(self, width, seconds):
+        self.runs += 1
+        if self.runs <= self.SKIP:
+            return
+        kept = self.times[width]
+        kept.append(seconds)
+        if len(kept) > self.KEEP:
+            del kept[0]
+        a, b = self.times[self.wide], self.times[1]
+        if len(a) < 3 or len(b) < 3:
+            return
+        best = self.wide if _median(a) <= _median(b) else 1
+        if width != self.best:  # a probe of the other width
+            self.since = 0
+            if best == self.best:
+                self.gap = min(self.gap * 2, self.LAST_PROBE)
+            else:
+                self.gap = self.FIRST_PROBE
+        else:
+            self.since += 1
+        self.best = best
+
+
+def _median(values):
+    s = sorted(values)
+    n = len(s)
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])

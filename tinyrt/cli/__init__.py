@@ -4,6 +4,7 @@
     tinyrt info MODEL                inputs, outputs, metadata, ops, parameters, MACs
     tinyrt profile MODEL [IMAGE]     time per node and per op type
     tinyrt trace MODEL [IMAGE]       every node in order with shapes and value ranges (--stop-at, --png)
+    tinyrt code MODEL [IMAGE]        the Python program tinyrt runs for the model, one line a node
     tinyrt check MODEL [IMAGE]       tinyrt against onnxruntime, largest difference per output
     tinyrt bench MODEL               latency in tinyrt and onnxruntime (--threads, --kernels, --runs)
     tinyrt run MODEL --input x.npy   any model on tensors from .npy/.npz files
@@ -15,13 +16,14 @@ Errors print one line and exit with status 2; ``--debug`` shows the traceback. O
 import argparse
 import sys
 
-from . import bench, check, info, profile, run, trace, warmup
+from . import bench, check, code, info, profile, run, trace, warmup
 
 COMMANDS = [
     ("run", run, "answers for pictures: classes or boxes, printed, as JSON, or drawn (--save)"),
     ("info", info, "inputs, outputs, metadata, op histogram, parameters and MACs of a model"),
     ("profile", profile, "time per node and per op type, with shares of the total"),
     ("trace", trace, "each node in order with its shapes and value ranges; stop at one and save it"),
+    ("code", code, "the Python program tinyrt runs for a model, one line a node"),
     ("check", check, "run onnxruntime too and show the largest difference per output"),
     ("bench", bench, "latency of a model: median of interleaved runs in tinyrt and onnxruntime"),
     ("warmup", warmup, "compile the numba kernels ahead of time (all, or what the given models need)"),

@@ -72,13 +72,14 @@ def prelu(x, slope):
 # Sigmoid-13 added bfloat16.
 @op("Sigmoid", 6, 13)
 def sigmoid(x):
-    # exp(-x) overflows to inf for very negative x, and 1 / (1 + inf) = 0 is the right answer, so only
-    # the warning needs silencing. In place: three passes over memory instead of seven with where().
-    e = np.negative(x, out=_new(x))
-    with np.errstate(over="ignore"):
-        np.exp(e, out=e)
-    e += _const(x, 1)
-    return np.reciprocal(e, out=e)
+    # The same function as (1 + tanh(x / 2)) / 2, which never overflows: exp(-x) does for x < -88 in
+    # float32, and silencing numpy's warning for it (errstate) cost more than the op on small tensors.
+    half = _const(x, 0.5)
+    y = np.multiply(x, half, out=_new(x))
+    np.tanh(y, out=y)
+    y *= half
+    y += half
+    return y
 
 
 # HardSigmoid-22 added bfloat16.

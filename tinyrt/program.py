@@ -1,0 +1,372 @@
+"""The lean executor: a plan's run written out as straight-line Python, compiled once per input signature.
+
+``Plan.run`` walks its steps in a loop, looking every value up in a dict and checking every result against
+the session's limits. That costs a few microseconds a node: more than a small numpy op itself. So the
+first run of a plan with a given *signature* (the shapes and dtypes of its inputs, and the session's
+tensor limit) goes through that loop and records, for each step, whether its result sizes follow from
+the signature alone; then tinyrt writes the run as a Python function::
+
+    def run(I, O):
+        t0, = I
+        t1 = conv_kernel_2(t0, k1, k2, **a2)     # step 2, FusedConv
+        del t0
+        t3 = relu_3(t1)                          # step 3, Relu
+        ...
+        return (t9,)
+
+and every later run with that signature calls it. What it saves:
+
+* values live in local variables (``t<slot>``), not a dict; each is deleted straight after its last use;
+* functions, weights and attributes are bound once, as globals of the generated function;
+* a step whose output sizes follow from the signature (a conv, an add, a reshape to a constant shape...)
+  was checked against the tensor limit on the first run; its work (bytes read and written, see
+  ``limits``) is the same on every run, so the program spends the sum of those once, at the start, and
+  checks nothing per node. A step whose sizes depend on data (NonZero, NonMaxSuppression, TopK with a
+  computed k, Reshape to a computed shape, If, Loop...) is still checked and charged as it runs;
+* a step whose *values* follow from the signature (Shape of a known shape, and the Gather / Concat /
+  Unsqueeze arithmetic on it) is not run at all: the values of the first run become constants (``v<slot>``).
+
+Security: no text from the model file appears in the source: identifiers are generated (``t7``, ``k3``,
+``relu_3``: the function's own Python name and the step number), attribute keywords are those of the op's
+signature (a model's unknown attributes are refused at load), and names, attribute values and constants
+live in side tables (the function's globals). ``tinyrt code MODEL`` prints the source.
+
+Errors: the program is not wrapped in a try per step. When it raises, the line it stopped at names the
+step (a table from line to step), and the error is reported as ``plan.call`` would have reported it.
+"""
+import re
+
+import numpy as np
+
+from . import limits
+from .errors import InputError, ModelError, TinyrtError
+from .ops.sequence import Sequence
+
+FILENAME = "<tinyrt program>"
+MAX_PROGRAMS = 8          # signatures kept per plan (a dynamic batch fed 1, 2, ... sizes)
+MAX_FOLDED_ELEMENTS = 4096  # a value known from the signature becomes a constant up to this size
+
+# op type -> the inputs whose *values* (not only shapes) size the output. An op listed here, with those
+# inputs known (constants or values folded from the signature), gives results whose sizes follow from the
+# sizes of its inputs. Ops not listed (NonZero, NonMaxSuppression, Compress, Unique, If, Loop, Scan,
+# sequences, random ops, Dropout...) are checked as they run.
+SIZED_BY = {}
+for _op in ("Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization BitShift "
+            "BitwiseAnd BitwiseNot BitwiseOr BitwiseXor Cast CastLike Ceil Celu Clip Concat Conv ConvTranspose Cos "
+            "Cosh CumSum DepthToSpace Div Einsum Elu Equal Erf Exp Flatten Floor FusedConv Gather GatherElements "
+            "GatherND Gelu Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual "
+            "GroupNormalization HardSigmoid HardSwish Hardmax Identity InstanceNormalization IsInf IsNaN LRN "
+            "LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax LpPool MatMul Max MaxPool Mean "
+            "MeanVarianceNormalization Min Mish Mod Mul Neg Not Or PRelu Pow Reciprocal Relu Round ScatterElements "
+            "ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Softmax Softplus Softsign SpaceToDepth Sqrt Sub "
+            "Sum Tan Tanh ThresholdedRelu Transpose Trilu Where Xor").split():
+    SIZED_BY[_op] = ()
+for _op in ("Reshape Squeeze Unsqueeze Split Expand Tile TopK OneHot Upsample ReduceL1 ReduceL2 ReduceLogSum "
+            "ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare").split():
+    SIZED_BY[_op] = (1,)
+SIZED_BY.update({"Slice": (1, 2, 3, 4), "Pad": (1, 3), "Resize": (2, 3), "ConstantOfShape": (0,),
+                 "Range": (0, 1, 2)})
+SHAPE_OPS = {"Shape", "Size"}  # their values follow from their input's size alone
+_DOMAINS = ("", "ai.tinyrt")
+
+
+def signature(values):
+    """What a run's program is specialised on: each value's shape and dtype (or its kind)."""
+    sig = []
+    for v in values:
+        if type(v) is np.ndarray:
+            sig.append((v.shape, v.dtype))
+        else:
+            sig.append(type(v))
+    return tuple(sig)
+
+
+def classify(plan, inputs, outer):
+    """For each step: "fold" (values follow from the signature), "static" (sizes do), or "dynamic".
+
+    ``inputs`` and ``outer`` are the run's input and outer values (their types matter, not their data).
+    """
+    sized = set(plan.constants)     # names whose sizes follow from the signature
+    valued = set(plan.constants)    # names whose values do
+    for name, v in list(zip(plan.input_names, inputs)) + list(zip(plan.free_names, outer)):
+        valued.discard(name)
+        if type(v) is np.ndarray:
+            sized.add(name)
+        else:
+            sized.discard(name)
+    kinds = []
+    for step in plan.steps:
+        node = step.node
+        rule = SIZED_BY.get(node.op_type) if node.domain in _DOMAINS else None
+        used = [x for x in step.inputs if x]
+        kind = "dynamic"
+        if rule is not None and not step.subplans and all(x in sized for x in used) and all(
+                i >= len(step.inputs) or not step.inputs[i] or step.inputs[i] in valued for i in rule):
+            kind = "static"
+            if node.op_type in SHAPE_OPS or (used and all(x in valued for x in used)):
+                kind = "fold"
+        if kind != "dynamic":
+            sized.update(x for x in step.outputs if x)
+        if kind == "fold":
+            valued.update(x for x in step.outputs if x)
+        kinds.append(kind)
+    return kinds
+
+
+class Program:
+    """One plan's run, compiled for one signature: ``run(inputs, outer)`` -> list of outputs."""
+
+    def __init__(self, plan, kinds, costs, folded):
+        self.plan = plan
+        self.lines = {}           # line of the source -> step index
+        self.static_cost = 0
+        self.first_static = None
+        out_names = set(plan.output_names)
+        slots = {}
+        for name in list(plan.input_names) + list(plan.free_names) + [x for s in plan.steps for x in s.outputs]:
+            if name and name not in slots:
+                slots[name] = len(slots)
+        g = {"_ndarray": np.ndarray, "_one": _one, "_many": _many, "_checked": _checked, "_spend": self._spend}
+        self.globals = g
+        const_ids = {}
+
+        def ref(name):
+            """The expression that reads value ``name`` in the program."""
+            if name in folded_names:
+                return folded_names[name]
+            if name in local:
+                return "t%d" % slots[name]
+            if name in plan.constants:
+                if name not in const_ids:
+                    const_ids[name] = "k%d" % len(const_ids)
+                    g[const_ids[name]] = plan.constants[name]
+                    self.idents[name] = const_ids[name]
+                return const_ids[name]
+            return "None"  # an outer value the enclosing run did not have (as Plan.run: a missing value)
+
+        folded_names = {}
+        local = set()
+        self.idents = {}          # value name -> identifier (for the legend)
+        self.called = {}          # step index -> the function's identifier
+        src = ["def run(I, O):"]
+        for names, what in ((plan.input_names, "I"), (plan.free_names, "O")):
+            if names:
+                for name in names:
+                    local.add(name)
+                src.append("    %s = %s" % (", ".join(_target(slots, n, local) for n in names) + ",", what))
+        src.append("    _spend()")
+        last_use = _last_uses(plan)
+        for i, step in enumerate(plan.steps):
+            kind = kinds[i]
+            if kind == "fold" and all(name not in out_names for name in step.outputs if name) \
+                    and i in folded:
+                for name, value in zip(step.outputs, folded[i]):
+                    if name:
+                        vid = "v%d" % slots[name]
+                        g[vid] = value
+                        folded_names[name] = vid
+                        self.idents[name] = vid
+                continue
+            if kind != "dynamic":
+                self.static_cost += costs[i]
+                if self.first_static is None:
+                    self.first_static = step.node
+            fname = "%s_%d" % (_py_name(step.fn), i)
+            g[fname] = step.fn
+            self.called[i] = fname
+            args = [ref(x) if x else "None" for x in step.inputs]
+            first_line = len(src) + 1
+            if step.subplans:
+                g["_sub_%d" % i] = _subplan_caller(step, plan)
+                outer = [ref(x) for x in _outer_names(step)]
+                call = "_sub_%d((%s), (%s))" % (i, _tuple(args), _tuple(outer))
+            else:
+                keywords = []
+                attrs = {} if getattr(step.fn, "attributes_bound", False) else step.attrs
+                for j, (key, value) in enumerate(sorted(attrs.items())):
+                    own = _own_keyword(step, key)
+                    g["a%d_%d" % (i, j)] = value
+                    keywords.append("%s=a%d_%d" % (own, i, j))
+                call = "%s(%s)" % (fname, ", ".join(args + keywords))
+                g["s%d" % i] = step
+                if kind == "dynamic":
+                    call = "_checked(s%d, %s, (%s))" % (i, call, _tuple(args))
+                elif len(step.outputs) != 1:
+                    call = "_many(s%d, %s)" % (i, call)
+            outs = [x for x in step.outputs]
+            for x in outs:
+                if x:
+                    local.add(x)
+            if step.subplans or kind == "dynamic" or len(outs) != 1:
+                src.append("    r = %s  # step %d, %s" % (call, i, step.impl.op_type))
+                for j, x in enumerate(outs):
+                    if x:
+                        src.append("    %s = r[%d]" % (_target(slots, x, local), j))
+            else:
+                t = _target(slots, outs[0], local)
+                src.append("    %s = %s  # step %d, %s" % (t, call, i, step.impl.op_type))
+                src.append("    if %s.__class__ is not _ndarray: %s = _one(s%d, %s)" % (t, t, i, t))
+            gone = [x for x in last_use.get(i, ()) if x in local and x not in out_names]
+            if gone:
+                src.append("    del " + ", ".join("t%d" % slots[x] for x in gone))
+                local.difference_update(gone)
+            for line in range(first_line, len(src) + 1):
+                self.lines[line] = i
+        src.append("    return (%s)" % _tuple([ref(x) for x in plan.output_names]))
+        self.source = "\n".join(src) + "\n"
+        for name, ident in _value_idents(slots).items():
+            self.idents.setdefault(name, ident)
+        code = compile(self.source, FILENAME, "exec")
+        exec(code, g)  # our own generated source: identifiers and references to g only (see above)
+        self.fn = g["run"]
+        self.code = g["run"].__code__
+
+    def legend(self):
+        """(identifier, what it is) for the program's values and steps: the model's names, kept out of the
+        source (a reader's aid, printed by ``tinyrt code``)."""
+        rows = []
+        for name, ident in sorted(self.idents.items(), key=lambda kv: (kv[1][0], int(kv[1][1:]))):
+            rows.append((ident, repr(name)))
+        for i, step in enumerate(self.plan.steps):
+            if i in self.called:
+                fn = step.fn
+                kind = getattr(fn, "__module__", "") + "." + (getattr(fn, "__name__", None) or type(fn).__name__)
+                rows.append((self.called[i], "%s -> %s" % (step.node.describe(), kind)))
+        return rows
+
+    def _spend(self):
+        if self.static_cost and limits.current().work is not None:
+            limits.spend(self.static_cost, self.first_static)
+
+    def run(self, inputs, outer):
+        try:
+            return self.fn(inputs, outer)
+        except TinyrtError:
+            raise
+        except BaseException as e:
+            step, args = self._where(e)
+            if step is None:
+                raise
+            raise _as_tinyrt(step, args, e) from e
+
+    def _where(self, error):
+        """The step the program stopped in, and its inputs, from the traceback of ``error``."""
+        tb = error.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code is self.code:
+                i = self.lines.get(tb.tb_lineno)
+                if i is None:
+                    return None, None
+                step = self.plan.steps[i]
+                values = tb.tb_frame.f_locals
+                args = []
+                for x in step.inputs:
+                    if not x:
+                        args.append(None)
+                    elif x in self.plan.constants:
+                        args.append(self.plan.constants[x])
+                    else:
+                        args.append(values.get("t%d" % self._slot(x)))
+                return step, args
+            tb = tb.tb_next
+        return None, None
+
+    def _slot(self, name):
+        order = {}
+        for n in list(self.plan.input_names) + list(self.plan.free_names) + [x for s in self.plan.steps for x in s.outputs]:
+            if n and n not in order:
+                order[n] = len(order)
+        return order.get(name, -1)
+
+
+def _as_tinyrt(step, args, e):
+    from .plan import _shapes
+    if isinstance(e, MemoryError):
+        return limits.LimitError("%s ran out of memory (inputs %s)" % (step.node.describe(), _shapes(args)))
+    if isinstance(e, RecursionError):
+        return ModelError("%s nests too deeply (Python's recursion limit)" % step.node.describe())
+    if not isinstance(e, Exception):
+        return e
+    return InputError("%s failed on inputs (%s): %s: %s" % (step.node.describe(), _shapes(args), type(e).__name__, e))
+
+
+def _one(step, result):
+    """A single-output step's result that is not an ndarray (a scalar, a list, a sequence), normalised."""
+    from .plan import normalize
+    return normalize(step, result)[0]
+
+
+def _many(step, result):
+    from .plan import normalize
+    return normalize(step, result)
+
+
+def _checked(step, result, args):
+    """A step whose sizes depend on data: normalised, checked and charged as ``plan.call`` does."""
+    from .plan import _account, normalize
+    results = normalize(step, result)
+    _account(step, args, results)
+    return results
+
+
+def _subplan_caller(step, plan):
+    from .plan import call
+    names = _outer_names(step)
+
+    def run(args, outer):
+        return call(step, list(args), step.bound_attrs(dict(zip(names, outer))))
+    return run
+
+
+def _outer_names(step):
+    from .plan import free_values
+    seen = []
+    for name in free_values(step.node):
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+def _last_uses(plan):
+    """step index -> names read for the last time there (or made there and never read)."""
+    from .plan import free_values
+    last = {}
+    for i, step in enumerate(plan.steps):
+        for name in list(step.inputs) + free_values(step.node):
+            if name:
+                last[name] = i
+        for name in step.outputs:
+            if name and name not in last:
+                last[name] = i
+    for name in plan.input_names + plan.free_names:
+        last.setdefault(name, -1)
+    by_step = {}
+    for name, i in last.items():
+        by_step.setdefault(i, []).append(name)
+    return by_step
+
+
+def _target(slots, name, local):
+    return "t%d" % slots[name] if name else "_"
+
+
+def _value_idents(slots):
+    return {name: "t%d" % i for name, i in slots.items()}
+
+
+def _tuple(items):
+    return ", ".join(items) + ("," if len(items) == 1 else "")
+
+
+def _py_name(fn):
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    name = re.sub(r"[^0-9A-Za-z_]", "_", name).strip("_").lower() or "op"
+    return name if name[0].isalpha() else "op_" + name
+
+
+def _own_keyword(step, key):
+    """The keyword as tinyrt's op signature spells it (a model's unknown attributes were refused at load)."""
+    for own in list(step.impl.attributes) + ["_num_outputs", "_opset"]:
+        if own == key and own.isidentifier():
+            return own
+    raise ModelError("%s: attribute %r is not one tinyrt's %s takes" % (step.node.describe(), key, step.impl.op_type))
