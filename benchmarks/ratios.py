@@ -27,6 +27,8 @@ def main(argv=None):
     p.add_argument("--threads", nargs="+", type=int, default=[1], help="0: each runtime's default")
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--busy", action="store_true", help="one other process keeps one core busy meanwhile")
+    p.add_argument("--cpu", action="store_true", help="CPU time of this process instead of wall time (a "
+                   "steadier measure of 1-thread runs on a machine other jobs load)")
     args = p.parse_args(argv)
     busy = None
     if args.busy:
@@ -35,14 +37,15 @@ def main(argv=None):
         for model in args.models:
             models.ensure(model, lambda m: print(m, file=sys.stderr))
             for t in args.threads:
-                measure(model, ["onnxruntime"] + args.runtimes, t, args.repeats)
+                measure(model, ["onnxruntime"] + args.runtimes, t, args.repeats,
+                        time.process_time if args.cpu else time.perf_counter)
     finally:
         if busy is not None:
             busy.kill()
             busy.wait()
 
 
-def measure(model, names, threads, repeats):
+def measure(model, names, threads, repeats, clock=time.perf_counter):
     fns = {}
     for name in names:
         try:
@@ -57,9 +60,9 @@ def measure(model, names, threads, repeats):
     for r in range(repeats):
         for key in keys[r % len(keys):] + keys[:r % len(keys)]:
             fns[key]()
-            t0 = time.perf_counter()
+            t0 = clock()
             fns[key]()
-            times[key].append(time.perf_counter() - t0)
+            times[key].append(clock() - t0)
     med = {k: float(np.median(v)) for k, v in times.items()}
     ort = med.get("onnxruntime")
     cells = []
