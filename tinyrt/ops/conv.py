@@ -151,8 +151,10 @@ def _padded_last(x, begin, end, col=0, col_step=1):
     return xp
 
 
-def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out):
-    """2-D Conv without bias: x (N, C, H, W) in any memory layout -> y (N, OH, OW, M), C-contiguous."""
+def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out, tiled=None):
+    """2-D Conv without bias: x (N, C, H, W) in any memory layout -> y (N, OH, OW, M), C-contiguous.
+
+    ``tiled``: the depthwise weights tiled over the output width (``tile_depthwise``), when made already."""
     N, C, H, W = x.shape
     M, Cg = w.shape[:2]
     Mg = M // group
@@ -165,8 +167,7 @@ def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out):
         # phase multiplies and sums all its taps (one pass over the output, long SIMD loops).
         if M != C:
             x = np.repeat(x, M // C, axis=1)  # output channel m reads input channel m // (M / C)
-        # wt[i, j, ow * M + m] = w[m, 0, i, j]: a tap's weights for a whole output row
-        wt = np.tile(w[:, 0].transpose(1, 2, 0), (1, 1, OW))
+        wt = tile_depthwise(w, OW) if tiled is None else tiled
         y = np.empty((N, OH, OW * M), dtype=x.dtype)
         first = True
         # only the phases some tap reads (at most kw of them: a stride of 2^40 must not loop 2^40 times)
@@ -220,6 +221,11 @@ def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out):
         cols = win.windows_last(xp[..., g * Cg:(g + 1) * Cg], kernel, strides, dilations, out)
         np.matmul(cols.reshape(N * OH * OW, kh * kw * Cg), wm[g].T, out=y2[:, g * Mg:(g + 1) * Mg])
     return y
+
+
+def tile_depthwise(w, OW):
+    """wt[i, j, ow * M + m] = w[m, 0, i, j]: each tap's depthwise weights for a whole output row."""
+    return np.tile(w[:, 0].transpose(1, 2, 0), (1, 1, OW))
 
 
 def _conv_nd(x, w, group, kernel, strides, dilations, begin, end, out):
