@@ -84,6 +84,15 @@ def _quiet(options):
     return level >= 3
 
 
+def kernel_label(step):
+    """Which code runs a step: a numba kernel (and which), a prepared numpy op, or the numpy op itself."""
+    label = getattr(step.fn, "kernel_name", None)
+    if isinstance(label, str):
+        return label
+    fn = step.fn
+    return "numpy %s.%s" % (getattr(fn, "__module__", "?").rsplit(".", 1)[-1], getattr(fn, "__name__", type(fn).__name__))
+
+
 def choose(options=None):
     """A backend object for ``options``: NumbaBackend or NumpyBackend."""
     want = requested(options)
@@ -221,6 +230,7 @@ class _NumpyConv:
     numpy op computes all of those on every call, which costs more than the math of a small conv). The
     math is the numpy op's own (ops/conv.py ``_conv2d``, ops/fused.py ``apply_activation``)."""
 
+    kernel_name = 'numpy conv, prepared'  # what tinyrt profile / trace / code show
     step_attrs = {}  # the node's attributes (set by bind)
 
     def __init__(self, step, W, B):
@@ -325,6 +335,12 @@ class _ConvKernel:
     The result is an (N, M, OH, OW) view of channels-last memory, which the next conv reads as it is;
     every other op sees an ordinary numpy array of the right shape (numpy follows the strides).
     """
+
+    @property
+    def kernel_name(self):
+        """The kernels this conv ran on so far (picked per input shape), for profile / trace / code."""
+        kinds = sorted({p[0] or "numpy fallback" for p in self._prepared.values()})
+        return "numba conv." + "/".join(kinds) if kinds else "numba conv"
 
     step_attrs = {}  # the node's attributes (set by bind)
 
@@ -502,6 +518,7 @@ class _GemmKernel:
     """Gemm with constant float32 B (and C, one value per output column) on the pointwise kernel:
     Y = A @ B' + C is a 1x1 conv over the rows of A, with B' packed once (a CNN's classifier head)."""
 
+    kernel_name = 'numba conv.pointwise (Gemm)'  # what tinyrt profile / trace / code show
     step_attrs = {}  # the node's attributes (set by bind)
 
     def __init__(self, backend, B, bias, step):
@@ -553,6 +570,10 @@ def _gemm(backend, step, constants):
 
 
 class _PoolKernel:
+    @property
+    def kernel_name(self):
+        return "numba pool." + ("max_pool" if self.op_type == "MaxPool" else "avg_pool")
+
     step_attrs = {}  # the node's attributes (set by bind)
 
     def __init__(self, backend, step, op_type):
@@ -593,6 +614,7 @@ class _GlobalAvgPoolKernel:
     """GlobalAveragePool of channels-last memory (what the convs write): one pass over the pixels, where
     numpy would reduce across the strides of the (N, C, H, W) view."""
 
+    kernel_name = 'numba pool.global_avg_pool'  # what tinyrt profile / trace / code show
     step_attrs = {}  # the node's attributes (set by bind)
 
     def __init__(self, backend, step):
@@ -614,6 +636,7 @@ class _SoftmaxKernel:
     """Softmax of float32 over the last axis (opset 13) or over all axes from ``axis`` (older opsets):
     one row at a time, compiled (a numpy op after the convs runs slowly, its code evicted from cache)."""
 
+    kernel_name = 'numba eltwise.softmax'  # what tinyrt profile / trace / code show
     step_attrs = {}  # the node's attributes (set by bind)
 
     def __init__(self, backend, step):
@@ -650,6 +673,7 @@ def _avg_pool(backend, step, constants):
 class _MulKernel:
     """Mul of (N, C, H, W) by (N, C, 1, 1) (squeeze-excite gating), either order, on channels-last memory."""
 
+    kernel_name = 'numba eltwise.channel_scale'  # what tinyrt profile / trace / code show
     step_attrs = {}  # the node's attributes (set by bind)
 
     def __init__(self, backend, step):
@@ -677,6 +701,7 @@ class _MulKernel:
 class _AddKernel:
     """Add of two float32 arrays of one shape and one memory layout, over the kernels' threads."""
 
+    kernel_name = 'numba eltwise.add'  # what tinyrt profile / trace / code show
     step_attrs = {}  # the node's attributes (set by bind)
 
     def __init__(self, backend, step):
@@ -723,6 +748,7 @@ class _NMSKernel:
     class stops as soon as it passes it.
     """
 
+    kernel_name = 'numba detection.nms'  # what tinyrt profile / trace / code show
     step_attrs = {}  # the node's attributes (set by bind)
 
     CHUNK_OUT = 1 << 22  # at most this many int64 slots of kept indices per chunk (32 MiB)

@@ -10,6 +10,7 @@ import numpy as np
 from .. import profiling
 from .common import feeds_for, node_label, positive_int, run_with_hook, session, shape_text, table
 from .run import add_recipe_arguments
+from ..kernels_select import kernel_label
 
 
 def add_arguments(p):
@@ -81,11 +82,11 @@ def command(args):
     order = sorted(range(len(steps)), key=lambda i: -med[i])
     if args.top:
         order = order[:args.top]
-    rows = [["%d" % (i + 1), steps[i].node.op_type, node_label(steps[i].node), shapes[i],
+    rows = [["%d" % (i + 1), steps[i].node.op_type, node_label(steps[i].node), kernel_label(steps[i]), shapes[i],
              "%.3f" % (1e3 * med[i]), "%.1f%%" % (100 * med[i] / whole)] for i in order]
     print("\nper node (slowest first%s; # = position in the run order):"
           % (", top %d of %d" % (len(order), len(steps)) if args.top and len(steps) > args.top else ""))
-    table(rows, ["#", "op", "node", "output", "ms", "share"], ["r", "l", "l", "l", "r", "r"])
+    table(rows, ["#", "op", "node", "kernel", "output", "ms", "share"], ["r", "l", "l", "l", "l", "r", "r"])
     return 0
 
 

@@ -10,6 +10,7 @@ import re
 import numpy as np
 
 from ..errors import InputError
+from ..kernels_select import kernel_label
 from .common import (feature_grid, feeds_for, node_label, run_with_hook, session, shape_text, table,
                      value_range, write_png)
 from .run import add_recipe_arguments
@@ -87,7 +88,7 @@ def command(args):
             return out
         lo, hi, mean = value_range(first)
         outs = " ".join(shape_text(o) for o, n in zip(out, step.outputs) if n)
-        row = [str(i + 1), step.node.op_type, ins, outs, lo, hi, mean, node_label(step.node)]
+        row = [str(i + 1), step.node.op_type, ins, outs, lo, hi, mean, node_label(step.node), kernel_label(step)]
         if args.names:
             row.append(",".join(n for n in step.outputs if n))
         rows.append(row)
@@ -100,10 +101,10 @@ def command(args):
         outputs = run_with_hook(sess, feeds, hook)
     except _Stop:
         outputs = None
-    header = ["#", "op", "inputs (w = weights)", "output", "min", "max", "mean", "node"]
+    header = ["#", "op", "inputs (w = weights)", "output", "min", "max", "mean", "node", "kernel"]
     if args.names:
         header.append("output names")
-    table(rows, header, ["r", "l", "l", "l", "r", "r", "r", "l"] + ["l"] * args.names)
+    table(rows, header, ["r", "l", "l", "l", "r", "r", "r", "l", "l"] + ["l"] * args.names)
     if hidden:
         print("(%d Constant nodes not listed: their numbers show in the inputs as =value; --constants lists them)"
               % len(hidden))
