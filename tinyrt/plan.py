@@ -301,7 +301,7 @@ class Plan:
         step's outputs (a list) and returns them, and may time, print or keep them (profiling, tracing).
         ``step.node`` is the graph node, ``step.fn`` the function (a numba kernel wrapper on that path).
         """
-        if hook is not None:
+        if hook is not None or len(feeds) > len(self.input_names):  # (more: feeds overriding initializers)
             return self.run_steps(feeds, outer_env, hook)
         inputs = tuple(feeds[name] if name in feeds else self.constants.get(name) for name in self.input_names)
         outer = tuple(outer_env.get(name) for name in self.free_names) if outer_env is not None \
