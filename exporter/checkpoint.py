@@ -34,6 +34,7 @@ def load_checkpoint(path):
     import torch
     if not os.path.exists(path):
         raise CheckpointError("checkpoint %s does not exist" % path)
+    _check_file(path)
     if not _looks_like_torch_file(path):
         raise CheckpointError("%s is not a PyTorch checkpoint (expected a file written by torch.save)" % path)
     try:
@@ -69,6 +70,30 @@ def load_checkpoint(path):
         raise CheckpointError("checkpoint %s contains no tensors (keys: %s)"
                               % (path, ", ".join(map(str, list(obj)[:10]))))
     return tensors, meta
+
+
+ZIP_EXPANSION = 4            # a checkpoint's zip may hold at most 4x its size uncompressed (+ ZIP_SLACK);
+ZIP_SLACK = 16 << 20         # torch.save stores tensors uncompressed: a deflated 1.6 MB file took 3.3 GB
+
+
+def _check_file(path):
+    """A regular file (a FIFO would block torch.load, /dev/zero never end), and no zip bomb: the sizes in
+    the zip's directory are checked before torch.load decompresses anything."""
+    import zipfile
+    from tinyrt.files import open_regular
+    f, st = open_regular(path, "checkpoint", CheckpointError)
+    with f:
+        if not zipfile.is_zipfile(f):
+            return
+        try:
+            entries = zipfile.ZipFile(f).infolist()
+        except (zipfile.BadZipFile, OSError, ValueError) as e:
+            raise CheckpointError("checkpoint %s is a broken zip archive (%s)" % (path, e)) from None
+    total = sum(e.file_size for e in entries)
+    if total > ZIP_EXPANSION * st.st_size + ZIP_SLACK:
+        raise CheckpointError("checkpoint %s would unpack to %d MB from %d MB: not a torch.save file (torch "
+                              "stores tensors uncompressed); refused as a decompression bomb"
+                              % (path, total >> 20, st.st_size >> 20))
 
 
 def _looks_like_torch_file(path):

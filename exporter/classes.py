@@ -8,20 +8,24 @@ class ExporterWarning(UserWarning):
     """Something the user should know but that does not stop the export (e.g. made-up class names)."""
 
 
+MAX_CLASS_FILE_BYTES = 16 << 20
+
+
 def read_class_file(path):
     """Class names from a UTF-8 text file, one a line; blank lines are ignored, surrounding spaces stripped.
 
     A UTF-8 byte-order mark (Windows Notepad writes one) is dropped, so Chinese names work from any editor.
     """
-    try:
-        with open(path, "r", encoding="utf-8-sig") as f:
-            text = f.read()
-    except FileNotFoundError:
+    import os
+    from tinyrt.files import read_regular
+    if not os.path.lexists(path):
         raise ClassesError("class file %s does not exist" % path)
+    # a regular file of at most 16 MB (a FIFO would block, /dev/zero never end)
+    raw = read_regular(path, "class file", MAX_CLASS_FILE_BYTES, ClassesError)
+    try:
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise ClassesError("class file %s is not UTF-8 text (%s); save it as UTF-8" % (path, e.reason))
-    except OSError as e:
-        raise ClassesError("cannot read class file %s: %s" % (path, e.strerror or e))
     names = [line.strip() for line in text.splitlines()]
     names = [n for n in names if n]
     if not names:

@@ -83,6 +83,8 @@ def build_parser():
     c.add_argument("--int8", metavar="DATASET", help="write an int8 model, calibrated on the pictures in DATASET "
                    "(your dataset folder, e.g. MMEdu's with val_set/); prints the accuracy change")
     c.add_argument("--quiet", action="store_true", help="print only errors and the written paths")
+    c.add_argument("--force", action="store_true",
+                   help="replace an existing OUT.py even when it is not a sample script the exporter wrote")
 
     d = sub.add_parser("demo", help="convert the committed small models and run them on the sample pictures",
                        description="The demo `make demo` runs: the committed shapes classifier and detector "
@@ -140,7 +142,7 @@ def _convert(args):
                      dynamic_batch=args.dynamic_batch, dynamo=args.dynamo, backend=args.backend,
                      width_mult=args.width_mult, score_thr=args.score_thr, iou_thr=args.iou_thr,
                      max_per_img=args.max_per_img, nms_pre=args.nms_pre, report_thr=args.report_thr, log=log,
-                     quantize="int8" if args.int8 else None, calibration=args.int8)
+                     quantize="int8" if args.int8 else None, calibration=args.int8, force=args.force)
     if args.quiet:
         print(result.onnx_path)
         print(result.script_path)

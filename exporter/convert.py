@@ -236,7 +236,8 @@ def checkpoint_backbone(backbone, settings, checkpoint):
 def convert(backbone=None, checkpoint=None, out_file=None, class_path=None, num_classes=None, opset=DEFAULT_OPSET,
             input_size=None, dynamic_batch=False, dynamo=False, backend="ONNX", width_mult=None,
             score_thr=None, iou_thr=None, max_per_img=None, nms_pre=None, max_per_image=None, report_thr=None,
-            seed=0, log=print, verify_runtimes=("onnxruntime", "tinyrt"), quantize=None, calibration=None):
+            seed=0, log=print, verify_runtimes=("onnxruntime", "tinyrt"), quantize=None, calibration=None,
+            force=False):
     """Convert ``backbone`` (an MMEdu name: MobileNet, ResNet18, LeNet, SSD_Lite, ...) to ONNX.
 
     Writes ``out_file`` (.onnx) and its sample script ``<stem>.py`` and returns a ConvertResult.
@@ -246,11 +247,14 @@ def convert(backbone=None, checkpoint=None, out_file=None, class_path=None, num_
     The checkpoint is trusted: the backbone, ``width_mult``, ``input_size`` and the class names it records
     (its ``meta``, or the training config mmcls / mmdet / MMEdu keep there) are used; an argument that
     disagrees with them is refused, naming both values.
+    An existing ``<stem>.py`` that is not a sample script the exporter wrote is never replaced silently:
+    refused, unless ``force=True``.
     """
     log = log or (lambda *a, **k: None)
     check_backend(backend)
     opset = check_opset(opset)
     onnx_path, script_path, folder, stem = _out_paths(out_file)
+    _check_script_path(script_path, force)
     raw_sd, meta, settings = None, {}, {}
     if checkpoint is not None:
         raw_sd, meta = load_checkpoint(os.fspath(checkpoint))
@@ -403,13 +407,51 @@ def convert(backbone=None, checkpoint=None, out_file=None, class_path=None, num_
     return ConvertResult(onnx_path, script_path, classes, props, report, list(shape), opset, notes)
 
 
+def _check_script_path(script_path, force):
+    """Refuse to replace a .py that is not one of our sample scripts (``--out train.onnx`` next to train.py)."""
+    from .sample_script import is_sample_script
+    if os.path.lexists(script_path) and not force and not is_sample_script(script_path):
+        raise ExporterError("%s exists and is not a sample script the exporter wrote; the sample script would "
+                            "replace it. Choose another --out name, or pass --force (force=True) to replace it"
+                            % script_path)
+
+
 def _temp_name(folder, stem, suffix):
-    fd, path = tempfile.mkstemp(prefix="." + stem + ".", suffix=suffix + ".part", dir=folder)
+    # the writer's process id in the name: a later convert removes the parts of a writer that died (kill -9)
+    _remove_stale_parts(folder, stem)
+    fd, path = tempfile.mkstemp(prefix=".%s.%d." % (stem, os.getpid()), suffix=suffix + ".part", dir=folder)
     os.close(fd)
     umask = os.umask(0)   # mkstemp makes the file private (0600); give it the mode open() would
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)
     return path
+
+
+def _remove_stale_parts(folder, stem):
+    """Remove ``.<stem>.<pid>.*.part`` files whose writer process no longer runs."""
+    prefix = "." + stem + "."
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".part")):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            _remove(os.path.join(folder, name))
+
+
+def _running(pid):
+    if pid == os.getpid() or os.name != "posix":  # on Windows os.kill(pid, 0) would end that process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process, or a system that cannot tell: leave its files alone
+    return True
 
 
 def _remove(path):

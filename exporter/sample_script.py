@@ -12,7 +12,7 @@ TEMPLATE = r'''#!/usr/bin/env python3
     python {script} picture.jpg          # with tinyrt (needs only numpy and Pillow)
     python {script} picture.jpg --ort    # the same with onnxruntime
 
-Written by tinyrt's exporter ({task} model). The class names and the preprocessing (resize, crop, mean,
+{marker} ({task} model). The class names and the preprocessing (resize, crop, mean,
 std) come from the model file's metadata, so this script stays right if you replace {model}.
 """
 import argparse
@@ -22,7 +22,7 @@ import os
 import numpy as np
 from PIL import Image
 
-MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "{model}")
+MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), {model_literal})
 
 
 def read_picture(path, gray):
@@ -96,7 +96,7 @@ def read_metadata(sess):
 
 
 def main():
-    parser = argparse.ArgumentParser(description="Run {model} on a picture.")
+    parser = argparse.ArgumentParser(description="Run %s on a picture." % os.path.basename(MODEL))
     parser.add_argument("image", help="a picture file (jpg, png, ...)")
     parser.add_argument("--ort", action="store_true", help="use onnxruntime instead of tinyrt")
     parser.add_argument("--thr", type=float, help="detection: the score an object needs (default: the model "
@@ -142,8 +142,33 @@ if __name__ == "__main__":
 '''
 
 
+MARKER = "Written by tinyrt's exporter"  # how the exporter knows a .py it may replace is its own
+
+
 def render(model_filename, task):
-    """The script's text for a model file named ``model_filename`` (in the same folder as the script)."""
+    """The script's text for a model file named ``model_filename`` (in the same folder as the script).
+
+    The file name reaches the script's code only as ``repr()`` (a quote in it cannot end the string and
+    run code), and its docstring only when the name is plain (letters, digits, ``.``, ``-``, ``_``,
+    spaces): a docstring cannot be escaped.
+    """
     import os
     stem = os.path.splitext(model_filename)[0]
-    return TEMPLATE.format(model=model_filename, script=stem + ".py", task=task)
+    return TEMPLATE.format(model=_shown(model_filename, "the model file beside this script"),
+                           script=_shown(stem + ".py", "this_script.py"), task=_shown(task, "a"),
+                           model_literal=repr(model_filename), marker=MARKER)
+
+
+def _shown(name, instead):
+    import re
+    return name if re.match(r"[\w.\- ]+\Z", name) else instead
+
+
+def is_sample_script(path):
+    """True when ``path`` is a sample script this exporter wrote (so writing a new one may replace it)."""
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as f:
+            head = f.read(2048)
+    except OSError:
+        return False
+    return MARKER in head

@@ -122,7 +122,6 @@ class Model:
 
     def iter_run(self, sources, several=True, progress=None, **options):
         """One ImageResult per source, as they are computed (``progress(i, n, source)`` before each)."""
-        from .vision.draw import output_path
         from .vision.image import source_name
         from .vision.results import ImageResult, check_lang, classification, detection
         opts = dict(self.options)
@@ -140,6 +139,7 @@ class Model:
         if opts.get("font"):                       # the font file to draw labels with (Chinese names)
             from .vision.draw import use_font
             use_font(opts["font"])
+        targets = _save_targets(save, sources, several) if save else None  # checked before any work
         names = [o.name for o in self.session.get_outputs()]
         for i, src in enumerate(sources):
             if progress is not None:
@@ -166,7 +166,10 @@ class Model:
             if save or show:
                 result.image = rgb
                 if save:
-                    result.saved = result.save(output_path(save, result.path, multiple=several, index=i))
+                    try:
+                        result.saved = result.save(targets[i])
+                    except (OSError, ValueError) as e:
+                        raise InputError("save=: cannot write %s (%s)" % (targets[i], e)) from None
                 if show:
                     result.show()
                 if not keep:
@@ -189,6 +192,39 @@ def detection_threshold(meta):
     if "MODEL_INFO" in meta or "CLASSES" in meta:
         return DEFAULT_SCORE, "XEduHub's default for MMEdu files"
     return DEFAULT_SCORE, "tinyrt's default"
+
+
+SAVE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+
+
+def _save_targets(save, sources, several):
+    """The file each picture's drawing goes to, checked before anything runs: a known picture extension,
+    never one of the pictures being read (``save=`` the pictures' own folder would overwrite them), and
+    never two drawings to one file (two ``cat.jpg`` from two folders: the second is ``cat_2.jpg``)."""
+    from .vision.draw import output_path
+    if not isinstance(save, (str, os.PathLike)):
+        raise InputError("save= is a folder or a picture file name, not %s" % type(save).__name__)
+    inputs = {os.path.realpath(os.fspath(src)) for src in sources if isinstance(src, (str, os.PathLike))}
+    targets, taken = [], set()
+    for i, src in enumerate(sources):
+        is_path = isinstance(src, (str, os.PathLike))
+        target = output_path(save, os.fspath(src) if is_path else None, multiple=several, index=i)
+        stem, ext = os.path.splitext(target)
+        if ext.lower() not in SAVE_EXTENSIONS:
+            raise InputError("save=%r: tinyrt saves pictures as %s, not %r"
+                             % (os.fspath(save), ", ".join(SAVE_EXTENSIONS), ext or "no extension"))
+        n = 1
+        while os.path.realpath(target) in taken:
+            n += 1
+            target = "%s_%d%s" % (stem, n, ext)
+        if os.path.realpath(target) in inputs:
+            raise InputError("save=%r would overwrite the picture %s itself; save the drawings into another folder"
+                             % (os.fspath(save), target))
+        if os.path.isdir(target):
+            raise InputError("save=%r: %s is a folder" % (os.fspath(save), target))
+        taken.add(os.path.realpath(target))
+        targets.append(target)
+    return targets
 
 
 def load(model, **options):

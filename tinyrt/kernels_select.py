@@ -43,6 +43,17 @@ CHOICES = ("numba", "numpy")
 _numba_lock = threading.RLock()  # one numba run at a time: the kernels' pool serves one run
 
 
+def _unlock_after_fork():
+    """A child forked while another thread was inside a run inherits the lock held by a thread it does not
+    have: it would wait for ever. The child starts with a free lock (the pool resets itself likewise)."""
+    global _numba_lock
+    _numba_lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_unlock_after_fork)
+
+
 def requested(options=None):
     """The path asked for: the session option, else TINYRT_KERNELS, else None (auto)."""
     want = getattr(options, "kernels", None) or os.environ.get("TINYRT_KERNELS", "").strip().lower() or None

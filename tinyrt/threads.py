@@ -18,6 +18,16 @@ _lock = threading.Lock()
 _found = None
 
 
+def _unlock_after_fork():
+    """A child forked while another thread held the lock (inside a run) gets a free one, not a deadlock."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_unlock_after_fork)
+
+
 def _blas():
     """(set, get) functions of the OpenBLAS numpy loaded, or None."""
     global _found

@@ -9,6 +9,7 @@ import zlib
 import numpy as np
 
 from ..errors import InputError
+from ..files import atomic_write
 from ..session import GraphOptimizationLevel, InferenceSession, SessionOptions
 
 
@@ -71,10 +72,14 @@ def _floats(text, what):
         raise InputError("%s takes numbers separated by commas, got %r" % (what, text))
 
 
+MAX_RANDOM_FEED_BYTES = 256 << 20  # seeded noise for dynamic inputs: at most this much
+
+
 def random_feeds(sess, seed=0, size=None):
     """Seeded float32 noise for every input (dynamic dims: 1 for the batch, ``size`` or 224 for the rest)."""
     feeds = {}
     rs = np.random.RandomState(seed)
+    planned = 0
     for arg in sess.get_inputs():
         shape = []
         for i, d in enumerate(arg.shape or []):
@@ -86,6 +91,11 @@ def random_feeds(sess, seed=0, size=None):
                 shape.append(3)                       # channels
             else:
                 shape.append(size[i - 2] if size and i - 2 < len(size) else 224)
+        planned += 8 * int(np.prod(shape, dtype=np.float64))
+        if planned > MAX_RANDOM_FEED_BYTES:  # 6 dynamic dims of 224 would be 56 GiB of noise
+            raise InputError("input %r has dynamic dims %s: noise of shape %s would be too big (over %d MiB); "
+                             "give the sizes (a picture, or --size)" % (arg.name, arg.shape, shape,
+                                                                       MAX_RANDOM_FEED_BYTES >> 20))
         t = arg.type or "tensor(float)"
         if "float" in t:
             dtype = np.float16 if "float16" in t else np.float64 if "double" in t else np.float32
@@ -181,11 +191,13 @@ def write_png(path, pixels):
 
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
-    with open(path, "wb") as f:
+
+    def write(f):
         f.write(b"\x89PNG\r\n\x1a\n")
         f.write(chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0)))
         f.write(chunk(b"IDAT", zlib.compress(raw, 6)))
         f.write(chunk(b"IEND", b""))
+    atomic_write(path, write)  # a failure half-way leaves no truncated file
     return path
 
 

@@ -168,8 +168,8 @@ def _macs(sess):
         out = compute()
         per_op[step.node.op_type] += macs_of(step.node.op_type, args, out, step.node.attrs)
         return out
-    feeds = random_feeds(sess)
     try:
+        feeds = random_feeds(sess)
         run_with_hook(sess, feeds, hook)
     except TinyrtError as e:
         print("MACs: not measured (the run on seeded noise failed: %s)" % e)

@@ -10,6 +10,7 @@ import re
 import numpy as np
 
 from ..errors import InputError
+from ..files import atomic_write
 from ..kernels_select import kernel_label
 from .common import (feature_grid, feeds_for, node_label, run_with_hook, session, shape_text, table,
                      value_range, write_png)
@@ -121,7 +122,9 @@ def command(args):
     stem = "trace_%d_%s" % (i + 1, re.sub(r"[^A-Za-z0-9_.-]+", "_", step.node.op_type))
     out = args.out or (None if args.png else stem + ".npy")      # --png alone: the picture, no stray .npy
     if out:
-        np.save(out, value)
+        if not out.endswith(".npy"):
+            out += ".npy"  # as np.save names it
+        atomic_write(out, lambda f: np.save(f, value))  # a failure half-way leaves no truncated file
     print("stopped after #%d %s (%s): output %s%s" % (i + 1, step.node.op_type, node_label(step.node),
                                                       shape_text(value), " saved to %s" % out if out else ""))
     if args.png:

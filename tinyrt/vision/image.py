@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from ..errors import InputError
+from ..files import open_regular
 
 MAX_PIXELS = 64 * 1000 * 1000      # 64 megapixels: bigger than any camera picture a board should decode
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
@@ -98,6 +99,7 @@ def read_image(src, color="RGB", background=None, max_pixels=MAX_PIXELS):
         import io
         return _from_pil(_open_pil(io.BytesIO(src), "the picture bytes", max_pixels), background)
     if is_pil_image(src):
+        check_size(src, "the PIL image", max_pixels)  # lazily opened: decoding it is still to come
         return _from_pil(src, background)
     if isinstance(src, np.ndarray):
         return from_array(src, color, background)
@@ -150,10 +152,7 @@ def _open_pil(fp, name, max_pixels):
         raise InputError("%s: refused, too many pixels (%s)" % (name, e))
     except (OSError, SyntaxError, ValueError) as e:   # Pillow's "cannot identify image file"
         raise InputError("%s is not a picture Pillow can read (%s)" % (name, e))
-    w, h = im.size                                    # from the header: nothing decoded yet
-    if w * h > max_pixels:
-        raise InputError("%s is %dx%d = %.0f megapixels, more than tinyrt decodes (%.0f); make it smaller first"
-                         % (name, w, h, w * h / 1e6, max_pixels / 1e6))
+    check_size(im, name, max_pixels)                  # from the header: nothing decoded yet
     try:
         im.load()
     except (OSError, SyntaxError, ValueError) as e:
@@ -161,12 +160,39 @@ def _open_pil(fp, name, max_pixels):
     return im
 
 
+def check_size(im, name, max_pixels=MAX_PIXELS):
+    """Refuse, before decoding, a picture of more than ``max_pixels``, or whose decoded samples take more
+    than an RGB picture of ``max_pixels`` would (a 16-bit or float picture holds 2-4 bytes a sample)."""
+    w, h = im.size
+    if w * h > max_pixels:
+        raise InputError("%s is %dx%d = %.0f megapixels, more than tinyrt decodes (%.0f); make it smaller first"
+                         % (name, w, h, w * h / 1e6, max_pixels / 1e6))
+    decoded = w * h * _bytes_per_pixel(im.mode)
+    if decoded > 3 * max_pixels:
+        raise InputError("%s is %dx%d of %s samples: %.0f MB once decoded, more than tinyrt decodes (%.0f MB); "
+                         "make it smaller or 8-bit first" % (name, w, h, im.mode, decoded / 1e6, 3 * max_pixels / 1e6))
+
+
+def _bytes_per_pixel(mode):
+    """What Pillow keeps a pixel of ``mode`` in (at least what numpy then copies it to)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode in ("LA", "La", "PA") or mode.startswith("I;16"):
+        return 2
+    if mode == "RGB" or mode in ("YCbCr", "LAB", "HSV"):
+        return 3
+    return 4  # RGBA, CMYK, I (32-bit), F (float), and whatever else
+
+
 def _read_file(path, background, max_pixels):
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         raise InputError("no such picture: %s" % path)
     if os.path.isdir(path):
         raise InputError("%s is a folder; pass it as the picture argument to run every picture in it" % path)
-    return _from_pil(_open_pil(path, path, max_pixels), background)
+    # opened without blocking and checked to be a regular file: a FIFO or a device is refused, not read
+    f, _ = open_regular(path, "picture")
+    with f:
+        return _from_pil(_open_pil(f, path, max_pixels), background)
 
 
 def _from_pil(im, background=None):
@@ -178,9 +204,14 @@ def _from_pil(im, background=None):
         pass
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        a = np.asarray(im).astype(np.float64)
-        # 16-bit samples (Pillow shows 16-bit PNGs as I;16 or I) scaled to 8 bits
-        return from_array(np.clip(np.round(a / 257.0), 0, 255).astype(np.uint8))
+        # 16-bit samples (Pillow shows 16-bit PNGs as I;16 or I) scaled to 8 bits: round(v / 257), a band
+        # of rows at a time (a float64 copy of a 64-megapixel picture alone would take 512 MB)
+        a = np.asarray(im)
+        out = np.empty(a.shape, np.uint8)
+        for top in range(0, a.shape[0], 256):
+            band = np.clip(a[top:top + 256], 0, 65535).astype(np.uint32)
+            out[top:top + 256] = (band + 128) // 257
+        return from_array(out)
     if mode == "F":
         return from_array(np.clip(np.round(np.asarray(im)), 0, 255).astype(np.uint8))
     if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info):

@@ -21,11 +21,12 @@ Two pipelines (``Recipe.pipeline``):
 Both end in CHW float32 [1, C, H, W].
 """
 import json
+import warnings
 
 import numpy as np
 
 from ..errors import InputError, ModelError
-from .image import to_gray
+from .image import MAX_PIXELS, to_gray
 from .resize import resize
 
 IMAGENET_MEAN = [123.675, 116.28, 103.53]
@@ -79,11 +80,15 @@ def _pair(value, what):
     if value is None:
         return None
     if isinstance(value, (int, np.integer)):
-        return (int(value), int(value))
-    try:
-        h, w = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise InputError("%s must be a number or [height, width], got %r" % (what, value))
+        h = w = int(value)
+    else:
+        try:
+            h, w = (int(v) for v in value)
+        except (TypeError, ValueError, OverflowError):
+            raise InputError("%s must be a number or [height, width], got %r" % (what, value)) from None
+    # a size from the file or the caller makes a picture of h x w: check it before resizing allocates it
+    if h < 1 or w < 1 or h * w > MAX_PIXELS:
+        raise InputError("%s=%r: sides of at least 1 pixel and at most %d pixels in all" % (what, value, MAX_PIXELS))
     return (h, w)
 
 
@@ -198,6 +203,10 @@ class Recipe:
         if self.policy == "shorter":             # the shorter side to the size, aspect ratio kept
             s = max(th / float(h0), tw / float(w0))
             nh, nw = max(1, int(round(h0 * s))), max(1, int(round(w0 * s)))
+            if nh * nw > MAX_PIXELS:             # a 2,000,000 x 1 picture would become 2 gigapixels
+                raise InputError("resize_policy='shorter' would make this %dx%d picture %dx%d, more than %d "
+                                 "pixels; use 'squash' or 'letterbox' for pictures this long"
+                                 % (w0, h0, nw, nh, MAX_PIXELS))
             out = resize(img, (nh, nw))
             geo.scale_x, geo.scale_y = nw / float(w0), nh / float(h0)
             return out, geo
@@ -219,11 +228,35 @@ def _short(values):
     return "[" + ", ".join("%g" % v for v in values) + "]"
 
 
-def _json(meta, key):
-    try:
-        return json.loads(meta[key])
-    except (KeyError, ValueError, TypeError):
+def _json(meta, key, kind=None):
+    """The JSON value of metadata ``key``, or None when absent. Broken JSON, JSON nested too deep, or a
+    value that is not a ``kind`` (dict, list) is a warning, and the key is ignored: metadata is a hint."""
+    if key not in meta:
         return None
+    try:
+        value = json.loads(meta[key])
+    except (ValueError, TypeError, RecursionError) as e:
+        _ignored(key, "not JSON tinyrt can read (%s)" % type(e).__name__)
+        return None
+    if kind is not None and not isinstance(value, kind):
+        _ignored(key, "a JSON %s, where a %s belongs" % (type(value).__name__, kind.__name__))
+        return None
+    return value
+
+
+def _names(value, key):
+    """Class names from metadata: a list of strings (numbers are written as text); else a warning, None."""
+    if value is None:
+        return None
+    if isinstance(value, list) and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value):
+        return [str(v) for v in value]
+    _ignored(key, "class names that are not a list of names")
+    return None
+
+
+def _ignored(key, why):
+    warnings.warn("tinyrt: the model's metadata %r is %s; ignored (see docs/metadata.md)" % (key, why),
+                  RuntimeWarning, stacklevel=4)
 
 
 def model_info(meta):
@@ -235,10 +268,12 @@ def model_info(meta):
     if all(ord(c) < 128 for c in text):
         import codecs
         try:
-            return json.loads(codecs.decode(text, "unicode_escape"))
-        except (ValueError, UnicodeDecodeError):
-            pass
-    return _json(meta, "MODEL_INFO")
+            value = json.loads(codecs.decode(text, "unicode_escape"))
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            value = None
+        if isinstance(value, dict):
+            return value
+    return _json(meta, "MODEL_INFO", dict)  # a warning when it is not a JSON object
 
 
 def guess_task(outputs):
@@ -270,15 +305,15 @@ def build_recipe(meta, inputs, outputs, options, what="the model"):
 
     task, classes, pre, source = None, None, None, ""
     if "tinyrt.preprocess" in meta:
-        pre = _json(meta, "tinyrt.preprocess")
+        pre = _json(meta, "tinyrt.preprocess", dict)
         task = meta.get("tinyrt.task")
-        classes = _json(meta, "tinyrt.classes")
+        classes = _names(_json(meta, "tinyrt.classes"), "tinyrt.classes")
         source = "tinyrt metadata"
     info = model_info(meta)
     if pre is None and isinstance(info, dict):
         codebase = str(info.get("codebase", ""))
         task = "detection" if codebase.lower().endswith("det") else "classification"
-        classes = info.get("classes")
+        classes = _names(info.get("classes"), "MODEL_INFO")
         pre = _basedt(info.get("modelname"), fixed, in_channels, task)
         source = "MODEL_INFO (%s %s, BaseDT/XEduHub's preprocessing)" % (codebase, info.get("modelname"))
     if pre is None and "CLASSES" in meta:
@@ -287,7 +322,7 @@ def build_recipe(meta, inputs, outputs, options, what="the model"):
         pre = _basedt(None, fixed, in_channels, task)
         source = "CLASSES (BaseDT's default preprocessing)"
     if classes is None and isinstance(info, dict):
-        classes = info.get("classes")
+        classes = _names(info.get("classes"), "MODEL_INFO")
 
     task = options.get("task") or task or guess_task(outputs)
     if task not in ("classification", "detection"):
@@ -358,7 +393,7 @@ def build_recipe(meta, inputs, outputs, options, what="the model"):
                          % (what, in_channels, color, channels, "GRAY" if in_channels == 1 else "RGB"))
     softmax = options.get("softmax")
     if softmax is None and "tinyrt.postprocess" in meta:
-        post = _json(meta, "tinyrt.postprocess") or {}
+        post = _json(meta, "tinyrt.postprocess", dict) or {}
         if post.get("softmax"):
             softmax = False            # already softmaxed in the graph
     # MMEdu-layout files (MODEL_INFO MMCls/MMDet, or CLASSES; every file our exporter wrote has MODEL_INFO):
@@ -374,14 +409,25 @@ def build_recipe(meta, inputs, outputs, options, what="the model"):
                   [o.name for o in outputs], source, softmax, pipeline)
 
 
+MAX_CLASSES_FILE_BYTES = 16 << 20  # a classes.txt of a million names is 16 MB at most
+
+
 def _classes(value):
     if isinstance(value, str):
         if _is_file(value):                   # a classes.txt: one name a line (MMEdu's class_path)
-            with open(value, encoding="utf-8") as f:
-                return [line.strip() for line in f if line.strip()]
+            from ..files import read_regular
+            raw = read_regular(value, "classes file", MAX_CLASSES_FILE_BYTES)
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise InputError("classes file %s is not UTF-8 text (one class name a line)" % value) from None
+            return [line.strip() for line in text.splitlines() if line.strip()]
         sep = "\n" if "\n" in value else "|" if "|" in value else ","
         return [c.strip() for c in value.split(sep) if c.strip()]
-    return [str(c) for c in value]
+    if isinstance(value, (list, tuple)):
+        return [str(c) for c in value]
+    raise InputError("classes= is a list of names, a classes.txt file or names joined by '|' or ',', not %r"
+                     % (value,))
 
 
 def _is_file(path):
