@@ -13,20 +13,7 @@ import tinyrt
 from bounded import check_bounded
 from hardening_models import model, vi
 from fuzz import scale
-
-
-def doubling_functions(depth):
-    """f0(x) = f1(f1(x)), f1 = f2(f2(.)), ... f_depth(x) = Relu(x): 2^depth Relus once inlined."""
-    functions = []
-    for level in range(depth):
-        functions.append(helper.make_function("local", "f%d" % level, ["x"], ["y"],
-                                              [helper.make_node("f%d" % (level + 1), ["x"], ["t"], domain="local"),
-                                               helper.make_node("f%d" % (level + 1), ["t"], ["y"], domain="local")],
-                                              [helper.make_opsetid("", 13), helper.make_opsetid("local", 1)]))
-    functions.append(helper.make_function("local", "f%d" % depth, ["x"], ["y"], [helper.make_node("Relu", ["x"], ["y"])],
-                                          [helper.make_opsetid("", 13)]))
-    return model([helper.make_node("f0", ["x"], ["y"], domain="local")], [vi("x", [2])], [vi("y", None)],
-                 functions=functions)
+from fuzz.semantic import doubling_functions
 
 
 # --- item 6 -----------------------------------------------------------------------------------------------
@@ -43,7 +30,7 @@ def test_functions_that_expand_exponentially_are_refused_quickly(depth):
     check_bounded("""
         import sys, tinyrt
         sys.path.insert(0, "tests")
-        from test_hardening_graph import doubling_functions
+        from fuzz.semantic import doubling_functions
         try:
             tinyrt.InferenceSession(doubling_functions(%d))
             raise SystemExit("loaded")

@@ -179,6 +179,19 @@ def shape_list(a, what):
     return [int(v) for v in a.reshape(-1)]
 
 
+def broadcast_shape(*shapes):
+    """The shape numpy broadcasting makes of ``shapes``, computed without allocating (ValueError when
+    they do not broadcast). numpy 1.19 has no np.broadcast_shapes."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for axis in range(rank):
+        sizes = {int(s[axis - rank + len(s)]) for s in shapes if axis - rank + len(s) >= 0} - {1}
+        if len(sizes) > 1:
+            raise ValueError("shapes %s do not broadcast" % (list(shapes),))
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
 def check_broadcast(what, *arrays):
     """Refuse, before computing, an elementwise result that broadcasting would make too big.
 

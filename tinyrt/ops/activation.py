@@ -25,6 +25,7 @@ float64, so every constant is first made a scalar of x's dtype: ``x.dtype.type(a
 """
 import numpy as np
 
+from .. import limits
 from ..errors import InputError, UnsupportedError
 from .registry import op
 
@@ -59,14 +60,14 @@ def leaky_relu(x, *, alpha=0.01):
 @op("PRelu", 7, 9, 16)
 def prelu(x, slope):
     try:
-        y = np.where(x >= 0, x, x * slope.astype(x.dtype, copy=False))
+        shape = limits.broadcast_shape(x.shape, slope.shape)
     except ValueError:
         raise InputError("PRelu: slope of shape %s does not broadcast to X of shape %s"
                          % (slope.shape, x.shape))
-    if y.shape != x.shape:
+    if shape != x.shape:  # checked before computing: an outer broadcast would be huge
         raise InputError("PRelu: slope of shape %s must broadcast to X's shape %s, not enlarge it"
                          % (slope.shape, x.shape))
-    return y
+    return np.where(x >= 0, x, x * slope.astype(x.dtype, copy=False))
 
 
 # Sigmoid-13 added bfloat16.

@@ -29,20 +29,41 @@ def _check_product(name, a, b):
 
 
 def _check_einsum(eq, inputs):
-    """Size the result (and the work) of an einsum from its letters, before numpy computes it."""
-    if "..." in eq or "->" not in eq:
-        return  # implicit output or ellipsis: the executor's check of the result covers these
-    lhs, out = eq.split("->", 1)
+    """Size the result (and the work) of an einsum from its letters, before numpy computes it.
+
+    Implicit outputs ("i,j": the letters used once, in alphabetical order) and ellipses ("...": the
+    broadcast of the dims they stand for) are sized too: "i,j" on two 16,000-vectors is a 1 GB outer
+    product.
+    """
+    lhs, out = eq.split("->", 1) if "->" in eq else (eq, None)
     terms = lhs.split(",")
     if len(terms) != len(inputs):
         return  # numpy reports it
-    dims = {}
+    dims, ellipsis = {}, ()
     for term, x in zip(terms, inputs):
-        for letter, d in zip(term, np.shape(x)):
+        shape = list(np.shape(x))
+        if "..." in term:
+            head, tail = term.split("...", 1)
+            n = len(shape) - len(head) - len(tail)
+            if n < 0:
+                return  # numpy reports it
+            try:
+                ellipsis = limits.broadcast_shape(ellipsis, shape[len(head):len(head) + n])
+            except ValueError:
+                return
+            term, shape = head + tail, shape[:len(head)] + shape[len(head) + n:]
+        for letter, d in zip(term, shape):
             dims[letter] = max(dims.get(letter, 1), int(d))
+    if out is None:
+        letters = [c for c in lhs if c.isalpha()]
+        out_letters = sorted(c for c in set(letters) if letters.count(c) == 1)
+        has_ellipsis = "..." in lhs
+    else:
+        out_letters, has_ellipsis = [c for c in out if c.isalpha()], "..." in out
+    out_shape = [dims.get(c, 1) for c in out_letters] + (list(ellipsis) if has_ellipsis else [])
     itemsize = max([x.itemsize for x in inputs] + [4])
-    limits.check_count(limits.nominal_count([dims.get(c, 1) for c in out]), itemsize, "Einsum")
-    limits.spend_macs(limits.nominal_count(list(dims.values())), "Einsum")
+    limits.check_count(limits.nominal_count(out_shape), itemsize, "Einsum")
+    limits.spend_macs(limits.nominal_count(list(dims.values()) + list(ellipsis)), "Einsum")
 
 
 # Gemm-7 dropped `broadcast` (C always broadcasts), 9 added integer types, 11 made C optional,

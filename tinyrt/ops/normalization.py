@@ -16,6 +16,7 @@ float16 is computed in float32 and rounded back once; other floats in their own 
 """
 import numpy as np
 
+from .. import limits
 from ..errors import InputError, UnsupportedError
 from .registry import op
 from ._window import compute_dtype, require_float
@@ -143,6 +144,14 @@ def layer_normalization(X, Scale, B=None, *, axis=-1, epsilon=1e-5, stash_type=1
     if not -r <= axis < r:
         raise InputError("LayerNormalization: axis=%d out of range for rank %d" % (axis, r))
     axis = axis % r
+    for name, t in (("Scale", Scale), ("B", B)):  # before computing: an outer broadcast would be huge
+        try:
+            fits = t is None or limits.broadcast_shape(X.shape, t.shape) == X.shape
+        except ValueError:
+            fits = False
+        if not fits:
+            raise InputError("LayerNormalization: %s %s does not broadcast to X's shape %s"
+                             % (name, t.shape, X.shape))
     # stash_type=1: statistics in float32 at least (float64 inputs keep their precision).
     ct = np.promote_types(X.dtype, np.float32)
     x = X.astype(ct, copy=False)

@@ -41,6 +41,8 @@ included), and the input returned unchanged when the output shape equals the inp
 
 GridSample (at the end of this file) samples X at arbitrary normalised positions with the same kernels.
 """
+import itertools
+
 import numpy as np
 
 from .. import limits
@@ -619,6 +621,13 @@ def _grid_sample(X, grid, mode, padding_mode, align_corners, op_version):
     n, c = X.shape[:2]
     out_spatial = grid.shape[1:-1]
     dtype = np.float64 if X.dtype == np.float64 else np.float32
+    # sizes from the data (an 8-D grid from ConstantOfShape, 16k channels): checked before computing
+    taps = {"nearest": 1, "linear": 2}.get(mode, 4)
+    points = limits.product(out_spatial)
+    limits.check_shape((n, c, points), dtype, "GridSample (output)")
+    limits.check_shape((n, points, taps), np.float64, "GridSample (taps of one axis)")
+    # each combination of one tap per axis (taps ** r of them) is a pass over the whole output
+    limits.spend(taps ** r * (limits.LOOP_COST + 4 * n * (c + 2) * points * np.dtype(dtype).itemsize), "GridSample")
     g = grid.reshape(n, -1, r).astype(dtype)
     size_total = int(np.prod(X.shape[2:]))
     Xf = X.reshape(n, c, size_total).astype(dtype)
@@ -632,10 +641,11 @@ def _grid_sample(X, grid, mode, padding_mode, align_corners, op_version):
         axis_taps.append((j * int(strides[i]), w))
 
     Y = np.zeros((n, c, g.shape[1]), dtype)
-    combos = [(np.zeros(g.shape[:2], np.intp), np.ones(g.shape[:2], dtype))]
-    for j, w in axis_taps:
-        combos = [(idx + j[..., k], wt * w[..., k]) for idx, wt in combos for k in range(j.shape[-1])]
-    for idx, wt in combos:
+    # one tap of each axis at a time (taps ** r of them), never all their index arrays at once
+    for combo in itertools.product(*[range(j.shape[-1]) for j, _ in axis_taps]):
+        idx, wt = axis_taps[0][0][..., combo[0]], axis_taps[0][1][..., combo[0]]
+        for (j, w), k in zip(axis_taps[1:], combo[1:]):
+            idx, wt = idx + j[..., k], wt * w[..., k]
         if not wt.any():
             continue
         Y += np.take_along_axis(Xf, idx[:, None, :], axis=2) * wt[:, None, :]

@@ -72,10 +72,22 @@ def sequence_erase(input_sequence, position=None):
     return out
 
 
+PIECE_BYTES = 256  # what one tensor of a sequence costs beyond its data (a numpy view, its shape...)
+
+
 # SplitToSequence-24 only added types.
 @op("SplitToSequence", 11, 24)
 def split_to_sequence(input, split=None, *, axis=0, keepdims=1):
     size = input.shape[axis]
+    # each piece is a Python object of a few hundred bytes: a 16 MB tensor split into 4M pieces took 2.6 GB
+    if split is None:
+        count = size
+    elif np.ndim(split) == 0:
+        count = -(-size // max(int(np.asarray(split)), 1))
+    else:
+        count = np.size(split)
+    limits.check_count(count, PIECE_BYTES, "SplitToSequence (%d pieces)" % count)
+    limits.spend(count * PIECE_BYTES, "SplitToSequence")
     if split is None:
         pieces = np.split(input, size, axis=axis)  # one per index along axis
         if not keepdims:
