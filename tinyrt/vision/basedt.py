@@ -31,7 +31,7 @@ GRAY_WEIGHTS = (0.2989, 0.5870, 0.1140)
 def read_unrotated(src, color="RGB", max_pixels=None):
     """The picture as OpenCV's ``imdecode(..., IMREAD_UNCHANGED)`` sees it, channels in RGB(A) order:
     uint8 HxW (gray), HxWx3 or HxWx4 (with alpha). No EXIF rotation."""
-    from .image import MAX_PIXELS, _open_pil, from_array, is_pil_image, pillow
+    from .image import MAX_PIXELS, _open_pil, check_size, from_array, is_pil_image, pillow
     max_pixels = max_pixels or MAX_PIXELS
     if isinstance(src, (str, os.PathLike)):
         path = os.fspath(src)
@@ -45,6 +45,7 @@ def read_unrotated(src, color="RGB", max_pixels=None):
         return _from_pil(_open_pil(io.BytesIO(src), "the picture bytes", max_pixels))
     if is_pil_image(src):
         pillow()
+        check_size(src, "the PIL image", max_pixels)  # lazily opened: decoding it is still to come
         return _from_pil(src)
     if isinstance(src, np.ndarray):
         a = src
@@ -68,8 +69,8 @@ def _from_pil(im):
     if mode in ("1", "L"):
         return np.asarray(im.convert("L")).copy()
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        a = np.asarray(im).astype(np.float64)
-        return np.clip(np.round(a / 257.0), 0, 255).astype(np.uint8)
+        from .image import sixteen_to_eight_bits
+        return sixteen_to_eight_bits(im)
     if mode == "F":
         return np.clip(np.round(np.asarray(im)), 0, 255).astype(np.uint8)
     if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info):

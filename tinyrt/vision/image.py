@@ -141,6 +141,11 @@ def composite(rgb, alpha, background):
 
 
 def _open_pil(fp, name, max_pixels):
+    if isinstance(fp, (str, os.PathLike)):
+        # opened without blocking and checked to be a regular file: a FIFO or a device is refused, not read
+        f, _ = open_regular(fp, "picture")
+        with f:
+            return _open_pil(f, name, max_pixels)  # decoded (im.load) before the file closes
     Image = pillow()
     try:
         im = Image.open(fp)
@@ -189,10 +194,7 @@ def _read_file(path, background, max_pixels):
         raise InputError("no such picture: %s" % path)
     if os.path.isdir(path):
         raise InputError("%s is a folder; pass it as the picture argument to run every picture in it" % path)
-    # opened without blocking and checked to be a regular file: a FIFO or a device is refused, not read
-    f, _ = open_regular(path, "picture")
-    with f:
-        return _from_pil(_open_pil(f, path, max_pixels), background)
+    return _from_pil(_open_pil(path, path, max_pixels), background)
 
 
 def _from_pil(im, background=None):
@@ -204,14 +206,7 @@ def _from_pil(im, background=None):
         pass
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # 16-bit samples (Pillow shows 16-bit PNGs as I;16 or I) scaled to 8 bits: round(v / 257), a band
-        # of rows at a time (a float64 copy of a 64-megapixel picture alone would take 512 MB)
-        a = np.asarray(im)
-        out = np.empty(a.shape, np.uint8)
-        for top in range(0, a.shape[0], 256):
-            band = np.clip(a[top:top + 256], 0, 65535).astype(np.uint32)
-            out[top:top + 256] = (band + 128) // 257
-        return from_array(out)
+        return from_array(sixteen_to_eight_bits(im))
     if mode == "F":
         return from_array(np.clip(np.round(np.asarray(im)), 0, 255).astype(np.uint8))
     if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info):
@@ -223,6 +218,17 @@ def _from_pil(im, background=None):
     if mode != "RGB":
         im = im.convert("RGB")     # L, 1, P, CMYK, YCbCr, LAB, HSV, RGBX
     return np.asarray(im).copy()
+
+
+def sixteen_to_eight_bits(im):
+    """A 16-bit PIL image (Pillow shows 16-bit PNGs as I;16 or I) as uint8 HxW: round(v / 257), a band of
+    rows at a time (a float64 copy of a 64-megapixel picture alone would take 512 MB)."""
+    a = np.asarray(im)
+    out = np.empty(a.shape, np.uint8)
+    for top in range(0, a.shape[0], 256):
+        band = np.clip(a[top:top + 256], 0, 65535).astype(np.uint32)
+        out[top:top + 256] = (band + 128) // 257
+    return out
 
 
 def to_gray(rgb):
