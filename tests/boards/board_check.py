@@ -12,7 +12,10 @@ on a seeded random feed (dynamic dimensions 1), which shows that it loads and ru
 foreign interpreter without binfmt, so runpy stands in for the subprocess); ``--run 'MODEL IMAGE --json'``
 runs ``python -m tinyrt run`` likewise (decoding with the board's Pillow, preprocessing, drawing with
 ``--save``). ``--image`` decodes a JPEG
-with the board's Pillow. ``--numba-check`` compiles a small numba function (arm64 root).
+with the board's Pillow. ``--numba-check`` compiles a small numba function. ``--warmup`` runs
+``python -m tinyrt warmup`` first (compiling every kernel, or loading them from the cache), timed.
+When the sessions ran on the numba path, the target numba compiled for is reported (``target``: triple,
+CPU, features, native FMA or not).
 
 The last line is ``RESULT {json}`` for the board tests. Standard library and numpy only (Python 3.9,
 numpy 1.19): this file runs where tinyrt runs.
@@ -157,8 +160,12 @@ def run_numba():
     compiled = time.time() - t
     print("numba %s: import %.1f s, first call (compile or cache) %.1f s, value %s"
           % (numba.__version__, imported, compiled, value))
+    import kernels  # the copied folder: what its checks make of this machine (nothing is compiled)
+    m = kernels._target.machine()
+    print("the kernels would compile for %s: lock-free atomics %s, native FMA %s" % (m.describe(), m.atomics, m.fma))
     return {"version": numba.__version__, "import_s": round(imported, 2), "compile_s": round(compiled, 2),
-            "ok": value == 4950.0}
+            "ok": value == 4950.0, "target": {"triple": m.triple, "cpu": m.cpu, "features": m.features,
+                                              "atomics": m.atomics, "fma": m.fma, "configured": m.configured}}
 
 
 def versions():
@@ -180,11 +187,18 @@ def main(argv=None):
     p.add_argument("--run", action="append", default=[], metavar="'MODEL IMAGE [OPTION...]'",
                    help="run `python -m tinyrt run MODEL IMAGE [OPTION...]` (one string) in-process")
     p.add_argument("--numba-check", action="store_true")
+    p.add_argument("--warmup", action="store_true", help="run `python -m tinyrt warmup` first, timed")
     a = p.parse_args(argv)
     started = time.time()
     result = versions()
     print("board: %(machine)s, Python %(python)s, numpy %(numpy)s, Pillow %(PIL)s, numba %(numba)s" % result)
     result["models"], result["errors"] = [], []
+    if a.warmup:
+        t = time.time()
+        result["warmup"] = run_tinyrt(["warmup"])
+        result["warmup"]["seconds"] = round(time.time() - t, 1)
+        if result["warmup"]["exit"] != 0:
+            result["errors"].append("warmup: exit %d" % result["warmup"]["exit"])
     for spec in a.models:
         try:
             result["models"].append(run_model(spec))
@@ -202,6 +216,11 @@ def main(argv=None):
     result["runs"] = {}
     for spec in a.run:
         result["runs"][spec] = run_tinyrt(["run"] + spec.split())
+    if "kernels" in sys.modules and any(m.get("kernels") == "numba" for m in result["models"]):
+        m = sys.modules["kernels"]._target.machine()
+        result["target"] = {"triple": m.triple, "cpu": m.cpu, "features": m.features, "fma": m.fma,
+                            "configured": m.configured}
+        print("numba compiled for %s; native FMA: %s" % (m.describe(), m.fma))
     if a.numba_check:
         try:
             result["numba_check"] = run_numba()

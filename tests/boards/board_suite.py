@@ -64,9 +64,13 @@ def where(exc):
     return " at %s:%d" % (f.filename[f.filename.rfind("tinyrt"):], f.lineno)
 
 
+PATHS = {}  # kernel path (numba / numpy) -> sessions that ran on it
+
+
 def run_case(bundle, i):
     c = "c%d_" % i
     sess = tinyrt.InferenceSession(bundle[c + "model"].tobytes())
+    PATHS[sess.kernels.name] = PATHS.get(sess.kernels.name, 0) + 1
     feeds = [str(n) for n in bundle[c + "feeds"]]
     for k in range(int(bundle[c + "sets"])):
         ins = [bundle[c + "in%d_%d" % (k, j)] for j in range(len(feeds))]
@@ -107,8 +111,9 @@ def main(argv=None):
         elif verbose:
             print("ok %s (%.2f s)" % (name, time.time() - t))
     result = {"machine": platform.machine(), "python": platform.python_version(), "numpy": np.__version__,
-              "cases": len(names), "failures": failures, "seconds": round(time.time() - start, 1)}
-    print("%d of %d cases agree with x86 (%.0f s)" % (len(names) - len(failures), len(names), result["seconds"]))
+              "cases": len(names), "failures": failures, "seconds": round(time.time() - start, 1), "kernels": PATHS}
+    print("%d of %d cases agree with x86 (%.0f s); sessions by kernel path: %s"
+          % (len(names) - len(failures), len(names), result["seconds"], PATHS))
     print("RESULT " + json.dumps(result, sort_keys=True))
     return 1 if failures else 0
 

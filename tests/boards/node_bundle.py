@@ -21,6 +21,38 @@ MAX_BYTES = 200000   # inputs + outputs of a case; the few bigger cases would on
 TIMEOUT = 5.0
 
 
+def _host_outputs(tinyrt, node_suite, model, data_sets, timeout):
+    """(feed names, [outputs per data set]) of one case run by tinyrt here, or None (failed, timed out).
+
+    Its own function, so that each case's thread writes into its own ``box``: a thread that times out
+    runs on, and in a loop body its late result would land in the next case's box (it did, on a loaded
+    machine: MaxPool ceil's outputs recorded as MaxPool same_upper's)."""
+    def host_run():
+        sess = tinyrt.InferenceSession(model)
+        feeds = [i.name for i in sess.get_inputs()]
+        outs = []
+        for ins, _ in data_sets:
+            if len(ins) != len(feeds):
+                raise ValueError("inputs")
+            got = sess.run(None, dict(zip(feeds, ins)))
+            if not all(isinstance(g, np.ndarray) for g in got):
+                raise ValueError("outputs")
+            outs.append(got)
+        return feeds, outs
+
+    box = {}
+
+    def target():
+        try:
+            with np.errstate(all="ignore"):
+                box["r"] = host_run()
+        except Exception:
+            pass
+
+    node_suite.run_with_timeout(target, timeout)
+    return box.get("r")
+
+
 def build(out_path, max_bytes=MAX_BYTES, timeout=TIMEOUT):
     """Write the bundle; return (cases written, cases left out)."""
     if TESTS not in sys.path:
@@ -39,34 +71,11 @@ def build(out_path, max_bytes=MAX_BYTES, timeout=TIMEOUT):
             left_out += 1
             continue
         model = case.model.SerializeToString()
-
-        def host_run():
-            sess = tinyrt.InferenceSession(model)
-            feeds = [i.name for i in sess.get_inputs()]
-            outs = []
-            for ins, _ in data_sets:
-                if len(ins) != len(feeds):
-                    raise ValueError("inputs")
-                got = sess.run(None, dict(zip(feeds, ins)))
-                if not all(isinstance(g, np.ndarray) for g in got):
-                    raise ValueError("outputs")
-                outs.append(got)
-            return feeds, outs
-
-        box = {}
-
-        def target():
-            try:
-                with np.errstate(all="ignore"):
-                    box["r"] = host_run()
-            except Exception:
-                pass
-
-        node_suite.run_with_timeout(target, timeout)
-        if "r" not in box:
+        result = _host_outputs(tinyrt, node_suite, model, data_sets, timeout)
+        if result is None:
             left_out += 1
             continue
-        feeds, outs = box["r"]
+        feeds, outs = result
         c = "c%d_" % len(names)
         names.append(case.name)
         arrays[c + "model"] = np.frombuffer(model, dtype=np.uint8)

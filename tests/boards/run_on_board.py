@@ -1,16 +1,16 @@
 """Run a Python script on an emulated board: Debian's Python under qemu-user, with tinyrt copied in.
 
-    python tests/boards/run_on_board.py [--arch armhf|arm64] SCRIPT [FILE ...] [-- ARG ...]
+    python tests/boards/run_on_board.py [--arch armhf|armhf-bookworm|arm64|riscv64] SCRIPT [FILE ...] [-- ARG ...]
 
 builds (once, cached; see make_root.sh) the root for ``--arch``, copies ONLY ``tinyrt/`` and ``kernels/`` (no
 pip, no other project file) into a fresh folder beside the root, together with SCRIPT and the FILEs (models,
-goldens, images), and runs ``qemu-arm-static -L ROOT ROOT/usr/bin/python3 SCRIPT ARG ...`` there, in that
+goldens, images), and runs ``qemu-<arch>-static -L ROOT ROOT/usr/bin/python3 SCRIPT ARG ...`` there, in that
 folder, as a student would run a script next to a copied ``tinyrt/`` on a Raspberry Pi. The script's output is
 printed and its exit status returned. The folder is deleted afterwards.
 
 The emulated interpreter gets a clean environment (nothing of the host's PYTHONPATH or virtualenv), UTF-8
 mode, and ``XDG_CACHE_HOME`` / ``NUMBA_CACHE_DIR`` in the board's cache folder (``<root>/../cache``), so
-numba (arm64) compiles the kernels once across runs.
+numba compiles the kernels once across runs.
 
 From Python (the board tests): ``root(arch)`` and ``run(arch, script, files, args)``.
 """
@@ -27,9 +27,14 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 COPIED = ("tinyrt", "kernels")  # the only project folders a board gets
 
 ARCHES = {
-    # arch: (Debian suite, qemu binary, what it stands for)
-    "armhf": ("bullseye", "qemu-arm-static", "Raspberry Pi OS 32-bit (bullseye): Python 3.9, numpy 1.19"),
-    "arm64": ("bookworm", "qemu-aarch64-static", "64-bit Raspberry Pi OS (bookworm): Python 3.11, numpy 1.24, numba"),
+    # board (make_root.sh's BOARD): (Debian arch, suite, qemu binary, what it stands for)
+    "armhf": ("armhf", "bullseye", "qemu-arm-static",
+              "legacy Raspberry Pi OS 32-bit (bullseye): Python 3.9, numpy 1.19, numba 0.52"),
+    "armhf-bookworm": ("armhf", "bookworm", "qemu-arm-static",
+                       "Raspberry Pi OS 32-bit (bookworm): Python 3.11, numpy 1.24, numba 0.56"),
+    "arm64": ("arm64", "bookworm", "qemu-aarch64-static",
+              "64-bit Raspberry Pi OS (bookworm): Python 3.11, numpy 1.24, numba 0.56"),
+    "riscv64": ("riscv64", "trixie", "qemu-riscv64-static", "a RISC-V board (trixie): Python 3.13, numpy 2.2"),
 }
 
 
@@ -42,14 +47,14 @@ def cache_dir():
 
 
 def board_dir(arch):
-    return os.path.join(cache_dir(), "%s-%s" % (arch, ARCHES[arch][0]))
+    return os.path.join(cache_dir(), "%s-%s" % ARCHES[arch][:2])
 
 
 def root(arch, timeout=1800):
     """The root folder for ``arch``, built by make_root.sh on first use (a few minutes at most), else cached."""
     if arch not in ARCHES:
-        raise BoardError("unknown board arch %r (one of %s)" % (arch, ", ".join(ARCHES)))
-    qemu = ARCHES[arch][1]
+        raise BoardError("unknown board %r (one of %s)" % (arch, ", ".join(ARCHES)))
+    qemu = ARCHES[arch][2]
     if shutil.which(qemu) is None:
         raise BoardError("%s is not installed: apt-get install qemu-user-static (no binfmt needed)" % qemu)
     proc = subprocess.run(["bash", os.path.join(HERE, "make_root.sh"), arch, board_dir(arch)],
@@ -99,7 +104,7 @@ def run(arch, script, files=(), args=(), timeout=1200, env=None):
                  "PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": cache,
                  "NUMBA_CACHE_DIR": os.path.join(cache, "numba")}
         clean.update(env or {})
-        command = [ARCHES[arch][1], "-L", rootdir, os.path.join(rootdir, "usr", "bin", "python3"),
+        command = [ARCHES[arch][2], "-L", rootdir, os.path.join(rootdir, "usr", "bin", "python3"),
                    os.path.basename(script)] + [str(a) for a in args]
         start = time.time()
         proc = subprocess.run(command, cwd=folder, env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

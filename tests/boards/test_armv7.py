@@ -1,17 +1,20 @@
-"""tinyrt on an emulated Raspberry Pi OS 32-bit: Debian bullseye armhf under qemu-arm-static.
+"""tinyrt on an emulated legacy Raspberry Pi OS 32-bit: Debian bullseye armhf under qemu-arm-static.
 
-The board has Debian's Python 3.9.2, numpy 1.19.5 and Pillow 8.1.2 and nothing of ours but a copied
-``tinyrt/`` and ``kernels/`` (no pip): what a student gets on a Pi where onnxruntime has no wheel. The root is
-built once (about 20 s; 70 MB on disk) and cached (see make_root.sh); a run of the model set takes about
-15 s. It runs the board models (tests/boards/models/) and compares them with the goldens onnxruntime recorded
-on x86. If the root cannot be built (no network, no qemu), these tests FAIL with the reason: they do not skip.
+The board has Debian's Python 3.9.2, numpy 1.19.5, Pillow 8.1.2 and numba 0.52.0 (llvmlite 0.35, LLVM 9;
+``sudo apt install python3-numba``) and nothing of ours but a copied ``tinyrt/`` and ``kernels/`` (no pip):
+what a student gets on a Pi where onnxruntime has no wheel. The root is built once (a few minutes; 210 MB
+on disk) and cached (see make_root.sh). The sessions run on the numpy path (see boardtest.py's
+NUMBA_BOARDS); numba is checked to work there and kernels/_target.py to find lock-free atomics for it.
+The board models are compared with the goldens onnxruntime recorded on x86, and the node bundle with x86.
+If the root cannot be built (no network, no qemu), these tests FAIL with the reason: they do not skip.
 """
 import pytest
 
-from boardtest import IMAGE, INFO_MODEL, board_root, check_model, model_names, run_board_check
+from boardtest import (IMAGE, INFO_MODEL, board_check, check_model, check_node_suite, board_path,
+                       model_names, node_suite)
 
 pytestmark = pytest.mark.slow
-
+BOARD = "armhf"
 
 # `tinyrt run` on the board: the MMEdu-layout classifier (top 3) and the SSD-Lite (boxes, drawn with --save)
 RUNS = ["mmedu_mobilenet.onnx shapes.jpg --json --topk 3",
@@ -20,8 +23,7 @@ RUNS = ["mmedu_mobilenet.onnx shapes.jpg --json --topk 3",
 
 @pytest.fixture(scope="module")
 def armv7():
-    parsed, _ = run_board_check("armhf", extra_args=[a for spec in RUNS for a in ("--run", spec)])
-    return parsed
+    return board_check(BOARD, extra_args=[a for spec in RUNS for a in ("--run", spec)], numba_check=True)
 
 
 def test_platform(armv7):
@@ -29,11 +31,25 @@ def test_platform(armv7):
     assert armv7["python"].startswith("3.9."), armv7["python"]
     assert armv7["numpy"].startswith("1.19."), armv7["numpy"]
     assert armv7["PIL"] is not None, "Debian's python3-pil is missing from the root"
+    assert armv7["numba"] == "0.52.0", "Debian bullseye's python3-numba is missing from the root"
+
+
+def test_session_path(armv7):
+    assert {m["kernels"] for m in armv7["models"]} == {board_path(BOARD)}, armv7["errors"]
+
+
+def test_numba_there(armv7):
+    """Debian's numba 0.52 compiles and runs a function there, and the kernels' target check finds the
+    atomics lock-free (ARMv7 triple) and no fused multiply-add in LLVM's generic ARMv7 (numba 0.52 makes its
+    code generator at import, before kernels/_target.py could set features): the kernels multiply and add."""
+    check = armv7.get("numba_check")
+    assert check and check["ok"], armv7["errors"]
+    assert check["target"]["atomics"], check["target"]
 
 
 @pytest.mark.parametrize("name", model_names())
 def test_model_matches_golden(armv7, name):
-    check_model(armv7, name)
+    check_model(BOARD, armv7, name)
 
 
 def test_every_model_ran(armv7):
@@ -93,27 +109,9 @@ def test_tinyrt_run_on_a_jpeg(armv7, spec):
         assert board[0]["saved"] == "drawn/shapes.jpg"
 
 
-def test_node_suite_agrees_with_x86(tmp_path):
+def test_node_suite_agrees_with_x86(tmp_path_factory):
     """Every node conformance case tinyrt runs on x86 (about 1,200, small arrays) gives the same outputs on
-    the board: the ops' numpy calls work on numpy 1.19 and 32-bit armv7 (about 70 s emulated)."""
-    import json
-    import os
-
-    import node_bundle
-    import run_on_board
-
+    the board, on this pass's path: the ops' numpy calls work on numpy 1.19 and 32-bit armv7, and so do
+    the kernels on numba 0.52."""
     pytest.importorskip("onnx")
-    board_root("armhf")
-    bundle = str(tmp_path / "node_bundle.npz")
-    count, _ = node_bundle.build(bundle)
-    assert count > 500, "only %d node cases in the bundle" % count
-    result = run_on_board.run("armhf", os.path.join(os.path.dirname(__file__), "board_suite.py"), [bundle],
-                              [os.path.basename(bundle)])
-    lines = [l for l in result.stdout.splitlines() if l.startswith("RESULT ")]
-    assert lines, "board_suite.py printed no RESULT (exit %d):\n%s\n%s" % (
-        result.returncode, result.stdout[-3000:], result.stderr[-3000:])
-    parsed = json.loads(lines[-1][len("RESULT "):])
-    assert parsed["numpy"].startswith("1.19.")
-    failures = parsed["failures"]
-    assert not failures, "%d node cases differ on armv7 from x86:\n%s" % (
-        len(failures), "\n".join("%s: %s" % kv for kv in sorted(failures.items())))
+    check_node_suite(node_suite(BOARD, tmp_path_factory.mktemp("bundle")), "1.19.", board_path(BOARD))
