@@ -8,9 +8,9 @@ things can go wrong on the small boards tinyrt is for:
 * **32-bit Arm, CPU not named.** LLVM finds the CPU in /proc/cpuinfo; under qemu-user (which shows the
   host's /proc/cpuinfo), or on a core that LLVM does not know, it reports ``generic`` with no features.
   With Debian bookworm's LLVM 14, whose triple is a plain ``arm-unknown-linux-gnueabihf``, ``generic``
-  means ARMv4T: no ldrex/strex, so the pool's atomics (``_sync.py``) become ``__sync_*`` library calls
-  that the JIT cannot resolve, and the interpreter dies with "LLVM ERROR: Symbol not found:
-  __sync_fetch_and_add_4". The Linux kernel knows the CPU better: its hardware capabilities (AT_HWCAP,
+  means ARMv4T: no ldrex/strex, so the pool's atomics (``_sync.py``), and numba's own reference counts,
+  become ``__sync_*`` library calls that the JIT cannot resolve, and the interpreter dies with "LLVM
+  ERROR: Symbol not found: __sync_fetch_and_add_4". The Linux kernel knows the CPU better: its hardware capabilities (AT_HWCAP,
   read from /proc/self/auxv; qemu reports the emulated CPU's) say ARMv7 and whether there are NEON,
   VFPv4 (fused multiply-add) and integer division. ``configure`` hands those to numba as features
   (numba's own NUMBA_CPU_FEATURES setting, which the user may also set), before numba creates its code

@@ -144,9 +144,16 @@ def run_image(path):
 
 
 def run_numba():
+    """numba on this board: what tinyrt's kernels make of the CPU (kernels/_target.py, which configures
+    numba before anything compiles, as a session on the numba path does), then a small function compiled.
+    The order matters under qemu-arm with bookworm's numba: compiled first, the function's reference
+    counting (numba's own atomics) aborted the interpreter with "Symbol not found: __sync_fetch_and_add_4"."""
     t = time.time()
     import numba
     imported = time.time() - t
+    from kernels import _target  # the copied folder
+    m = _target.machine()
+    print("the kernels compile for %s: lock-free atomics %s, native FMA %s" % (m.describe(), m.atomics, m.fma))
 
     @numba.njit(cache=True)
     def dot(a, b):
@@ -160,9 +167,6 @@ def run_numba():
     compiled = time.time() - t
     print("numba %s: import %.1f s, first call (compile or cache) %.1f s, value %s"
           % (numba.__version__, imported, compiled, value))
-    import kernels  # the copied folder: what its checks make of this machine (nothing is compiled)
-    m = kernels._target.machine()
-    print("the kernels would compile for %s: lock-free atomics %s, native FMA %s" % (m.describe(), m.atomics, m.fma))
     return {"version": numba.__version__, "import_s": round(imported, 2), "compile_s": round(compiled, 2),
             "ok": value == 4950.0, "target": {"triple": m.triple, "cpu": m.cpu, "features": m.features,
                                               "atomics": m.atomics, "fma": m.fma, "configured": m.configured}}
@@ -217,7 +221,8 @@ def main(argv=None):
     for spec in a.run:
         result["runs"][spec] = run_tinyrt(["run"] + spec.split())
     if "kernels" in sys.modules and any(m.get("kernels") == "numba" for m in result["models"]):
-        m = sys.modules["kernels"]._target.machine()
+        from kernels import _target
+        m = _target.machine()
         result["target"] = {"triple": m.triple, "cpu": m.cpu, "features": m.features, "fma": m.fma,
                             "configured": m.configured}
         print("numba compiled for %s; native FMA: %s" % (m.describe(), m.fma))
