@@ -23,6 +23,7 @@ import pytest
 from onnx import AttributeProto, TensorProto, defs, helper, numpy_helper
 
 import tinyrt
+from bounded import check_bounded
 from tinyrt import limits
 from tinyrt.ops import registry
 
@@ -165,13 +166,28 @@ def _loop_model(trips):
                  [const("n", trips), const("a0", [0.0], np.float32), const("one", [1.0], np.float32)])
 
 
-def test_loop_trip_count_from_the_file_is_bounded_in_time():
+def test_loop_trip_count_from_the_file_is_bounded(tmp_path):
     assert tinyrt.InferenceSession(_loop_model(100)).run(None, {})[0].tolist() == [100.0]
-    sess = tinyrt.InferenceSession(_loop_model(1 << 62))
-    t = time.perf_counter()
-    with pytest.raises(limits.LimitError, match="more work than this session allows"):
-        sess.run(None, {})
-    assert time.perf_counter() - t < 5
+    _stops_with_limit_error(tmp_path, _loop_model(1 << 62), {}, "more work than this session allows")
+
+
+def _stops_with_limit_error(tmp_path, data, feeds, match=""):
+    """The run ends in a LimitError once its work budget is spent. It runs in a child whose time limit is a
+    hang guard (without the budget these runs would go on for years), not a speed test."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(data)
+    np.savez(str(tmp_path / "feeds.npz"), **feeds)
+    out = check_bounded("""
+        import numpy as np, tinyrt
+        from tinyrt import limits
+        feeds = dict(np.load(%r))
+        try:
+            tinyrt.InferenceSession(%r).run(None, feeds)
+            print("no error")
+        except limits.LimitError as e:
+            print("LimitError:", e)
+    """ % (str(tmp_path / "feeds.npz"), str(path)), timeout=300)
+    assert out.startswith("LimitError:") and match in out, out
 
 
 def test_loop_scan_outputs_are_bounded():
@@ -185,15 +201,13 @@ def test_loop_scan_outputs_are_bounded():
     assert isinstance(result, limits.LimitError) and peak < 4 * limits.FLOOR_BYTES
 
 
-def test_nms_over_many_classes_is_bounded_in_time():
+def test_nms_over_many_classes_is_bounded(tmp_path):
     data = model([helper.make_node("NonMaxSuppression", ["b", "s", "m"], ["y"])],
                  [vi("b", [1, 4, 4]), vi("s", [1, "C", 4])], [vi("y", None, I64)], [const("m", [10])])
     sess = tinyrt.InferenceSession(data)
     assert sess.run(None, {"b": np.zeros((1, 4, 4), np.float32), "s": np.ones((1, 3, 4), np.float32)})[0].shape == (12, 3)
-    t = time.perf_counter()
-    with pytest.raises(limits.LimitError):
-        sess.run(None, {"b": np.zeros((1, 4, 4), np.float32), "s": np.ones((1, 1 << 18, 4), np.float32)})
-    assert time.perf_counter() - t < 5
+    _stops_with_limit_error(tmp_path, data, {"b": np.zeros((1, 4, 4), np.float32),
+                                             "s": np.ones((1, 1 << 18, 4), np.float32)})
 
 
 def test_max_tensor_bytes_option():
@@ -240,14 +254,13 @@ def test_limits_are_per_thread():
     assert limits.current().tensor_bytes == limits.DEFAULT_MAX_TENSOR_BYTES
 
 
-def test_packed_fields_decode_fast_and_in_proportion():
-    """A million packed int64 values (typed field, not raw_data): decoded by numpy, kept as an array."""
+def test_packed_fields_decode_in_proportion():
+    """A million packed int64 values (typed field, not raw_data): decoded by numpy, kept as an array (a list
+    of Python ints would take several times the file's size)."""
     values = np.arange(1 << 20, dtype=np.int64) * 977 - (1 << 40)
     t = helper.make_tensor("w", I64, [values.size], values.tolist())
     data = model([helper.make_node("Identity", ["w"], ["y"])], [], [vi("y", None, I64)], [t])
-    start = time.perf_counter()
     sess, peak = traced(lambda: tinyrt.InferenceSession(data))
-    assert time.perf_counter() - start < 3
     assert peak < 8 * len(data)
     np.testing.assert_array_equal(sess.run(None, {})[0], values)
 
