@@ -95,3 +95,10 @@ def test_random_files_of_every_size():
             run_case(data)
         except tinyrt.TinyrtError:
             pass
+
+
+def test_the_mutant_that_named_a_graph_value_empty():
+    """Mutant 7542 of the CI campaign gives a graph value the name "" (ONNX's "absent"): the compiled
+    program had no variable for it (KeyError). Such a graph runs step by step."""
+    name, data = Mutator(seed_bytes(), 0).case(7542)
+    assert run_case(data) == "ran"

@@ -273,6 +273,10 @@ class Plan:
         # TINYRT_PROGRAM: "" (programs from a signature's second run on), "off" (never: always the loop),
         # "check" (from the first run, each checked against the loop: the test suite's setting)
         self._mode = os.environ.get("TINYRT_PROGRAM", "").strip().lower()
+        # A graph input, outer value or output named "" (which ONNX uses for "absent") has no variable in a
+        # program: such a graph always runs step by step.
+        if "" in self.input_names or "" in self.free_names or "" in self.output_names:
+            self._mode = "off"
 
     def _plan_frees(self):
         keep = set(self.output_names) | set(self.constants)
