@@ -103,6 +103,8 @@ def basedt_gray(pic):
 
 def prepare(pic, recipe, geometry):
     """``pic`` from :func:`read_unrotated` -> float32 [1, C, H, W] by BaseDT's steps; fills ``geometry``."""
+    if pic.ndim < 2 or pic.shape[0] == 0 or pic.shape[1] == 0:
+        raise InputError("the picture has no pixels (shape %s)" % (list(pic.shape),))
     if recipe.color == "GRAY":
         img = basedt_gray(pic)[:, :, None]
     else:
