@@ -9,17 +9,9 @@ import resource
 import sys
 import time
 
+from tinyrt.proto.writer import _varint  # the one protobuf varint writer
 
-def _varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+
 
 
 def _field(number, payload):
