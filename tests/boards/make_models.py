@@ -270,7 +270,8 @@ def build_warmup(path=WARMUP):
     """A tiny model (a few KB) with one node for every numba kernel, run by ``tinyrt warmup`` (no MODEL) to
     compile them all ahead of time: the stem conv on the NCHW input (im2col_nchw), depthwise, pointwise,
     a 3x3 conv over 16+ channels (im2col), MaxPool, AveragePool, squeeze-excite (GlobalAveragePool, a
-    1x1 conv with Sigmoid, Mul), a classifier (Gemm, Softmax), a large Add and NonMaxSuppression."""
+    1x1 conv with Sigmoid, Mul), a classifier (Gemm, Softmax), a large Add, a QuantizeLinear/DequantizeLinear pair (a QDQ model's
+    activation rounding) and NonMaxSuppression."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     rng = np.random.RandomState(0)
@@ -301,6 +302,9 @@ def build_warmup(path=WARMUP):
         n("Gemm", ["f", w("fc", 10, 32), w("fcb", 10)], ["logits"], transB=1),
         n("Softmax", ["logits"], ["probs"], axis=-1),
         n("Add", ["big", "big"], ["sum"]),
+        n("QuantizeLinear", ["sum", const("qs", np.array(0.05, np.float32)), const("qz", np.array(128, np.uint8))],
+          ["q"]),
+        n("DequantizeLinear", ["q", "qs", "qz"], ["rounded"]),
         n("NonMaxSuppression", ["boxes", "scores", const("k", np.array([5], np.int64)),
                                 const("iou", np.array([0.5], np.float32))], ["selected"]),
     ]
@@ -311,6 +315,7 @@ def build_warmup(path=WARMUP):
         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2, 8]),
     ], [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10]),
         helper.make_tensor_value_info("sum", TensorProto.FLOAT, [1, 65536]),
+        helper.make_tensor_value_info("rounded", TensorProto.FLOAT, [1, 65536]),
         helper.make_tensor_value_info("selected", TensorProto.INT64, [None, 3])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="tinyrt")
     model.doc_string = "Compiles every tinyrt numba kernel once (tinyrt warmup); made by tests/boards/make_models.py"
