@@ -12,8 +12,8 @@ or, the way MMEdu reads:
 
 Command line: ``python -m exporter convert --help``.
 """
-__version__ = "0.1.0"
 
+from .metadata import EXPORTER_VERSION as __version__  # noqa: E402
 from .errors import BackendError, CheckpointError, ClassesError, ExporterError, VerificationError  # noqa: E402
 
 

@@ -10,7 +10,7 @@
     model.num_classes = 80
     model.convert(checkpoint="ssdlite.pth", backend="ONNX", out_file="out/coco.onnx", class_path="coco.txt")
 
-Training (exporter/train.py), in MMEdu's words too:
+Training (exporter/train_loop.py), in MMEdu's words too:
 
     model = Classifier(backbone="MobileNet", width_mult=0.35, input_size=96)
     model.load_dataset("out/shapes_cls")            # ImageNet-style folders + classes.txt
@@ -72,7 +72,7 @@ class _Model:
         ``limit``: use at most this many training pictures (quick tries). Runs on the CPU (``device`` is
         accepted for MMEdu's signature; only "cpu" is supported)."""
         import time
-        from . import train as _train
+        from . import train_data, train_loop   # torch: imported when training only
         if self.dataset_path is None:
             raise ExporterError("call model.load_dataset(path) before model.train(...)")
         if str(device).lower() != "cpu":
@@ -82,21 +82,21 @@ class _Model:
         t = time.time()
         if self.task == "classification":
             resize = spec.preprocess(size)["resize"][0]
-            train_data = _train.ClassificationData(self.dataset_path, "train", resize, limit)
-            val_data = _train.ClassificationData(self.dataset_path, "val", resize) if validate else None
+            train_split = train_data.ClassificationData(self.dataset_path, "train", resize, limit)
+            val_split = train_data.ClassificationData(self.dataset_path, "val", resize) if validate else None
         else:
-            train_data = _train.DetectionData(self.dataset_path, "train", size, limit)
-            val_data = _train.DetectionData(self.dataset_path, "val", size) if validate else None
-        classes = train_data.classes
+            train_split = train_data.DetectionData(self.dataset_path, "train", size, limit)
+            val_split = train_data.DetectionData(self.dataset_path, "val", size) if validate else None
+        classes = train_split.classes
         if self.num_classes is not None and int(self.num_classes) != len(classes):
             raise ExporterError("num_classes is %s but %s/classes.txt lists %d classes"
                                 % (self.num_classes, self.dataset_path, len(classes)))
         self.num_classes = len(classes)
         log("loaded %s: %d training pictures%s in %.1f s" % (
-            self.dataset_path, len(train_data), (", %d validation" % len(val_data)) if val_data is not None else "",
+            self.dataset_path, len(train_split), (", %d validation" % len(val_split)) if val_split is not None else "",
             time.time() - t))
-        path, self.history = _train.train_model(
-            spec, classes, train_data, val_data, int(epochs), float(lr), int(batch_size),
+        path, self.history = train_loop.train_model(
+            spec, classes, train_split, val_split, int(epochs), float(lr), int(batch_size),
             float(1.0 if self.width_mult is None else self.width_mult),
             size, self.save_fold, checkpoint=checkpoint, optimizer=optimizer, weight_decay=weight_decay, seed=seed,
             threads=threads, validate=validate, log=log)

@@ -320,7 +320,7 @@ def checkpoint_settings(meta, sd=None):
     """What a checkpoint records about how it was trained: {setting: (value, where it was read)} for
     ``backbone``, ``width_mult``, ``input_size`` and ``task`` (only those found).
 
-    Ours (exporter/train.py) and MMEdu's keep ``backbone`` / ``width_mult`` / ``input_size`` in ``meta``;
+    Ours (exporter/train_loop.py) and MMEdu's keep ``backbone`` / ``width_mult`` / ``input_size`` in ``meta``;
     mmcls / mmdet / MMEdu runs keep their config's text in ``meta["config"]`` (``widen_factor``, the
     backbone's type, ``input_size`` / ``crop_size``). The class names are read by :func:`meta_classes`."""
     out = {}

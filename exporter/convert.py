@@ -21,7 +21,7 @@ from .checkpoint import (checkpoint_num_classes, checkpoint_settings, load_check
                          to_model_layout)
 from .classes import ExporterWarning, resolve_classes
 from .errors import BackendError, ExporterError
-from .metadata import build_metadata, write_metadata
+from .metadata import EXPORTER_VERSION, build_metadata, write_metadata
 from .models import backbone_names, get_backbone
 from .verify import verify
 
@@ -31,11 +31,6 @@ PLANNED_ELSEWHERE = ("NCNN", "TensorRT", "OpenVINO")
 MIN_OPSET, MAX_OPSET, DEFAULT_OPSET = 11, 18, 13
 DYNAMO_OPSET = 18
 INPUT_NAME = "input"
-
-
-def exporter_version():
-    from . import __version__
-    return __version__
 
 
 class ConvertResult:
@@ -373,7 +368,7 @@ def convert(backbone=None, checkpoint=None, out_file=None, class_path=None, num_
             raise ExporterError("torch.onnx.export failed for %s at opset %d: %s: %s"
                                 % (spec.name, opset, type(e).__name__, str(e).strip().splitlines()[0][:300]
                                    if str(e).strip() else ""))
-        props = build_metadata(spec, classes, size, INPUT_NAME, output_names, opset, exporter_version(),
+        props = build_metadata(spec, classes, size, INPUT_NAME, output_names, opset, EXPORTER_VERSION,
                                dynamic_batch=dynamic_batch, detection=detection, width_mult=width_mult,
                                source=os.path.basename(os.fspath(checkpoint)) if checkpoint is not None else None)
         write_metadata(tmp_onnx, props, doc_string="%s exported by tinyrt's exporter" % spec.name)

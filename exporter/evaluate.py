@@ -4,7 +4,7 @@
     python -m exporter.evaluate out/shapes_det.onnx out/shapes_det_data        # mAP@0.5 on the test split
 
 Each picture goes through the preprocessing the file's metadata describes (``tinyrt.preprocess``, see
-docs/metadata.md: Pillow bilinear squash, optional centre crop, mean/std), then through the runtime's
+docs/metadata.md), prepared by tinyrt's own recipe (tinyrt/vision/preprocess.py), then through the runtime's
 ``InferenceSession`` at batch 1, as a board would run it.
 
 mAP@0.5 (:func:`mean_average_precision`): per class, detections of all pictures sorted by score (best
@@ -20,6 +20,8 @@ import sys
 import time
 
 import numpy as np
+
+from .data import read_classification_split, read_detection_split, spread
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -110,29 +112,14 @@ def read_metadata(sess):
 
 
 def preprocess(path_or_image, pre):
-    """A picture -> (float32 [1, C, H, W], (original width, height)), following ``tinyrt.preprocess``."""
-    from PIL import Image
-    if pre.get("pipeline") == "basedt":              # MMEdu's BaseDT steps, as tinyrt.run takes them
-        from tinyrt.vision.basedt import prepare, read_unrotated
-        from tinyrt.vision.preprocess import Geometry, Recipe
-        recipe = Recipe("", [], pre["color"], pre["resize"], pre.get("crop"), pre["mean"], pre["std"],
-                        pipeline="basedt")
-        pic = read_unrotated(path_or_image)
-        return prepare(pic, recipe, Geometry(pic.shape[1], pic.shape[0])), (pic.shape[1], pic.shape[0])
-    img = path_or_image if isinstance(path_or_image, Image.Image) else Image.open(path_or_image)
-    img = img.convert("RGB" if pre["color"] == "RGB" else "L")
-    original = img.size
-    h, w = pre["resize"]
-    img = img.resize((w, h), Image.BILINEAR)
-    if pre.get("crop"):
-        ch, cw = pre["crop"]
-        left, top = int(round((w - cw) / 2.0)), int(round((h - ch) / 2.0))
-        img = img.crop((left, top, left + cw, top + ch))
-    x = np.asarray(img, dtype=np.float32)
-    if x.ndim == 2:
-        x = x[:, :, None]
-    x = (x - np.array(pre["mean"], np.float32)) / np.array(pre["std"], np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32), original
+    """A picture -> (float32 [1, C, H, W], (original width, height)), following the file's ``tinyrt.preprocess``
+    exactly as ``tinyrt.run`` does (tinyrt/vision/preprocess.py: the basedt or the pillow pipeline)."""
+    from tinyrt.vision.preprocess import Recipe
+    recipe = Recipe("", [], pre["color"], pre["resize"], pre.get("crop"), pre["mean"], pre["std"],
+                    pipeline=pre.get("pipeline") or "pillow")
+    picture, _ = recipe.read(path_or_image)
+    x, geometry = recipe.prepare(picture)
+    return x, (geometry.width, geometry.height)
 
 
 def detections_in_picture(dets, labels, x_shape, original):
@@ -145,11 +132,9 @@ def detections_in_picture(dets, labels, x_shape, original):
 
 def evaluate_classifier(onnx_path, dataset, split="test", runtime="tinyrt", limit=None):
     """Top-1 accuracy (0..1) of ``onnx_path`` on a classification split, and the number of pictures."""
-    from .data import read_classification_split
-    from .train import _spread
     items, classes = read_classification_split(dataset, split)
     if limit:
-        items = _spread(items, limit)
+        items = spread(items, limit)
     sess = session(onnx_path, runtime)
     task, model_classes, pre = read_metadata(sess)
     _check_classes(model_classes, classes)
@@ -163,11 +148,9 @@ def evaluate_classifier(onnx_path, dataset, split="test", runtime="tinyrt", limi
 
 def evaluate_detector(onnx_path, dataset, split="test", runtime="tinyrt", limit=None, iou_thr=0.5):
     """mAP@``iou_thr`` (0..1) of ``onnx_path`` on a COCO-style split; returns (mAP, per-class APs, pictures)."""
-    from .data import read_detection_split
-    from .train import _spread
     items, classes = read_detection_split(dataset, split)
     if limit:
-        items = _spread(items, limit)
+        items = spread(items, limit)
     sess = session(onnx_path, runtime)
     task, model_classes, pre = read_metadata(sess)
     _check_classes(model_classes, classes)

@@ -6,6 +6,7 @@ strings; structured values are JSON (UTF-8, not ASCII-escaped, so Chinese class 
 import json
 
 FORMAT_VERSION = "1"
+EXPORTER_VERSION = "0.1.0"     # the package's __version__, written into every file
 
 
 def _json(value):

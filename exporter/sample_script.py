@@ -6,6 +6,8 @@ is replaced. Its preprocessing is MMEdu's BaseDT / XEduHub's, restated in numpy 
 so it prints what tinyrt.run and XEduHub say.
 """
 
+from tinyrt.vision.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
 TEMPLATE = r'''#!/usr/bin/env python3
 """Run {model} on a picture and print what it sees.
 
@@ -91,7 +93,7 @@ def read_metadata(sess):
     classes = info.get("classes") or meta.get("CLASSES", "").split("|")
     det = len(sess.get_outputs()) == 2
     pre = {{"color": "RGB", "resize": [320, 320] if det else [256, 256], "crop": None if det else [224, 224],
-           "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375]}}
+           "mean": {imagenet_mean!r}, "std": {imagenet_std!r}}}
     return ("detection" if det else "classification"), classes, pre, 0.3    # XEduHub's thr
 
 
@@ -156,7 +158,8 @@ def render(model_filename, task):
     stem = os.path.splitext(model_filename)[0]
     return TEMPLATE.format(model=_shown(model_filename, "the model file beside this script"),
                            script=_shown(stem + ".py", "this_script.py"), task=_shown(task, "a"),
-                           model_literal=repr(model_filename), marker=MARKER)
+                           model_literal=repr(model_filename), marker=MARKER,
+                           imagenet_mean=IMAGENET_MEAN, imagenet_std=IMAGENET_STD)
 
 
 def _shown(name, instead):

@@ -63,7 +63,7 @@ def test_same_seed_same_dataset(datasets, tmp_path):
 
 def test_box_coder_round_trip():
     from exporter.detection import delta2bbox
-    from exporter.train import assign_anchors, bbox2delta
+    from exporter.train_ssd import assign_anchors, bbox2delta
     anchors = torch.tensor([[0, 0, 48, 48], [16, 16, 80, 64], [100, 90, 150, 160]], dtype=torch.float32)
     gt = torch.tensor([[4, 6, 50, 40], [20, 10, 70, 70], [90, 100, 160, 150]], dtype=torch.float32)
     back = delta2bbox(anchors, bbox2delta(anchors, gt))

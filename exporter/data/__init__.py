@@ -189,6 +189,15 @@ def read_detection_split(path, split):
     return items, classes
 
 
-__all__ = ["CLASSES", "make_samples", "make_classification_dataset", "make_detection_dataset", "classification_sample",
+
+def spread(items, limit):
+    """At most ``limit`` items, taken evenly over the list (so every class folder contributes)."""
+    if len(items) <= limit:
+        return items
+    idx = np.linspace(0, len(items) - 1, int(limit)).round().astype(int)
+    return [items[i] for i in idx]
+
+
+__all__ = ["CLASSES", "spread", "make_samples", "make_classification_dataset", "make_detection_dataset", "classification_sample",
            "detection_sample", "read_classification_split", "read_detection_split", "read_classes",
            "coco_dict", "draw_scene", "shape_outline"]

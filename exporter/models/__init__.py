@@ -13,13 +13,11 @@ name                   task            input              layout of the module's
 
 checkpoint.py maps the other layouts (mmcls / torchvision) onto these.
 """
-from ..errors import ExporterError
+# BaseDT / MMEdu preprocessing (RGB 0-255, then (x - mean) / std): tinyrt's constants, so a file and the
+# runtime that reads it agree
+from tinyrt.vision.preprocess import IMAGENET_MEAN, IMAGENET_STD, MNIST_MEAN, MNIST_STD
 
-# BaseDT / MMEdu preprocessing (RGB 0-255, then (x - mean) / std)
-IMAGENET_MEAN = [123.675, 116.28, 103.53]
-IMAGENET_STD = [58.395, 57.12, 57.375]
-MNIST_MEAN = [33.46]   # MMEdu's LeNet config: img_norm_cfg mean=[33.46], std=[78.87], grayscale
-MNIST_STD = [78.87]
+from ..errors import ExporterError
 
 
 class BackboneSpec:

@@ -34,6 +34,8 @@ four extra levels' outputs the same way, ``make_divisible(c * w, 8)`` for c in (
 import torch
 from torch import nn
 
+from ._layers import make_divisible
+
 __all__ = ["SSDLite", "make_divisible", "feature_sizes", "BN_EPS", "NUM_ANCHORS", "ARCH_SETTINGS"]
 
 BN_EPS = 1e-3
@@ -42,17 +44,6 @@ NUM_ANCHORS = (6, 6, 6, 6, 6, 6)  # 1 + 1 + 2 * len(ratios [2, 3]) per cell, eve
 ARCH_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
                  (6, 320, 1, 1))
 EXTRA_CHANNELS = (512, 256, 256, 128)
-
-
-def make_divisible(value, divisor=8, min_value=None, min_ratio=0.9):
-    """mmdet's channel rounding: the nearest multiple of ``divisor``, at least ``min_value`` (default
-    ``divisor``), bumped up one step if rounding lost more than ``1 - min_ratio`` of ``value``."""
-    if min_value is None:
-        min_value = divisor
-    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if new_value < min_ratio * value:
-        new_value += divisor
-    return new_value
 
 
 class ConvModule(nn.Module):

@@ -27,11 +27,10 @@ import pprint
 import numpy as np
 
 from ..errors import InputError
+from ..vision.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 TASKS = ("mmedu",)
 EXTENSIONS = (".jpg", ".jpeg", ".png")
-IMAGENET_MEAN = [123.675, 116.28, 103.53]
-IMAGENET_STD = [58.395, 57.12, 57.375]
 
 
 class Workflow:

@@ -31,6 +31,8 @@ from .resize import resize
 
 IMAGENET_MEAN = [123.675, 116.28, 103.53]
 IMAGENET_STD = [58.395, 57.12, 57.375]
+MNIST_MEAN = [33.46]   # MMEdu's LeNet config (img_norm_cfg): grayscale
+MNIST_STD = [78.87]
 
 # BaseDT's per-backbone settings (MMEdu's configs): resize policy, default input size, channels, mean, std.
 #   "crop": squash to round(size * 256 / 224), then cut the centre size x size (256 -> 224)
@@ -42,7 +44,7 @@ BACKBONES = {
     "MobileNetV3_Large": ("crop", 224, "RGB", IMAGENET_MEAN, IMAGENET_STD),
     "ResNet18": ("crop", 224, "RGB", IMAGENET_MEAN, IMAGENET_STD),
     "ResNet50": ("crop", 224, "RGB", IMAGENET_MEAN, IMAGENET_STD),
-    "LeNet": ("resize", 32, "GRAY", [33.46], [78.87]),
+    "LeNet": ("resize", 32, "GRAY", MNIST_MEAN, MNIST_STD),
     "SSD_Lite": ("resize", 320, "RGB", IMAGENET_MEAN, IMAGENET_STD),
 }
 POLICIES = ("squash", "shorter", "letterbox")
@@ -441,7 +443,7 @@ def _basedt(modelname, fixed, in_channels, task):
     if entry is None:
         gray = in_channels == 1
         entry = ("resize" if task == "detection" or gray else "crop", 320 if task == "detection" else 224,
-                 "GRAY" if gray else "RGB", [33.46] if gray else IMAGENET_MEAN, [78.87] if gray else IMAGENET_STD)
+                 "GRAY" if gray else "RGB", MNIST_MEAN if gray else IMAGENET_MEAN, MNIST_STD if gray else IMAGENET_STD)
     policy, default, color, mean, std = entry
     size = fixed or (default, default)
     if policy == "crop":
