@@ -1,4 +1,6 @@
 """Small hostile models for the hardening tests (tests/test_hardening_*.py), built with onnx's helper."""
+import tracemalloc
+
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
@@ -19,3 +21,16 @@ def model(nodes, inputs, outputs, inits=(), opset=13, functions=(), **kwargs):
                           functions=list(functions))
     m.ir_version = 8
     return m.SerializeToString()
+
+
+def traced(fn):
+    """(result or exception, peak bytes traced) of ``fn()``."""
+    tracemalloc.start()
+    try:
+        try:
+            out = fn()
+        except Exception as e:  # noqa: B902
+            out = e
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

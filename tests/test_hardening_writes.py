@@ -15,6 +15,7 @@ import pytest
 
 import tinyrt
 from bounded import ROOT, check_bounded
+from conftest import needs_torch
 from hardening_models import model, vi
 
 PIL = pytest.importorskip("PIL.Image")
@@ -52,6 +53,7 @@ def test_the_sample_script_never_runs_a_file_name(tmp_path, name):
 
 @pytest.mark.slow
 def test_the_exporter_with_a_quote_in_out(tmp_path):
+    needs_torch()
     import exporter
     out = tmp_path / INJECTION
     result = exporter.convert("LeNet", out_file=str(out), num_classes=2, log=None)
@@ -103,6 +105,7 @@ def test_save_where_a_file_blocks_the_folder_is_an_input_error(tmp_path):
 
 @pytest.mark.slow
 def test_the_exporter_never_replaces_an_unrelated_script(tmp_path):
+    needs_torch()
     import exporter
     from exporter.errors import ExporterError
     mine = tmp_path / "train.py"
@@ -152,6 +155,7 @@ def test_info_on_many_dynamic_dims_does_not_allocate(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="kill -9 and process ids")
 def test_the_exporter_cleans_up_after_a_killed_run(tmp_path):
+    needs_torch()
     code = ("import exporter, sys, time\n"
             "c = sys.modules['exporter.convert']\n"
             "real = c.verify\n"

@@ -12,39 +12,25 @@ import sys
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 import tinyrt
+from conftest import TINYRT_DOMAIN as TINYRT, assert_close, make_model, ort_run, tinyrt_session
 from tinyrt import kernels_select
 
 numba = pytest.importorskip("numba")
 
-TINYRT = "ai.tinyrt"
-
-
 def _model(node, x_shape, inits, opset=13, extra_inputs=()):
-    graph = helper.make_graph(
-        [node], "k", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))]
-        + [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(s)) for n, s in extra_inputs],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(a, n) for n, a in inits.items()])
-    opsets = [helper.make_opsetid("", opset), helper.make_opsetid(TINYRT, 1)]
-    return helper.make_model(graph, opset_imports=opsets).SerializeToString()
+    inputs = {"x": (TensorProto.FLOAT, x_shape)}
+    inputs.update((n, (TensorProto.FLOAT, s)) for n, s in extra_inputs)
+    return make_model([node], inputs, ["y"], inits, opset, tinyrt_domain=True)
 
 
 def _session(data, kernels, threads=1):
-    options = tinyrt.SessionOptions()
-    options.kernels = kernels
-    options.intra_op_num_threads = threads
-    sess = tinyrt.InferenceSession(data, options)
-    assert sess.kernels.name == kernels
-    return sess
+    return tinyrt_session(data, kernels, threads)
 
 
-def _close(a, b):
-    assert a.shape == b.shape and a.dtype == b.dtype
-    tol = 1e-4 * max(1.0, float(np.abs(b).max()) if b.size else 1.0)
-    assert np.abs(a - b).max() <= tol, np.abs(a - b).max()
+_close = assert_close
 
 
 def _check(data, feeds, with_ort=True, threads=(1, 2)):
@@ -60,8 +46,7 @@ def _check(data, feeds, with_ort=True, threads=(1, 2)):
             finally:
                 kernels_select.PARALLEL_MIN_MACS = saved
     if with_ort:
-        import onnxruntime as ort
-        _close(ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)[0], ref)
+        _close(ort_run(data, feeds)[0], ref)
 
 
 def _rand(*shape, seed=0):
@@ -222,11 +207,7 @@ def test_global_average_pool(shape, after_conv):
     if after_conv:  # the conv writes channels-last memory, which the kernel reads
         nodes.insert(0, helper.make_node("Conv", ["x", "w"], ["t"]))
         inits["w"] = _rand(shape[1], shape[1], 1, 1, seed=8)
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                              [numpy_helper.from_array(a, n) for n, a in inits.items()])
-    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
-    _check(data, {"x": _rand(*shape)})
+    _check(make_model(nodes, {"x": (TensorProto.FLOAT, shape)}, ["y"], inits), {"x": _rand(*shape)})
 
 
 # (shape, opset, axis or None for the default); the last one falls back to the numpy op
@@ -252,11 +233,8 @@ def test_softmax(case):
 
 def test_other_dtypes_fall_back_to_numpy():
     w = np.ones((4, 3, 3, 3), np.float64)
-    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [1, 3, 5, 5])],
-                              [helper.make_tensor_value_info("y", TensorProto.DOUBLE, None)],
-                              [numpy_helper.from_array(w, "w")])
-    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    data = make_model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])],
+                      {"x": (TensorProto.DOUBLE, [1, 3, 5, 5])}, {"y": TensorProto.DOUBLE}, {"w": w})
     x = np.ones((1, 3, 5, 5))
     assert _session(data, "numba").run(None, {"x": x})[0].dtype == np.float64
 

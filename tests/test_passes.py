@@ -2,11 +2,11 @@
 activations fused into FusedConv, and what they must leave alone. Results are checked against
 onnxruntime with the project's tolerance, on whatever path TINYRT_KERNELS selects."""
 import numpy as np
-import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 import tinyrt
+from conftest import assert_close, make_model, ort_run
 
 
 def _rand(*shape, seed=0):
@@ -14,11 +14,7 @@ def _rand(*shape, seed=0):
 
 
 def _model(nodes, inits, x_shape=(2, 6, 9, 9), outputs=("y",), opset=13):
-    graph = helper.make_graph(
-        nodes, "p", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
-        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
-        [numpy_helper.from_array(a, n) for n, a in inits.items()])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]).SerializeToString()
+    return make_model(nodes, {"x": (TensorProto.FLOAT, x_shape)}, outputs, inits, opset)
 
 
 def _ops(sess):
@@ -32,10 +28,9 @@ def _compare(data, x_shape=(2, 6, 9, 9), level=None):
     sess = tinyrt.InferenceSession(data, options)
     x = _rand(*x_shape, seed=9)
     ours = sess.run(None, {"x": x})
-    theirs = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    theirs = ort_run(data, {"x": x})
     for a, b in zip(ours, theirs):
-        assert a.shape == b.shape
-        assert np.abs(a - b).max() <= 1e-4 * max(1.0, float(np.abs(b).max()))
+        assert_close(a, b)
     return sess
 
 

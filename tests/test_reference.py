@@ -6,9 +6,9 @@ and the reference itself is checked against onnxruntime on a few of the same cas
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
-import tinyrt
+from conftest import assert_close, make_model, ort_run, tinyrt_run
 from tinyrt.ops import reference
 
 ort = pytest.importorskip("onnxruntime")
@@ -18,29 +18,18 @@ SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[Healt
 
 
 def _model(node, inputs, inits, opset=13):
-    graph = helper.make_graph(
-        [node], "reference",
-        [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(a.shape)) for name, a in inputs.items()],
-        [helper.make_tensor_value_info(name, TensorProto.INT64 if node.op_type == "NonMaxSuppression"
-                                       else TensorProto.FLOAT, None) for name in node.output],
-        [numpy_helper.from_array(a, name) for name, a in inits.items()])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]).SerializeToString()
+    outputs = {name: TensorProto.INT64 if node.op_type == "NonMaxSuppression" else TensorProto.FLOAT
+               for name in node.output}
+    return make_model([node], inputs, outputs, inits, opset)
 
 
 def _run(data, feeds, kernels):
-    options = tinyrt.SessionOptions()
-    options.kernels = kernels
-    sess = tinyrt.InferenceSession(data, options)
-    if kernels == "numba":
-        pytest.importorskip("numba")
-        assert sess.kernels.name == "numba"
-    return sess.run(None, feeds)[0]
+    return tinyrt_run(data, feeds, kernels)[0]
 
 
 def _close(got, want):
-    assert got.shape == want.shape, (got.shape, want.shape)
-    tol = 1e-4 * max(1.0, float(np.max(np.abs(want), initial=0)))
-    np.testing.assert_allclose(got, want, rtol=0, atol=tol)
+    """float32 results held to the float64 definitions."""
+    assert_close(got, want, dtype=False)
 
 
 def _rand(rng, *shape):
@@ -145,12 +134,7 @@ def _nms(case):
         inits["score"] = np.array([case["score"]], np.float32)
     node = helper.make_node("NonMaxSuppression", ["boxes", "scores"] + list(inits), ["selected"],
                             center_point_box=case["center"])
-    graph = helper.make_graph(
-        [node], "nms", [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [B, N, 4]),
-                        helper.make_tensor_value_info("scores", TensorProto.FLOAT, [B, C, N])],
-        [helper.make_tensor_value_info("selected", TensorProto.INT64, None)],
-        [numpy_helper.from_array(a, name) for name, a in inits.items()])
-    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]).SerializeToString()
+    data = _model(node, {"boxes": boxes, "scores": scores}, inits, opset=11)
     want = reference.non_max_suppression(boxes, scores, case["max_out"], np.float32(case["iou"]),
                                          None if case["score"] is None else np.float32(case["score"]), case["center"])
     return data, {"boxes": boxes, "scores": scores}, want
@@ -162,10 +146,7 @@ def _nms(case):
 @given(case=nms_cases())
 def test_non_max_suppression_matches_reference(kernels, case):
     data, feeds, want = _nms(case)
-    options = tinyrt.SessionOptions()
-    options.kernels = kernels
-    got = tinyrt.InferenceSession(data, options).run(None, feeds)[0]
-    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(_run(data, feeds, kernels), want)
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -174,18 +155,18 @@ def test_the_references_agree_with_onnxruntime(seed):
     conv = dict(x=(2, 4, 9, 8), w=(6, 2, 3, 2), group=2, strides=[2, 1], dilations=[1, 2], pads=[1, 0, 2, 1],
                 bias=True, seed=seed)
     data, feeds, want = _conv(conv)
-    _close(ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)[0].astype(np.float64), want)
+    _close(ort_run(data, feeds)[0].astype(np.float64), want)
     x = _rand(np.random.default_rng(seed), 1, 3, 7, 9)
     for include in (0, 1):
         attrs = dict(kernel_shape=[3, 2], strides=[2, 1], pads=[1, 0, 1, 1], count_include_pad=include)
         data = _model(helper.make_node("AveragePool", ["x"], ["y"], **attrs), {"x": x}, {})
-        theirs = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        theirs = ort_run(data, {"x": x})[0]
         _close(theirs, reference.average_pool(x.astype(np.float64), **attrs))
     attrs = dict(kernel_shape=[3, 2], strides=[2, 1], pads=[1, 0, 1, 1])
     data = _model(helper.make_node("MaxPool", ["x"], ["y"], **attrs), {"x": x}, {})
-    theirs = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    theirs = ort_run(data, {"x": x})[0]
     np.testing.assert_array_equal(theirs, reference.max_pool(x, **attrs))
     case = dict(batches=2, classes=3, boxes=50, max_out=10, iou=0.5, score=0.2, center=seed % 2, seed=seed)
     data, feeds, want = _nms(case)
-    np.testing.assert_array_equal(ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)[0],
+    np.testing.assert_array_equal(ort_run(data, feeds)[0],
                                   want)

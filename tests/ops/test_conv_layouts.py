@@ -13,9 +13,10 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import helper  # noqa: E402
 
 import tinyrt  # noqa: E402
+from conftest import assert_close, make_model, ort_run  # noqa: E402
 from tinyrt.ops import resolve  # noqa: E402
 
 TINYRT = "ai.tinyrt"
@@ -35,23 +36,11 @@ def as_layout(x, layout):
     return y
 
 
-def close(got, want):
-    assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, got.dtype, want.shape, want.dtype)
-    tol = 1e-4 * max(1.0, float(np.abs(want).max()) if want.size else 1.0)
-    err = float(np.abs(got.astype(np.float64) - want).max()) if want.size else 0.0
-    assert err <= tol, "max abs error %g > %g" % (err, tol)
+close = assert_close
 
 
-def ort_run(nodes, feeds, inits, opset=14):
-    graph = helper.make_graph(
-        nodes, "layouts",
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(a.shape)) for n, a in feeds.items()],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(a, n) for n, a in inits.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, feeds)[0]
+def ort_y(nodes, feeds, inits, opset=14):
+    return ort_run(make_model(nodes, feeds, ["y"], inits, opset), feeds)[0]
 
 
 def tinyrt_op(op_type, inputs, attrs, domain="", opset=11):
@@ -117,7 +106,7 @@ def test_conv(name, bias, layout):
     inits = {"w": w}
     if bias:
         inits["b"] = rand(ws[0], seed=2)
-    want = ort_run([conv_node(attrs, ["x", "w"] + (["b"] if bias else []))], {"x": x}, inits)
+    want = ort_y([conv_node(attrs, ["x", "w"] + (["b"] if bias else []))], {"x": x}, inits)
     got = tinyrt_op("Conv", [as_layout(x, layout), w] + ([inits["b"]] if bias else []), attrs)
     close(got, want)
 
@@ -128,7 +117,7 @@ def test_conv_negative_pads(group, layout):
     # ONNX allows negative pads (crop); onnxruntime refuses them, so its oracle gets the cropped input
     x, w = rand(2, 6, 9, 9), rand(6 if group == 6 else 4, 6 // group, 3, 3, seed=1)
     got = tinyrt_op("Conv", [as_layout(x, layout), w], dict(group=group, pads=[-1, 1, 0, -2], strides=[1, 2]))
-    want = ort_run([conv_node(dict(group=group, pads=[0, 1, 0, 0], strides=[1, 2]), ["x", "w"])],
+    want = ort_y([conv_node(dict(group=group, pads=[0, 1, 0, 0], strides=[1, 2]), ["x", "w"])],
                    {"x": np.ascontiguousarray(x[:, :, 1:, :-2])}, {"w": w})
     close(got, want)
 
@@ -173,10 +162,10 @@ def test_fused_conv(name, act, x_layout, z_layout):
     if z_layout is None:
         nodes.append(helper.make_node("Identity", ["c"], ["s"]))
     else:
-        conv_shape = ort_run([conv_node(attrs)], {"x": x}, {"w": w, "b": b}).shape
+        conv_shape = ort_y([conv_node(attrs)], {"x": x}, {"w": w, "b": b}).shape
         feeds["z"] = rand(*conv_shape, seed=3)
         nodes.append(helper.make_node("Add", ["c", "z"], ["s"]))
-    want = ort_run(nodes + tail(), feeds, inits)
+    want = ort_y(nodes + tail(), feeds, inits)
 
     fattrs = dict(attrs, activation=activation)
     if params:
@@ -197,7 +186,7 @@ def test_fused_conv_activation_of_nan_and_inf(act):
     b = np.array([np.nan, np.inf, -np.inf, 0.5], np.float32)
     attrs = dict(group=4, pads=[1, 1, 1, 1])
     inits = {"w": w, "b": b, "lo": np.array(0.0, np.float32), "hi": np.array(6.0, np.float32)}
-    want = ort_run([conv_node(attrs, out="s")] + tail(), {"x": x}, inits)
+    want = ort_y([conv_node(attrs, out="s")] + tail(), {"x": x}, inits)
     fattrs = dict(attrs, activation=activation)
     if params:
         fattrs["activation_params"] = params
@@ -214,7 +203,7 @@ def test_fused_conv_residual_broadcasts():
     x, w, b = rand(2, 6, 8, 8), rand(6, 1, 3, 3, seed=1), rand(6, seed=2)
     z = rand(1, 6, 1, 8, seed=3)
     attrs = dict(group=6, pads=[1, 1, 1, 1])
-    want = ort_run([conv_node(attrs, out="c"), helper.make_node("Add", ["c", "z"], ["s"]),
+    want = ort_y([conv_node(attrs, out="c"), helper.make_node("Add", ["c", "z"], ["s"]),
                     helper.make_node("Relu", ["s"], ["y"])], {"x": x, "z": z}, {"w": w, "b": b})
     for layout in LAYOUTS:
         got = tinyrt_op("FusedConv", [as_layout(x, layout), w, b, z], dict(attrs, activation="Relu"),
@@ -244,14 +233,8 @@ def test_chain_through_a_numpy_session():
         helper.make_node("Sigmoid", ["c4"], ["y"]),
     ]
     x = rand(2, 3, 29, 30, seed=10)
-    graph = helper.make_graph(
-        nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(a, n) for n, a in inits.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
-    model.ir_version = 8
-    data = model.SerializeToString()
-    want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    data = make_model(nodes, {"x": x}, ["y"], inits, opset=14)
+    want = ort_run(data, {"x": x})[0]
     for level in (tinyrt.GraphOptimizationLevel.ORT_DISABLE_ALL, tinyrt.GraphOptimizationLevel.ORT_ENABLE_ALL):
         options = tinyrt.SessionOptions()
         options.kernels = "numpy"

@@ -11,6 +11,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
+from conftest import assert_close, ort_run  # noqa: E402
 from tinyrt.errors import UnsupportedError  # noqa: E402
 from tinyrt.ops import resolve  # noqa: E402
 
@@ -34,8 +35,7 @@ def run_ort(op_type, inputs, attrs, opset, n_outputs=1):
         [helper.make_empty_tensor_value_info(o) for o in outs])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8 if opset < 21 else 10
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return sess.run(None, {n: a for n, a in zip(names, inputs) if n})
+    return ort_run(model, {n: a for n, a in zip(names, inputs) if n})
 
 
 def run_tinyrt(op_type, inputs, attrs, opset, n_outputs=1):
@@ -57,14 +57,7 @@ def check(op_type, inputs, attrs, opset, n_outputs=1, rtol=1e-4):
     want = run_ort(op_type, inputs, attrs, opset, n_outputs)
     assert len(got) == len(want)
     for g, w in zip(got, want):
-        assert g.dtype == w.dtype, (g.dtype, w.dtype)
-        assert g.shape == w.shape, (g.shape, w.shape)
-        if w.dtype.kind == "f":
-            tol = rtol * max(1.0, float(np.max(np.abs(w))) if w.size else 1.0)
-            err = float(np.max(np.abs(g.astype(np.float64) - w))) if w.size else 0.0
-            assert err <= tol, "max abs error %g > %g" % (err, tol)
-        else:
-            np.testing.assert_array_equal(g, w)
+        assert_close(g, w, rtol)
 
 
 # ---------------------------------------------------------------------------------------------- Conv

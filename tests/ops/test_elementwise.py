@@ -6,12 +6,12 @@ type promotion (float16 stays float16, int64 stays int64), integer Div truncates
 opset 13 flattens to 2-D, Gemm broadcasts C, and so on.
 """
 import math
-import warnings
 
 import numpy as np
 import pytest
 
 import tinyrt
+from conftest import assert_close, ort_run
 from tinyrt.errors import UnsupportedError
 
 onnx = pytest.importorskip("onnx")
@@ -39,12 +39,7 @@ def _model(op_type, inputs, opset, attrs, n_outputs=1):
 def _ort(op_type, inputs, opset, n_outputs, attrs):
     model = _model(op_type, inputs, opset, attrs, n_outputs)
     feeds = {"in%d" % i: x for i, x in enumerate(inputs) if x is not None}
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-        return sess.run(None, feeds)
+    return ort_run(model, feeds)
 
 
 def run_both(op_type, inputs, opset, n_outputs=1, **attrs):
@@ -69,14 +64,8 @@ def check(op_type, inputs, opset, rtol=1e-4, n_outputs=1, **attrs):
     expected, got = run_both(op_type, inputs, opset, n_outputs, **attrs)
     for e, g in zip(expected, got):
         assert isinstance(g, np.ndarray)
-        assert g.dtype == e.dtype, "%s: dtype %s, onnxruntime %s" % (op_type, g.dtype, e.dtype)
-        assert g.shape == e.shape, "%s: shape %s, onnxruntime %s" % (op_type, g.shape, e.shape)
-        if e.dtype.kind == "f":
-            e64, g64 = e.astype(np.float64), g.astype(np.float64)
-            tol = (rtol if e.dtype != np.float16 else 2e-3) * max(1.0, float(np.nanmax(np.abs(e64), initial=0)))
-            np.testing.assert_allclose(g64, e64, rtol=0, atol=tol, equal_nan=True)
-        else:
-            np.testing.assert_array_equal(g, e)
+        # float16 results: onnxruntime's float32 answer rounded to float16 (one float16 step is ~1e-3)
+        assert_close(g, e, rtol if e.dtype != np.float16 else 2e-3, what=op_type)
     return got
 
 

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
+from conftest import ort_run as oracle_run
 from tinyrt.errors import InputError, ModelError, UnsupportedError
 from tinyrt.ops import resolve, versions
 
@@ -37,10 +38,7 @@ def ort_run(op_type, opset, x, inputs=(), **attrs):
                               [helper.make_tensor_value_info("Y", _onnx_type(x.dtype), None)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"X": x})[0]
+    return oracle_run(model, {"X": x})[0]
 
 
 def tinyrt_run(op_type, opset, x, inputs=(), **attrs):

@@ -4,12 +4,12 @@ Each case builds a small ONNX model (usually one node) with onnx.helper, feeds e
 no constant folding hides the op), and compares tinyrt's InferenceSession with onnxruntime: same dtype,
 same shape, values exact for integers and within 1e-4 relative for floats.
 """
-import warnings
 
 import numpy as np
 import pytest
 
 import tinyrt
+from conftest import assert_close, ort_run
 from tinyrt.errors import TinyrtError, UnsupportedError
 
 onnx = pytest.importorskip("onnx")
@@ -49,22 +49,11 @@ def graph_model(graph, opset):
 
 def run_both(model, feeds):
     data = model.SerializeToString()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        expected = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"]).run(None, feeds)
+    expected = ort_run(data, feeds)
     got = tinyrt.InferenceSession(data).run(None, feeds)
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
-        g, e = np.asarray(g), np.asarray(e)
-        assert g.dtype == e.dtype, (g.dtype, e.dtype)
-        assert g.shape == e.shape, (g.shape, e.shape)
-        if e.dtype.kind == "f" and e.size:
-            tol = 1e-4 * max(1.0, float(np.max(np.abs(e))))
-            np.testing.assert_allclose(g, e, rtol=0, atol=tol)
-        else:
-            np.testing.assert_array_equal(g, e)
+        assert_close(g, e)
     return got
 
 
