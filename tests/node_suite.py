@@ -17,7 +17,7 @@ each a small ModelProto plus input/expected-output data sets). For every case:
 Oracle rule: onnxruntime is the project's oracle. When tinyrt disagrees with the suite's expected output,
 the same model and inputs go through onnxruntime; where tinyrt agrees with onnxruntime the output passes
 ("passed via onnxruntime"). This matters because onnx's expected outputs are wrong for a few ops
-(BatchNormalization 9-13, Softmax < 13, some Resize modes; see shared/DESIGN.md).
+(BatchNormalization 9-13, Softmax < 13, some Resize modes; see docs/DESIGN.md).
 
 Use as a module (``run_suite()``, ``check_model()``, ``compare()``) or from the command line::
 

@@ -150,7 +150,7 @@ class _Builder:
 
     def __init__(self, model, folder):
         self.folder = folder
-        self.opsets = self._opsets(model.opset_import, "the model")
+        self.opsets = self._opsets(model.opset_import)
         self.functions = {}
         for f in model.functions:
             self.functions[(canonical_domain(f.domain), f.name, f.overload)] = f
@@ -162,7 +162,7 @@ class _Builder:
         self.notes = []          # quirks of the file that were tolerated (``tinyrt info`` shows them)
 
     @staticmethod
-    def _opsets(imports, owner):
+    def _opsets(imports):
         opsets = {}
         for imp in imports:
             opsets[canonical_domain(imp.domain)] = imp.version
@@ -251,7 +251,7 @@ class _Builder:
                 if out and out not in rename:
                     rename[out] = prefix + out
         opsets = dict(self.opsets)
-        opsets.update(self._opsets(f.opset_import, "function %r" % f.name) if f.opset_import else {})
+        opsets.update(self._opsets(f.opset_import) if f.opset_import else {})
         nodes = []
         for inner in f.node:
             nodes.extend(self.node(inner, opsets, call_attrs, depth + 1, rename))

@@ -125,19 +125,6 @@ def run_with_hook(sess, feeds, hook):
     return dict(zip(names, sess.run_with_hook(names, feeds, hook)))
 
 
-def timed_run(sess, feeds):
-    """(outputs, {step index: seconds}) for one run."""
-    times = {}
-    index = {id(s): i for i, s in enumerate(sess.plan.steps)}
-
-    def hook(step, args, compute):
-        t = time.perf_counter()
-        out = compute()
-        times[index[id(step)]] = time.perf_counter() - t
-        return out
-    return run_with_hook(sess, feeds, hook), times
-
-
 def node_label(node, width=44):
     """The node's name (else its first output), shortened from the left: the end of a name says most."""
     name = node.name or (node.outputs[0] if node.outputs else "?")
