@@ -74,6 +74,17 @@ class Pool:
         self.task = None  # drop the last task's arrays
         self.width = 1
 
+    def entry_point(self, kernel, args):
+        """``kernel``'s machine code for exactly the types of ``args`` (and the counters), entered without
+        numba's dispatcher matching the types on every call (about 2 us of a kernel call); ``kernel`` itself
+        where it has not been compiled for those types. An entry point checks nothing: every call through
+        it must pass arguments of those very types (dtype, rank, C-contiguous)."""
+        try:
+            import numba
+            return kernel.overloads[tuple(numba.typeof(a) for a in tuple(args) + (self.ctr,))].entry_point
+        except Exception:  # not compiled for them (or a numba without these attributes): the dispatcher
+            return kernel
+
     def run(self, kernel, args, parallel=True):
         """``kernel(*args, ctr)`` on every thread of the run (on this one alone unless ``parallel``)."""
         if not parallel or self.width < 2:

@@ -487,6 +487,59 @@ class _ConvKernel:
             return self.ref(X, W, B, Z, **attrs)
         return self.ref(X, W, B, **attrs)
 
+    def specialize(self, args):
+        """This conv for one signature of the compiled program (``args``: the first run's inputs): the
+        geometry, packed weights and scalar arguments bound once, the limits checked and its work counted
+        by the program (``work``), and the kernel entered past numba's dispatcher. Returns (call, work), or
+        None where every call must go through ``__call__`` (the numpy fallbacks, NCHW input to im2col).
+        The call does what ``__call__`` does for these shapes, with the same kernel and arguments: the
+        same numbers."""
+        X = args[0]
+        Z = args[3] if len(args) > 3 else None
+        if type(X) is not np.ndarray or X.dtype != np.float32 or X.ndim != 4:
+            return None
+        threads = self.backend.threads
+        kind, kargs, yshape, nbytes, work, threaded, weights = self.prepare(X.shape, threads)
+        has_z = Z is not None
+        if kind is None or (kind == "im2col" and self.cg < 16) or 0 in X.shape or 0 in yshape or (
+                has_z and (type(Z) is not np.ndarray or Z.shape != yshape or Z.dtype != np.float32)):
+            return None
+        N, C, H, W = X.shape
+        ynhwc = (N, yshape[2], yshape[3], self.M)
+        L = H * W
+        backend, general = self.backend, self.__call__
+        kernel = getattr(self.k.conv, kind)
+        w, bias = weights
+        example = (np.empty((N, L, C) if kind == "pointwise" else (N, H, W, C), np.float32), w, bias,
+                   np.empty(yshape, np.float32).transpose(0, 2, 3, 1).copy() if has_z else _EMPTY4, has_z,
+                   np.empty(ynhwc, np.float32)) + kargs
+        if kind == "pointwise":
+            example += (False,)
+        entry = self.backend.pool.entry_point(kernel, example)
+
+        if kind == "pointwise":
+            def call(X, W, B=None, Z=None, **attrs):
+                if backend.threads != threads:  # the pool's width changed since: the general call
+                    return general(X, W, B, Z, **attrs)
+                y = np.empty(ynhwc, np.float32)
+                if X.transpose(0, 2, 3, 1).flags.c_contiguous:  # channels-last memory: read as it is
+                    x, nchw = X.transpose(0, 2, 3, 1).reshape(N, L, C), False
+                else:
+                    x, nchw = np.ascontiguousarray(X).reshape(N, C, L), True
+                run(entry, (x, w, bias, _EMPTY4 if Z is None else to_channels_last(Z), has_z, y) + kargs
+                    + (nchw,), threaded)
+                return y.transpose(0, 3, 1, 2)
+        else:
+            def call(X, W, B=None, Z=None, **attrs):
+                if backend.threads != threads:
+                    return general(X, W, B, Z, **attrs)
+                y = np.empty(ynhwc, np.float32)
+                run(entry, (to_channels_last(X), w, bias, _EMPTY4 if Z is None else to_channels_last(Z), has_z,
+                            y) + kargs, threaded)
+                return y.transpose(0, 3, 1, 2)
+        run = self.backend.pool.run
+        return call, work
+
 
 PARALLEL_MIN_MACS = 1 << 20  # below about a million multiply-adds a conv runs serially (see ``prepare``)
 

@@ -330,6 +330,7 @@ class Plan:
         kinds = program.classify(self, inputs, outer)
         costs = [None] * len(self.steps)
         folded = {}
+        special = {}  # step index -> (call, work): a kernel specialised to this signature (kernels_select)
 
         def record(step, args, compute):
             i = self._index[id(step)]
@@ -338,13 +339,17 @@ class Plan:
             if kinds[i] == "fold" and all(type(r) is np.ndarray and r.size <= program.MAX_FOLDED_ELEMENTS
                                           for r in results):
                 folded[i] = results
+            elif kinds[i] == "static" and hasattr(step.fn, "specialize"):
+                made = step.fn.specialize(args)
+                if made is not None:
+                    special[i] = made
             return results
 
         env_of = [None]
         results = self.run_steps(feeds, outer_env, record, env_of)
         if len(self._programs) >= program.MAX_PROGRAMS:
             self._programs.clear()
-        self._programs[key] = self.last_program = program.Program(self, kinds, costs, folded)
+        self._programs[key] = self.last_program = program.Program(self, kinds, costs, folded, special)
         return results
 
     def _checked_first_run(self, key, feeds, outer_env, inputs, outer):

@@ -116,7 +116,7 @@ def classify(plan, inputs, outer):
 class Program:
     """One plan's run, compiled for one signature: ``run(inputs, outer)`` -> list of outputs."""
 
-    def __init__(self, plan, kinds, costs, folded):
+    def __init__(self, plan, kinds, costs, folded, special=None):
         self.plan = plan
         self.lines = {}           # line of the source -> step index
         self.static_cost = 0
@@ -171,8 +171,13 @@ class Program:
                 self.static_cost += costs[i]
                 if self.first_static is None:
                     self.first_static = step.node
-            fname = "%s_%d" % (_py_name(step.fn), i)
-            g[fname] = step.fn
+            fn, bound = step.fn, getattr(step.fn, "attributes_bound", False)
+            if i in (special or {}):  # a kernel specialised to this signature: its work is known too
+                fn, work = special[i]
+                self.static_cost += work
+                bound = True
+            fname = "%s_%d" % (_py_name(fn), i)
+            g[fname] = fn
             self.called[i] = fname
             args = [ref(x) if x else "None" for x in step.inputs]
             first_line = len(src) + 1
@@ -182,7 +187,7 @@ class Program:
                 call = "_sub_%d((%s), (%s))" % (i, _tuple(args), _tuple(outer))
             else:
                 keywords = []
-                attrs = {} if getattr(step.fn, "attributes_bound", False) else step.attrs
+                attrs = {} if bound else step.attrs
                 for j, (key, value) in enumerate(sorted(attrs.items())):
                     own = _own_keyword(step, key)
                     g["a%d_%d" % (i, j)] = value
