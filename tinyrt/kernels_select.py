@@ -19,12 +19,18 @@ ordinary array of the ONNX shape (numpy follows the strides), and the session ha
 outputs. A kernel given NCHW memory (the model's input, a Concat's result) copies it to channels-last
 first, or, for a 1x1 conv or the stem, reads it as it is.
 
-Threads: at the default count (``intra_op_num_threads = 0``) each run takes all cores or one thread,
-whichever recent runs found faster (threads.WidthChooser: another busy process must not make the default
-slower than one thread); an asked-for count is used as it is. One pool at a time. On the numba path the kernels' own pool (kernels/_pool.py) runs them on
-``intra_op_num_threads`` threads (0 = all cores), and BLAS (which no kernel calls: they have their own
-GEMM) is held at one thread for the numpy ops in between, so its threads never compete with the pool's.
-On the numpy path BLAS gets ``intra_op_num_threads`` threads.
+Threads: one pool at a time. On the numba path the kernels' own pool (kernels/_pool.py) runs them on
+``intra_op_num_threads`` threads; at the default (0) each run takes all cores or one thread, whichever
+recent runs found faster (threads.WidthChooser: another busy process must not make the default slower
+than one thread; the kernels' numbers do not depend on their thread count). BLAS (which no kernel calls:
+they have their own GEMM) is held at one thread for the numpy ops in between, so its threads never
+compete with the pool's.
+
+On the numpy path BLAS gets ``intra_op_num_threads`` threads, and one at the default: OpenBLAS's answer
+depends on its thread count (measured: float32 GEMMs of a MobileNet differ by up to 2e-6 between one and
+two threads; even cutting one GEMM into row blocks changes them), so a width chosen run by run would give
+a session different answers for the same input; and its threads spin against a busy core (a camera
+loop), which made a run many times slower. An asked-for count is used as it is, the same on every run.
 """
 import importlib
 import os
@@ -37,7 +43,7 @@ import numpy as np
 
 from . import limits
 from .errors import InputError
-from .threads import WidthChooser, blas_threads, blas_threads_controllable, cores
+from .threads import WidthChooser, blas_threads, cores
 
 CHOICES = ("numba", "numpy")
 _numba_lock = threading.RLock()  # one numba run at a time: the kernels' pool serves one run
@@ -121,9 +127,6 @@ def choose(options=None):
 class NumpyBackend:
     name = "numpy"
 
-    def __init__(self):
-        self.chooser = None
-
     def bind(self, plan):
         """2-D float32 Conv / FusedConv steps with constant weights get a prepared numpy conv (_NumpyConv)."""
         for step in plan.steps:
@@ -139,11 +142,8 @@ class NumpyBackend:
         return plan
 
     def running(self, threads):
-        if (threads and threads > 0) or not blas_threads_controllable() or cores() < 2:
-            return blas_threads(threads)
-        if self.chooser is None:
-            self.chooser = WidthChooser(cores())
-        return _Adaptive(self.chooser, blas_threads)
+        """BLAS at ``threads`` threads for the run; at one for the default (0): see the module docstring."""
+        return blas_threads(threads if threads and threads > 0 else 1)
 
 
 class _Adaptive:
@@ -613,6 +613,31 @@ class _GemmKernel:
             + (False,), threaded)
         return y.reshape(N, M)
 
+    def specialize(self, args):
+        """This Gemm for one signature of the compiled program (see _ConvKernel.specialize)."""
+        A = args[0]
+        K, M = self.B.shape
+        if type(A) is not np.ndarray or A.dtype != np.float32 or A.ndim != 2 or A.shape[1] != K \
+                or self.packed is None or 0 in (A.shape[0], K, M):
+            return None
+        N = A.shape[0]
+        threads = self.backend.threads
+        threaded = threads > 1 and N * K * M >= PARALLEL_MIN_MACS
+        rest = (self.packed[0], self.packed[1], _EMPTY4, False)
+        tail = (0, np.float32(0), np.float32(0)) + _pointwise_blocks(
+            1, M, N, threads if threaded else 1, self.k.gemm.PANEL) + (False,)
+        backend, run, general = self.backend, self.backend.pool.run, self.__call__
+        entry = backend.pool.entry_point(self.k.conv.pointwise, (np.empty((1, N, K), np.float32),) + rest + (
+            np.empty((1, N, 1, M), np.float32),) + tail)
+
+        def call(A, B, C=None, **attrs):
+            if backend.threads != threads:
+                return general(A, B, C, **attrs)
+            y = np.empty((1, N, 1, M), np.float32)
+            run(entry, (np.ascontiguousarray(A).reshape(1, N, K),) + rest + (y,) + tail, threaded)
+            return y.reshape(N, M)
+        return call, int(N * K * M * limits.MAC_COST)
+
 
 def _gemm(backend, step, constants):
     a = step.attrs
@@ -673,6 +698,29 @@ class _PoolKernel:
             self.backend.pool.run(self.k.pool.avg_pool, (x, y) + geometry + (g.end[0], g.end[1], self.include_pad))
         return y.transpose(0, 3, 1, 2)  # channels-last memory, like the convs' results
 
+    def specialize(self, args):
+        """This pool for one signature of the compiled program (see _ConvKernel.specialize)."""
+        X = args[0]
+        if type(X) is not np.ndarray or X.dtype != np.float32 or X.ndim != 4:
+            return None
+        g = self._geometry.get(X.shape)
+        if g is None or min(g.begin + g.end) < 0:
+            return None
+        (kh, kw), (sh, sw), (dh, dw), (pt, pl) = g.kernel, g.strides, g.dilations, g.begin
+        rest = (kh, kw, sh, sw, dh, dw, pt, pl)
+        kernel = self.k.pool.max_pool
+        if self.op_type != "MaxPool":
+            kernel, rest = self.k.pool.avg_pool, rest + (g.end[0], g.end[1], self.include_pad)
+        yshape = (X.shape[0],) + tuple(g.out) + (X.shape[1],)
+        run = self.backend.pool.run
+        entry = self.backend.pool.entry_point(kernel, (to_channels_last(X), np.empty(yshape, np.float32)) + rest)
+
+        def call(X, **attrs):
+            y = np.empty(yshape, np.float32)
+            run(entry, (to_channels_last(X), y) + rest)
+            return y.transpose(0, 3, 1, 2)
+        return call, 0
+
 
 class _GlobalAvgPoolKernel:
     """GlobalAveragePool of channels-last memory (what the convs write): one pass over the pixels, where
@@ -694,6 +742,24 @@ class _GlobalAvgPoolKernel:
         y = np.empty((N, C), np.float32)
         self.backend.pool.run(self.k.pool.global_avg_pool, (X.transpose(0, 2, 3, 1).reshape(N, H * W, C), y), False)
         return y.reshape(N, C, 1, 1)
+
+    def specialize(self, args):
+        """This pool for one signature of the compiled program (see _ConvKernel.specialize)."""
+        X = args[0]
+        if type(X) is not np.ndarray or X.dtype != np.float32 or not channels_last_memory(X):
+            return None
+        N, C, H, W = X.shape
+        run, general = self.backend.pool.run, self.__call__
+        entry = self.backend.pool.entry_point(self.k.pool.global_avg_pool, (
+            X.transpose(0, 2, 3, 1).reshape(N, H * W, C), np.empty((N, C), np.float32)))
+
+        def call(X, **attrs):
+            if not X.transpose(0, 2, 3, 1).flags.c_contiguous:  # this run's input is laid out otherwise
+                return general(X, **attrs)
+            y = np.empty((N, C), np.float32)
+            run(entry, (X.transpose(0, 2, 3, 1).reshape(N, H * W, C), y), False)
+            return y.reshape(N, C, 1, 1)
+        return call, 0
 
 
 class _SoftmaxKernel:
@@ -760,6 +826,31 @@ class _MulKernel:
                 to_channels_last(x).reshape(N, H * W, C), np.ascontiguousarray(s.reshape(N, C)), y.reshape(N, H * W, C)))
             return y.transpose(0, 3, 1, 2)
         return self.ref(A, B, **attrs)
+
+    def specialize(self, args):
+        """This Mul for one signature of the compiled program (see _ConvKernel.specialize)."""
+        A, B = args[:2]
+        if not (type(A) is np.ndarray and type(B) is np.ndarray and A.dtype == np.float32
+                and B.dtype == np.float32 and A.ndim == 4 and B.ndim == 4 and A.shape[:2] == B.shape[:2]):
+            return None
+        if B.shape[2:] == (1, 1) and A.shape[2] * A.shape[3] > 1:
+            scaled_first = True
+        elif A.shape[2:] == (1, 1) and B.shape[2] * B.shape[3] > 1:
+            scaled_first = False
+        else:
+            return None
+        N, C, H, W = (A if scaled_first else B).shape
+        run = self.backend.pool.run
+        entry = self.backend.pool.entry_point(self.k.eltwise.channel_scale, (
+            np.empty((N, H * W, C), np.float32), np.empty((N, C), np.float32), np.empty((N, H * W, C), np.float32)))
+
+        def call(A, B, **attrs):
+            x, s = (A, B) if scaled_first else (B, A)
+            y = np.empty((N, H, W, C), np.float32)
+            run(entry, (to_channels_last(x).reshape(N, H * W, C), np.ascontiguousarray(s.reshape(N, C)),
+                        y.reshape(N, H * W, C)))
+            return y.transpose(0, 3, 1, 2)
+        return call, 0
 
 
 class _AddKernel:

@@ -21,8 +21,10 @@
     Clip(x, min, max)  = min(max(x, min), max)
 
 Attributes are Python floats. Mixing one into numpy arithmetic must not promote float16/float32 arrays to
-float64, so every constant is first made a scalar of x's dtype: ``x.dtype.type(alpha)``.
+float64, so every constant is first made a 0-d array of x's dtype: ``_const(x, alpha)``.
 """
+import math
+
 import numpy as np
 
 from .. import limits
@@ -30,9 +32,23 @@ from ..errors import InputError, UnsupportedError
 from .registry import op
 
 
+_CONSTANTS = {}  # (dtype, value) -> a read-only 0-d array (see _const)
+
+
 def _const(x, value):
-    """``value`` as a numpy scalar of x's dtype, so arithmetic with it keeps x's dtype."""
-    return x.dtype.type(value)
+    """``value`` as a 0-d array of x's dtype, so arithmetic with it keeps x's dtype.
+
+    Made once per dtype and value: making a numpy scalar costs as much as a small op itself, and numpy
+    resolves a 0-d array operand faster than a scalar. NaN and -0.0 are not kept (as dict keys they miss
+    or collide with 0.0), nor more than a few thousand values (alphas read from a file)."""
+    key = (x.dtype, value)
+    c = _CONSTANTS.get(key)
+    if c is None:
+        c = np.array(value, x.dtype)
+        if value == value and (value != 0 or math.copysign(1.0, value) > 0) and len(_CONSTANTS) < 4096:
+            c.flags.writeable = False
+            _CONSTANTS[key] = c
+    return c
 
 
 def _new(x):

@@ -27,12 +27,19 @@ def _axis(axis, rank, op_name):
 
 
 def _indices(indices, dim, op_name):
-    """int64 indices with negatives wrapped once, checked against [0, dim)."""
-    i = np.asarray(indices).astype(np.int64)
-    i = np.where(i < 0, i + dim, i)
-    if i.size and (i.min() < 0 or i.max() >= dim):
-        raise InputError("%s: an index is out of range for an axis of size %d" % (op_name, dim))
-    return i.astype(np.intp)  # np.take refuses int64 indices where intp is int32 (armv7: safe casting only)
+    """intp indices with negatives wrapped once, checked against [0, dim).
+
+    Checked on the file's own integers first (two reductions; the common case, no negative index, copies
+    nothing): only then cast to intp, which np.take wants where intp is int32 (armv7: safe casting only)."""
+    i = np.asarray(indices)
+    if i.size:
+        low, high = int(i.min()), int(i.max())
+        if low < -dim or high >= dim:
+            raise InputError("%s: an index is out of range for an axis of size %d" % (op_name, dim))
+        if low < 0:
+            i = i.astype(np.int64)
+            i = np.where(i < 0, i + dim, i)
+    return i.astype(np.intp, copy=False)
 
 
 # -------------------------------------------------------------------------------------------- Gather
@@ -69,12 +76,16 @@ def _gather_nd(data, indices, batch_dims):
         raise InputError("GatherND: the first %d (batch) dims of data %s and indices %s differ"
                          % (b, data.shape, indices.shape))
     limits.check_shape(indices.shape[:-1] + data.shape[b + m:], data.dtype, "GatherND")
-    batch = int(np.prod(data.shape[:b], dtype=np.int64))
+    if b == 0 and m:  # (the usual case) one index array per indexed axis: advanced indexing does the rest
+        idx = indices.reshape(-1, m)
+        out = data[tuple(_indices(idx[:, j], data.shape[j], "GatherND") for j in range(m))]
+        return out.reshape(indices.shape[:-1] + data.shape[m:])
+    batch = limits.product(data.shape[:b])
     inner = data.shape[b:]
-    n = int(np.prod(indices.shape[b:-1], dtype=np.int64))
+    n = limits.product(indices.shape[b:-1])
     d = data.reshape((batch,) + inner)
     idx = indices.reshape(batch, n, m)
-    # one index array per indexed axis, plus the batch number: advanced indexing does the rest
+    # one index array per indexed axis, plus the batch number
     parts = [np.arange(batch).reshape(batch, 1)]
     for j in range(m):
         parts.append(_indices(idx[:, :, j], inner[j], "GatherND"))
