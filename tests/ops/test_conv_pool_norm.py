@@ -208,6 +208,21 @@ def test_max_pool_indices(name, storage_order):
     check("MaxPool", [rand(*xs)], dict(attrs, storage_order=storage_order), 12, n_outputs=2)
 
 
+@pytest.mark.parametrize("name", sorted(n for n in POOL_CASES if len(POOL_CASES[n][0]) == 4))
+def test_max_pool_of_channels_last_memory(name):
+    """A conv's result is an (N, C, H, W) view of channels-last memory, which MaxPool pools in that layout:
+    onnxruntime's answer on the same values; with NaNs in some windows (pooled tap by tap there), the
+    answer of the same values in NCHW memory, bit for bit."""
+    xs, attrs = POOL_CASES[name]
+    x = rand(*xs)
+    view = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    assert_close(run_tinyrt("MaxPool", [view], attrs, 12)[0], run_ort("MaxPool", [x], attrs, 12)[0])
+    x.reshape(-1)[::7] = np.nan
+    view = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    got, want = run_tinyrt("MaxPool", [view], attrs, 12)[0], run_tinyrt("MaxPool", [x], attrs, 12)[0]
+    assert got.shape == want.shape and got.tobytes() == want.tobytes()
+
+
 def test_max_pool_old_versions_and_ints():
     x = rand(2, 3, 7, 7)
     check("MaxPool", [x], dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]), 7)

@@ -99,13 +99,30 @@ def _lowest(dtype):
 
 
 def _max_pool(X, g):
-    xp = g.pad(X, _lowest(X.dtype))
-    y = None
-    for sl in g.taps():
-        if y is None:
-            y = xp[sl].copy()
-        else:
-            # onnxruntime's running max, m = (x < m) ? m : x: a NaN tap replaces m, a later tap replaces a NaN
+    low = _lowest(X.dtype)
+    if X.ndim == 4 and not X.flags.c_contiguous and X.transpose(0, 2, 3, 1).flags.c_contiguous \
+            and min(g.begin + g.end_padded) >= 0:
+        # Channels-last memory (a conv's result): pool it as (N, H, W, C), channels innermost (padding
+        # the (N, C, H, W) view would first copy it into that layout, which took longer than the pool).
+        (N, C, H, W), (top, left), (bottom, right) = X.shape, g.begin, g.end_padded
+        xp = np.full((N, top + H + bottom, left + W + right, C), low, X.dtype)
+        xp[:, top:top + H, left:left + W] = X.transpose(0, 2, 3, 1)
+        taps = [sl[:1] + sl[2:] + (slice(None),) for sl in g.taps()]
+        return _running_max(xp, taps).transpose(0, 3, 1, 2)
+    return _running_max(g.pad(X, low), list(g.taps()))
+
+
+def _running_max(xp, taps):
+    """The max over the taps (index tuples into the padded input ``xp``), with onnxruntime's NaN rule."""
+    y = xp[taps[0]].copy()
+    for sl in taps[1:]:
+        np.maximum(xp[sl], y, out=y)
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        # A window holds a NaN (np.maximum made it NaN). onnxruntime's running max, m = (x < m) ? m : x,
+        # tap by tap: a NaN tap replaces m, and a later tap replaces the NaN. Without NaN both are the
+        # maximum; the masked copy is ten times slower than np.maximum, so only this case pays it.
+        y = xp[taps[0]].copy()
+        for sl in taps[1:]:
             t = xp[sl]
             np.copyto(y, t, where=~(t < y))
     return y
