@@ -19,8 +19,8 @@ from .errors import BackendError, CheckpointError, ClassesError, ExporterError, 
 
 # Imported eagerly so that ``exporter.convert`` is the function (the submodule shares its name); none of
 # these import torch at import time.
-from .convert import ConvertResult, convert  # noqa: E402
+from .convert import ConvertOptions, ConvertResult, convert  # noqa: E402
 from .api import Classifier, Detector, MMClassification, MMDetection  # noqa: E402
 
-__all__ = ["convert", "ConvertResult", "Classifier", "Detector", "MMClassification", "MMDetection",
+__all__ = ["convert", "ConvertOptions", "ConvertResult", "Classifier", "Detector", "MMClassification", "MMDetection",
            "ExporterError", "CheckpointError", "ClassesError", "VerificationError", "BackendError"]

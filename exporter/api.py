@@ -17,7 +17,7 @@ Training (exporter/train_loop.py), in MMEdu's words too:
     model.save_fold = "checkpoints/shapes_cls"
     model.train(epochs=8, lr=0.002, batch_size=32, checkpoint=None)   # checkpoint: start from a .pth
 """
-from .convert import DEFAULT_OPSET, convert
+from .convert import convert
 from .errors import ExporterError
 from .models import backbone_names, get_backbone
 
@@ -44,16 +44,15 @@ class _Model:
     def __repr__(self):
         return "%s(backbone=%r, num_classes=%r)" % (type(self).__name__, self.backbone, self.num_classes)
 
-    def convert(self, checkpoint=None, backend="ONNX", out_file=None, class_path=None, opset=DEFAULT_OPSET,
-                input_size=None, dynamic_batch=False, dynamo=False, **kwargs):
-        """Export to ``out_file`` (.onnx) plus ``<stem>.py``, verified; see :func:`exporter.convert`."""
-        if input_size is None:
-            input_size = self.input_size
+    def convert(self, checkpoint=None, backend="ONNX", out_file=None, class_path=None, **options):
+        """Export to ``out_file`` (.onnx) plus ``<stem>.py``, verified; see :func:`exporter.convert` (the
+        options are :class:`exporter.convert.ConvertOptions`' names). This model's backbone, num_classes,
+        width_mult and input_size are used unless given here."""
+        for name in ("input_size", "num_classes", "width_mult"):
+            if options.get(name) is None:
+                options[name] = getattr(self, name)
         return convert(self.backbone, checkpoint=checkpoint, out_file=out_file, class_path=class_path,
-                       num_classes=self.num_classes, opset=opset, input_size=input_size,
-                       dynamic_batch=dynamic_batch, dynamo=dynamo, backend=backend, width_mult=self.width_mult,
-                       **kwargs)
-
+                       backend=backend, **options)
 
     def load_dataset(self, path):
         """Use the dataset at ``path`` (MMEdu's layout, see exporter/data) for :meth:`train`."""

@@ -12,7 +12,6 @@ import contextlib
 import io
 import logging
 import os
-import tempfile
 import warnings
 
 import numpy as np
@@ -23,6 +22,7 @@ from .classes import ExporterWarning, resolve_classes
 from .errors import BackendError, ExporterError
 from .metadata import EXPORTER_VERSION, build_metadata, write_metadata
 from .models import backbone_names, get_backbone
+from .outputs import check_script_path, out_paths, publish, remove, shown_path, temp_names
 from .verify import verify
 
 BACKENDS = ("ONNX",)
@@ -83,17 +83,6 @@ def check_opset(opset):
         raise ExporterError("opset %r is not supported; choose %d..%d (default %d)"
                             % (opset, MIN_OPSET, MAX_OPSET, DEFAULT_OPSET))
     return value
-
-
-def _out_paths(out_file):
-    if not out_file:
-        raise ExporterError("out_file is required, e.g. out_file='out/catdog.onnx'")
-    out_file = os.fspath(out_file)
-    if not out_file.lower().endswith(".onnx"):
-        out_file += ".onnx"
-    folder = os.path.dirname(os.path.abspath(out_file))
-    stem = os.path.splitext(os.path.basename(out_file))[0]
-    return os.path.abspath(out_file), os.path.join(folder, stem + ".py"), folder, stem
 
 
 # The score an object needs to be reported (>=), stored in the file as tinyrt.report_threshold and read by
@@ -228,16 +217,61 @@ def checkpoint_backbone(backbone, settings, checkpoint):
     return spec
 
 
-def convert(backbone=None, checkpoint=None, out_file=None, class_path=None, num_classes=None, opset=DEFAULT_OPSET,
-            input_size=None, dynamic_batch=False, dynamo=False, backend="ONNX", width_mult=None,
-            score_thr=None, iou_thr=None, max_per_img=None, nms_pre=None, max_per_image=None, report_thr=None,
-            seed=0, log=print, verify_runtimes=("onnxruntime", "tinyrt"), quantize=None, calibration=None,
-            force=False):
+class ConvertOptions:
+    """How to convert, besides which model and which files: ``convert(..., options=ConvertOptions(...))`` or the
+    same names as keywords of :func:`convert` (``convert(..., opset=11, dynamic_batch=True)``).
+
+    ``opset`` (11..18), ``input_size`` and ``width_mult`` (None: the checkpoint's, else the backbone's
+    default and 1.0), ``num_classes`` (None: from the classes file or the checkpoint), ``dynamic_batch``,
+    ``dynamo`` (torch's newer exporter), ``backend`` ("ONNX" only); for detectors ``score_thr``, ``iou_thr``,
+    ``max_per_img`` (alias ``max_per_image``), ``nms_pre`` (built into the graph) and ``report_thr`` (stored
+    in the file); ``seed`` (the verification input, and the weights when there is no checkpoint), ``log``
+    (a print-like function, or None for silence), ``verify_runtimes``, ``quantize`` ("int8") with
+    ``calibration`` (a dataset folder), ``force`` (replace a .py the exporter did not write)."""
+
+    DETECTION = ("score_thr", "iou_thr", "max_per_img", "nms_pre", "report_thr")
+
+    def __init__(self, opset=DEFAULT_OPSET, input_size=None, width_mult=None, num_classes=None, dynamic_batch=False,
+                 dynamo=False, backend="ONNX", score_thr=None, iou_thr=None, max_per_img=None, nms_pre=None,
+                 max_per_image=None, report_thr=None, seed=0, log=print, verify_runtimes=("onnxruntime", "tinyrt"),
+                 quantize=None, calibration=None, force=False):
+        self.opset, self.input_size, self.width_mult, self.num_classes = opset, input_size, width_mult, num_classes
+        self.dynamic_batch, self.dynamo, self.backend = dynamic_batch, dynamo, backend
+        self.score_thr, self.iou_thr, self.nms_pre, self.report_thr = score_thr, iou_thr, nms_pre, report_thr
+        self.max_per_img = max_per_image if max_per_image is not None else max_per_img
+        self.seed, self.log, self.verify_runtimes = seed, log, verify_runtimes
+        self.quantize, self.calibration, self.force = quantize, calibration, force
+
+    @classmethod
+    def of(cls, options, keywords):
+        """``options`` (or the defaults) with ``keywords`` applied on top; unknown names are a TypeError."""
+        merged = dict(vars(options)) if options is not None else {}
+        if "max_per_image" in keywords:
+            keywords = dict(keywords, max_per_img=keywords.pop("max_per_image"))
+        unknown = sorted(set(keywords) - set(vars(cls())))
+        if unknown:
+            raise TypeError("convert() got unexpected keyword arguments: %s" % ", ".join(unknown))
+        merged.update(keywords)
+        return cls(**merged)
+
+    def detection_settings(self, spec):
+        """The detection thresholds (checked), or None for a classifier (which must not be given any)."""
+        given = {k: getattr(self, k) for k in self.DETECTION}
+        if spec.task == "detection":
+            return detection_settings(**given)
+        if any(v is not None for v in given.values()):
+            raise ExporterError("score/iou thresholds, max_per_image and nms_pre are for detection backbones; "
+                                "%s is a classifier" % spec.name)
+        return None
+
+
+def convert(backbone=None, checkpoint=None, out_file=None, class_path=None, options=None, **keywords):
     """Convert ``backbone`` (an MMEdu name: MobileNet, ResNet18, LeNet, SSD_Lite, ...) to ONNX.
 
-    Writes ``out_file`` (.onnx) and its sample script ``<stem>.py`` and returns a ConvertResult.
-    ``checkpoint=None`` exports seeded random weights (for trying things out). Raises ExporterError (or a
-    subclass: CheckpointError, ClassesError, VerificationError, BackendError) with a clear message.
+    Writes ``out_file`` (.onnx) and its sample script ``<stem>.py`` and returns a ConvertResult. The rest
+    is a :class:`ConvertOptions`, or its names as keywords. ``checkpoint=None`` exports seeded random
+    weights (for trying things out). Raises ExporterError (or a subclass: CheckpointError, ClassesError,
+    VerificationError, BackendError) with a clear message.
 
     The checkpoint is trusted: the backbone, ``width_mult``, ``input_size`` and the class names it records
     (its ``meta``, or the training config mmcls / mmdet / MMEdu keep there) are used; an argument that
@@ -245,51 +279,27 @@ def convert(backbone=None, checkpoint=None, out_file=None, class_path=None, num_
     An existing ``<stem>.py`` that is not a sample script the exporter wrote is never replaced silently:
     refused, unless ``force=True``.
     """
-    log = log or (lambda *a, **k: None)
-    check_backend(backend)
-    opset = check_opset(opset)
-    onnx_path, script_path, folder, stem = _out_paths(out_file)
-    _check_script_path(script_path, force)
+    opts = ConvertOptions.of(options, keywords)
+    log = opts.log or (lambda *a, **k: None)
+    check_backend(opts.backend)
+    opset = check_opset(opts.opset)
+    onnx_path, script_path, folder, stem = out_paths(out_file)
+    check_script_path(script_path, opts.force)
     raw_sd, meta, settings = None, {}, {}
     if checkpoint is not None:
         raw_sd, meta = load_checkpoint(os.fspath(checkpoint))
         settings = checkpoint_settings(meta, raw_sd)
     spec = checkpoint_backbone(backbone, settings, checkpoint)
-    width_mult, width_from = _settle("width_mult", None if width_mult is None else float(width_mult),
-                                     settings.get("width_mult"), 1.0, "width_mult (--width-mult)")
-    input_size, size_from = _settle("input_size", None if input_size is None else int(input_size),
-                                    settings.get("input_size"), None, "input_size (--input-size)")
-    if checkpoint is not None and (width_from.startswith("the checkpoint") or size_from.startswith("the checkpoint")):
-        log("from the checkpoint: %s" % ", ".join(
-            "%s %s (%s)" % (k, _show(v), src[len("the checkpoint's "):]) for k, v, src in
-            (("width_mult", width_mult, width_from), ("input_size", input_size, size_from))
-            if src.startswith("the checkpoint")))
-    notes = []
-    if max_per_image is not None:
-        max_per_img = max_per_image
-    detection = None
-    if spec.task == "detection":
-        detection = detection_settings(score_thr, iou_thr, max_per_img, nms_pre, report_thr)
-    elif any(v is not None for v in (score_thr, iou_thr, max_per_img, nms_pre, report_thr)):
-        raise ExporterError("score/iou thresholds, max_per_image and nms_pre are for detection backbones; "
-                            "%s is a classifier" % spec.name)
-    if quantize is not None:  # int8: refuse before anything is written when the pictures are missing
+    width_mult, size = _model_size(spec, settings, checkpoint, opts, log)
+    detection = opts.detection_settings(spec)
+    if opts.quantize is not None:  # int8: refuse before anything is written when the pictures are missing
         from .quantize import check_request
-        check_request(quantize, calibration, spec.task)
-    size = spec.default_size if input_size is None else int(input_size)
-    if spec.fixed_size and size != spec.default_size:
-        raise ExporterError("%s takes %dx%d inputs only, not %d" % (spec.name, spec.default_size,
-                                                                     spec.default_size, size))
-    if size < 32:
-        raise ExporterError("input_size %d is too small; use at least 32" % size)
-    if width_mult is None:
-        width_mult = 1.0
-    width_mult = float(width_mult)
-    if num_classes is not None:
-        num_classes = int(num_classes)
-        if num_classes < 1:
-            raise ExporterError("num_classes must be at least 1, got %d" % num_classes)
-    if dynamo and opset < DYNAMO_OPSET:
+        check_request(opts.quantize, opts.calibration, spec.task)
+    num_classes = None if opts.num_classes is None else int(opts.num_classes)
+    if num_classes is not None and num_classes < 1:
+        raise ExporterError("num_classes must be at least 1, got %d" % num_classes)
+    notes = []
+    if opts.dynamo and opset < DYNAMO_OPSET:
         notes.append("the dynamo exporter writes opset %d (torch cannot convert its graphs lower); "
                      "use dynamo=False for opset %d" % (DYNAMO_OPSET, opset))
         opset = DYNAMO_OPSET
@@ -297,14 +307,77 @@ def convert(backbone=None, checkpoint=None, out_file=None, class_path=None, num_
     import torch
 
     # 1. weights and classes
-    sd, layout = None, None
-    if checkpoint is not None:
-        sd, layout = to_model_layout(spec, raw_sd)
+    sd, layout = (None, None) if checkpoint is None else to_model_layout(spec, raw_sd)
     classes, class_source = resolve_classes(num_classes, class_path, meta_classes(meta) if meta else None,
                                             checkpoint_num_classes(spec, sd) if sd is not None else None)
-    num_classes = len(classes)
 
     # 2. the module
+    model = _build_model(spec, len(classes), width_mult, size, sd, layout, checkpoint, opts.seed, notes, log)
+    log("classes (%s): %s" % (class_source, ", ".join(classes[:20]) + (" ..." if len(classes) > 20 else "")))
+    if spec.task == "classification":
+        module, output_names = ClassifierExport(model), ["probs"]
+    else:
+        from .detection import DetectionExport
+        module = DetectionExport(model, score_threshold=detection["score_thr"], iou_threshold=detection["iou_thr"],
+                                 max_per_image=detection["max_per_img"], nms_pre=detection["nms_pre"],
+                                 input_size=size).eval()
+        output_names = ["dets", "labels"]
+    shape = (2 if opts.dynamic_batch else 1, spec.channels, size, size)
+    x = _verification_input(spec, module, shape, opts.seed, detection, notes, log)
+
+    # 3. export, metadata, verification, script: under temporary names, renamed at the very end
+    tmp_onnx, tmp_py = temp_names(folder, stem)
+    try:
+        log("exporting %s (%s exporter, opset %d%s) ..." % (spec.name, "dynamo" if opts.dynamo else "TorchScript",
+                                                            opset, ", dynamic batch" if opts.dynamic_batch else ""))
+        _export(spec, module, tmp_onnx, torch.from_numpy(x), output_names, opset, opts)
+        props = build_metadata(spec, classes, size, INPUT_NAME, output_names, opset, EXPORTER_VERSION,
+                               dynamic_batch=opts.dynamic_batch, detection=detection, width_mult=width_mult,
+                               source=os.path.basename(os.fspath(checkpoint)) if checkpoint is not None else None)
+        write_metadata(tmp_onnx, props, doc_string="%s exported by tinyrt's exporter" % spec.name)
+        import onnx
+        onnx.checker.check_model(tmp_onnx)
+        report = verify(tmp_onnx, module, {INPUT_NAME: x}, output_names, log=log, runtimes=opts.verify_runtimes,
+                        detection=detection)
+        if opts.quantize is not None:
+            from .quantize import quantize_in_place
+            report.int8 = quantize_in_place(tmp_onnx, opts.calibration, log=log)  # the accuracy difference too
+        from .sample_script import render
+        with open(tmp_py, "w", encoding="utf-8") as f:
+            f.write(render(stem + ".onnx", spec.task))
+        publish(tmp_onnx, onnx_path, tmp_py, script_path)
+    finally:
+        remove(tmp_onnx)
+        remove(tmp_py)
+    for note in notes:
+        log("note: " + note)
+    log("wrote %s and %s" % (shown_path(onnx_path), shown_path(script_path)))
+    return ConvertResult(onnx_path, script_path, classes, props, report, list(shape), opset, notes)
+
+
+def _model_size(spec, settings, checkpoint, opts, log):
+    """(width_mult, input size): the checkpoint's where it records them, else the options' or the defaults."""
+    width_mult, width_from = _settle("width_mult", None if opts.width_mult is None else float(opts.width_mult),
+                                     settings.get("width_mult"), 1.0, "width_mult (--width-mult)")
+    input_size, size_from = _settle("input_size", None if opts.input_size is None else int(opts.input_size),
+                                    settings.get("input_size"), None, "input_size (--input-size)")
+    recorded = [(k, v, src) for k, v, src in (("width_mult", width_mult, width_from),
+                                              ("input_size", input_size, size_from))
+                if src.startswith("the checkpoint")]
+    if checkpoint is not None and recorded:
+        log("from the checkpoint: %s" % ", ".join(
+            "%s %s (%s)" % (k, _show(v), src[len("the checkpoint's "):]) for k, v, src in recorded))
+    size = spec.default_size if input_size is None else int(input_size)
+    if spec.fixed_size and size != spec.default_size:
+        raise ExporterError("%s takes %dx%d inputs only, not %d" % (spec.name, spec.default_size,
+                                                                     spec.default_size, size))
+    if size < 32:
+        raise ExporterError("input_size %d is too small; use at least 32" % size)
+    return float(1.0 if width_mult is None else width_mult), size
+
+
+def _build_model(spec, num_classes, width_mult, size, sd, layout, checkpoint, seed, notes, log):
+    """The torch model with the checkpoint's weights (or seeded random ones), in eval mode."""
     try:
         model = spec.build(num_classes, width_mult, size)
     except (ValueError, AssertionError) as e:
@@ -320,148 +393,31 @@ def convert(backbone=None, checkpoint=None, out_file=None, class_path=None, num_
         from .models._layers import randomize
         randomize(model, seed, (2, spec.channels, size, size))
         notes.append("no checkpoint: seeded random weights (seed %d)" % seed)
-    model.eval()
-    log("classes (%s): %s" % (class_source, ", ".join(classes[:20]) + (" ..." if len(classes) > 20 else "")))
+    return model.eval()
 
+
+def _verification_input(spec, module, shape, seed, detection, notes, log):
+    """The seeded input torch, onnxruntime and tinyrt are compared on."""
     if spec.task == "classification":
-        module = ClassifierExport(model)
-        output_names = ["probs"]
+        return np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
+    x, count = _detection_input(module, shape, seed)
+    if count == 0:
+        notes.append("the verification input gave no boxes above score_thr %g: only the empty outputs "
+                     "were compared" % detection["score_thr"])
     else:
-        from .detection import DetectionExport
-        module = DetectionExport(model, score_threshold=detection["score_thr"], iou_threshold=detection["iou_thr"],
-                                 max_per_image=detection["max_per_img"], nms_pre=detection["nms_pre"],
-                                 input_size=size).eval()
-        output_names = ["dets", "labels"]
+        log("verification input: %d boxes from torch" % count)
+    return x
 
-    batch = 2 if dynamic_batch else 1
-    shape = (batch, spec.channels, size, size)
-    if spec.task == "classification":
-        x = np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
-    else:
-        x, count = _detection_input(module, shape, seed)
-        if count == 0:
-            notes.append("the verification input gave no boxes above score_thr %g: only the empty outputs "
-                         "were compared" % detection["score_thr"])
-        else:
-            log("verification input: %d boxes from torch" % count)
 
-    # 3. export, metadata, verification, script: under temporary names
+def _export(spec, module, path, example, output_names, opset, opts):
     try:
-        os.makedirs(folder, exist_ok=True)
-        tmp_onnx = _temp_name(folder, stem, ".onnx")
-        try:
-            tmp_py = _temp_name(folder, stem, ".py")
-        except OSError:
-            _remove(tmp_onnx)
-            raise
-    except OSError as e:
-        raise ExporterError("cannot write into the output folder %s: %s; choose a folder you can write to"
-                            % (folder, e.strerror or e)) from None
-    try:
-        log("exporting %s (%s exporter, opset %d%s) ..." % (spec.name, "dynamo" if dynamo else "TorchScript",
-                                                            opset, ", dynamic batch" if dynamic_batch else ""))
-        try:
-            export_onnx(module, tmp_onnx, torch.from_numpy(x), output_names, opset, dynamic_batch, dynamo)
-        except ExporterError:
-            raise
-        except Exception as e:
-            raise ExporterError("torch.onnx.export failed for %s at opset %d: %s: %s"
-                                % (spec.name, opset, type(e).__name__, str(e).strip().splitlines()[0][:300]
-                                   if str(e).strip() else ""))
-        props = build_metadata(spec, classes, size, INPUT_NAME, output_names, opset, EXPORTER_VERSION,
-                               dynamic_batch=dynamic_batch, detection=detection, width_mult=width_mult,
-                               source=os.path.basename(os.fspath(checkpoint)) if checkpoint is not None else None)
-        write_metadata(tmp_onnx, props, doc_string="%s exported by tinyrt's exporter" % spec.name)
-        import onnx
-        onnx.checker.check_model(tmp_onnx)
-        report = verify(tmp_onnx, module, {INPUT_NAME: x}, output_names, log=log, runtimes=verify_runtimes,
-                        detection=detection)
-        if quantize is not None:
-            from .quantize import quantize_in_place
-            report.int8 = quantize_in_place(tmp_onnx, calibration, log=log)  # the accuracy difference too
-        from .sample_script import render
-        with open(tmp_py, "w", encoding="utf-8") as f:
-            f.write(render(stem + ".onnx", spec.task))
-        try:
-            os.replace(tmp_onnx, onnx_path)
-        except OSError as e:
-            raise ExporterError("cannot write %s: %s" % (onnx_path, e.strerror or e)) from None
-        try:
-            os.replace(tmp_py, script_path)
-        except BaseException as e:
-            _remove(onnx_path)
-            if isinstance(e, OSError):
-                raise ExporterError("cannot write %s: %s" % (script_path, e.strerror or e)) from None
-            raise
-    finally:
-        _remove(tmp_onnx)
-        _remove(tmp_py)
-    for note in notes:
-        log("note: " + note)
-    log("wrote %s and %s" % (_rel(onnx_path), _rel(script_path)))
-    return ConvertResult(onnx_path, script_path, classes, props, report, list(shape), opset, notes)
+        export_onnx(module, path, example, output_names, opset, opts.dynamic_batch, opts.dynamo)
+    except ExporterError:
+        raise
+    except Exception as e:
+        raise ExporterError("torch.onnx.export failed for %s at opset %d: %s: %s"
+                            % (spec.name, opset, type(e).__name__, str(e).strip().splitlines()[0][:300]
+                               if str(e).strip() else ""))
 
 
-def _check_script_path(script_path, force):
-    """Refuse to replace a .py that is not one of our sample scripts (``--out train.onnx`` next to train.py)."""
-    from .sample_script import is_sample_script
-    if os.path.lexists(script_path) and not force and not is_sample_script(script_path):
-        raise ExporterError("%s exists and is not a sample script the exporter wrote; the sample script would "
-                            "replace it. Choose another --out name, or pass --force (force=True) to replace it"
-                            % script_path)
-
-
-def _temp_name(folder, stem, suffix):
-    # the writer's process id in the name: a later convert removes the parts of a writer that died (kill -9)
-    _remove_stale_parts(folder, stem)
-    fd, path = tempfile.mkstemp(prefix=".%s.%d." % (stem, os.getpid()), suffix=suffix + ".part", dir=folder)
-    os.close(fd)
-    umask = os.umask(0)   # mkstemp makes the file private (0600); give it the mode open() would
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-    return path
-
-
-def _remove_stale_parts(folder, stem):
-    """Remove ``.<stem>.<pid>.*.part`` files whose writer process no longer runs."""
-    prefix = "." + stem + "."
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for name in names:
-        if not (name.startswith(prefix) and name.endswith(".part")):
-            continue
-        pid = name[len(prefix):].split(".", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
-            _remove(os.path.join(folder, name))
-
-
-def _running(pid):
-    if pid == os.getpid() or os.name != "posix":  # on Windows os.kill(pid, 0) would end that process
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # someone else's process, or a system that cannot tell: leave its files alone
-    return True
-
-
-def _remove(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
-def _rel(path):
-    try:
-        rel = os.path.relpath(path)
-        return rel if not rel.startswith("..") else path
-    except ValueError:
-        return path
-
-
-__all__ = ["convert", "ConvertResult", "BACKENDS", "check_backend", "export_onnx", "ExporterWarning"]
+__all__ = ["convert", "ConvertOptions", "ConvertResult", "BACKENDS", "check_backend", "export_onnx", "ExporterWarning"]

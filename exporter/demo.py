@@ -134,7 +134,7 @@ def run_demo(out_dir="out", repeats=5, log=print):
     """The demo; returns 0 when every sample picture's answer matches its ground truth, else 1."""
     import torch
     import tinyrt
-    from .detection import compare_detections
+    from tinyrt.vision.detections import compare_detections
     from .evaluate import session
     from .verify import compare
 
@@ -191,8 +191,8 @@ def run_demo(out_dir="out", repeats=5, log=print):
                 if task == "classification":
                     diff, tol, ok, _ = compare(ref[0], got[0])
                 else:
-                    ok, diff, score_diff, _ = compare_detections(ref[0], ref[1], got[0], got[1])
-                    diff = max(diff, score_diff)
+                    m = compare_detections(ref[0], ref[1], got[0], got[1], near_ties=False)
+                    ok, diff = m.ok, max(m.box_diff, m.score_diff)
                 worst[rt] = max(worst[rt], diff)
                 agree[rt] &= bool(ok)
         log("   %-10s (%d pictures) vs torch: %s" % (kind, len(xs), ", ".join(

@@ -36,8 +36,9 @@ The exported graph's ops (opset 11-18, TorchScript exporter, 320x320): Conv, Cli
 Reshape, Softmax, ReduceMax, TopK, GatherElements, Gather, Slice, Mul, Sub, Exp, Concat, Unsqueeze,
 NonMaxSuppression, ScatterElements, Div, Cast, Greater, Where, Equal, Expand, Shape, ConstantOfShape, Constant.
 
-Comparing two runs: use :func:`compare_detections`, not an elementwise comparison. Two boxes whose scores
-differ by float noise may come out in either order in torch and in a runtime, which is not an error.
+Comparing two runs: use :func:`tinyrt.vision.detections.compare_detections`, not an elementwise comparison.
+Two boxes whose scores differ by float noise may come out in either order in torch and in a runtime, which
+is not an error.
 """
 import math
 import warnings
@@ -47,7 +48,6 @@ import torch
 from torch import nn
 
 __all__ = ["DEFAULTS", "ANCHOR_CFG", "BBOX_STDS", "ssd_anchors", "delta2bbox", "batched_nms", "DetectionExport",
-           "compare_detections",
            "postprocess_reference"]
 
 # MMEdu's SSD_Lite test_cfg (mmdet ssdlite_mobilenetv2_scratch_600e_coco.py) and mmdet's ONNX export defaults
@@ -377,48 +377,3 @@ def postprocess_reference(cls_scores, bbox_preds, anchors, input_size, num_class
     dets = np.array([list(boxes[i]) + [s] for s, c, i in rows], dtype=np.float64).reshape(-1, 5)
     labels = np.array([c for s, c, i in rows], dtype=np.int64)
     return dets, labels
-
-
-# ------------------------------------------------------------------------------------------ verification
-
-
-def compare_detections(ref_dets, ref_labels, got_dets, got_labels, rtol=1e-4, score_atol=1e-4):
-    """Compare two detection outputs ``(dets [N, K, 5], labels [N, K])`` row set by row set.
-
-    An elementwise comparison is too strict for detections: two boxes whose scores differ by float noise
-    (1e-7) may come out in either order, and a runtime's TopK may order equal scores differently. So, per
-    image, the real rows (score > 0) must be equally many, and each reference row must have its own
-    partner in the other output with the same label, box corners within ``rtol * max(1, max |box|)`` and
-    score within ``score_atol``. Returns ``(ok, max_box_diff, max_score_diff, detail)``."""
-    ref_dets, got_dets = np.asarray(ref_dets, np.float64), np.asarray(got_dets, np.float64)
-    ref_labels, got_labels = np.asarray(ref_labels), np.asarray(got_labels)
-    if ref_dets.shape != got_dets.shape or ref_labels.shape != got_labels.shape:
-        return False, float("inf"), float("inf"), "shapes %s/%s vs %s/%s" % (
-            list(got_dets.shape), list(got_labels.shape), list(ref_dets.shape), list(ref_labels.shape))
-    box_tol = rtol * max(1.0, float(np.abs(ref_dets[..., :4]).max()) if ref_dets.size else 1.0)
-    max_box = max_score = 0.0
-    for n in range(ref_dets.shape[0]):
-        r_rows = np.nonzero(ref_dets[n, :, 4] > 0)[0]
-        g_rows = np.nonzero(got_dets[n, :, 4] > 0)[0]
-        if r_rows.size != g_rows.size:
-            return False, float("inf"), float("inf"), "image %d: %d detections, torch gives %d" % (
-                n, g_rows.size, r_rows.size)
-        free = list(g_rows)
-        for r in r_rows:
-            cands = [g for g in free if got_labels[n, g] == ref_labels[n, r]]
-            if not cands:
-                return False, float("inf"), float("inf"), "image %d: no partner for torch's row %d (label %d)" % (
-                    n, r, ref_labels[n, r])
-            cost = [max(np.abs(got_dets[n, g, :4] - ref_dets[n, r, :4]).max() / box_tol,
-                        abs(got_dets[n, g, 4] - ref_dets[n, r, 4]) / score_atol) for g in cands]
-            best = cands[int(np.argmin(cost))]
-            free.remove(best)
-            max_box = max(max_box, float(np.abs(got_dets[n, best, :4] - ref_dets[n, r, :4]).max()))
-            max_score = max(max_score, float(abs(got_dets[n, best, 4] - ref_dets[n, r, 4])))
-        # padding rows: all zero, label -1
-        pad = got_dets[n, :, 4] <= 0
-        if np.any(got_dets[n, pad] != 0) or np.any(got_labels[n, pad] != -1):
-            return False, max_box, max_score, "image %d: padding rows are not zero with label -1" % n
-    ok = max_box <= box_tol and max_score <= score_atol
-    return ok, max_box, max_score, "" if ok else "boxes differ by %.3g (tolerance %.3g), scores by %.3g (%.3g)" % (
-        max_box, box_tol, max_score, score_atol)

@@ -1,4 +1,5 @@
-"""The training loop behind ``Classifier/Detector(...).train(...)``, read the way MMEdu's is: fine-tune our small models on the CPU in minutes.
+"""The training loop behind ``Classifier/Detector(...).train(...)``, read the way MMEdu's is: fine-tune our
+small models on the CPU in minutes.
 
     from exporter import Classifier
     model = Classifier(backbone="MobileNet", width_mult=0.35, input_size=96)

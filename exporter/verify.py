@@ -1,13 +1,16 @@
 """Verification: push the same input through torch, onnxruntime (when installed) and tinyrt and compare.
 
-Tolerance (DESIGN.md): ``|a - b| <= 1e-4 * max(1, max|ref|)`` for float outputs, where ``ref`` is torch's
+Tolerance (docs/DESIGN.md): ``|a - b| <= 1e-4 * max(1, max|ref|)`` for float outputs, where ``ref`` is torch's
 output; integer outputs (detection labels) must be equal. A mismatch raises VerificationError.
 """
 import time
 
 import numpy as np
 
+from tinyrt.vision.detections import compare_detections
+
 from .errors import VerificationError
+from .evaluate import session
 
 RTOL = 1e-4
 
@@ -33,19 +36,12 @@ def compare(ref, got):
     return diff, tol, diff <= tol, ""
 
 
-def _ort_session(path):
+def _session(path, runtime):
+    """The runtime's session for ``path``, or None when that runtime (onnxruntime) is not installed."""
     try:
-        import onnxruntime
+        return session(path, runtime)
     except ImportError:
         return None
-    opts = onnxruntime.SessionOptions()
-    opts.log_severity_level = 3
-    return onnxruntime.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-
-
-def _tinyrt_session(path):
-    import tinyrt
-    return tinyrt.InferenceSession(path)
 
 
 def run_torch(module, feeds):
@@ -55,64 +51,6 @@ def run_torch(module, feeds):
     if not isinstance(out, (tuple, list)):
         out = (out,)
     return [o.detach().cpu().numpy() for o in out]
-
-
-def compare_detections(ref_dets, ref_labels, got_dets, got_labels, score_thr=None):
-    """Compare detection outputs up to the order of near-tied scores.
-
-    Rows are matched greedily: a torch row (box, score, label) matches an unmatched runtime row with the same
-    label and box and score within tolerance. Scores that tie within tolerance may come out in either order
-    in different runtimes (TopK on float32 scores that differ in the last bits), and at the K-th row or at
-    score_thr a near-tied box may be in one output and not the other; such rows are accepted. Anything else
-    unmatched is a mismatch. Returns ``(max box/score diff over matched rows, tolerance, ok, detail)``.
-    """
-    ref_dets, got_dets = np.asarray(ref_dets), np.asarray(got_dets)
-    ref_labels, got_labels = np.asarray(ref_labels), np.asarray(got_labels)
-    if ref_dets.shape != got_dets.shape or ref_labels.shape != got_labels.shape:
-        return float("inf"), 0.0, False, "shapes %s/%s, torch gives %s/%s" % (
-            list(got_dets.shape), list(got_labels.shape), list(ref_dets.shape), list(ref_labels.shape))
-    if not np.all(np.isfinite(got_dets)):
-        return float("inf"), 0.0, False, "non-finite values"
-    tol_box = tolerance(ref_dets[..., :4])
-    tol_score = RTOL
-    worst, problems = 0.0, []
-    for b in range(ref_dets.shape[0]):
-        r_rows = [i for i in range(ref_dets.shape[1]) if ref_dets[b, i, 4] > 0]
-        g_rows = [i for i in range(got_dets.shape[1]) if got_dets[b, i, 4] > 0]
-        unmatched = set(g_rows)
-        lost = []
-        for i in r_rows:
-            best, best_diff = None, None
-            for j in unmatched:
-                if got_labels[b, j] != ref_labels[b, i]:
-                    continue
-                if abs(float(got_dets[b, j, 4]) - float(ref_dets[b, i, 4])) > tol_score:
-                    continue
-                d = float(np.abs(got_dets[b, j, :4].astype(np.float64) - ref_dets[b, i, :4]).max())
-                if d <= tol_box and (best is None or d < best_diff):
-                    best, best_diff = j, d
-            if best is None:
-                lost.append(float(ref_dets[b, i, 4]))
-            else:
-                unmatched.discard(best)
-                worst = max(worst, best_diff, abs(float(got_dets[b, best, 4]) - float(ref_dets[b, i, 4])))
-        extra = [float(got_dets[b, j, 4]) for j in unmatched]
-        full = len(r_rows) == ref_dets.shape[1] or len(g_rows) == got_dets.shape[1]
-        low = min([float(ref_dets[b, i, 4]) for i in r_rows] or [0.0])
-
-        def excused(score):
-            at_cut = full and abs(score - low) <= tol_score
-            at_thr = score_thr is not None and abs(score - score_thr) <= tol_score
-            return at_cut or at_thr
-        bad_lost = [sc for sc in lost if not excused(sc)]
-        bad_extra = [sc for sc in extra if not excused(sc)]
-        if bad_lost or bad_extra:
-            problems.append("image %d: %d torch boxes not found (scores %s), %d boxes torch does not give%s"
-                            % (b, len(bad_lost), ", ".join("%.4f" % sc for sc in bad_lost[:3]), len(bad_extra),
-                               (" (scores %s)" % ", ".join("%.4f" % sc for sc in bad_extra[:3])) if bad_extra else ""))
-    if problems:
-        return max(worst, float("inf")), tol_box, False, "; ".join(problems)
-    return worst, tol_box, True, ""
 
 
 class VerifyReport:
@@ -144,7 +82,8 @@ def verify(onnx_path, module, feeds, output_names, log=print, runtimes=("onnxrun
     """Compare torch ``module`` on ``feeds`` ({input name: array}) with the ONNX file in each runtime.
 
     ``detection``: the thresholds dict for a detector, whose outputs (dets, labels) are compared with
-    :func:`compare_detections`. Returns a VerifyReport; raises VerificationError naming the runtime and
+    :func:`tinyrt.vision.detections.compare_detections` (near-ties at the K cut and at ``score_thr``
+    excused). Returns a VerifyReport; raises VerificationError naming the runtime and
     output when any output differs beyond tolerance (or a runtime cannot load or run the file).
     """
     report = VerifyReport()
@@ -154,7 +93,7 @@ def verify(onnx_path, module, feeds, output_names, log=print, runtimes=("onnxrun
         raise VerificationError("torch gives %d outputs, the file declares %d" % (len(ref), len(output_names)))
     for runtime in runtimes:
         try:
-            sess = _ort_session(onnx_path) if runtime == "onnxruntime" else _tinyrt_session(onnx_path)
+            sess = _session(onnx_path, runtime)
         except Exception as e:  # the file must load in every runtime we verify with
             raise VerificationError("%s cannot load the exported file: %s" % (runtime, _first_line(e)))
         if sess is None:
@@ -166,9 +105,10 @@ def verify(onnx_path, module, feeds, output_names, log=print, runtimes=("onnxrun
         except Exception as e:
             raise VerificationError("%s cannot run the exported file: %s" % (runtime, _first_line(e)))
         report.outputs[runtime] = got
-        if detection is not None:   # (dets, labels): compared as sets of boxes, see compare_detections
-            diff, tol, ok, detail = compare_detections(ref[0], ref[1], got[0], got[1], detection.get("score_thr"))
-            report.rows.append((runtime, "dets+labels", diff, tol, ok, detail))
+        if detection is not None:   # (dets, labels): compared as sets of rows, see compare_detections
+            m = compare_detections(ref[0], ref[1], got[0], got[1], RTOL, score_thr=detection.get("score_thr"))
+            report.rows.append((runtime, "dets+labels", max(m.box_diff, m.score_diff), m.box_tolerance, m.ok,
+                                m.detail))
             continue
         for name, r, g in zip(output_names, ref, got):
             diff, tol, ok, detail = compare(r, g)

@@ -55,6 +55,7 @@ def test_mutants_are_deterministic():
     assert len({a.case(i)[1] for i in range(200)}) > 190
 
 
+@pytest.mark.slow  # 20,000 mutants: about a minute on an idle 2-core machine, 13 minutes on a loaded one
 def test_fuzz_campaign(capsys):
     result = campaign.run(cases=CI_CASES, workers=2, base_seed=0, timeout=5.0, slow=5.0)
     with capsys.disabled():
@@ -69,6 +70,7 @@ _SEEDS = seed_bytes()
 _TREES = {name: parse(data) for name, data in _SEEDS.items()}
 
 
+@pytest.mark.slow  # 400 mutants in process: 14 s on a loaded machine
 @settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(name=st.sampled_from(sorted(_SEEDS)), rng=st.randoms(use_true_random=False),
        splice=st.binary(max_size=48), where=st.floats(0, 1))

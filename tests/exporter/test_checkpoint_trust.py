@@ -59,6 +59,7 @@ def test_disagreeing_arguments_are_refused_naming_both(tmp_path, kwargs, needles
     assert os.listdir(str(tmp_path)) == []
 
 
+@pytest.mark.slow  # 46 s on a busy machine
 def test_model_objects_and_the_command_line_refuse_too(tmp_path):
     with pytest.raises(ExporterError, match="input_size .*224.* input_size 96"):
         Classifier(backbone="MobileNet", input_size=224).convert(checkpoint=CLS, out_file=str(tmp_path / "a.onnx"))

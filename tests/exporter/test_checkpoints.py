@@ -240,7 +240,7 @@ def test_class_names_precedence_and_utf8(tmp_path):
 def test_mmdet_ssdlite_checkpoint_through_the_detector_api(tmp_path):
     from exporter import Detector
     from exporter.detection import DetectionExport
-    from exporter.verify import compare_detections
+    from tinyrt.vision.detections import compare_detections
     model = randomize(get_backbone("SSD_Lite").build(2, 0.25, 320), 4, (2, 3, 320, 320))
     torch.save({"meta": {"CLASSES": ("person", "car")}, "state_dict": model.state_dict()}, str(tmp_path / "s.pth"))
     det = Detector(backbone="SSD_Lite", width_mult=0.25)
@@ -256,5 +256,5 @@ def test_mmdet_ssdlite_checkpoint_through_the_detector_api(tmp_path):
     b = tinyrt.InferenceSession(r.onnx_path).run(None, {"input": x})
     assert a[0].shape == b[0].shape == (1, 50, 5) and b[1].dtype == np.int64
     for got in (a, b):
-        assert compare_detections(ref[0], ref[1], got[0], got[1], 0.1)[2]
-    assert compare_detections(a[0], a[1], b[0], b[1], 0.1)[2]     # onnxruntime == tinyrt
+        assert compare_detections(ref[0], ref[1], got[0], got[1], score_thr=0.1).ok
+    assert compare_detections(a[0], a[1], b[0], b[1], score_thr=0.1).ok     # onnxruntime == tinyrt

@@ -37,6 +37,7 @@ def test_help_has_examples(capsys):
     assert main([]) == 2
 
 
+@pytest.mark.slow  # a MobileNetV2 converted twice: 90 s on a busy machine
 def test_mmcls_checkpoint_from_the_command_line(tmp_path):
     net = ref_impl.randomize_(ref_impl.reference_mobilenet_v2(2), seed=11)
     torch.save({"meta": {"CLASSES": ["cat", "dog"]}, "state_dict": net.state_dict()}, str(tmp_path / "ck.pth"))
@@ -82,6 +83,7 @@ def test_wrong_shape_names_the_key(tmp_path, capsys):
     assert code == 0 and capsys.readouterr().out.split() == [str(tmp_path / "m.onnx"), str(tmp_path / "m.py")]
 
 
+@pytest.mark.slow  # the committed models converted and run: 70 s on a busy machine
 def test_demo(tmp_path, capsys):
     from exporter.demo import run_demo
     assert run_demo(out_dir=str(tmp_path / "out"), repeats=1) == 0

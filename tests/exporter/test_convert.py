@@ -11,8 +11,8 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import tinyrt  # noqa: E402
-from exporter import (BackendError, Classifier, Detector, ExporterError, MMClassification,  # noqa: E402
-                      VerificationError, convert)
+from exporter import (BackendError, Classifier, ConvertOptions, Detector, ExporterError,  # noqa: E402
+                      MMClassification, VerificationError, convert)
 from exporter.models import get_backbone  # noqa: E402
 from exporter.models._layers import randomize  # noqa: E402
 
@@ -47,8 +47,9 @@ def run_all(path, x):
     return a, b
 
 
+# the exports of the bigger backbones take 10-70 s each on a busy 2-core machine; LeNet's a second or two
 @pytest.mark.parametrize("opset", [11, 13])
-@pytest.mark.parametrize("backbone", list(CASES))
+@pytest.mark.parametrize("backbone", [b if b == "LeNet" else pytest.param(b, marks=pytest.mark.slow) for b in CASES])
 def test_every_backbone(tmp_path, backbone, opset):
     cfg = CASES[backbone]
     spec = get_backbone(backbone)
@@ -76,6 +77,7 @@ def test_every_backbone(tmp_path, backbone, opset):
     assert meta["tinyrt.task"] == "classification"
 
 
+@pytest.mark.slow  # the dynamo exporter: minutes on a busy machine
 @pytest.mark.parametrize("backbone", ["MobileNet"])
 def test_dynamo_dynamic_batch(tmp_path, backbone):
     cfg = CASES[backbone]
@@ -173,22 +175,35 @@ def test_model_object_api(tmp_path):
     assert Detector().backbone == "SSD_Lite" and Classifier("mobilenet_v2").backbone == "MobileNet"
 
 
+def test_options_object_and_keywords_are_the_same(tmp_path):
+    options = ConvertOptions(opset=11, num_classes=3, log=None)
+    a = convert("LeNet", out_file=tmp_path / "a.onnx", options=options)
+    b = convert("LeNet", out_file=tmp_path / "b.onnx", opset=11, num_classes=3, log=None)
+    assert a.opset == b.opset == 11 and a.classes == b.classes and len(a.classes) == 3
+    assert a.metadata == b.metadata and a.input_shape == b.input_shape
+    c = convert("LeNet", out_file=tmp_path / "c.onnx", options=options, opset=12)   # a keyword wins
+    assert c.opset == 12 and options.opset == 11
+    with pytest.raises(TypeError, match="opsett"):
+        convert("LeNet", out_file=tmp_path / "d.onnx", opsett=11, log=None)
+    assert not (tmp_path / "d.onnx").exists()
+
+
 def test_compare_detections_tolerates_only_near_ties():
-    from exporter.verify import compare_detections
+    from tinyrt.vision.detections import compare_detections
     dets = np.zeros((1, 6, 5), np.float32)
     labels = np.full((1, 6), -1, np.int64)
     dets[0, :4] = [[10, 10, 50, 50, 0.9], [20, 20, 80, 90, 0.5], [0, 0, 30, 30, 0.49999], [5, 5, 9, 9, 0.3]]
     labels[0, :4] = [0, 1, 2, 1]
     swapped_d, swapped_l = dets.copy(), labels.copy()
     swapped_d[0, [1, 2]], swapped_l[0, [1, 2]] = dets[0, [2, 1]], labels[0, [2, 1]]
-    assert compare_detections(dets, labels, swapped_d, swapped_l, 0.02)[2]        # tied scores: either order
+    assert compare_detections(dets, labels, swapped_d, swapped_l, score_thr=0.02).ok    # tied: either order
     wrong = labels.copy()
     wrong[0, 0] = 1
-    assert not compare_detections(dets, labels, dets, wrong, 0.02)[2]
+    assert not compare_detections(dets, labels, dets, wrong, score_thr=0.02).ok
     moved = dets.copy()
     moved[0, 3, 0] += 0.5
-    assert not compare_detections(dets, labels, moved, labels, 0.02)[2]
+    assert not compare_detections(dets, labels, moved, labels, score_thr=0.02).ok
     lost = dets.copy()
     lost[0, 3] = 0
-    assert not compare_detections(dets, labels, lost, labels, 0.02)[2]
-    assert compare_detections(dets, labels, lost, labels, 0.29995)[2]           # at the score threshold: excused
+    assert not compare_detections(dets, labels, lost, labels, score_thr=0.02).ok
+    assert compare_detections(dets, labels, lost, labels, score_thr=0.29995).ok    # at the score threshold: excused

@@ -25,8 +25,9 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import tinyrt  # noqa: E402
-from exporter.detection import (DEFAULTS, DetectionExport, batched_nms, compare_detections,  # noqa: E402
-                                delta2bbox, postprocess_reference, ssd_anchors)
+from exporter.detection import (DEFAULTS, DetectionExport, batched_nms, delta2bbox,  # noqa: E402
+                                postprocess_reference, ssd_anchors)
+from tinyrt.vision.detections import compare_detections  # noqa: E402
 from exporter.models.ssdlite import SSDLite, feature_sizes  # noqa: E402
 
 
@@ -93,10 +94,12 @@ def run_all(model_bytes, module, x):
 
 
 def assert_same_detections(ref, got, who):
-    ok, box, score, detail = compare_detections(ref[0], ref[1], got[0], got[1])
-    assert ok, "%s: %s" % (who, detail)
+    m = compare_detections(ref[0], ref[1], got[0], got[1], near_ties=False)
+    assert m.ok, "%s: %s" % (who, m.detail)
     assert got[0].dtype == np.float32 and got[1].dtype == np.int64
-    return box, score
+    padding = got[0][..., 4] <= 0                      # padding rows: all zero, label -1
+    assert np.all(got[0][padding] == 0) and np.all(got[1][padding] == -1), "%s: padding rows" % who
+    return m.box_diff, m.score_diff
 
 
 @pytest.fixture(scope="module")
@@ -231,8 +234,8 @@ def test_torch_pipeline_matches_a_numpy_restatement(small):
     pad_d = np.zeros((1, 200, 5))
     pad_l = np.full((1, 200), -1, np.int64)
     pad_d[0, :n], pad_l[0, :n] = ref_d[:200], ref_l[:200]
-    ok, box, score, detail = compare_detections(pad_d, pad_l, dets.numpy(), labels.numpy(), score_atol=1e-5)
-    assert ok, detail
+    m = compare_detections(pad_d, pad_l, dets.numpy(), labels.numpy(), near_ties=False, score_tolerance=1e-5)
+    assert m.ok, m.detail
 
 
 def test_padding_rows_when_few_boxes_survive():
@@ -273,8 +276,8 @@ def test_export_torchscript_matches_onnxruntime_and_tinyrt(small, opset, batch):
     assert (ref[0][..., 4] > 0).sum() > 0
     assert_same_detections(ref, got_ort, "onnxruntime")
     assert_same_detections(ref, got_trt, "tinyrt")
-    ok, _, _, detail = compare_detections(got_ort[0], got_ort[1], got_trt[0], got_trt[1])
-    assert ok, "tinyrt vs onnxruntime: " + detail
+    m = compare_detections(got_ort[0], got_ort[1], got_trt[0], got_trt[1], near_ties=False)
+    assert m.ok, "tinyrt vs onnxruntime: " + m.detail
 
 
 def test_export_at_320_with_mmedu_defaults():
@@ -311,13 +314,13 @@ def test_compare_detections_catches_differences():
     labels[0, :2] = [1, 0]
     swapped_d, swapped_l = dets.copy(), labels.copy()
     swapped_d[0, [0, 1]], swapped_l[0, [0, 1]] = dets[0, [1, 0]], labels[0, [1, 0]]
-    assert compare_detections(dets, labels, swapped_d, swapped_l)[0]     # order alone does not matter
+    assert compare_detections(dets, labels, swapped_d, swapped_l, near_ties=False).ok     # order alone does not matter
     moved = dets.copy()
     moved[0, 0, 2] += 1.0
-    assert not compare_detections(dets, labels, moved, labels)[0]
+    assert not compare_detections(dets, labels, moved, labels, near_ties=False).ok
     relabelled = labels.copy()
     relabelled[0, 0] = 2
-    assert not compare_detections(dets, labels, dets, relabelled)[0]
+    assert not compare_detections(dets, labels, dets, relabelled, near_ties=False).ok
     fewer_d, fewer_l = dets.copy(), labels.copy()
     fewer_d[0, 1], fewer_l[0, 1] = 0, -1
-    assert not compare_detections(dets, labels, fewer_d, fewer_l)[0]
+    assert not compare_detections(dets, labels, fewer_d, fewer_l, near_ties=False).ok

@@ -8,6 +8,7 @@ import numpy as np
 
 from .common import feeds_for, session, shape_text, table, value_range
 from .run import add_recipe_arguments
+from ..vision.detections import compare_detections
 
 TOLERANCE = 1e-4
 
@@ -35,38 +36,16 @@ def compare(got, want):
     return float(bad), float("inf") if bad else 0.0, "%d values differ" % bad if bad else "identical"
 
 
-def compare_detections(got_dets, got_labels, want_dets, want_labels, tolerance):
-    """Detections compared row set by row set: rows whose scores differ by float noise may come out in
-    either order, so each of onnxruntime's real rows (score > 0) is matched with tinyrt's row of the same
-    label and the nearest box and score. Rows left without a partner are allowed only at the K cut (a tie
-    with the lowest kept score decides which of two near-equal boxes makes the list).
-    Returns (absolute, relative difference, status)."""
-    got_dets, want_dets = np.asarray(got_dets, np.float64), np.asarray(want_dets, np.float64)
-    if got_dets.shape != want_dets.shape or np.shape(got_labels) != np.shape(want_labels):
-        return float("inf"), float("inf"), "shapes differ"
-    scale = max(1.0, float(np.abs(want_dets).max()) if want_dets.size else 1.0)
-    worst, swapped = 0.0, 0
-    for n in range(want_dets.shape[0]):
-        free = [g for g in range(got_dets.shape[1]) if got_dets[n, g, 4] > 0]
-        rows = [r for r in range(want_dets.shape[1]) if want_dets[n, r, 4] > 0]
-        lowest = min([want_dets[n, r, 4] for r in rows] or [0.0])
-        unmatched = []
-        for r in rows:
-            cands = [g for g in free if got_labels[n, g] == want_labels[n, r]]
-            cost = [float(np.abs(got_dets[n, g] - want_dets[n, r]).max()) for g in cands]
-            if cands and min(cost) <= tolerance * scale:
-                best = cands[int(np.argmin(cost))]
-                free.remove(best)
-                worst = max(worst, min(cost))
-            else:
-                unmatched.append(r)
-        at_cut = [r for r in unmatched if want_dets[n, r, 4] - lowest <= tolerance]
-        left = [g for g in free if got_dets[n, g, 4] - lowest <= tolerance]
-        if len(at_cut) != len(unmatched) or len(left) != len(free) or len(free) != len(unmatched):
-            return float("inf"), float("inf"), "%d rows have no partner" % len(unmatched)
-        swapped += len(unmatched)
-    status = "rows matched" + (" (%d swapped at the cut: equal scores)" % swapped if swapped else "")
-    return worst, worst / scale, status
+def _detections(want_dets, want_labels, got_dets, got_labels, tolerance):
+    """(absolute, relative difference, status) of the detection outputs, compared as sets of rows
+    (tinyrt/vision/detections.py): rows whose scores differ by float noise may come out in either order."""
+    m = compare_detections(want_dets, want_labels, got_dets, got_labels, tolerance)
+    if not m.ok:
+        return float("inf"), float("inf"), m.detail
+    scale = max(1.0, float(np.abs(np.asarray(want_dets, np.float64)).max()) if np.size(want_dets) else 1.0)
+    worst = max(m.box_diff, m.score_diff)
+    return worst, worst / scale, "rows matched" + (
+        " (%d swapped at the cut: equal scores)" % m.excused if m.excused else "")
 
 
 def command(args):
@@ -97,7 +76,7 @@ def command(args):
     for name, a, b in zip(names, ours, theirs):
         if detection and name in ("dets", "labels"):
             i, j = names.index("dets"), names.index("labels")
-            absd, rel, status = compare_detections(ours[i], ours[j], theirs[i], theirs[j], args.tolerance)
+            absd, rel, status = _detections(theirs[i], theirs[j], ours[i], ours[j], args.tolerance)
             if name == "labels":
                 absd, rel = 0.0, (0.0 if rel <= args.tolerance else rel)
         else:
