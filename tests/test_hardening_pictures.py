@@ -14,7 +14,7 @@ import pytest
 
 import tinyrt
 from bounded import check_bounded
-from conftest import needs_torch
+from oracle import needs_torch
 
 PIL = pytest.importorskip("PIL.Image")
 MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tinyrt", "data",

@@ -15,7 +15,7 @@ import pytest
 
 import tinyrt
 from bounded import ROOT, check_bounded
-from conftest import needs_torch
+from oracle import needs_torch
 from hardening_models import model, vi
 
 PIL = pytest.importorskip("PIL.Image")

@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import tinyrt
-from conftest import TINYRT_DOMAIN as TINYRT, assert_close, make_model, ort_run, tinyrt_session
+from oracle import TINYRT_DOMAIN as TINYRT, assert_close, make_model, ort_run, tinyrt_session
 from tinyrt import kernels_select
 
 numba = pytest.importorskip("numba")

@@ -6,7 +6,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import tinyrt
-from conftest import assert_close, make_model, ort_run
+from oracle import assert_close, make_model, ort_run
 
 
 def _rand(*shape, seed=0):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from onnx import TensorProto, helper
 
-from conftest import assert_close, make_model, ort_run, tinyrt_run
+from oracle import assert_close, make_model, ort_run, tinyrt_run
 from tinyrt.ops import reference
 
 ort = pytest.importorskip("onnxruntime")

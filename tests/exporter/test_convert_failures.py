@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import needs_torch
+from oracle import needs_torch
 
 needs_torch()
 exporter = pytest.importorskip("exporter")

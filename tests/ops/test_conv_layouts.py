@@ -16,7 +16,7 @@ ort = pytest.importorskip("onnxruntime")
 from onnx import helper  # noqa: E402
 
 import tinyrt  # noqa: E402
-from conftest import assert_close, make_model, ort_run  # noqa: E402
+from oracle import assert_close, make_model, ort_run  # noqa: E402
 from tinyrt.ops import resolve  # noqa: E402
 
 TINYRT = "ai.tinyrt"

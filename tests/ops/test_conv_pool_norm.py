@@ -11,7 +11,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper  # noqa: E402
 
-from conftest import assert_close, ort_run  # noqa: E402
+from oracle import assert_close, ort_run  # noqa: E402
 from tinyrt.errors import UnsupportedError  # noqa: E402
 from tinyrt.ops import resolve  # noqa: E402
 

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import ort_run as oracle_run
+from oracle import ort_run as oracle_run
 from tinyrt.errors import InputError, ModelError, UnsupportedError
 from tinyrt.ops import resolve, versions
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tinyrt
-from conftest import assert_close, ort_run
+from oracle import assert_close, ort_run
 from tinyrt.errors import TinyrtError, UnsupportedError
 
 onnx = pytest.importorskip("onnx")
