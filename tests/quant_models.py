@@ -7,7 +7,7 @@ for on x86 machines without VNNI: there its uint8 x int8 kernels add products in
 quantization steps (measured here: 52 steps on one stem-conv output; tinyrt computes the exact sums, as
 onnxruntime does on ARM and on VNNI machines and as the ONNX spec defines).
 
-Used by tests/test_quantized_models.py (and handy from a shell: ``python tests/quant_models.py DIR``).
+Used by tests/test_quantized_models.py and tests/test_quantized_cnns.py (and handy from a shell: ``python tests/quant_models.py DIR``).
 """
 import os
 import sys
@@ -91,19 +91,49 @@ class _Reader:
         return next(self.items, None)
 
 
-def quantize(float_path, out_path, config, batches=None):
-    """Quantize ``float_path`` with onnxruntime's tool into ``out_path`` as CONFIGS[config] says."""
+def quantize(float_path, out_path, config, batches=None, reduce_range=None):
+    """Quantize ``float_path`` with onnxruntime's tool into ``out_path`` as CONFIGS[config] says (a name, or
+    a (format, per_channel, activation type, weight type) tuple). ``reduce_range`` defaults to 7-bit int8
+    weights (see the module's docstring)."""
     from onnxruntime import quantization as q
-    fmt, per_channel, act, weight = CONFIGS[config]
+    fmt, per_channel, act, weight = CONFIGS[config] if isinstance(config, str) else config
+    if reduce_range is None:
+        reduce_range = weight == "QInt8"
     if fmt == "dynamic":
         q.quantize_dynamic(float_path, out_path, per_channel=per_channel, weight_type=getattr(q.QuantType, weight),
-                           reduce_range=weight == "QInt8")
+                           reduce_range=reduce_range)
         return out_path
     batches = batches if batches is not None else calibration_batches()
-    q.quantize_static(float_path, out_path, _Reader("input", batches),
+    name = _input_name(float_path)
+    q.quantize_static(float_path, out_path, _Reader(name, batches),
                       quant_format=getattr(q.QuantFormat, fmt), per_channel=per_channel,
                       activation_type=getattr(q.QuantType, act), weight_type=getattr(q.QuantType, weight),
-                      reduce_range=weight == "QInt8")
+                      reduce_range=reduce_range)
+    return out_path
+
+
+def _input_name(path):
+    import onnx
+    return onnx.load(path).graph.input[0].name
+
+
+def as_uint8(path, out_path):
+    """The same model with every int8 constant (weights and zero points) stored as uint8 + 128.
+
+    (q + 128) - (zp + 128) = q - zp: every value the model stands for is unchanged, and a QuantizeLinear
+    whose zero point moved to uint8 produces the shifted integers, clamped to the shifted range. What
+    changes is which of onnxruntime's kernels run: uint8 x uint8 ones, whose sums are exact on every
+    machine, instead of the uint8 x int8 ones that saturate on x86 without VNNI (see
+    tests/test_quantized_cnns.py). With graph optimizations off (no QDQ fusion) onnxruntime then computes
+    the model as the ONNX spec writes it: the exact oracle."""
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(path)
+    for t in model.graph.initializer:
+        if t.data_type == onnx.TensorProto.INT8:
+            shifted = (numpy_helper.to_array(t).astype(np.int16) + 128).astype(np.uint8)
+            t.CopyFrom(numpy_helper.from_array(shifted, t.name))
+    onnx.save(model, out_path)
     return out_path
 
 
