@@ -2,6 +2,9 @@
 built in:
 
     y = act(conv(x, w) + bias + z)      act codes: see ACT; z optional, same shape as y
+    y = rint(y / qs) * qs               when qs != 0: a QDQ model's rounding (FusedConv's activation
+                                        QuantizeDequantize, tinyrt/passes/quantization.py); its clip to
+                                        [qmin - zp, qmax - zp] * qs is the Clip act, applied first
 
 Why channels-last: a 1x1 conv is then one plain GEMM over pixels, Y[P, M] = X[P, K] @ Wt[K, M]; a
 depthwise conv reads, for each output pixel and kernel tap, one contiguous run of C channels, so its
@@ -62,8 +65,17 @@ def _finish(y1, start, n, act, a):
         y1[s + i] = _act(y1[s + i], act, a)
 
 
+@njit(cache=True)
+def _round(y1, start, n, qs):
+    """y[start:start + n] = rint(y / qs) * qs over a flat range, while it is still in cache: the rounding
+    of a QDQ model's QuantizeDequantize (x / qs a true division, rint half to even, as QuantizeLinear)."""
+    s = U(start)
+    for i in range(U(n)):
+        y1[s + i] = np.rint(y1[s + i] / qs) * qs
+
+
 @kernel
-def pointwise(x, wp, bp, z, has_z, y, act, a, b, rows, cols, nchw, ctr):
+def pointwise(x, wp, bp, z, has_z, y, act, a, b, qs, rows, cols, nchw, ctr):
     """1x1 conv. x (N, P, K) pixels by channels, or with ``nchw`` (N, K, P); wp, bp the weights and
     bias packed by gemm.pack / gemm.pack_bias; y (N, P, M) (or (N, H, W, M)), z like y: the residual
     when has_z.
@@ -94,6 +106,9 @@ def pointwise(x, wp, bp, z, has_z, y, act, a, b, rows, cols, nchw, ctr):
         if rest != 0:  # an activation the tiles do not apply, while the block is in cache
             for r in range(cnt):
                 _finish(y1, first + r * M + m0, mc, rest, a)
+        if qs != _0:  # likewise the QDQ rounding
+            for r in range(cnt):
+                _round(y1, first + r * M + m0, mc, qs)
         t = finished(ctr, me, total)
     return total
 
@@ -261,7 +276,7 @@ def _run(x, xstep, rstep, cstep, y, z, ystep, n, wp, wrow, wcol, bp, i0, i1, kh,
 
 
 @kernel
-def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, ctr):
+def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, qs, ctr):
     """x (N, H, W, C), wt (kh * kw, Cp) and bias (Cp,) zero-padded to Cp = C rounded up to LANES,
     y (N, OH, OW, C); output channel c reads input channel c only.
 
@@ -312,12 +327,14 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
                 gemm.store(U(yp) + o + cb, U(zp) + o + cb, has_z, nc, acc, mode, vp, vq, vlo, vhi)
         if rest != 0:
             _finish(y1, row * C, OW * C, rest, a)
+        if qs != _0:
+            _round(y1, row * C, OW * C, qs)
         t = finished(ctr, me, total)
     return total
 
 
 @kernel
-def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, rows, ctr):
+def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, qs, rows, ctr):
     """x (N, H, W, C); wt (group, panels, kh * kw * C/group, PANEL): each group's (taps x channels, M/group)
     weights, tap-major, packed by gemm.pack; bias (group, panels * PANEL) likewise; y (N, OH, OW, M)."""
     N, H, W, C = x.shape
@@ -356,12 +373,14 @@ def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, 
             _group_gemm(col.ctypes.data, Kc * 4, 4, npix, wt, bias, g, z, has_z, y, first, Mg, tail)
         if tail[5] != 0:
             _finish(y1, first * M, npix * M, tail[5], a)
+        if qs != _0:
+            _round(y1, first * M, npix * M, qs)
         t = finished(ctr, me, total)
     return total
 
 
 @kernel
-def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, rows, ctr):
+def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, qs, rows, ctr):
     """x (N, C, H, W); wt, bias as for ``im2col`` but channel-major (rows (c, i, j)); y (N, OH, OW, M)."""
     N, C, H, W = x.shape
     OH, OW, M = y.shape[1], y.shape[2], y.shape[3]
@@ -406,6 +425,8 @@ def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a
             _group_gemm(col.ctypes.data, 4, npix * 4, npix, wt, bias, g, z, has_z, y, first, Mg, tail)
         if tail[5] != 0:
             _finish(y1, first * M, npix * M, tail[5], a)
+        if qs != _0:
+            _round(y1, first * M, npix * M, qs)
         t = finished(ctr, me, total)
     return total
 

@@ -18,6 +18,7 @@ pytest.importorskip("onnxruntime.quantization")
 
 import quant_models  # noqa: E402
 import tinyrt  # noqa: E402
+from tinyrt.passes import quantization  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +86,54 @@ def test_quantize_dequantize_pair_is_exact(dtype, zp):
     want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_array_equal(plain.run(None, {"x": x})[0], want)
     np.testing.assert_array_equal(fused.run(None, {"x": x})[0], want)
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("kind", ["pointwise", "depthwise", "im2col", "stem"])
+@pytest.mark.parametrize("activation", ["", "Relu", "Clip"])
+def test_rounding_fused_into_conv(kind, activation, kernels, monkeypatch):
+    """Conv (-> Relu | Clip) -> QuantizeLinear -> DequantizeLinear becomes one FusedConv whose activation is
+    the rounding (passes/quantization.py fuse_rounding_into_conv), computed in place (numba: inside the conv
+    kernel, block by block): bit for bit what the same session computes without that pass, and within one
+    step of onnxruntime. The activation's bounds fold into the rounding's (Clip [-0.7, 2.2] with a
+    uint8 zero point of 60: both bounds bind)."""
+    from onnx import TensorProto, helper, numpy_helper
+    from tinyrt import passes
+    C, M, k, group, H = {"pointwise": (24, 40, 1, 1, 20), "depthwise": (24, 24, 3, 24, 20),
+                         "im2col": (24, 16, 3, 1, 20), "stem": (3, 16, 3, 1, 40)}[kind]
+    rs = np.random.RandomState(5)
+    w = (rs.standard_normal((M, C // group, k, k)) / np.sqrt(C // group * k * k)).astype(np.float32)
+    b = rs.standard_normal(M).astype(np.float32) * 0.1
+    scale, zp = np.float32(0.013), np.uint8(60)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[k // 2] * 4, group=group)]
+    if activation == "Relu":
+        nodes.append(helper.make_node("Relu", ["c"], ["a"]))
+    elif activation == "Clip":
+        nodes.append(helper.make_node("Clip", ["c", "lo", "hi"], ["a"]))
+    src = "a" if activation else "c"
+    nodes += [helper.make_node("QuantizeLinear", [src, "s", "z"], ["q"]),
+              helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    inits = [numpy_helper.from_array(v, n) for n, v in [("w", w), ("b", b), ("s", np.array(scale)), ("z", np.array(zp)),
+                                                        ("lo", np.array(-0.7, np.float32)),
+                                                        ("hi", np.array(2.2, np.float32))]]
+    graph = helper.make_graph(nodes, "conv_qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, C, H, H])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    x = rs.standard_normal((1, C, H, H)).astype(np.float32) * 2
+    so = tinyrt.SessionOptions()
+    so.kernels = kernels
+    fused = tinyrt.InferenceSession(data, so)
+    steps = [(s.node.op_type, s.node.attrs.get("activation")) for s in fused.plan.steps]
+    assert steps == [("FusedConv", "QuantizeDequantize")], steps
+    got = fused.run(None, {"x": x})[0]
+    monkeypatch.setattr(passes, "PASSES", [p for p in passes.PASSES if p[1] is not quantization.fuse_rounding_into_conv])
+    plain = tinyrt.InferenceSession(data, so)
+    assert "QuantizeDequantize" in [s.node.op_type for s in plain.plan.steps]
+    np.testing.assert_array_equal(got, plain.run(None, {"x": x})[0])
+    want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert float(np.abs(got - want).max()) <= scale * 1.0001
+    # the rounded values: whole steps within [qmin - zp, qmax - zp] (and the Clip's bounds)
+    q = got / scale
+    assert np.abs(q - np.rint(q)).max() < 1e-3
+    lo = max(-60, np.rint(np.float32(-0.7) / scale)) if activation == "Clip" else (0 if activation == "Relu" else -60)
+    assert q.min() >= lo - 1e-3 and (got == np.float32(lo) * scale).any()

@@ -376,6 +376,10 @@ class _ConvKernel:
         activation = a.get("activation", "")
         if activation == "Relu":  # the same function, and the Clip loop vectorises (measured: 4x faster)
             activation, params = "Clip", [0.0, float("inf")]
+        self.qscale = np.float32(0)  # QDQ rounding (kernels/conv.py's qs): its clip is a Clip in the tiles
+        if activation == "QuantizeDequantize":
+            s = np.float32(params[0])
+            activation, params, self.qscale = "Clip", [np.float32(params[1] * s), np.float32(params[2] * s)], s
         self.act = self.k.conv.ACT[activation]
         self.alpha, self.beta = np.float32(params[0]), np.float32(params[1])
         self._prepared = {}
@@ -429,7 +433,7 @@ class _ConvKernel:
             # conv does one multiply-add per load, a GEMM about 16: it is worth splitting 16x sooner)
             threaded = threads > 1 and macs * (16 if kind == "depthwise" else 1) >= PARALLEL_MIN_MACS
             T = threads if threaded else 1
-            tail = (self.act, self.alpha, self.beta)
+            tail = (self.act, self.alpha, self.beta, self.qscale)
             if kind == "pointwise":
                 args = tail + _pointwise_blocks(N, self.M, OH * OW, T, self.k.gemm.PANEL)
             elif kind == "depthwise":
@@ -609,7 +613,7 @@ class _GemmKernel:
         y = np.empty((1, N, 1, M), np.float32)  # 4-D like a conv's: the kernel compiled once serves both
         self.backend.pool.run(self.k.conv.pointwise, (
             np.ascontiguousarray(A).reshape(1, N, K), self.packed[0], self.packed[1], _EMPTY4, False, y, 0,
-            np.float32(0), np.float32(0)) + _pointwise_blocks(1, M, N, threads if threaded else 1, self.k.gemm.PANEL)
+            np.float32(0), np.float32(0), np.float32(0)) + _pointwise_blocks(1, M, N, threads if threaded else 1, self.k.gemm.PANEL)
             + (False,), threaded)
         return y.reshape(N, M)
 

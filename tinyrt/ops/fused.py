@@ -15,6 +15,8 @@ com.microsoft FusedConv):
     HardSigmoid   max(0, min(1, alpha * x + beta))            [alpha, beta]
     HardSwish     x * max(0, min(1, x / 6 + 1 / 2))           (no params)
     Sigmoid       1 / (1 + exp(-x))                           (no params)
+    QuantizeDequantize  clip(round_half_even(x / s), lo, hi) * s    [s, lo, hi]   a QDQ model's rounding
+                  (passes/quantization.py; lo, hi are integers: qmin - zp, qmax - zp)
 
 One conv then one in-place pass for the tail: the tail costs one sweep over Y instead of one op (and one
 new array) per node. The numba path (``kernels/``) applies the same tail inside its conv loops.
@@ -32,7 +34,8 @@ from .conv import conv, _check_conv
 
 DOMAIN = "ai.tinyrt"
 # activation name -> number of activation_params it takes
-ACTIVATIONS = {"": 0, "Relu": 0, "Clip": 2, "LeakyRelu": 1, "HardSigmoid": 2, "HardSwish": 0, "Sigmoid": 0}
+ACTIVATIONS = {"": 0, "Relu": 0, "Clip": 2, "LeakyRelu": 1, "HardSigmoid": 2, "HardSwish": 0, "Sigmoid": 0,
+               "QuantizeDequantize": 3}
 
 
 def _check(**attrs):
@@ -77,9 +80,39 @@ def apply_activation(y, activation, params):
             np.exp(y, out=y)
             y += 1
             np.reciprocal(y, out=y)
+    elif activation == "QuantizeDequantize":
+        quantize_dequantize(y, *params)
     else:  # _check refuses these at load
         raise UnsupportedError("FusedConv: activation %r" % activation)
     return y
+
+
+def quantize_dequantize(y, scale, low, high, chunk=16384):
+    """y = clip(round_half_even(y / scale), low, high) * scale in place, as ops/quantize.py's
+    QuantizeDequantize computes it. Clipping at low * scale and high * scale first is the same (rounding
+    is monotonic and the bounds are integers). The four sweeps run over cache-sized chunks of y's memory:
+    one trip to memory instead of four."""
+    s = y.dtype.type(scale)
+    lo, hi = y.dtype.type(low * s), y.dtype.type(high * s)
+    flat = _flat(y)
+    if flat is None:  # memory numpy cannot flatten without a copy: whole-array sweeps
+        flat, chunk = y, max(y.size, 1)
+    for start in range(0, max(flat.size, 1), chunk):
+        part = flat[start:start + chunk] if flat.ndim == 1 else flat
+        _clip(part, lo, hi, out=part)
+        np.divide(part, s, out=part)
+        np.rint(part, out=part)
+        np.multiply(part, s, out=part)
+    return y
+
+
+def _flat(y):
+    """A 1-D view of y's memory (C order, or the channels-last memory of an NCHW view), or None."""
+    if y.flags.c_contiguous:
+        return y.reshape(-1)
+    if y.ndim == 4 and y.transpose(0, 2, 3, 1).flags.c_contiguous:
+        return y.transpose(0, 2, 3, 1).reshape(-1)
+    return None
 
 
 @op("FusedConv", 1, domain=DOMAIN, check=_check)

@@ -12,6 +12,7 @@ PASSES = [
     ("QuantizeLinear -> DequantizeLinear pairs as one QuantizeDequantize", quantization.fuse_quantize_dequantize),
     ("fold BatchNormalization and per-channel Mul/Add into Conv", fuse_batchnorm.fold_batchnorm),
     ("fuse residual Add and activation into Conv (FusedConv)", fuse_activation.fuse_activation),
+    ("a conv's QuantizeDequantize into the conv (FusedConv)", quantization.fuse_rounding_into_conv),
     ("remove dead nodes", cleanup.remove_dead_nodes),
 ]
 

@@ -15,6 +15,13 @@ same scale and zero point. This pass replaces each such pair (the Q and every DQ
 which is exactly DequantizeLinear(QuantizeLinear(x)) (the integers are exact in float32) in one new array
 and four in-place sweeps, instead of an integer tensor, an int64 one and two float ones. Only per-tensor
 pairs whose integer output nobody else reads are replaced.
+
+A second pass (``fuse_rounding_into_conv``, after the activations are fused) moves a QuantizeDequantize
+that rounds a conv's output into the conv itself, as FusedConv's activation ``QuantizeDequantize`` with
+params [scale, low, high] (ops/fused.py): the rounding is then done in place while the conv's result is
+still in cache (numba path: block by block inside the conv kernel). onnxruntime's quantizer removes the
+Relu / ReLU6 before a QuantizeLinear whose range already clips there; a Relu or Clip the conv still has is
+folded into low / high: rounding is monotonic, so clip-then-round is round-then-clip at the rounded bounds.
 """
 import numpy as np
 
@@ -100,3 +107,47 @@ def fuse_quantize_dequantize(graph):
 
 def _same(a, b):
     return a[0] == b[0] and a[1].dtype == b[1].dtype and int(a[1]) == int(b[1])
+
+
+def _rounded(bound, scale):
+    """round_half_even(bound / scale) in float32, as QuantizeDequantize computes it (inf stays inf)."""
+    with np.errstate(over="ignore"):
+        return float(np.rint(np.float32(bound) / np.float32(scale)))
+
+
+def fuse_rounding_into_conv(graph):
+    """Conv / FusedConv (no activation, Relu or Clip) -> QuantizeDequantize becomes one FusedConv with the
+    activation QuantizeDequantize. True when something changed."""
+    from .fuse_batchnorm import TINYRT_DOMAIN, is_conv, producers
+    reads = readers(graph)
+    produced_by = producers(graph)
+    outputs = {spec.name for spec in graph.outputs}
+    dropped = set()
+    for node in graph.nodes:
+        if node.op_type != "QuantizeDequantize" or node.domain != DOMAIN or not node.inputs[0]:
+            continue
+        conv = produced_by.get(node.inputs[0])
+        scale = _scalar(graph, node.inputs[1])
+        if conv is None or not is_conv(conv) or conv.outputs[0] != node.inputs[0] or node.inputs[0] in outputs \
+                or reads.get(node.inputs[0], 0) != 1 or scale is None or scale.dtype != np.float32 \
+                or not np.isfinite(scale) or scale <= 0:
+            continue
+        activation = conv.attrs.get("activation", "")
+        params = list(conv.attrs.get("activation_params") or [])
+        low, high = node.attrs["low"], node.attrs["high"]
+        if activation == "Relu":
+            low = max(low, 0.0)
+        elif activation == "Clip":
+            low, high = max(low, _rounded(params[0], scale)), min(high, _rounded(params[1], scale))
+        elif activation:
+            continue
+        if conv.op_type == "Conv":
+            conv.op_type, conv.domain, conv.opset = "FusedConv", TINYRT_DOMAIN, 1
+        conv.attrs["activation"] = "QuantizeDequantize"
+        conv.attrs["activation_params"] = [float(scale), float(low), float(high)]
+        conv.outputs = list(node.outputs)
+        dropped.add(id(node))
+    if not dropped:
+        return False
+    graph.nodes = [n for n in graph.nodes if id(n) not in dropped]
+    return True
