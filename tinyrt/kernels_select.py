@@ -628,7 +628,7 @@ class _GemmKernel:
         threads = self.backend.threads
         threaded = threads > 1 and N * K * M >= PARALLEL_MIN_MACS
         rest = (self.packed[0], self.packed[1], _EMPTY4, False)
-        tail = (0, np.float32(0), np.float32(0)) + _pointwise_blocks(
+        tail = (0, np.float32(0), np.float32(0), np.float32(0)) + _pointwise_blocks(
             1, M, N, threads if threaded else 1, self.k.gemm.PANEL) + (False,)
         backend, run, general = self.backend, self.backend.pool.run, self.__call__
         entry = backend.pool.entry_point(self.k.conv.pointwise, (np.empty((1, N, K), np.float32),) + rest + (
