@@ -277,3 +277,33 @@ def test_nested_functions_with_attribute_defaults_are_inlined():
     sess = tinyrt.InferenceSession(data)
     assert {s.node.op_type for s in sess.plan.steps} <= {"Mul", "LeakyRelu", "Add"}
     np.testing.assert_allclose(sess.run(None, {"x": x})[0], expected, rtol=1e-6, atol=1e-7)
+
+
+def test_the_compiled_program_stops_soon_after_terminate_is_set():
+    """A run with RunOptions runs the compiled program (not the slower step-by-step loop), which looks at
+    ``terminate`` every few steps: set by another thread during the run, it stops the run there."""
+    ops = ["Relu", "Neg", "Abs", "Sigmoid"] * 5
+    nodes = [helper.make_node(op, ["v%d" % i], ["v%d" % (i + 1)]) for i, op in enumerate(ops)]
+    data = make_model(nodes, [tensor("v0", [1, 8])], [tensor("v%d" % len(ops), [1, 8])])
+    options = tinyrt.SessionOptions()
+    options.graph_optimization_level = tinyrt.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = tinyrt.InferenceSession(data, options)
+    ro = tinyrt.RunOptions()
+    x = np.ones((1, 8), np.float32)
+    want = sess.run(None, {"v0": x}, ro)[0]
+    sess.run(None, {"v0": x}, ro)  # the second run of a signature makes its program (outside the tests too)
+    program = sess.plan.last_program
+    assert program is not None and "R.terminate" in program.source
+    name = program.called[5]  # the function the program calls for step 5, patched to set terminate
+    original = program.globals[name]
+
+    def set_terminate(*args, **kwargs):
+        ro.terminate = True  # as another thread would, while the run is under way
+        return original(*args, **kwargs)
+
+    program.globals[name] = set_terminate
+    with pytest.raises(tinyrt.errors.RunTerminated, match="stopped before"):
+        sess.run(None, {"v0": x}, ro)
+    program.globals[name] = original
+    ro.terminate = False
+    np.testing.assert_array_equal(sess.run(None, {"v0": x}, ro)[0], want)

@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from . import dtypes, limits, program
-from .errors import InputError, ModelError, TinyrtError, UnsupportedError
+from .errors import InputError, ModelError, RunTerminated, TinyrtError, UnsupportedError
 from .graph import Graph
 from .ops.sequence import Sequence
 from .ops import registry
@@ -295,7 +295,7 @@ class Plan:
         for i, step in enumerate(self.steps):
             step.free_after = tuple(frees.get(i, ()))
 
-    def run(self, feeds, outer_env=None, hook=None):
+    def run(self, feeds, outer_env=None, hook=None, stop=None):
         """Run with ``feeds`` {input name: array}; returns {output name: array}.
 
         Without a hook, the run is the plan's compiled program for the signature of its inputs (see
@@ -304,9 +304,11 @@ class Plan:
         ``hook(step, inputs, compute)``, when given, runs every step instead: it calls ``compute()`` for the
         step's outputs (a list) and returns them, and may time, print or keep them (profiling, tracing).
         ``step.node`` is the graph node, ``step.fn`` the function (a numba kernel wrapper on that path).
+
+        ``stop``: the run's RunOptions; the run stops (RunTerminated) soon after its ``terminate`` is set.
         """
         if hook is not None or len(feeds) > len(self.input_names):  # (more: feeds overriding initializers)
-            return self.run_steps(feeds, outer_env, hook)
+            return self.run_steps(feeds, outer_env, _stopping(stop, hook))
         inputs = tuple(feeds[name] if name in feeds else self.constants.get(name) for name in self.input_names)
         outer = tuple(outer_env.get(name) for name in self.free_names) if outer_env is not None \
             else (None,) * len(self.free_names)
@@ -314,18 +316,18 @@ class Plan:
         compiled = self._programs.get(key)
         if compiled is None:
             if self._mode == "off":
-                return self.run_steps(feeds, outer_env)
+                return self.run_steps(feeds, outer_env, _stopping(stop))
             if self._mode == "check":
-                return self._checked_first_run(key, feeds, outer_env, inputs, outer)
+                return self._checked_first_run(key, feeds, outer_env, inputs, outer, stop)
             if key not in self._seen:  # once: a signature seen once may never come back (a Loop's growing
                 if len(self._seen) >= 64:  # carried value), and making a program costs a few runs' time
                     self._seen.clear()
                 self._seen.add(key)
-                return self.run_steps(feeds, outer_env)
-            return self._first_run(key, feeds, outer_env, inputs, outer)
-        return dict(zip(self.output_names, compiled.run(inputs, outer)))
+                return self.run_steps(feeds, outer_env, _stopping(stop))
+            return self._first_run(key, feeds, outer_env, inputs, outer, stop)
+        return dict(zip(self.output_names, compiled.run(inputs, outer, stop)))
 
-    def _first_run(self, key, feeds, outer_env, inputs, outer):
+    def _first_run(self, key, feeds, outer_env, inputs, outer, stop=None):
         """Run step by step, recording what the program of this signature needs; then make it."""
         kinds = program.classify(self, inputs, outer)
         costs = [None] * len(self.steps)
@@ -333,6 +335,8 @@ class Plan:
         special = {}  # step index -> (call, work): a kernel specialised to this signature (kernels_select)
 
         def record(step, args, compute):
+            if stop is not None and stop.terminate:
+                _stopping(stop)(step, args, compute)  # raises
             i = self._index[id(step)]
             results = normalize(step, invoke(step, args, step.bound_attrs(env_of[0])))
             costs[i] = _account(step, args, results)
@@ -352,18 +356,18 @@ class Plan:
         self._programs[key] = self.last_program = program.Program(self, kinds, costs, folded, special)
         return results
 
-    def _checked_first_run(self, key, feeds, outer_env, inputs, outer):
+    def _checked_first_run(self, key, feeds, outer_env, inputs, outer, stop=None):
         """TINYRT_PROGRAM=check (the test suite): make the program at once and run it too; its results
         must be the loop's, bit for bit."""
         budget = limits.current()
         work = budget.work
-        results = self._first_run(key, feeds, outer_env, inputs, outer)
+        results = self._first_run(key, feeds, outer_env, inputs, outer, stop)
         if any(s.node.op_type in _NONDETERMINISTIC for s in self.steps):
             return results
         spent = None if work is None else work - budget.work
         if work is not None:
             budget.work = work  # the program spends the same again: count it once
-        again = dict(zip(self.output_names, self._programs[key].run(inputs, outer)))
+        again = dict(zip(self.output_names, self._programs[key].run(inputs, outer, stop)))
         if work is not None:
             budget.work = work - spent
         for name in self.output_names:
@@ -409,6 +413,19 @@ class Plan:
             results = self.run(feeds, outer_env)
             return [results[name] for name in self.output_names]
         return body
+
+
+def _stopping(stop, hook=None):
+    """``hook`` (None: just compute), stopping the run before a step once ``stop.terminate`` is set."""
+    if stop is None:
+        return hook
+
+    def stopping(step, inputs, compute):
+        if stop.terminate:
+            raise RunTerminated("the run stopped before %s: its RunOptions.terminate was set"
+                                % step.node.describe())
+        return compute() if hook is None else hook(step, inputs, compute)
+    return stopping
 
 
 def call(step, args, attrs):

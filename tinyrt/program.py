@@ -6,7 +6,7 @@ first run of a plan with a given *signature* (the shapes and dtypes of its input
 tensor limit) goes through that loop and records, for each step, whether its result sizes follow from
 the signature alone; then tinyrt writes the run as a Python function::
 
-    def run(I, O):
+    def run(I, O, R):
         t0, = I
         t1 = conv_kernel_2(t0, k1, k2, **a2)     # step 2, FusedConv
         del t0
@@ -23,6 +23,8 @@ and every later run with that signature calls it. What it saves:
   ``limits``) is the same on every run, so the program spends the sum of those once, at the start, and
   checks nothing per node. A step whose sizes depend on data (NonZero, NonMaxSuppression, TopK with a
   computed k, Reshape to a computed shape, If, Loop...) is still checked and charged as it runs;
+* RunOptions.terminate (``R``, set by another thread to stop a run) is looked at every few steps and
+  before each subgraph, so a run with RunOptions runs the program too;
 * a step whose *values* follow from the signature (Shape of a known shape, and the Gather / Concat /
   Unsqueeze arithmetic on it) is not run at all: the values of the first run become constants (``v<slot>``).
 
@@ -39,12 +41,13 @@ import re
 import numpy as np
 
 from . import limits
-from .errors import InputError, ModelError, TinyrtError
+from .errors import InputError, ModelError, RunTerminated, TinyrtError
 from .ops.sequence import Sequence
 
 FILENAME = "<tinyrt program>"
 MAX_PROGRAMS = 8          # signatures kept per plan (a dynamic batch fed 1, 2, ... sizes)
 MAX_FOLDED_ELEMENTS = 4096  # a value known from the signature becomes a constant up to this size
+STOP_CHECK_EVERY = 4        # steps between two looks at RunOptions.terminate
 
 # op type -> the inputs whose *values* (not only shapes) size the output. An op listed here, with those
 # inputs known (constants or values folded from the signature), gives results whose sizes follow from the
@@ -126,7 +129,8 @@ class Program:
         for name in list(plan.input_names) + list(plan.free_names) + [x for s in plan.steps for x in s.outputs]:
             if name and name not in slots:
                 slots[name] = len(slots)
-        g = {"_ndarray": np.ndarray, "_one": _one, "_many": _many, "_checked": _checked, "_spend": self._spend}
+        g = {"_ndarray": np.ndarray, "_one": _one, "_many": _many, "_checked": _checked, "_spend": self._spend,
+             "_stop": self._stop}
         self.globals = g
         const_ids = {}
 
@@ -148,7 +152,7 @@ class Program:
         local = set()
         self.idents = {}          # value name -> identifier (for the legend)
         self.called = {}          # step index -> the function's identifier
-        src = ["def run(I, O):"]
+        src = ["def run(I, O, R):"]
         for names, what in ((plan.input_names, "I"), (plan.free_names, "O")):
             if names:
                 for name in names:
@@ -156,6 +160,7 @@ class Program:
                 src.append("    %s = %s" % (", ".join(_target(slots, n, local) for n in names) + ",", what))
         src.append("    _spend()")
         last_use = _last_uses(plan)
+        emitted = 0
         for i, step in enumerate(plan.steps):
             kind = kinds[i]
             if kind == "fold" and all(name not in out_names for name in step.outputs if name) \
@@ -171,6 +176,10 @@ class Program:
                 self.static_cost += costs[i]
                 if self.first_static is None:
                     self.first_static = step.node
+            if not emitted % STOP_CHECK_EVERY or step.subplans:  # RunOptions.terminate, set by another thread
+                src.append("    if R is not None and R.terminate: _stop(%d)" % i)
+                self.lines[len(src)] = i
+            emitted += 1
             fn, bound = step.fn, getattr(step.fn, "attributes_bound", False)
             if i in (special or {}):  # a kernel specialised to this signature: its work is known too
                 fn, work = special[i]
@@ -239,13 +248,19 @@ class Program:
                 rows.append((self.called[i], "%s -> %s" % (step.node.describe(), kind)))
         return rows
 
+    def _stop(self, i):
+        raise RunTerminated("the run stopped before %s: its RunOptions.terminate was set"
+                            % self.plan.steps[i].node.describe())
+
     def _spend(self):
         if self.static_cost and limits.current().work is not None:
             limits.spend(self.static_cost, self.first_static)
 
-    def run(self, inputs, outer):
+    def run(self, inputs, outer, stop=None):
+        """The outputs for ``inputs`` and ``outer``; ``stop``: RunOptions, whose ``terminate`` is looked at
+        every few steps (and before each subgraph)."""
         try:
-            return self.fn(inputs, outer)
+            return self.fn(inputs, outer, stop)
         except TinyrtError:
             raise
         except BaseException as e:

@@ -265,12 +265,12 @@ class InferenceSession:
 
     def run(self, output_names, input_feed, run_options=None):
         """Run the model: ``output_names`` (None or [] for all) and ``input_feed`` {input name: array}."""
-        hooks = []
-        if run_options is not None:
-            hooks.append(_terminate_hook(run_options))
         profiler = self._profiler
-        if profiler is not None:
-            hooks.append(profiler.node_hook())
+        if profiler is None:  # the compiled program looks at run_options.terminate itself (see Plan.run)
+            return self._run(output_names, input_feed, None, run_options, None)
+        hooks = [profiler.node_hook()]
+        if run_options is not None:
+            hooks.insert(0, _terminate_hook(run_options))
         return self._run(output_names, input_feed, _chain(hooks), run_options, profiler)
 
     def run_with_hook(self, output_names, input_feed, hook):
@@ -314,7 +314,7 @@ class InferenceSession:
             if run_options is not None and run_options.terminate:
                 raise RunTerminated("the run was not started: its RunOptions.terminate is set")
             with limits.scope(limit, work), self.kernels.running(self.options.intra_op_num_threads):
-                results = plan.run(feeds, hook=hook)
+                results = plan.run(feeds, hook=hook, stop=run_options if hook is None else None)
         except TinyrtError as e:
             _name_the_run(e, run_options, self.options)
             raise
