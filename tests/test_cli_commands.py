@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tinyrt
+from conftest import assert_close
 from tinyrt.cli import main
 from tinyrt.cli.dataset import collect, save_names
 
@@ -194,12 +195,12 @@ def test_run_input_npy_on_a_non_picture_model(tmp_path, capsys):
         assert code == 0, err
         assert "y: float32 [2, 3]" in out
         got = np.load(str(out_file))["y"]
-        assert np.abs(got - want).max() <= 1e-4 * max(1, np.abs(want).max())
+        assert_close(got, want)
     np.savez(str(tmp_path / "feeds.npz"), x=x)
     code, out, err = cli(capsys, "run", path, "--input", tmp_path / "feeds.npz", "--json")
     assert code == 0, err
     got = np.array(json.loads(out)["y"]["values"], np.float32)
-    assert np.abs(got - want).max() <= 1e-4 * max(1, np.abs(want).max())
+    assert_close(got, want)
     code, out, err = cli(capsys, "run", path, "--input", "nope=%s" % (tmp_path / "x.npy"))
     assert code == 2 and "the model has no input 'nope' (its inputs: x)" in err
 

@@ -14,6 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("torch")
 
+from conftest import assert_close  # noqa: E402
 from tinyrt.cli import main  # noqa: E402
 from test_api import check_drawn, expected_detections, ort_run, reference_input  # noqa: E402
 from test_vision_models import CLASSES, DET_CLASSES, ROOT, models  # noqa: E402
@@ -200,7 +201,7 @@ def test_trace_stop_at_matches_onnxruntime(m, capsys, tmp_path):
     sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     want = sess.run([conv.output[0]], {"input": reference_input(m["jpeg"], 73, 64)})[0]
     got = np.load(str(npy))
-    assert got.shape == want.shape and np.abs(got - want).max() <= 1e-4 * max(1, np.abs(want).max())
+    assert_close(got, want)
     code, out, err = cli(capsys, "trace", m["cls"], m["jpeg"], "--stop-at", "no-such-node")
     assert code == 2 and "--stop-at no-such-node" in err
 

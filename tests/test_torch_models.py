@@ -26,6 +26,7 @@ sys.path.insert(0, HERE)
 import torch_models as tm  # noqa: E402
 
 import tinyrt  # noqa: E402
+from conftest import assert_close, tolerance  # noqa: E402
 
 RTOL = 1e-4
 
@@ -131,8 +132,8 @@ def ort_session(path):
 
 def max_violation(actual, expected):
     """max |a - b| / (1e-4 * max(1, max|b|)): <= 1 means within tolerance."""
-    scale = RTOL * max(1.0, float(np.max(np.abs(expected)))) if expected.size else RTOL
-    return float(np.max(np.abs(actual.astype(np.float64) - expected))) / scale if expected.size else 0.0
+    return float(np.max(np.abs(actual.astype(np.float64) - expected))) / tolerance(expected, RTOL) \
+        if expected.size else 0.0
 
 
 def check_close(actual, expected, what, path=None, feed=None):
@@ -272,4 +273,4 @@ def test_torch_agrees_with_onnxruntime(export_dir):
         with torch.no_grad():
             y = model(torch.from_numpy(x)).numpy()
         r = ort_session(exported(case, export_dir)).run(None, {"input": x})[0]
-        assert np.abs(r - y).max() <= 1e-4 * max(1.0, np.abs(y).max())
+        assert_close(r, y)

@@ -14,6 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mmcls_reference as ref_impl  # noqa: E402
 import tinyrt  # noqa: E402
+from conftest import tolerance  # noqa: E402
 from exporter import CheckpointError, ClassesError, convert  # noqa: E402
 from exporter.checkpoint import load_checkpoint  # noqa: E402
 from exporter.classes import ExporterWarning  # noqa: E402
@@ -23,8 +24,7 @@ from exporter.models._layers import randomize  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::exporter.classes.ExporterWarning")
 
 
-def tol(ref):
-    return 1e-4 * max(1.0, float(np.abs(ref).max()))
+tol = tolerance   # the project's: 1e-4 * max(1, max|ref|)
 
 
 def outputs(path, x):

@@ -11,6 +11,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import tinyrt  # noqa: E402
+from conftest import tolerance  # noqa: E402
 from exporter import (BackendError, Classifier, ConvertOptions, Detector, ExporterError,  # noqa: E402
                       MMClassification, VerificationError, convert)
 from exporter.models import get_backbone  # noqa: E402
@@ -28,8 +29,7 @@ CASES = {
 }
 
 
-def tol(ref):
-    return 1e-4 * max(1.0, float(np.abs(ref).max()))
+tol = tolerance   # the project's: 1e-4 * max(1, max|ref|)
 
 
 def make_checkpoint(path, backbone, num_classes, seed, width_mult, input_size):
