@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tinyrt
-from conftest import assert_close
+from oracle import assert_close
 from tinyrt.cli import main
 from tinyrt.cli.dataset import collect, save_names
 

@@ -14,7 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("torch")
 
-from conftest import assert_close  # noqa: E402
+from oracle import assert_close  # noqa: E402
 from tinyrt.cli import main  # noqa: E402
 from test_api import check_drawn, expected_detections, ort_run, reference_input  # noqa: E402
 from test_vision_models import CLASSES, DET_CLASSES, ROOT, models  # noqa: E402

@@ -26,7 +26,7 @@ sys.path.insert(0, HERE)
 import torch_models as tm  # noqa: E402
 
 import tinyrt  # noqa: E402
-from conftest import assert_close, tolerance  # noqa: E402
+from oracle import assert_close, tolerance  # noqa: E402
 
 RTOL = 1e-4
 

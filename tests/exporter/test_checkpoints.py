@@ -14,7 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mmcls_reference as ref_impl  # noqa: E402
 import tinyrt  # noqa: E402
-from conftest import tolerance  # noqa: E402
+from oracle import tolerance  # noqa: E402
 from exporter import CheckpointError, ClassesError, convert  # noqa: E402
 from exporter.checkpoint import load_checkpoint  # noqa: E402
 from exporter.classes import ExporterWarning  # noqa: E402

@@ -11,7 +11,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 import tinyrt  # noqa: E402
-from conftest import tolerance  # noqa: E402
+from oracle import tolerance  # noqa: E402
 from exporter import (BackendError, Classifier, ConvertOptions, Detector, ExporterError,  # noqa: E402
                       MMClassification, VerificationError, convert)
 from exporter.models import get_backbone  # noqa: E402
