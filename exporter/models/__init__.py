@@ -13,9 +13,9 @@ name                   task            input              layout of the module's
 
 checkpoint.py maps the other layouts (mmcls / torchvision) onto these.
 """
-# BaseDT / MMEdu preprocessing (RGB 0-255, then (x - mean) / std): tinyrt's constants, so a file and the
-# runtime that reads it agree
-from tinyrt.vision.preprocess import IMAGENET_MEAN, IMAGENET_STD, MNIST_MEAN, MNIST_STD
+# BaseDT / MMEdu preprocessing per backbone (input size, colour, mean/std, resize-and-crop rule): tinyrt's
+# table, so a file and the runtime that reads it agree
+from tinyrt.vision.preprocess import BACKBONES as BASEDT_SETTINGS, IMAGENET_MEAN, IMAGENET_STD, basedt_preprocess
 
 from ..errors import ExporterError
 
@@ -23,15 +23,13 @@ from ..errors import ExporterError
 class BackboneSpec:
     """What the exporter knows about one backbone name."""
 
-    def __init__(self, name, task, build, default_size, channels, codebase, resize_policy, fixed_size=False,
-                 aliases=(), mean=IMAGENET_MEAN, std=IMAGENET_STD, description=""):
+    def __init__(self, name, task, build, codebase, fixed_size=False, aliases=(), description=""):
         self.name = name
         self.task = task                      # "classification" | "detection"
         self._build = build                   # (num_classes, width_mult, input_size) -> nn.Module
-        self.default_size = default_size      # square input side
-        self.channels = channels              # 3 (RGB) or 1 (grayscale)
+        _, self.default_size, color, mean, std = BASEDT_SETTINGS[name]   # square input side; MMEdu's settings
+        self.channels = 1 if color == "GRAY" else 3
         self.codebase = codebase              # XEdu MODEL_INFO codebase: "MMCls" | "MMDet"
-        self.resize_policy = resize_policy    # "resize_crop" (squash to size*256/224, centre crop) | "resize"
         self.fixed_size = fixed_size          # the input size cannot change (LeNet)
         self.aliases = aliases
         self.mean = list(mean)
@@ -42,15 +40,13 @@ class BackboneSpec:
         return self._build(num_classes, width_mult, input_size or self.default_size)
 
     def preprocess(self, input_size):
-        """The BaseDT-style preprocessing for an input of ``input_size`` x ``input_size`` (see metadata.md)."""
-        if self.resize_policy == "resize_crop":
-            resize = int(round(input_size * 256 / 224.0))
-            crop = [input_size, input_size]
-        else:
-            resize, crop = input_size, None
-        return {"pipeline": "basedt", "color": "RGB" if self.channels == 3 else "GRAY", "resize": [resize, resize],
-                "resize_policy": "squash", "interpolation": "opencv_linear", "crop": crop,
-                "mean": self.mean, "std": self.std, "scale": "0-255", "layout": "NCHW"}
+        """The BaseDT-style preprocessing for an input of ``input_size`` x ``input_size`` (see metadata.md):
+        tinyrt's recipe for this backbone (squash to round(size * 256 / 224) and cut the centre, or squash to
+        the size), with the keys the file records."""
+        pre = basedt_preprocess(self.name, (input_size, input_size), self.channels, self.task)
+        return {"pipeline": "basedt", "color": pre["color"], "resize": list(pre["resize"]), "resize_policy": "squash",
+                "interpolation": "opencv_linear", "crop": pre["crop"] and list(pre["crop"]), "mean": list(pre["mean"]),
+                "std": list(pre["std"]), "scale": "0-255", "layout": "NCHW"}
 
 
 def _mobilenet(num_classes, width_mult, input_size):
@@ -85,18 +81,17 @@ def _ssdlite(num_classes, width_mult, input_size):
 
 BACKBONES = {}
 for _spec in [
-    BackboneSpec("MobileNet", "classification", _mobilenet, 224, 3, "MMCls", "resize_crop",
+    BackboneSpec("MobileNet", "classification", _mobilenet, "MMCls",
                  aliases=("MobileNetV2", "MobileNet_V2"), description="MobileNetV2 (mmcls layout, MMEdu)"),
-    BackboneSpec("MobileNetV3_Small", "classification", _v3_small, 224, 3, "MMCls", "resize_crop",
+    BackboneSpec("MobileNetV3_Small", "classification", _v3_small, "MMCls",
                  aliases=("MobileNetV3Small",), description="MobileNetV3-Small (torchvision layout)"),
-    BackboneSpec("MobileNetV3_Large", "classification", _v3_large, 224, 3, "MMCls", "resize_crop",
+    BackboneSpec("MobileNetV3_Large", "classification", _v3_large, "MMCls",
                  aliases=("MobileNetV3Large", "MobileNetV3"), description="MobileNetV3-Large (torchvision layout)"),
-    BackboneSpec("ResNet18", "classification", _resnet18, 224, 3, "MMCls", "resize_crop",
+    BackboneSpec("ResNet18", "classification", _resnet18, "MMCls",
                  aliases=("ResNet-18", "ResNet_18"), description="ResNet-18 (torchvision / mmcls layout)"),
-    BackboneSpec("LeNet", "classification", _lenet, 32, 1, "MMCls", "resize", fixed_size=True,
-                 aliases=("LeNet5",), mean=MNIST_MEAN, std=MNIST_STD,
+    BackboneSpec("LeNet", "classification", _lenet, "MMCls", fixed_size=True, aliases=("LeNet5",),
                  description="LeNet-5, 1x32x32 grayscale (mmcls layout, MMEdu)"),
-    BackboneSpec("SSD_Lite", "detection", _ssdlite, 320, 3, "MMDet", "resize",
+    BackboneSpec("SSD_Lite", "detection", _ssdlite, "MMDet",
                  aliases=("SSDLite", "SSD-Lite", "SSDLite_MobileNetV2"),
                  description="SSD-Lite with MobileNetV2 (mmdet layout, MMEdu)"),
 ]:

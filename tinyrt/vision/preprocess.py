@@ -316,12 +316,12 @@ def build_recipe(meta, inputs, outputs, options, what="the model"):
         codebase = str(info.get("codebase", ""))
         task = "detection" if codebase.lower().endswith("det") else "classification"
         classes = _names(info.get("classes"), "MODEL_INFO")
-        pre = _basedt(info.get("modelname"), fixed, in_channels, task)
+        pre = basedt_preprocess(info.get("modelname"), fixed, in_channels, task)
         source = "MODEL_INFO (%s %s, BaseDT/XEduHub's preprocessing)" % (codebase, info.get("modelname"))
     if pre is None and "CLASSES" in meta:
         classes = meta["CLASSES"].split("|")
         task = guess_task(outputs)
-        pre = _basedt(None, fixed, in_channels, task)
+        pre = basedt_preprocess(None, fixed, in_channels, task)
         source = "CLASSES (BaseDT's default preprocessing)"
     if classes is None and isinstance(info, dict):
         classes = _names(info.get("classes"), "MODEL_INFO")
@@ -437,8 +437,10 @@ def _is_file(path):
     return os.path.isfile(path)
 
 
-def _basedt(modelname, fixed, in_channels, task):
-    """BaseDT's preprocessing for an MMEdu backbone name (unknown names: guessed from the input shape)."""
+def basedt_preprocess(modelname, fixed, in_channels, task):
+    """BaseDT's preprocessing for an MMEdu backbone name (unknown names: guessed from the input shape), for an
+    input of ``fixed`` = (height, width) or the backbone's default size. The exporter writes the same into
+    its files (exporter/models)."""
     entry = BACKBONES.get(str(modelname)) if modelname else None
     if entry is None:
         gray = in_channels == 1
