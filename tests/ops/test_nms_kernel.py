@@ -13,12 +13,12 @@ skipped only when numba is not installed. Also checked: the numba wrapper spends
 the numpy op spends, and both refuse the same hostile input (quadratic work past the budget).
 """
 import importlib.util
-import warnings
 
 import numpy as np
 import pytest
 
 import tinyrt
+from oracle import make_model, ort_run, ort_session
 from tinyrt import kernels_select, limits
 from tinyrt.ops.detection import nonmaxsuppression_10
 
@@ -38,11 +38,8 @@ def _model(center_point_box, n_inputs):
     names = ["boxes", "scores", "max_out", "iou", "score"][:n_inputs]
     types = [TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.INT64, TensorProto.FLOAT, TensorProto.FLOAT]
     node = helper.make_node("NonMaxSuppression", names, ["selected"], center_point_box=center_point_box)
-    graph = helper.make_graph([node], "nms", [helper.make_tensor_value_info(n, t, None) for n, t in zip(names, types)],
-                              [helper.make_tensor_value_info("selected", TensorProto.INT64, None)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
-    model.ir_version = 8
-    return model.SerializeToString()
+    return make_model([node], {n: (t, None) for n, t in zip(names, types)}, {"selected": TensorProto.INT64},
+                      opset=11)
 
 
 def _feeds(boxes, scores, max_out, iou, score):
@@ -69,11 +66,7 @@ def _tinyrt(data, kernels, threads=1):
 
 
 def _onnxruntime(data, feeds):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    return ort_run(data, feeds)[0]
 
 
 def check(boxes, scores, max_out=None, iou=None, score=None, center_point_box=0, kernels="numba", threads=(1,)):
@@ -353,9 +346,7 @@ def test_thresholds_on_the_exact_float32_iou(center, kernels):
             feeds_list.append(_feeds(boxes, scores, 2, t, None))
     data = _model(center, 4)
     sess = _tinyrt(data, kernels)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        oracle = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    oracle = ort_session(data)
     kept = []
     for feeds in feeds_list:
         expected = oracle.run(None, feeds)[0]
