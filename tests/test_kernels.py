@@ -16,7 +16,7 @@ from onnx import TensorProto, helper
 
 import tinyrt
 from oracle import TINYRT_DOMAIN as TINYRT, assert_close, make_model, ort_run, tinyrt_session
-from tinyrt import kernels_select
+from tinyrt import kernel_wrappers, kernels_select
 
 numba = pytest.importorskip("numba")
 
@@ -39,12 +39,12 @@ def _check(data, feeds, with_ort=True, threads=(1, 2)):
         got = _session(data, "numba", t).run(None, feeds)[0]
         _close(got, ref)
         if t > 1:  # small convs run serially even at 2 threads: force the threaded kernels too
-            saved = kernels_select.PARALLEL_MIN_MACS
-            kernels_select.PARALLEL_MIN_MACS = 0
+            saved = kernel_wrappers.conv.PARALLEL_MIN_MACS
+            kernel_wrappers.conv.PARALLEL_MIN_MACS = 0
             try:
                 _close(_session(data, "numba", t).run(None, feeds)[0], ref)
             finally:
-                kernels_select.PARALLEL_MIN_MACS = saved
+                kernel_wrappers.conv.PARALLEL_MIN_MACS = saved
     if with_ort:
         _close(ort_run(data, feeds)[0], ref)
 

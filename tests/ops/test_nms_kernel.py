@@ -19,7 +19,7 @@ import pytest
 
 import tinyrt
 from oracle import make_model, ort_run, ort_session
-from tinyrt import kernels_select, limits
+from tinyrt import kernel_wrappers, limits
 from tinyrt.ops.detection import nonmaxsuppression_10
 
 onnx = pytest.importorskip("onnx")
@@ -61,7 +61,7 @@ def _tinyrt(data, kernels, threads=1):
     if kernels is not None:
         assert sess.kernels.name == kernels
     if sess.kernels.name == "numba":  # the kernel, not the numpy op behind a wrapper that fell back
-        assert isinstance(sess.plan.steps[0].fn, kernels_select._NMSKernel)
+        assert isinstance(sess.plan.steps[0].fn, kernel_wrappers.detection._NMSKernel)
     return sess
 
 
@@ -253,7 +253,7 @@ def test_kernel_chunks_give_the_same_rows(monkeypatch):
     rng = np.random.default_rng(5)
     boxes, scores = _boxes(rng, 2, 200), _scores(rng, 2, 5, 200)
     whole = check(boxes, scores, max_out=150, iou=0.5, score=0.1)
-    monkeypatch.setattr(kernels_select._NMSKernel, "CHUNK_OUT", 300)  # 2 classes per chunk
+    monkeypatch.setattr(kernel_wrappers.detection._NMSKernel, "CHUNK_OUT", 300)  # 2 classes per chunk
     for threads in (1, 2):
         got, ref = _both_paths(boxes, scores, 150, 0.5, 0.1, threads=threads)
         np.testing.assert_array_equal(got, whole)

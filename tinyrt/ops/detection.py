@@ -157,7 +157,7 @@ def _scalar(v, dtype, default):
 def nms_arguments(boxes, scores, max_output_boxes_per_class, iou_threshold, score_threshold):
     """(max_out, iou_threshold, score_threshold or None), checked; the shapes checked too.
 
-    Shared with the numba kernel's wrapper (tinyrt/kernels_select.py), so both paths refuse the same inputs.
+    Shared with the numba kernel's wrapper (tinyrt/kernel_wrappers/detection.py), so both paths refuse the same inputs.
     """
     if boxes.ndim != 3 or scores.ndim != 3 or boxes.shape[2] != 4 or \
             boxes.shape[0] != scores.shape[0] or boxes.shape[1] != scores.shape[2]:

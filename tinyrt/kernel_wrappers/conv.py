@@ -1,0 +1,327 @@
+"""Conv / FusedConv and Gemm on the numba kernels (kernels/conv.py), their weights packed once."""
+import numpy as np
+
+from .. import limits
+from .layout import EMPTY4 as _EMPTY4, channels_last_memory, to_channels_last
+
+
+class _ConvKernel:
+    """Conv / FusedConv on the numba kernels (kernels/conv.py), with weights packed once.
+
+    The result is an (N, M, OH, OW) view of channels-last memory, which the next conv reads as it is;
+    every other op sees an ordinary numpy array of the right shape (numpy follows the strides).
+    """
+
+    @property
+    def kernel_name(self):
+        """The kernels this conv ran on so far (picked per input shape), for profile / trace / code."""
+        kinds = sorted({p[0] or "numpy fallback" for p in self._prepared.values()})
+        return "numba conv." + "/".join(kinds) if kinds else "numba conv"
+
+    step_attrs = {}  # the node's attributes (set by bind)
+
+    def __init__(self, backend, step, constants):
+        from ..ops import _window
+        self.win = _window
+        self.backend = backend
+        self.k = backend.k
+        self.ref = step.fn
+        a = step.attrs
+        W = constants[step.inputs[1]]
+        b_name = step.inputs[2] if len(step.inputs) > 2 else ""
+        self.W = np.asarray(W, dtype=np.float32)
+        self.M, self.cg = W.shape[:2]
+        self.kernel = list(W.shape[2:])
+        self.bias = (np.ascontiguousarray(constants[b_name].reshape(-1), dtype=np.float32) if b_name
+                     else np.zeros(self.M, np.float32))
+        self.group = int(a.get("group", 1))
+        self.attrs = dict(strides=a.get("strides"), dilations=a.get("dilations"), pads=a.get("pads"),
+                          auto_pad=a.get("auto_pad", "NOTSET"))
+        params = list(a.get("activation_params") or []) + [0.0, 0.0]
+        activation = a.get("activation", "")
+        if activation == "Relu":  # the same function, and the Clip loop vectorises (measured: 4x faster)
+            activation, params = "Clip", [0.0, float("inf")]
+        self.qscale = np.float32(0)  # QDQ rounding (kernels/conv.py's qs): its clip is a Clip in the tiles
+        if activation == "QuantizeDequantize":
+            s = np.float32(params[0])
+            activation, params, self.qscale = "Clip", [np.float32(params[1] * s), np.float32(params[2] * s)], s
+        self.act = self.k.conv.ACT[activation]
+        self.alpha, self.beta = np.float32(params[0]), np.float32(params[1])
+        self._prepared = {}
+        self._packed = {}
+
+    def packed(self, layout):
+        """The weights in the layout a kernel reads, made on first use (a conv needs one or two of them)."""
+        w = self._packed.get(layout)
+        if w is None:
+            M, cg, (kh, kw), g = self.M, self.cg, self.kernel, self.group
+            gemm = self.k.gemm
+            if layout == "taps":          # depthwise: (kh * kw, C), zero-padded to whole vectors of channels
+                lanes = self.k.conv.LANES
+                w = np.zeros((kh * kw, -(-M // lanes) * lanes), np.float32)
+                w[:, :M] = self.W.reshape(M, kh * kw).T
+            elif layout == "bias":        # depthwise: likewise
+                w = gemm.pack_bias(self.bias)
+            elif layout == "group-bias":  # GEMMs: each group's bias, padded like its panels
+                w = np.stack([gemm.pack_bias(b) for b in self.bias.reshape(g, M // g)])
+            else:  # GEMMs: each group's (rows, M / group) weights in panels (kernels/gemm.py); the rows
+                # (i, j, c) "tap-major" for im2col from NHWC, else (c, i, j): im2col from NCHW, pointwise
+                if layout == "tap-major":
+                    w = self.W.reshape(g, M // g, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(g, kh * kw * cg, M // g)
+                else:
+                    w = self.W.reshape(g, M // g, cg * kh * kw).transpose(0, 2, 1)
+                w = np.stack([gemm.pack(wg) for wg in w])
+            w = np.ascontiguousarray(w)
+            self._packed[layout] = w
+        return w
+
+    def prepare(self, shape, threads):
+        """How to run inputs of ``shape``, worked out once: which kernel and its scalar arguments."""
+        key = (shape, threads)
+        p = self._prepared.get(key)
+        if p is None:
+            kernel, strides, dilations, begin, end, out = self.win.geometry(
+                "Conv", list(shape[2:]), self.kernel, **self.attrs)
+            N, C = shape[:2]
+            (kh, kw), (sh, sw), (dh, dw), (pt, pl), (OH, OW) = kernel, strides, dilations, begin, out
+            if min(begin + end) < 0 or C != self.cg * self.group or self.M % self.group:
+                kind = None  # negative pads, bad channel counts: the numpy op handles (or reports) it
+            elif self.group == C == self.M and self.cg == 1:
+                kind = "depthwise"
+            elif kernel == [1, 1] and strides == [1, 1] and not any(begin + end) and self.group == 1:
+                kind = "pointwise"
+            else:
+                kind = "im2col"
+            yshape = (N, self.M, OH, OW)
+            macs = limits.product(yshape) * self.cg * kh * kw
+            # a small conv runs on one thread: splitting it would cost more than it saves (a depthwise
+            # conv does one multiply-add per load, a GEMM about 16: it is worth splitting 16x sooner)
+            threaded = threads > 1 and macs * (16 if kind == "depthwise" else 1) >= PARALLEL_MIN_MACS
+            T = threads if threaded else 1
+            tail = (self.act, self.alpha, self.beta, self.qscale)
+            if kind == "pointwise":
+                args = tail + _pointwise_blocks(N, self.M, OH * OW, T, self.k.gemm.PANEL)
+            elif kind == "depthwise":
+                args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail
+            else:
+                args = (kh, kw, sh, sw, dh, dw, pt, pl) + tail + (_im2col_rows(N, kh * kw * self.cg, OH, OW, T),)
+            if kind == "pointwise":
+                weights = (self.packed("channel-major")[0], self.packed("group-bias")[0])
+            elif kind == "depthwise":
+                weights = (self.packed("taps"), self.packed("bias"))
+            elif kind == "im2col":
+                layout = "tap-major" if self.cg >= 16 else "channel-major"  # NCHW input: see __call__
+                weights = (self.packed(layout), self.packed("group-bias"))
+            else:
+                weights = ()
+            p = (kind, args, yshape, limits.nominal_count(yshape) * 4, int(macs * limits.MAC_COST), threaded, weights)
+            self._prepared[key] = p
+        return p
+
+    def __call__(self, X, W, B=None, Z=None, **attrs):
+        attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
+        if X.dtype != np.float32 or X.ndim != 4:
+            return self._ref(X, W, B, Z, attrs)
+        kind, args, yshape, nbytes, work, threaded, weights = self.prepare(X.shape, self.backend.threads)
+        budget = limits.current()  # pads and strides come from the file: check the size before allocating
+        if budget.tensor_bytes is not None and nbytes > budget.tensor_bytes:
+            limits.check_shape(yshape, np.float32, "Conv")
+        limits.spend(work, "Conv")
+        has_z = Z is not None
+        if kind is None or 0 in X.shape or 0 in yshape or (has_z and (Z.shape != yshape or Z.dtype != np.float32)):
+            return self._ref(X, W, B, Z, attrs)
+        N, C, OH, OW = X.shape[0], X.shape[1], yshape[2], yshape[3]
+        conv, run = self.k.conv, self.backend.pool.run
+        y = np.empty((N, OH, OW, self.M), np.float32)
+        z = to_channels_last(Z) if has_z else _EMPTY4
+        if kind == "pointwise":
+            if channels_last_memory(X):
+                x, nchw = X.transpose(0, 2, 3, 1).reshape(N, OH * OW, C), False
+            else:
+                x, nchw = np.ascontiguousarray(X).reshape(N, C, OH * OW), True
+            run(conv.pointwise, (x,) + weights + (z, has_z, y) + args + (nchw,), threaded)
+        elif kind == "depthwise":
+            run(conv.depthwise, (to_channels_last(X),) + weights + (z, has_z, y) + args, threaded)
+        elif self.cg >= 16:
+            run(conv.im2col, (to_channels_last(X),) + weights + (z, has_z, y) + args, threaded)
+        elif channels_last_memory(X):  # few channels, but channels-last memory: gather channels after all
+            run(conv.im2col, (to_channels_last(X), self.packed("tap-major"), weights[1], z, has_z, y) + args,
+                threaded)
+        else:  # few channels in NCHW memory (the stem reading the model's input): gather rows of pixels
+            run(conv.im2col_nchw, (np.ascontiguousarray(X),) + weights + (z, has_z, y) + args, threaded)
+        return y.transpose(0, 3, 1, 2)
+
+    def _ref(self, X, W, B, Z, attrs):
+        if Z is not None:
+            return self.ref(X, W, B, Z, **attrs)
+        return self.ref(X, W, B, **attrs)
+
+    def specialize(self, args):
+        """This conv for one signature of the compiled program (``args``: the first run's inputs): the
+        geometry, packed weights and scalar arguments bound once, the limits checked and its work counted
+        by the program (``work``), and the kernel entered past numba's dispatcher. Returns (call, work), or
+        None where every call must go through ``__call__`` (the numpy fallbacks, NCHW input to im2col).
+        The call does what ``__call__`` does for these shapes, with the same kernel and arguments: the
+        same numbers."""
+        X = args[0]
+        Z = args[3] if len(args) > 3 else None
+        if type(X) is not np.ndarray or X.dtype != np.float32 or X.ndim != 4:
+            return None
+        threads = self.backend.threads
+        kind, kargs, yshape, nbytes, work, threaded, weights = self.prepare(X.shape, threads)
+        has_z = Z is not None
+        if kind is None or (kind == "im2col" and self.cg < 16) or 0 in X.shape or 0 in yshape or (
+                has_z and (type(Z) is not np.ndarray or Z.shape != yshape or Z.dtype != np.float32)):
+            return None
+        N, C, H, W = X.shape
+        ynhwc = (N, yshape[2], yshape[3], self.M)
+        L = H * W
+        backend, general = self.backend, self.__call__
+        kernel = getattr(self.k.conv, kind)
+        w, bias = weights
+        example = (np.empty((N, L, C) if kind == "pointwise" else (N, H, W, C), np.float32), w, bias,
+                   np.empty(yshape, np.float32).transpose(0, 2, 3, 1).copy() if has_z else _EMPTY4, has_z,
+                   np.empty(ynhwc, np.float32)) + kargs
+        if kind == "pointwise":
+            example += (False,)
+        entry = self.backend.pool.entry_point(kernel, example)
+
+        if kind == "pointwise":
+            def call(X, W, B=None, Z=None, **attrs):
+                if backend.threads != threads:  # the pool's width changed since: the general call
+                    return general(X, W, B, Z, **attrs)
+                y = np.empty(ynhwc, np.float32)
+                if X.transpose(0, 2, 3, 1).flags.c_contiguous:  # channels-last memory: read as it is
+                    x, nchw = X.transpose(0, 2, 3, 1).reshape(N, L, C), False
+                else:
+                    x, nchw = np.ascontiguousarray(X).reshape(N, C, L), True
+                run(entry, (x, w, bias, _EMPTY4 if Z is None else to_channels_last(Z), has_z, y) + kargs
+                    + (nchw,), threaded)
+                return y.transpose(0, 3, 1, 2)
+        else:
+            def call(X, W, B=None, Z=None, **attrs):
+                if backend.threads != threads:
+                    return general(X, W, B, Z, **attrs)
+                y = np.empty(ynhwc, np.float32)
+                run(entry, (to_channels_last(X), w, bias, _EMPTY4 if Z is None else to_channels_last(Z), has_z,
+                            y) + kargs, threaded)
+                return y.transpose(0, 3, 1, 2)
+        run = self.backend.pool.run
+        return call, work
+
+
+PARALLEL_MIN_MACS = 1 << 20  # below about a million multiply-adds a conv runs serially (see ``prepare``)
+
+
+def _pointwise_blocks(N, M, L, threads, panel):
+    """(pixels, channels) of one block of a 1x1 conv: 64 pixels by all channels (the block's input rows
+    stay in cache while each panel of weights passes over them). Threaded: about four blocks of rows a
+    thread; with too few pixels for that (a 7x7 layer), one block of output channels a thread instead."""
+    rows, cols = min(L, 64), M
+    if threads > 1:
+        if L >= 32 * threads:
+            rows = min(rows, (-(-L // (4 * threads)) + 7) // 8 * 8)
+        elif N < threads:
+            cols = min(M, -(-M // (threads * panel)) * panel)
+    return rows, cols
+
+
+def _im2col_rows(images, kc, OH, OW, threads):
+    """Output rows per im2col block: a column buffer of about 24K floats, enough blocks for the threads."""
+    rows = max(1, min(OH, 24576 // max(1, kc * OW)))
+    while rows > 1 and images * (-(-OH // rows)) < threads:
+        rows = (rows + 1) // 2
+    return rows
+
+
+def _conv(backend, step, constants):
+    w_name = step.inputs[1] if len(step.inputs) > 1 else ""
+    b_name = step.inputs[2] if len(step.inputs) > 2 else ""
+    if w_name not in constants or (b_name and b_name not in constants):
+        return None
+    W = constants[w_name]
+    if W.ndim != 4 or W.dtype != np.float32 or 0 in W.shape:
+        return None
+    if b_name and constants[b_name].shape != (W.shape[0],):
+        return None  # the kernels read M bias values by pointer: the numpy op reports a wrong bias
+    return _ConvKernel(backend, step, constants)
+
+
+class _GemmKernel:
+    """Gemm with constant float32 B (and C, one value per output column) on the pointwise kernel:
+    Y = A @ B' + C is a 1x1 conv over the rows of A, with B' packed once (a CNN's classifier head)."""
+
+    kernel_name = 'numba conv.pointwise (Gemm)'  # what tinyrt profile / trace / code show
+    step_attrs = {}  # the node's attributes (set by bind)
+
+    def __init__(self, backend, B, bias, step):
+        self.backend = backend
+        self.k = backend.k
+        self.ref = step.fn
+        self.B, self.bias = B, bias  # B' (K, M); packed on first use
+        self.packed = None
+
+    def __call__(self, A, B, C=None, **attrs):
+        attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
+        K, M = self.B.shape
+        if A.dtype != np.float32 or A.ndim != 2 or A.shape[1] != K:
+            return self.ref(A, B, C, **attrs)
+        if self.packed is None:
+            self.packed = (self.k.gemm.pack(self.B), self.k.gemm.pack_bias(self.bias))
+        N = A.shape[0]
+        if N == 0 or K == 0 or M == 0:  # nothing to multiply: the numpy op returns the empty result
+            return self.ref(A, B, C, **attrs)
+        limits.check_shape((N, M), np.float32, "Gemm")
+        limits.spend_macs(N * K * M, "Gemm")
+        threads = self.backend.threads
+        threaded = threads > 1 and N * K * M >= PARALLEL_MIN_MACS
+        y = np.empty((1, N, 1, M), np.float32)  # 4-D like a conv's: the kernel compiled once serves both
+        self.backend.pool.run(self.k.conv.pointwise, (
+            np.ascontiguousarray(A).reshape(1, N, K), self.packed[0], self.packed[1], _EMPTY4, False, y, 0,
+            np.float32(0), np.float32(0), np.float32(0)) + _pointwise_blocks(1, M, N, threads if threaded else 1, self.k.gemm.PANEL)
+            + (False,), threaded)
+        return y.reshape(N, M)
+
+    def specialize(self, args):
+        """This Gemm for one signature of the compiled program (see _ConvKernel.specialize)."""
+        A = args[0]
+        K, M = self.B.shape
+        if type(A) is not np.ndarray or A.dtype != np.float32 or A.ndim != 2 or A.shape[1] != K \
+                or self.packed is None or 0 in (A.shape[0], K, M):
+            return None
+        N = A.shape[0]
+        threads = self.backend.threads
+        threaded = threads > 1 and N * K * M >= PARALLEL_MIN_MACS
+        rest = (self.packed[0], self.packed[1], _EMPTY4, False)
+        tail = (0, np.float32(0), np.float32(0), np.float32(0)) + _pointwise_blocks(
+            1, M, N, threads if threaded else 1, self.k.gemm.PANEL) + (False,)
+        backend, run, general = self.backend, self.backend.pool.run, self.__call__
+        entry = backend.pool.entry_point(self.k.conv.pointwise, (np.empty((1, N, K), np.float32),) + rest + (
+            np.empty((1, N, 1, M), np.float32),) + tail)
+
+        def call(A, B, C=None, **attrs):
+            if backend.threads != threads:
+                return general(A, B, C, **attrs)
+            y = np.empty((1, N, 1, M), np.float32)
+            run(entry, (np.ascontiguousarray(A).reshape(1, N, K),) + rest + (y,) + tail, threaded)
+            return y.reshape(N, M)
+        return call, int(N * K * M * limits.MAC_COST)
+
+
+def _gemm(backend, step, constants):
+    a = step.attrs
+    names = list(step.inputs) + ["", ""]
+    B = constants.get(names[1]) if names[1] else None
+    C = constants.get(names[2]) if names[2] else None
+    if (B is None or B.dtype != np.float32 or B.ndim != 2 or a.get("transA", 0) or a.get("alpha", 1.0) != 1.0
+            or (names[2] and (C is None or C.dtype != np.float32 or a.get("beta", 1.0) != 1.0))):
+        return None
+    Bt = B.T if a.get("transB", 0) else B
+    M = Bt.shape[1]
+    if C is None:
+        bias = np.zeros(M, np.float32)
+    elif C.ndim <= 2 and C.size in (1, M) and (C.ndim < 2 or C.shape[0] == 1):
+        bias = np.broadcast_to(C.reshape(-1), (M,))  # one value per column (or one for all)
+    else:
+        return None  # C varies by row: the numpy op
+    return _GemmKernel(backend, np.ascontiguousarray(Bt), np.ascontiguousarray(bias), step)

@@ -1,0 +1,138 @@
+"""Softmax, the squeeze-excite Mul, a large Add and a QDQ model's activation rounding on the numba
+kernels (kernels/eltwise.py)."""
+import numpy as np
+
+from .. import limits
+from .layout import channels_last_memory, to_channels_last
+
+
+class _SoftmaxKernel:
+    """Softmax of float32 over the last axis (opset 13) or over all axes from ``axis`` (older opsets):
+    one row at a time, compiled (a numpy op after the convs runs slowly, its code evicted from cache)."""
+
+    kernel_name = 'numba eltwise.softmax'  # what tinyrt profile / trace / code show
+    step_attrs = {}  # the node's attributes (set by bind)
+
+    def __init__(self, backend, step):
+        self.backend = backend
+        self.k = backend.k
+        self.ref = step.fn
+        self.flatten = step.impl.version < 13  # before 13: all axes from ``axis`` at once
+
+    def __call__(self, x, **attrs):
+        attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
+        axis = attrs.get("axis", 1 if self.flatten else -1)
+        if x.dtype != np.float32 or x.ndim == 0 or x.size == 0 or not -x.ndim <= axis < x.ndim:
+            return self.ref(x, **attrs)
+        axis %= x.ndim
+        if not self.flatten and axis != x.ndim - 1:
+            return self.ref(x, **attrs)
+        rows = limits.product(x.shape[:axis])
+        y = np.empty(x.shape, np.float32)
+        self.backend.pool.run(self.k.eltwise.softmax, (np.ascontiguousarray(x).reshape(rows, -1), y.reshape(rows, -1)),
+                              False)
+        return y
+
+
+class _MulKernel:
+    """Mul of (N, C, H, W) by (N, C, 1, 1) (squeeze-excite gating), either order, on channels-last memory."""
+
+    kernel_name = 'numba eltwise.channel_scale'  # what tinyrt profile / trace / code show
+    step_attrs = {}  # the node's attributes (set by bind)
+
+    def __init__(self, backend, step):
+        self.backend = backend
+        self.k = backend.k
+        self.ref = step.fn
+
+    def __call__(self, A, B, **attrs):
+        attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
+        if A.dtype == np.float32 and B.dtype == np.float32 and A.ndim == 4 and B.ndim == 4:
+            if B.shape[2:] == (1, 1) and A.shape[:2] == B.shape[:2] and A.shape[2] * A.shape[3] > 1:
+                x, s = A, B
+            elif A.shape[2:] == (1, 1) and A.shape[:2] == B.shape[:2] and B.shape[2] * B.shape[3] > 1:
+                x, s = B, A
+            else:
+                return self.ref(A, B, **attrs)
+            N, C, H, W = x.shape
+            y = np.empty((N, H, W, C), np.float32)
+            self.backend.pool.run(self.k.eltwise.channel_scale, (
+                to_channels_last(x).reshape(N, H * W, C), np.ascontiguousarray(s.reshape(N, C)), y.reshape(N, H * W, C)))
+            return y.transpose(0, 3, 1, 2)
+        return self.ref(A, B, **attrs)
+
+    def specialize(self, args):
+        """This Mul for one signature of the compiled program (see _ConvKernel.specialize)."""
+        A, B = args[:2]
+        if not (type(A) is np.ndarray and type(B) is np.ndarray and A.dtype == np.float32
+                and B.dtype == np.float32 and A.ndim == 4 and B.ndim == 4 and A.shape[:2] == B.shape[:2]):
+            return None
+        if B.shape[2:] == (1, 1) and A.shape[2] * A.shape[3] > 1:
+            scaled_first = True
+        elif A.shape[2:] == (1, 1) and B.shape[2] * B.shape[3] > 1:
+            scaled_first = False
+        else:
+            return None
+        N, C, H, W = (A if scaled_first else B).shape
+        run = self.backend.pool.run
+        entry = self.backend.pool.entry_point(self.k.eltwise.channel_scale, (
+            np.empty((N, H * W, C), np.float32), np.empty((N, C), np.float32), np.empty((N, H * W, C), np.float32)))
+
+        def call(A, B, **attrs):
+            x, s = (A, B) if scaled_first else (B, A)
+            y = np.empty((N, H, W, C), np.float32)
+            run(entry, (to_channels_last(x).reshape(N, H * W, C), np.ascontiguousarray(s.reshape(N, C)),
+                        y.reshape(N, H * W, C)))
+            return y.transpose(0, 3, 1, 2)
+        return call, 0
+
+
+class _AddKernel:
+    """Add of two float32 arrays of one shape and one memory layout, over the kernels' threads."""
+
+    kernel_name = 'numba eltwise.add'  # what tinyrt profile / trace / code show
+    step_attrs = {}  # the node's attributes (set by bind)
+
+    def __init__(self, backend, step):
+        self.backend = backend
+        self.k = backend.k
+        self.ref = step.fn
+
+    def __call__(self, A, B, **attrs):
+        attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
+        if A.dtype == np.float32 and B.dtype == np.float32 and A.shape == B.shape and A.size >= 65536:
+            if A.flags.c_contiguous and B.flags.c_contiguous:
+                a, b, back = A, B, None
+            elif channels_last_memory(A) and channels_last_memory(B):
+                a, b, back = A.transpose(0, 2, 3, 1), B.transpose(0, 2, 3, 1), (0, 3, 1, 2)
+            else:
+                return self.ref(A, B, **attrs)
+            y = np.empty(a.shape, np.float32)
+            self.backend.pool.run(self.k.eltwise.add, (a.reshape(-1), b.reshape(-1), y.reshape(-1)))
+            return y if back is None else y.transpose(back)
+        return self.ref(A, B, **attrs)
+
+
+class _QuantizeDequantizeKernel:
+    """A QDQ model's activation rounding (ops/quantize.py's QuantizeDequantize) in one compiled sweep."""
+
+    def __init__(self, backend, step):
+        self.backend = backend
+        self.k = backend.k
+        self.ref = step.fn
+        self.low, self.high = step.attrs["low"], step.attrs["high"]
+
+    def __call__(self, x, scale, **attrs):  # attributes bound here: the compiled program passes none
+        low, high = self.low, self.high
+        if x.dtype == np.float32 and scale.dtype == np.float32 and scale.size == 1 and x.size >= 4096:
+            if x.flags.c_contiguous:
+                a, back = x, None
+            elif channels_last_memory(x):
+                a, back = x.transpose(0, 2, 3, 1), (0, 3, 1, 2)
+            else:
+                return self.ref(x, scale, low=low, high=high)
+            y = np.empty(a.shape, np.float32)
+            self.backend.pool.run(self.k.eltwise.quantize_dequantize, (
+                a.reshape(-1), y.reshape(-1), np.float32(scale.reshape(-1)[0]), np.float32(low), np.float32(high)))
+            return y if back is None else y.transpose(back)
+        return self.ref(x, scale, low=low, high=high)

@@ -1,0 +1,97 @@
+"""The numpy path's prepared Conv (the numpy path has no compiled kernels, but a conv's geometry,
+checks and tiled weights are worked out once per input shape, not on every call)."""
+import numpy as np
+
+from .. import limits
+
+
+class _NumpyConv:
+    """The numpy path's 2-D float32 Conv / FusedConv with constant weights, prepared once per input shape:
+    its geometry, size checks and work, the depthwise weights and the bias tiled over an output row (the
+    numpy op computes all of those on every call, which costs more than the math of a small conv). The
+    math is the numpy op's own (ops/conv.py ``_conv2d``, ops/fused.py ``apply_activation``)."""
+
+    kernel_name = 'numpy conv, prepared'  # what tinyrt profile / trace / code show
+    step_attrs = {}  # the node's attributes (set by bind)
+
+    def __init__(self, step, W, B):
+        from ..ops import conv, fused, _window
+        self.conv, self.fused, self.win = conv, fused, _window
+        self.ref = step.fn
+        a = step.attrs
+        self.W = W
+        self.B = B
+        self.M, self.cg = W.shape[:2]
+        self.group = int(a.get("group", 1))
+        self.kernel_shape = a.get("kernel_shape")
+        self.geometry_attrs = dict(strides=a.get("strides"), dilations=a.get("dilations"), pads=a.get("pads"),
+                                   auto_pad=a.get("auto_pad", "NOTSET"))
+        self.activation = a.get("activation", "")
+        self.params = list(a.get("activation_params") or [])
+        self._prepared = {}
+
+    def prepare(self, shape, limit):
+        key = (shape, limit)
+        p = self._prepared.get(key)
+        if p is None:
+            N, C, H, Wd = shape
+            M, cg, g = self.M, self.cg, self.group
+            kernel = list(self.W.shape[2:])
+            if C != cg * g or M % g or (self.kernel_shape is not None and list(self.kernel_shape) != kernel):
+                return None  # the numpy op reports it
+            kernel, strides, dilations, begin, end, out = self.win.geometry(
+                "Conv", [H, Wd], kernel, **self.geometry_attrs)
+            # what the numpy op checks before allocating (see ops/conv.py), once per shape and limit
+            K = kernel[0] * kernel[1]
+            padded = [n + max(0, b) + max(0, e) for n, b, e in zip([H, Wd], begin, end)]
+            limits.check_shape((N, max(C, M)) + tuple(padded), np.float32, "Conv (padded input)")
+            limits.check_shape((N, M, out[0] * out[1]), np.float32, "Conv (output)")
+            depthwise = g == C and cg == 1
+            if K > 1 and not depthwise:
+                limits.check_shape((N, C * K, out[0] * out[1]), np.float32, "Conv (im2col columns)")
+            tiled = None
+            if depthwise:
+                limits.check_shape((K, out[1] * M), np.float32, "Conv (tiled depthwise weights)")
+                tiled = self.conv.tile_depthwise(self.W, out[1])
+            bias = None if self.B is None else np.tile(self.B, out[1])
+            work = int(N * M * out[0] * out[1] * cg * K * limits.MAC_COST) + K * limits.LOOP_COST
+            p = (kernel, strides, dilations, begin, end, out, tiled, bias, work)
+            if len(self._prepared) > 16:
+                self._prepared.clear()
+            self._prepared[key] = p
+        return p
+
+    def __call__(self, X, W, B=None, Z=None, **attrs):
+        attrs = attrs or self.step_attrs
+        p = None
+        if X.dtype == np.float32 and X.ndim == 4:
+            p = self.prepare(X.shape, limits.current().tensor_bytes)
+        if p is None:
+            return self.ref(X, W, B, Z, **attrs) if Z is not None else self.ref(X, W, B, **attrs)
+        kernel, strides, dilations, begin, end, out, tiled, bias, work = p
+        limits.spend(work, "Conv")
+        y = self.conv._conv2d(X, self.W, self.group, kernel, strides, dilations, begin, end, out, tiled)
+        N, OH, OW, M = y.shape
+        if bias is not None:
+            rows = y.reshape(N * OH, OW * M)
+            rows += bias
+        y = y.transpose(0, 3, 1, 2)
+        if Z is not None:
+            if Z.shape == y.shape:
+                y += Z
+            else:
+                return self.ref(X, W, B, Z, **attrs)
+        if self.activation:
+            self.fused.apply_activation(y, self.activation, self.params)
+        return y
+
+
+def _numpy_conv(step, constants):
+    names = list(step.inputs) + ["", ""]
+    W = constants.get(names[1]) if names[1] else None
+    B = constants.get(names[2]) if names[2] else None
+    if W is None or W.dtype != np.float32 or W.ndim != 4 or (names[2] and B is None):
+        return None
+    if B is not None and (B.dtype != np.float32 or B.shape != (W.shape[0],)):
+        return None
+    return _NumpyConv(step, W, B)
