@@ -59,6 +59,20 @@ def test_batchnorm_folds_into_conv(bias):
     assert [op for op, _ in _ops(off)] == ["Conv", "BatchNormalization"]
 
 
+def test_basic_level_folds_but_does_not_fuse():
+    """onnxruntime's levels: BASIC folds (BatchNormalization into the Conv), EXTENDED and ALL also fuse
+    (the Relu into a FusedConv); the results are the same at every level."""
+    inits = dict(_conv_inits(), **_bn_inits())
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "scale", "shift", "mean", "var"], ["r"]),
+             helper.make_node("Relu", ["r"], ["y"])]
+    data = _model(nodes, inits)
+    levels = tinyrt.GraphOptimizationLevel
+    assert _ops(_compare(data, level=levels.ORT_ENABLE_BASIC)) == [("Conv", ""), ("Relu", "")]
+    for level in (levels.ORT_ENABLE_EXTENDED, levels.ORT_ENABLE_ALL):
+        assert _ops(_compare(data, level=level)) == [("FusedConv", "Relu")]
+
+
 def test_batchnorm_not_after_conv_stays():
     inits = _bn_inits(6)
     nodes = [helper.make_node("BatchNormalization", ["x", "scale", "shift", "mean", "var"], ["y"])]
@@ -167,7 +181,7 @@ def test_activation_then_add_does_not_fold_the_add():
 
 def test_passes_are_listed_and_can_be_turned_off():
     from tinyrt import passes
-    names = [name for name, _ in passes.PASSES]
+    names = [name for name, _, _ in passes.PASSES]
     assert any("BatchNormalization" in n for n in names) and any("FusedConv" in n for n in names)
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c"], ["y"])]

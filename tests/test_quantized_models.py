@@ -126,7 +126,7 @@ def test_rounding_fused_into_conv(kind, activation, kernels, monkeypatch):
     steps = [(s.node.op_type, s.node.attrs.get("activation")) for s in fused.plan.steps]
     assert steps == [("FusedConv", "QuantizeDequantize")], steps
     got = fused.run(None, {"x": x})[0]
-    monkeypatch.setattr(passes, "PASSES", [p for p in passes.PASSES if p[1] is not quantization.fuse_rounding_into_conv])
+    monkeypatch.setattr(passes, "PASSES", [p for p in passes.PASSES if p[2] is not quantization.fuse_rounding_into_conv])
     plain = tinyrt.InferenceSession(data, so)
     assert "QuantizeDequantize" in [s.node.op_type for s in plain.plan.steps]
     np.testing.assert_array_equal(got, plain.run(None, {"x": x})[0])
