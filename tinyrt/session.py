@@ -6,27 +6,25 @@
     probs = sess.run(None, {name: x})[0]
 
 Every array ``run`` returns belongs to the caller: an output that is a constant, an initializer, a fed
-input, or a view of one of them is copied (see ``_Ownership``), so writing into it never changes a later
+input, or a view of one of them is copied (see tinyrt/ownership.py), so writing into it never changes a later
 run. What differs from onnxruntime is listed in docs/reference.md.
 """
 import copy
-import json
 import os
 import threading
 import time
-import warnings
 
-import numpy as np
-
-from . import dtypes, environment, graph as graph_ir, kernels_select, limits, passes, shape_inference
-from .errors import (ArgumentTypeError, InputError, ModelError, ModelFileNotFound, OptionError, RunTerminated,
-                     TinyrtError, UnsupportedError)
-from .ops.sequence import Sequence
+from . import environment, graph as graph_ir, kernels_select, limits, passes
+from .errors import ArgumentTypeError, InputError, ModelError, OptionError, RunTerminated, TinyrtError, UnsupportedError
+from .feeds import check_feed, describe_inputs
 from .options import ExecutionMode, ExecutionOrder, GraphOptimizationLevel, RunOptions, SessionOptions  # noqa: F401
+from .ownership import Ownership
 from .plan import Plan, check_support
 from .profiling import Profiler
 from .proto import load_model, writer
 from .proto.diagnose import name_the_file
+from .session_setup import (AsWritten, check_model_argument, options_from_model, overridable_initializers,
+                            override_free_dimensions, reads_config_from_model, with_inferred_types)
 
 UNSET_MODEL_VERSION = 2 ** 63 - 1   # what onnxruntime reports when the file gives no model_version
 
@@ -103,7 +101,7 @@ class InferenceSession:
     """
 
     def __init__(self, path_or_bytes, sess_options=None, providers=None, provider_options=None, **kwargs):
-        _check_model_argument(path_or_bytes)
+        check_model_argument(path_or_bytes)
         started_ns = time.monotonic_ns()
         self.options = sess_options or SessionOptions()
         self._providers, self._provider_options = environment.choose_providers(providers, provider_options,
@@ -112,8 +110,8 @@ class InferenceSession:
         self._lock = threading.Lock()
         message, folder = load_model(path_or_bytes)
         loaded_ns = time.monotonic_ns()
-        if _reads_config_from_model(kwargs):
-            self.options = _options_from_model(message, self.options)
+        if reads_config_from_model(kwargs):
+            self.options = options_from_model(message, self.options)
         self._profiler = Profiler(self.options.profile_file_prefix, started_ns) if self.options.enable_profiling else None
         self._profiling_start_ns = self._profiler.start_ns if self._profiler else 0
         if self._profiler:
@@ -122,25 +120,25 @@ class InferenceSession:
         self.kernels = kernels_select.choose(self.options)  # numba kernels or numpy ops; see kernels_select
         message_name = message.source_name
         try:
-            _override_free_dimensions(message.graph, self.options)
+            override_free_dimensions(message.graph, self.options)
             self._metadata = ModelMetadata(message)
-            overridable = _overridable_initializers(message)
+            overridable = overridable_initializers(message)
             self.model = graph_ir.build(message, folder, getattr(self.options, "_files_in_memory", None))
             del message
             check_support(self.model.graph, self.model.opsets)
             self._inputs = [NodeArg(v) for v in self.model.graph.inputs]
-            self._outputs = [NodeArg(v) for v in _with_inferred_types(self.model.graph)]
+            self._outputs = [NodeArg(v) for v in with_inferred_types(self.model.graph)]
             self._overridable = [NodeArg(v) for v in overridable]
             # Feeding an overridable initializer runs a plan of the file as written, with the initializers
             # as inputs: tinyrt's passes fold constants, and a folded weight could not be replaced.
-            self._as_written = _AsWritten(self.model.graph, overridable) if overridable else None
+            self._as_written = AsWritten(self.model.graph, overridable) if overridable else None
             self._override_plan = None
             level = self.options.graph_optimization_level
             with limits.scope(self._tensor_limit(0)):
                 self.applied_passes = passes.optimize(self.model.graph, level) if level else []
                 self.plan = Plan(self.model.graph)
                 self.kernels.bind(self.plan)
-            self._ownership = _Ownership(self.model.graph, self.plan)
+            self._ownership = Ownership(self.model.graph, self.plan)
             if self._as_written is not None:  # the initializers' own values, which passes may have folded away
                 self._ownership.keep_graph(self._as_written.graph)
                 self._ownership.keep_arrays(self._as_written.initial.values())
@@ -359,7 +357,7 @@ class InferenceSession:
                    if name not in input_feed and arg.spec.kind != "optional"]
         if missing:
             raise InputError("missing input %s; the model needs %s" % (", ".join(map(repr, missing)),
-                                                                       _describe_inputs(self._inputs)))
+                                                                       describe_inputs(self._inputs)))
         feeds = {}
         for name, arg in expected.items():
             feeds[name] = check_feed(arg.spec, input_feed.get(name))
@@ -370,284 +368,7 @@ class InferenceSession:
         return feeds, overrides
 
 
-def _check_model_argument(path_or_bytes):
-    if isinstance(path_or_bytes, (str, os.PathLike)):
-        path = os.fspath(path_or_bytes)
-        if isinstance(path, str) and not os.path.exists(path):
-            raise ModelFileNotFound("cannot read model file %r: it does not exist" % path)
-    elif not isinstance(path_or_bytes, (bytes, bytearray, memoryview)) and not hasattr(path_or_bytes, "read"):
-        raise ArgumentTypeError("a model is a path, bytes or a binary file object, not %s"
-                                % type(path_or_bytes).__name__)
 
-
-def _describe_inputs(args):
-    return ", ".join("%s: %s%s" % (a.name, a.type, a.shape) for a in args)
-
-
-def check_feed(spec, value):
-    """The feed as an array that fits ``spec``, or an InputError saying what was expected and given.
-
-    Lists and scalars become arrays of the input's element type (as onnxruntime converts them); an array
-    of another dtype is refused (onnxruntime refuses it too), naming the conversion that fixes it.
-    """
-    if spec.kind == "optional":
-        return None if value is None else check_feed(spec.element, value)
-    if spec.kind == "sequence":
-        if not isinstance(value, (list, tuple)):
-            raise InputError("input %r: expected a list of arrays (%s), got %s"
-                             % (spec.name, spec.type_string, type(value).__name__))
-        return Sequence(check_feed(spec.element, v) for v in value)
-    want = dtypes.to_numpy(spec.elem_type) if spec.elem_type and dtypes.is_supported(spec.elem_type) else None
-    if not isinstance(value, np.ndarray):
-        if np.isscalar(value) or isinstance(value, (list, tuple)):
-            value = _from_python(spec, value, want)
-        else:
-            raise InputError("input %r: expected a numpy array, got %s" % (spec.name, type(value).__name__))
-    if want is not None and value.dtype != want:
-        if dtypes.is_string(want):
-            if value.dtype.kind not in "USV":
-                raise InputError("input %r: expected %s (a numpy array of str, bytes or objects), got %s"
-                                 % (spec.name, spec.type_string, value.dtype))
-            value = dtypes.as_strings(value)
-        else:
-            raise InputError("input %r: expected %s (numpy %s), got %s; convert it with .astype(np.%s)"
-                             % (spec.name, spec.type_string, want, value.dtype, want))
-    if spec.shape is not None:
-        if value.ndim != len(spec.shape):
-            raise InputError("input %r: expected rank %d %s, got rank %d %s"
-                             % (spec.name, len(spec.shape), _shape_text(spec.shape), value.ndim, list(value.shape)))
-        for axis, (want_dim, got) in enumerate(zip(spec.shape, value.shape)):
-            if isinstance(want_dim, int) and want_dim != got:
-                raise InputError("input %r: dimension %d must be %d %s, got %s"
-                                 % (spec.name, axis, want_dim, _shape_text(spec.shape), list(value.shape)))
-    return value
-
-
-def _from_python(spec, value, want):
-    """A list or scalar feed as an array of the input's type (onnxruntime converts them the same way)."""
-    try:
-        if want is not None and dtypes.is_string(want):
-            return dtypes.as_strings(np.array(value, dtype=object))
-        array = np.array(value, dtype=want)
-    except (TypeError, ValueError, OverflowError) as e:
-        raise InputError("input %r: cannot make a %s tensor of the %s given (%s)"
-                         % (spec.name, spec.type_string, type(value).__name__, e)) from None
-    if want is not None and array.dtype.kind in "iub" and not _same_values(value, array):
-        raise InputError("input %r: the values given do not fit %s" % (spec.name, spec.type_string))
-    return array
-
-
-def _same_values(value, array):
-    """Whether converting a list to an integer array kept every value (no 2.5 -> 2, no 300 -> 44)."""
-    try:
-        with np.errstate(all="ignore"):
-            return bool(np.all(np.array(value, dtype=np.float64) == array.astype(np.float64)))
-    except (TypeError, ValueError):
-        return False
-
-
-def _shape_text(shape):
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-# --- outputs the caller owns ---------------------------------------------------------------------------------
-
-def _memory_owner(a):
-    """The object that owns an array's memory: the end of its ``.base`` chain."""
-    while True:
-        base = getattr(a, "base", None)
-        if base is None:
-            return a
-        a = base
-
-
-class _Ownership:
-    """Decides, per output and run, whether an output must be copied before the caller gets it.
-
-    Copied: an output whose memory belongs to something that outlives the run (a constant: initializers,
-    tensor attributes, folded values, in every subgraph), to a fed array (an input passed through, or a
-    Reshape of it), or to an output already returned by this run. Everything else was computed by this
-    run and nobody else holds it: it is returned as it is (no copy), made C-contiguous if it is not.
-    """
-
-    def __init__(self, graph, plan):
-        self.constant_owners = {}  # id -> owner (kept alive, so the ids stay theirs)
-        for a in _arrays_of_graph(graph):
-            self._keep(a)
-        for a in getattr(plan, "constants", {}).values():
-            self._keep(a)
-        for step in getattr(plan, "steps", ()):
-            for value in getattr(step, "attrs", {}).values():
-                for a in _arrays_in(value):
-                    self._keep(a)
-
-    def keep_graph(self, graph):
-        self.keep_arrays(_arrays_of_graph(graph))
-
-    def keep_arrays(self, arrays):
-        for a in arrays:
-            self._keep(a)
-
-    def _keep(self, a):
-        owner = _memory_owner(a)
-        self.constant_owners[id(owner)] = owner
-
-    def outputs(self, results, names, input_feed):
-        fed = set()
-        for value in input_feed.values():
-            for a in _arrays_in(value):
-                fed.add(id(_memory_owner(a)))
-        returned = set()
-        return [self._own(results[name], fed, returned) for name in names]
-
-    def _own(self, value, fed, returned):
-        if isinstance(value, np.ndarray):
-            owner = id(_memory_owner(value))
-            if owner in self.constant_owners or owner in fed or owner in returned:
-                return np.array(value, order="C")      # a fresh copy
-            returned.add(owner)
-            return value if value.flags.c_contiguous else np.ascontiguousarray(value)
-        if isinstance(value, list):                    # a sequence: a plain list of arrays the caller owns
-            return [self._own(v, fed, returned) for v in value]
-        return value
-
-
-def _arrays_in(value):
-    if isinstance(value, np.ndarray):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [v for v in value if isinstance(v, np.ndarray)]
-    return []
-
-
-def _arrays_of_graph(graph):
-    for a in graph.initializers.values():
-        yield a
-    for node in graph.nodes:
-        for value in node.attrs.values():
-            for a in _arrays_in(value):
-                yield a
-        for g in node.subgraphs():
-            for a in _arrays_of_graph(g):
-                yield a
-
-
-# --- load-time helpers ---------------------------------------------------------------------------------------
-
-def _with_inferred_types(graph):
-    """The graph's output specs, with what the file leaves out (element type, shape) inferred as onnxruntime
-    reports it (see tinyrt/shape_inference.py); the graph itself is left as it is."""
-    specs = list(graph.outputs)
-    if all(s.kind != "tensor" or (s.elem_type and s.shape is not None) for s in specs):
-        return specs
-    try:
-        inferred = shape_inference.infer(graph)
-    except Exception:  # what the session reports must never stop a model from loading
-        return specs
-    out = []
-    for spec in specs:
-        elem, shape = inferred.get(spec.name, (None, None))
-        if spec.kind == "tensor" and (elem or shape is not None):
-            spec = copy.copy(spec)
-            spec.elem_type = spec.elem_type or elem
-            spec.shape = spec.shape if spec.shape is not None else shape
-        out.append(spec)
-    return out
-
-
-def _reads_config_from_model(kwargs):
-    """onnxruntime's read_config_from_model=1 keyword, else its ORT_LOAD_CONFIG_FROM_MODEL=1 variable."""
-    if "read_config_from_model" in kwargs:
-        return int(kwargs["read_config_from_model"]) == 1
-    return os.environ.get("ORT_LOAD_CONFIG_FROM_MODEL") == "1"
-
-
-_MODEL_CONFIG_TYPES = {"intra_op_num_threads": int, "inter_op_num_threads": int, "enable_profiling": bool,
-                       "graph_optimization_level": GraphOptimizationLevel, "execution_mode": ExecutionMode,
-                       "execution_order": ExecutionOrder, "log_severity_level": int, "log_verbosity_level": int,
-                       "enable_mem_pattern": bool, "enable_cpu_mem_arena": bool, "enable_mem_reuse": bool,
-                       "use_deterministic_compute": bool}
-
-
-def _options_from_model(message, options):
-    """A copy of ``options`` with the file's metadata entry ``ort_config`` ({"session_options": {...}})
-    applied, as onnxruntime applies it when asked to."""
-    text = {e.key: e.value for e in message.metadata_props}.get("ort_config")
-    if text is None:
-        return options
-    try:
-        settings = json.loads(text).get("session_options", {})
-        assert isinstance(settings, dict)
-    except (ValueError, AttributeError, AssertionError):
-        raise ModelError("the model's metadata entry ort_config is not JSON of the form "
-                         "{\"session_options\": {...}}") from None
-    options = copy.copy(options)
-    for key, value in settings.items():
-        if key not in _MODEL_CONFIG_TYPES:
-            warnings.warn("the model's ort_config sets %r, which tinyrt does not read" % key)
-            continue
-        try:
-            setattr(options, key, _MODEL_CONFIG_TYPES[key](value))
-        except (TypeError, ValueError):
-            raise ModelError("the model's ort_config sets %s to %r, which is not a valid value" % (key, value)) from None
-    return options
-
-
-def _override_free_dimensions(graph_message, options):
-    """SessionOptions.add_free_dimension_override_by_name/_by_denotation: fix symbolic input dimensions."""
-    by_name = getattr(options, "_dims_by_name", {})
-    by_denotation = getattr(options, "_dims_by_denotation", {})
-    if not by_name and not by_denotation:
-        return
-    for vi in graph_message.input:
-        t = vi.type
-        if t is None or t.tensor_type is None or t.tensor_type.shape is None:
-            continue
-        for d in t.tensor_type.shape.dim:
-            if "dim_value" in d.present:
-                continue
-            value = by_name.get(d.dim_param) if d.dim_param else None
-            if value is None and d.denotation:
-                value = by_denotation.get(d.denotation)
-            if value is not None:
-                d.dim_value = value
-                d.present.add("dim_value")
-
-
-def _overridable_initializers(message):
-    """ValueSpecs of the initializers the graph also lists as inputs; IR version 4 on, onnxruntime lets a
-    feed replace those (before, every initializer was listed as an input and is a constant)."""
-    if message.ir_version < 4:
-        return []
-    names = {t.name for t in message.graph.initializer}
-    return [graph_ir.value_spec(vi) for vi in message.graph.input if vi.name in names]
-
-
-class _AsWritten:
-    """The graph as written, with the overridable initializers turned into inputs (and their values)."""
-
-    def __init__(self, graph, overridable):
-        self.graph = _copy_graph(graph)
-        names = [spec.name for spec in overridable]
-        self.initial = {name: self.graph.initializers.pop(name) for name in names}
-        self.graph.inputs = self.graph.inputs + [copy.copy(spec) for spec in overridable]
-
-
-def _copy_graph(graph):
-    """A copy of a graph that passes may rewrite without touching the original (arrays are shared)."""
-    nodes = [graph_ir.Node(n.op_type, n.inputs, n.outputs, {k: _copy_attr(v) for k, v in n.attrs.items()},
-                           n.name, n.domain, n.opset) for n in graph.nodes]
-    return graph_ir.Graph(graph.name, nodes, [copy.copy(v) for v in graph.inputs],
-                          [copy.copy(v) for v in graph.outputs], dict(graph.initializers),
-                          {k: copy.copy(v) for k, v in graph.value_info.items()})
-
-
-def _copy_attr(value):
-    if isinstance(value, graph_ir.Graph):
-        return _copy_graph(value)
-    if isinstance(value, list):
-        return [_copy_attr(v) for v in value]
-    return value
 
 
 # --- run options ---------------------------------------------------------------------------------------------
