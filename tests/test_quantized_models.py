@@ -137,3 +137,51 @@ def test_rounding_fused_into_conv(kind, activation, kernels, monkeypatch):
     assert np.abs(q - np.rint(q)).max() < 1e-3
     lo = max(-60, np.rint(np.float32(-0.7) / scale)) if activation == "Clip" else (0 if activation == "Relu" else -60)
     assert q.min() >= lo - 1e-3 and (got == np.float32(lo) * scale).any()
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("layout", ["nchw", "channels-last", "broadcast"])
+def test_add_folded_into_rounding(layout, kernels, monkeypatch):
+    """Add -> QuantizeLinear -> DequantizeLinear (a QDQ model's residual Add) becomes one QuantizeDequantize
+    with the Add's second input as its third (passes/quantization.py fuse_add_into_rounding): bit for bit
+    what the session computes without that pass, on NCHW inputs, on conv results (channels-last memory on
+    the numba path) and with a broadcast addend (the numpy op)."""
+    from onnx import TensorProto, helper, numpy_helper
+    from tinyrt import passes
+    rs = np.random.RandomState(3)
+    C, H = 16, 40
+    scale, zp = np.float32(0.021), np.uint8(128)
+    b_shape = [1, C, 1, 1] if layout == "broadcast" else [1, C, H, H]
+    nodes = [helper.make_node("Add", ["a", "b"], ["s"]),
+             helper.make_node("QuantizeLinear", ["s", "sc", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "sc", "z"], ["y"])]
+    inits = [numpy_helper.from_array(np.array(scale), "sc"), numpy_helper.from_array(np.array(zp), "z")]
+    inputs = [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, C, H, H]),
+              helper.make_tensor_value_info("b", TensorProto.FLOAT, b_shape)]
+    if layout == "channels-last":  # both addends computed by convs
+        w = (rs.standard_normal((C, C, 1, 1)) * 0.3).astype(np.float32)
+        inits.append(numpy_helper.from_array(w, "w"))
+        nodes = [helper.make_node("Conv", ["a", "w"], ["a1"]), helper.make_node("Conv", ["b", "w"], ["b1"]),
+                 helper.make_node("QuantizeLinear", ["a1", "sc", "z"], ["aq"]),
+                 helper.make_node("DequantizeLinear", ["aq", "sc", "z"], ["a2"]),
+                 helper.make_node("QuantizeLinear", ["b1", "sc", "z"], ["bq"]),
+                 helper.make_node("DequantizeLinear", ["bq", "sc", "z"], ["b2"]),
+                 helper.make_node("Add", ["a2", "b2"], ["s"])] + nodes[1:]
+    graph = helper.make_graph(nodes, "add_qdq", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              inits)
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    feeds = {"a": rs.standard_normal((1, C, H, H)).astype(np.float32),
+             "b": rs.standard_normal(b_shape).astype(np.float32)}
+    so = tinyrt.SessionOptions()
+    so.kernels = kernels
+    fused = tinyrt.InferenceSession(data, so)
+    rounding = [s for s in fused.plan.steps if s.node.op_type == "QuantizeDequantize"]
+    assert len(rounding) == 1 and len(rounding[0].inputs) == 3
+    assert "Add" not in [s.node.op_type for s in fused.plan.steps]
+    got = fused.run(None, feeds)[0]
+    monkeypatch.setattr(passes, "PASSES", [p for p in passes.PASSES if p[2] is not quantization.fuse_add_into_rounding])
+    plain = tinyrt.InferenceSession(data, so)
+    assert "Add" in [s.node.op_type for s in plain.plan.steps]
+    np.testing.assert_array_equal(got, plain.run(None, feeds)[0])
+    want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    assert float(np.abs(got - want).max()) <= scale * 1.0001

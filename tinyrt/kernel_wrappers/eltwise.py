@@ -122,17 +122,23 @@ class _QuantizeDequantizeKernel:
         self.ref = step.fn
         self.low, self.high = step.attrs["low"], step.attrs["high"]
 
-    def __call__(self, x, scale, **attrs):  # attributes bound here: the compiled program passes none
+    def __call__(self, x, scale, addend=None, **attrs):  # attributes bound here: the program passes none
         low, high = self.low, self.high
-        if x.dtype == np.float32 and scale.dtype == np.float32 and scale.size == 1 and x.size >= 4096:
-            if x.flags.c_contiguous:
+        if x.dtype == np.float32 and scale.dtype == np.float32 and scale.size == 1 and x.size >= 4096 and (
+                addend is None or (addend.dtype == np.float32 and addend.shape == x.shape)):
+            if x.flags.c_contiguous and (addend is None or addend.flags.c_contiguous):
                 a, back = x, None
-            elif channels_last_memory(x):
+            elif channels_last_memory(x) and (addend is None or channels_last_memory(addend)):
                 a, back = x.transpose(0, 2, 3, 1), (0, 3, 1, 2)
             else:
-                return self.ref(x, scale, low=low, high=high)
+                return self.ref(x, scale, addend, low=low, high=high)
             y = np.empty(a.shape, np.float32)
+            src = a.reshape(-1)
+            if addend is not None:  # a residual Add folded in: the sum first, then rounded in place
+                b = addend if back is None else addend.transpose(0, 2, 3, 1)
+                self.backend.pool.run(self.k.eltwise.add, (src, b.reshape(-1), y.reshape(-1)))
+                src = y.reshape(-1)
             self.backend.pool.run(self.k.eltwise.quantize_dequantize, (
-                a.reshape(-1), y.reshape(-1), np.float32(scale.reshape(-1)[0]), np.float32(low), np.float32(high)))
+                src, y.reshape(-1), np.float32(scale.reshape(-1)[0]), np.float32(low), np.float32(high)))
             return y if back is None else y.transpose(back)
-        return self.ref(x, scale, low=low, high=high)
+        return self.ref(x, scale, addend, low=low, high=high)

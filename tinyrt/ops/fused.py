@@ -87,7 +87,7 @@ def apply_activation(y, activation, params):
     return y
 
 
-def quantize_dequantize(y, scale, low, high, chunk=16384):
+def quantize_dequantize(y, scale, low, high, chunk=65536):
     """y = clip(round_half_even(y / scale), low, high) * scale in place, as ops/quantize.py's
     QuantizeDequantize computes it. Clipping at low * scale and high * scale first is the same (rounding
     is monotonic and the bounds are integers). The four sweeps run over cache-sized chunks of y's memory:

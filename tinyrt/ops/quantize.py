@@ -272,12 +272,12 @@ def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, 
 
 
 @op("QuantizeDequantize", 1, domain="ai.tinyrt")
-def quantize_dequantize(x, scale, *, low, high):
+def quantize_dequantize(x, scale, addend=None, *, low, high):
     """DequantizeLinear(QuantizeLinear(x)) with a per-tensor scale, written by passes/quantization.py:
-    clip(round_half_even(x / scale), low, high) * scale, where low, high = qmin - zp, qmax - zp."""
+    clip(round_half_even(x / scale), low, high) * scale, where low, high = qmin - zp, qmax - zp. With
+    ``addend`` (a QDQ model's residual Add, folded in by the pass) x + addend is rounded."""
+    from .fused import quantize_dequantize as in_place
     s = np.float32(_scalar(scale, "QuantizeDequantize: scale"))
-    y = np.divide(x.astype(np.float32, copy=False), s)
-    np.rint(y, out=y)
-    np.clip(y, np.float32(low), np.float32(high), out=y)
-    y *= s
-    return y
+    x = x.astype(np.float32, copy=False)
+    y = np.add(x, addend.astype(np.float32, copy=False)) if addend is not None else np.array(x, copy=True, order="K")
+    return in_place(y, s, low, high)

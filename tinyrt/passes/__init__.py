@@ -20,6 +20,7 @@ PASSES = [
     ("fold BatchNormalization and per-channel Mul/Add into Conv", BASIC, fuse_batchnorm.fold_batchnorm),
     ("fuse residual Add and activation into Conv (FusedConv)", EXTENDED, fuse_activation.fuse_activation),
     ("a conv's QuantizeDequantize into the conv (FusedConv)", EXTENDED, quantization.fuse_rounding_into_conv),
+    ("an Add into the QuantizeDequantize after it", EXTENDED, quantization.fuse_add_into_rounding),
     ("remove dead nodes", BASIC, cleanup.remove_dead_nodes),
 ]
 

@@ -22,6 +22,9 @@ params [scale, low, high] (ops/fused.py): the rounding is then done in place whi
 still in cache (numba path: block by block inside the conv kernel). onnxruntime's quantizer removes the
 Relu / ReLU6 before a QuantizeLinear whose range already clips there; a Relu or Clip the conv still has is
 folded into low / high: rounding is monotonic, so clip-then-round is round-then-clip at the rounded bounds.
+A third (``fuse_add_into_rounding``) folds an Add whose only reader is a QuantizeDequantize into it (a QDQ
+model's residual Add, which cannot join the conv before it: both addends are rounded first), as the
+QuantizeDequantize's third input: one node and one new array instead of two.
 """
 import numpy as np
 
@@ -147,6 +150,30 @@ def fuse_rounding_into_conv(graph):
         conv.attrs["activation_params"] = [float(scale), float(low), float(high)]
         conv.outputs = list(node.outputs)
         dropped.add(id(node))
+    if not dropped:
+        return False
+    graph.nodes = [n for n in graph.nodes if id(n) not in dropped]
+    return True
+
+
+def fuse_add_into_rounding(graph):
+    """Add(a, b) -> QuantizeDequantize becomes QuantizeDequantize(a, scale, b). True when something changed."""
+    from .fuse_batchnorm import producers
+    reads = readers(graph)
+    in_subgraphs = _read_in_subgraphs(graph)
+    produced_by = producers(graph)
+    outputs = {spec.name for spec in graph.outputs}
+    dropped = set()
+    for node in graph.nodes:
+        if node.op_type != "QuantizeDequantize" or node.domain != DOMAIN or len(node.inputs) != 2:
+            continue
+        add = produced_by.get(node.inputs[0])
+        name = node.inputs[0]
+        if add is None or add.op_type != "Add" or add.domain != "" or len(add.inputs) != 2 or not all(add.inputs) \
+                or name in outputs or name in in_subgraphs or reads.get(name, 0) != 1 or add.outputs[0] != name:
+            continue
+        node.inputs = [add.inputs[0], node.inputs[1], add.inputs[1]]
+        dropped.add(id(add))
     if not dropped:
         return False
     graph.nodes = [n for n in graph.nodes if id(n) not in dropped]
