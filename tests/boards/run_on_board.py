@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -72,6 +73,20 @@ def _ignore(folder, names):
     return [n for n in names if n == "__pycache__" or n.endswith((".pyc", ".so"))]
 
 
+# numba keeps a cached function only while its file's stamp (mtime, size) is the one it was compiled from.
+# kernels/ caches in a folder named after the digest of its sources (kernels/__init__.py), so the stamp adds
+# nothing there; one fixed mtime for the copied files lets every checkout with the same kernels/ (the other
+# worktrees, main, a fresh CI clone) use what one of them compiled beside the root, instead of compiling it
+# again under emulation.
+KERNELS_MTIME = 1000000000
+
+
+def _same_stamps(folder):
+    for name in os.listdir(folder):
+        if name.endswith(".py"):
+            os.utime(os.path.join(folder, name), (KERNELS_MTIME, KERNELS_MTIME))
+
+
 class Result:
     def __init__(self, returncode, stdout, stderr, seconds, command):
         self.returncode, self.stdout, self.stderr, self.seconds, self.command = (
@@ -94,10 +109,11 @@ def run(arch, script, files=(), args=(), timeout=1200, env=None):
     try:
         for name in COPIED:
             shutil.copytree(os.path.join(REPO, name), os.path.join(folder, name), ignore=_ignore)
+        _same_stamps(os.path.join(folder, "kernels"))
         for f in [script] + list(files):
             shutil.copy(f, os.path.join(folder, os.path.basename(f)))
-        # Kept between runs: numba's on-disk cache (kernels/ keeps its own under $XDG_CACHE_HOME/tinyrt/numba;
-        # copytree keeps the files' mtimes, so the cached kernels stay valid for an unchanged kernels/).
+        # Kept between runs: numba's on-disk cache (kernels/ keeps its own under $XDG_CACHE_HOME/tinyrt/numba,
+        # in a folder named after its sources' digest: see _same_stamps).
         cache = os.path.join(os.path.dirname(rootdir), "cache")
         os.makedirs(cache, exist_ok=True)
         clean = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": folder, "PYTHONUTF8": "1",
@@ -107,11 +123,39 @@ def run(arch, script, files=(), args=(), timeout=1200, env=None):
         command = [ARCHES[arch][2], "-L", rootdir, os.path.join(rootdir, "usr", "bin", "python3"),
                    os.path.basename(script)] + [str(a) for a in args]
         start = time.time()
-        proc = subprocess.run(command, cwd=folder, env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              universal_newlines=True, timeout=timeout)
-        return Result(proc.returncode, proc.stdout, proc.stderr, time.time() - start, command)
+        with subprocess.Popen(command, cwd=folder, env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True) as proc:
+            with _live_lock:
+                _live.add(proc)
+                if _stopped:
+                    proc.kill()
+            try:
+                stdout, stderr = proc.communicate(timeout=timeout)
+            except BaseException:  # the timeout, or the caller stopping: the emulated interpreter ends too
+                proc.kill()
+                raise
+            finally:
+                with _live_lock:
+                    _live.discard(proc)
+        return Result(proc.returncode, stdout, stderr, time.time() - start, command)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+_live = set()  # the emulated interpreters running now (run() may be called from several threads)
+_live_lock = threading.Lock()
+_stopped = False
+
+
+def stop_all():
+    """Kill the emulated interpreters that run() started and still run, and any started from now on (their
+    run() returns at once): for the end of a test session."""
+    global _stopped
+    with _live_lock:
+        _stopped = True
+        procs = list(_live)
+    for proc in procs:
+        proc.kill()
 
 
 def main(argv=None):

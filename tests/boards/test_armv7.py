@@ -3,27 +3,29 @@
 The board has Debian's Python 3.9.2, numpy 1.19.5, Pillow 8.1.2 and numba 0.52.0 (llvmlite 0.35, LLVM 9;
 ``sudo apt install python3-numba``) and nothing of ours but a copied ``tinyrt/`` and ``kernels/`` (no pip):
 what a student gets on a Pi where onnxruntime has no wheel. The root is built once (a few minutes; 210 MB
-on disk) and cached (see make_root.sh). The sessions run on the numpy path (see boardtest.py's
-NUMBA_BOARDS); numba is checked to work there and kernels/_target.py to find lock-free atomics for it.
-The board models are compared with the goldens onnxruntime recorded on x86, and the node bundle with x86.
+on disk) and cached (see make_root.sh). Everything runs on each kernel path boardtest.BOARDS lists for the
+board, once per pytest session, and the sessions must report that path; numba is checked to work there and
+kernels/_target.py to find lock-free atomics for it. The board models are compared with the goldens
+onnxruntime recorded on x86, and the node bundle with x86.
 If the root cannot be built (no network, no qemu), these tests FAIL with the reason: they do not skip.
 """
 import pytest
 
-from boardtest import (IMAGE, INFO_MODEL, board_check, check_model, check_node_suite, board_path,
+from boardtest import (IMAGE, INFO_MODEL, JPEG_RUNS, PATHS, board_check, check_model, check_node_suite,
                        model_names, node_suite)
 
 pytestmark = pytest.mark.slow
 BOARD = "armhf"
 
-# `tinyrt run` on the board: the MMEdu-layout classifier (top 3) and the SSD-Lite (boxes, drawn with --save)
-RUNS = ["mmedu_mobilenet.onnx shapes.jpg --json --topk 3",
-        "ssdlite_op11.onnx shapes.jpg --json --score 0.035 --save drawn/"]
+
+@pytest.fixture(scope="module", params=PATHS[BOARD])
+def path(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def armv7():
-    return board_check(BOARD, extra_args=[a for spec in RUNS for a in ("--run", spec)], numba_check=True)
+def armv7(path):
+    return board_check(BOARD, path)
 
 
 def test_platform(armv7):
@@ -34,22 +36,25 @@ def test_platform(armv7):
     assert armv7["numba"] == "0.52.0", "Debian bullseye's python3-numba is missing from the root"
 
 
-def test_session_path(armv7):
-    assert {m["kernels"] for m in armv7["models"]} == {board_path(BOARD)}, armv7["errors"]
+def test_session_path(armv7, path):
+    """Every session ran on the path asked for (on a numba run: the kernels loaded; had their target check
+    refused them, tinyrt would have warned and run numpy, failing here)."""
+    assert {m["kernels"] for m in armv7["models"]} == {path}, armv7["errors"]
 
 
-def test_numba_there(armv7):
+def test_numba_there():
     """Debian's numba 0.52 compiles and runs a function there, and the kernels' target check finds the
     atomics lock-free (ARMv7 triple) and no fused multiply-add in LLVM's generic ARMv7 (numba 0.52 makes its
     code generator at import, before kernels/_target.py could set features): the kernels multiply and add."""
-    check = armv7.get("numba_check")
-    assert check and check["ok"], armv7["errors"]
+    checked = board_check(BOARD, PATHS[BOARD][0])
+    check = checked.get("numba_check")
+    assert check and check["ok"], checked["errors"]
     assert check["target"]["atomics"], check["target"]
 
 
 @pytest.mark.parametrize("name", model_names())
-def test_model_matches_golden(armv7, name):
-    check_model(BOARD, armv7, name)
+def test_model_matches_golden(armv7, path, name):
+    check_model(armv7, name, path)
 
 
 def test_every_model_ran(armv7):
@@ -72,7 +77,7 @@ def test_pillow_decodes_jpeg(armv7):
     assert image["size"] == [240, 180]
 
 
-@pytest.mark.parametrize("spec", RUNS)
+@pytest.mark.parametrize("spec", JPEG_RUNS)
 def test_tinyrt_run_on_a_jpeg(armv7, spec):
     """``python -m tinyrt run MODEL shapes.jpg`` on the board (Debian's Pillow 8.1 decodes, resizes and
     draws) gives the labels, scores and boxes that ``tinyrt run`` gives here on x86."""
@@ -109,9 +114,9 @@ def test_tinyrt_run_on_a_jpeg(armv7, spec):
         assert board[0]["saved"] == "drawn/shapes.jpg"
 
 
-def test_node_suite_agrees_with_x86(tmp_path_factory):
+def test_node_suite_agrees_with_x86(path):
     """Every node conformance case tinyrt runs on x86 (about 1,200, small arrays) gives the same outputs on
-    the board, on this pass's path: the ops' numpy calls work on numpy 1.19 and 32-bit armv7, and so do
-    the kernels on numba 0.52."""
+    the board: the ops' numpy calls work on numpy 1.19 and 32-bit armv7 (and, on a numba run, the kernels
+    on numba 0.52: every Conv, pool, Softmax, NonMaxSuppression case the kernels take)."""
     pytest.importorskip("onnx")
-    check_node_suite(node_suite(BOARD, tmp_path_factory.mktemp("bundle")), "1.19.", board_path(BOARD))
+    check_node_suite(node_suite(BOARD, path), "1.19.", path)

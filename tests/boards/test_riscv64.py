@@ -2,21 +2,26 @@
 
 Python 3.13, numpy 2.2 and Pillow 11 from Debian (no numba there, no onnxruntime wheel), a copied
 ``tinyrt/`` and ``kernels/``. Trixie has a merged /usr: make_root.sh links ``lib -> usr/lib`` so that qemu
-finds the loader. The sessions run on the numpy path on both passes (on the default pass because numba
-does not import: the fallback is part of the test). The board models are compared with the x86 goldens,
+finds the loader. The sessions run on the numpy path (numba does not import there: the fallback is part of
+the test), once per pytest session (boardtest.py). The board models are compared with the x86 goldens,
 the node bundle with x86. Failing to build the root fails the tests, with the reason.
 """
 import pytest
 
-from boardtest import INFO_MODEL, board_check, check_model, check_node_suite, model_names, node_suite
+from boardtest import INFO_MODEL, PATHS, board_check, check_model, check_node_suite, model_names, node_suite
 
 pytestmark = pytest.mark.slow
 BOARD = "riscv64"
 
 
+@pytest.fixture(scope="module", params=PATHS[BOARD])
+def path(request):
+    return request.param  # numpy only: numba does not import there
+
+
 @pytest.fixture(scope="module")
-def riscv():
-    return board_check(BOARD)
+def riscv(path):
+    return board_check(BOARD, path)
 
 
 def test_platform(riscv):
@@ -26,13 +31,14 @@ def test_platform(riscv):
     assert riscv["numba"] is None
 
 
-def test_session_path(riscv):
+def test_session_path(riscv, path):
+    assert path == "numpy"
     assert {m["kernels"] for m in riscv["models"]} == {"numpy"}, riscv["errors"]
 
 
 @pytest.mark.parametrize("name", model_names())
-def test_model_matches_golden(riscv, name):
-    check_model(BOARD, riscv, name)
+def test_model_matches_golden(riscv, path, name):
+    check_model(riscv, name, path)
 
 
 def test_every_model_ran(riscv):
@@ -45,6 +51,6 @@ def test_info_command(riscv):
     assert "[1, 3, 224, 224]" in info["stdout"]
 
 
-def test_node_suite_agrees_with_x86(tmp_path_factory):
+def test_node_suite_agrees_with_x86(path):
     pytest.importorskip("onnx")
-    check_node_suite(node_suite(BOARD, tmp_path_factory.mktemp("bundle")), "2.2.", "numpy")
+    check_node_suite(node_suite(BOARD, path), "2.2.", path)
