@@ -89,7 +89,7 @@ def test_attribute_checks_that_choke_become_model_errors():
 
 def test_registry_defaults_have_the_onnx_attribute_types():
     """The generic attribute-type check trusts each op's defaults: they must have ONNX's types."""
-    from tinyrt.plan import _fits, _kind
+    from tinyrt.support import _fits, _kind
     names = {AttributeProto.FLOAT: "float", AttributeProto.INT: "int", AttributeProto.STRING: "string",
              AttributeProto.TENSOR: "tensor", AttributeProto.GRAPH: "graph", AttributeProto.FLOATS: "floats",
              AttributeProto.INTS: "ints", AttributeProto.STRINGS: "strings"}

@@ -21,8 +21,6 @@ MAX_LINES = 500
 # The imports in tinyrt/ that still close a cycle, each with why it is there. Nothing may join this list; an
 # entry that is gone must leave it (test_known_back_edges_still_exist says so), so the list only shrinks.
 KNOWN_TINYRT_BACK_EDGES = {
-    # issue 16 (the lead) reshapes plan.py and program.py: program defers imports of plan's helpers
-    ("tinyrt.program", "tinyrt.plan"): "plan.py / program.py split by job (issue 16)",
     # onnxruntime's module layout, mirrored: tinyrt's errors derive from capi's exception classes, while capi
     # (like onnxruntime's) hands out tinyrt's session classes and raises its UnsupportedError, on first use
     ("tinyrt.capi.onnxruntime_pybind11_state", "tinyrt"): "capi forwards onnxruntime's names to tinyrt's",

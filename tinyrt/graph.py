@@ -3,6 +3,7 @@
 Model-local functions (torch's dynamo exporter writes them) are inlined here, so everything after this
 module sees one flat graph of standard ops. Subgraphs (If/Loop/Scan bodies) are Graphs too.
 """
+import heapq
 import itertools
 
 from . import dtypes, limits
@@ -358,3 +359,72 @@ def build(model, folder=None, files_in_memory=None):
                  + sum(len(d) for d in builder.external.in_memory.values()))
     ir.notes = builder.notes
     return ir
+
+
+# --- order and scope -----------------------------------------------------------------------------------------
+
+def topological_order(graph, outer_names=()):
+    """The nodes in an order where each runs after everything it reads; ModelError names what is wrong."""
+    available = set(graph.initializers) | {v.name for v in graph.inputs} | set(outer_names)
+    producer = {}
+    for node in graph.nodes:
+        for out in node.outputs:
+            if not out:
+                continue
+            if out in producer or out in graph.initializers or out in {v.name for v in graph.inputs}:
+                raise ModelError("value %r is produced twice (again by %s)" % (out, node.describe()))
+            producer[out] = node
+    index = {id(node): i for i, node in enumerate(graph.nodes)}
+    waiting = [0] * len(graph.nodes)               # how many producers each node still waits for
+    readers = [[] for _ in graph.nodes]            # the nodes waiting for each node
+    for i, node in enumerate(graph.nodes):
+        reads = set(x for x in node.inputs if x) | set(free_values(node))
+        for name in reads:
+            if name not in available and name not in producer:
+                raise ModelError("%s reads %r, which no node, input or initializer produces" % (node.describe(), name))
+        needs = {index[id(producer[x])] for x in reads if x in producer and x not in available}
+        waiting[i] = len(needs)
+        for j in needs:
+            readers[j].append(i)
+    # Kahn's algorithm, always taking the ready node that comes first in the file: a file already in
+    # topological order runs in its own order, and any order costs O(n log n), not O(n^2).
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(graph.nodes[i])
+        for j in readers[i]:
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                heapq.heappush(ready, j)
+    if len(order) < len(graph.nodes):
+        names = ", ".join([n.describe() for i, n in enumerate(graph.nodes) if waiting[i] > 0][:5])
+        raise ModelError("the graph has a cycle through %s" % names)
+    for spec in graph.outputs:
+        if spec.name not in available and spec.name not in producer:
+            raise ModelError("graph output %r is produced by nothing" % spec.name)
+    return order
+
+
+def free_values(node):
+    """Names a node's subgraphs read from the enclosing scope."""
+    names = []
+    for g in node.subgraphs():
+        names.extend(graph_free_values(g))
+    return names
+
+
+def graph_free_values(graph):
+    """Names ``graph`` reads from an enclosing scope (a subgraph's outer values)."""
+    defined = set(graph.initializers) | {v.name for v in graph.inputs}
+    free = []
+    for node in graph.nodes:
+        for name in list(node.inputs) + free_values(node):
+            if name and name not in defined and name not in free:
+                free.append(name)
+        defined.update(node.outputs)
+    for spec in graph.outputs:
+        if spec.name not in defined and spec.name not in free:
+            free.append(spec.name)
+    return free

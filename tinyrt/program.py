@@ -34,7 +34,7 @@ signature (a model's unknown attributes are refused at load), and names, attribu
 live in side tables (the function's globals). ``tinyrt code MODEL`` prints the source.
 
 Errors: the program is not wrapped in a try per step. When it raises, the line it stopped at names the
-step (a table from line to step), and the error is reported as ``plan.call`` would have reported it.
+step (a table from line to step), and the error is reported as ``steps.call`` would have reported it.
 """
 import re
 
@@ -42,7 +42,8 @@ import numpy as np
 
 from . import limits
 from .errors import InputError, ModelError, RunTerminated, TinyrtError
-from .ops.sequence import Sequence
+from .graph import free_values
+from .steps import _account, _shapes, call, normalize
 
 FILENAME = "<tinyrt program>"
 MAX_PROGRAMS = 8          # signatures kept per plan (a dynamic batch fed 1, 2, ... sizes)
@@ -300,7 +301,6 @@ class Program:
 
 
 def _as_tinyrt(step, args, e):
-    from .plan import _shapes
     if isinstance(e, MemoryError):
         return limits.LimitError("%s ran out of memory (inputs %s)" % (step.node.describe(), _shapes(args)))
     if isinstance(e, RecursionError):
@@ -312,25 +312,21 @@ def _as_tinyrt(step, args, e):
 
 def _one(step, result):
     """A single-output step's result that is not an ndarray (a scalar, a list, a sequence), normalised."""
-    from .plan import normalize
     return normalize(step, result)[0]
 
 
 def _many(step, result):
-    from .plan import normalize
     return normalize(step, result)
 
 
 def _checked(step, result, args):
-    """A step whose sizes depend on data: normalised, checked and charged as ``plan.call`` does."""
-    from .plan import _account, normalize
+    """A step whose sizes depend on data: normalised, checked and charged as ``steps.call`` does."""
     results = normalize(step, result)
     _account(step, args, results)
     return results
 
 
 def _subplan_caller(step, plan):
-    from .plan import call
     names = _outer_names(step)
 
     def run(args, outer):
@@ -339,7 +335,6 @@ def _subplan_caller(step, plan):
 
 
 def _outer_names(step):
-    from .plan import free_values
     seen = []
     for name in free_values(step.node):
         if name not in seen:
@@ -349,7 +344,6 @@ def _outer_names(step):
 
 def _last_uses(plan):
     """step index -> names read for the last time there (or made there and never read)."""
-    from .plan import free_values
     last = {}
     for i, step in enumerate(plan.steps):
         for name in list(step.inputs) + free_values(step.node):

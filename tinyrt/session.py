@@ -19,12 +19,13 @@ from .errors import ArgumentTypeError, InputError, ModelError, OptionError, RunT
 from .feeds import check_feed, describe_inputs
 from .options import ExecutionMode, ExecutionOrder, GraphOptimizationLevel, RunOptions, SessionOptions  # noqa: F401
 from .ownership import Ownership
-from .plan import Plan, check_support
+from .plan import Plan
 from .profiling import Profiler
 from .proto import load_model, writer
 from .proto.diagnose import name_the_file
 from .session_setup import (AsWritten, check_model_argument, options_from_model, overridable_initializers,
                             override_free_dimensions, reads_config_from_model, with_inferred_types)
+from .support import check_support
 
 UNSET_MODEL_VERSION = 2 ** 63 - 1   # what onnxruntime reports when the file gives no model_version
 

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from ..errors import InputError, TinyrtError, UnsupportedError
-from ..plan import MAX_OPSET, check_support
+from ..support import MAX_OPSET, check_support
 from .common import random_feeds, run_with_hook, session
 
 

@@ -1,5 +1,5 @@
 """Removing what does nothing at inference: Identity, inference-mode Dropout, and nodes nobody reads."""
-from ..plan import free_values
+from ..graph import free_values
 
 
 def readers(graph):

@@ -7,7 +7,8 @@ import numpy as np
 
 from .. import limits
 from ..ops import registry
-from ..plan import Step, call, topological_order
+from ..graph import topological_order
+from ..steps import Step, call
 from . import shapes
 
 _NEVER_FOLD = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",

@@ -1,0 +1,122 @@
+"""One step of a plan: a node bound to its function, and how it is called: its exceptions named after the
+node (``invoke``), its result normalised to one value per output (``normalize``), checked against the tensor
+limit and charged to the run's work budget (``_account``). Shared by the step loop (plan.py) and the
+compiled program (program.py)."""
+import numpy as np
+
+from . import limits
+from .errors import InputError, ModelError, RunTerminated, TinyrtError
+from .ops.sequence import Sequence
+
+
+class Step:
+    """One node, bound: the function to call and the names of its inputs and outputs."""
+
+    def __init__(self, node, impl, subplans):
+        self.node = node
+        self.impl = impl
+        self.fn = impl.fn
+        self.inputs = node.inputs
+        self.outputs = node.outputs
+        self.subplans = subplans  # attribute name -> Plan or list of Plans
+        self.attrs = {k: v for k, v in node.attrs.items() if k not in subplans}
+        self.attrs.update(impl.executor_values(node, impl.wants))
+        self.free_after = ()  # values whose last use is this step
+        self.wanted = sum(1 for name in self.outputs if name)  # outputs someone reads
+        self.last_wanted = max((i for i, name in enumerate(self.outputs) if name), default=-1)
+
+    def bound_attrs(self, env):
+        """Attributes for one call; graph attributes become functions that run the subgraph in ``env``."""
+        if not self.subplans:
+            return self.attrs
+        attrs = dict(self.attrs)
+        for name, plan in self.subplans.items():
+            if isinstance(plan, list):
+                attrs[name] = [p.as_function(env) for p in plan]
+            else:
+                attrs[name] = plan.as_function(env)
+        return attrs
+
+
+def _stopping(stop, hook=None):
+    """``hook`` (None: just compute), stopping the run before a step once ``stop.terminate`` is set."""
+    if stop is None:
+        return hook
+
+    def stopping(step, inputs, compute):
+        if stop.terminate:
+            raise RunTerminated("the run stopped before %s: its RunOptions.terminate was set"
+                                % step.node.describe())
+        return compute() if hook is None else hook(step, inputs, compute)
+    return stopping
+
+
+def call(step, args, attrs):
+    """Call one op; returns a list with one array per declared output.
+
+    Each call spends from the run's work budget what it reads and writes (see ``limits``), and no result
+    may be bigger than the session's limit on one tensor.
+    """
+    results = normalize(step, invoke(step, args, attrs))
+    _account(step, args, results)
+    return results
+
+
+def invoke(step, args, attrs):
+    """``step.fn(*args, **attrs)``, its exceptions turned into tinyrt's errors naming the node."""
+    try:
+        return step.fn(*args, **attrs)
+    except TinyrtError:
+        raise
+    except MemoryError:
+        raise limits.LimitError("%s ran out of memory (inputs %s)" % (step.node.describe(), _shapes(args))) from None
+    except RecursionError:
+        raise ModelError("%s nests too deeply (Python's recursion limit)" % step.node.describe()) from None
+    except Exception as e:
+        raise InputError("%s failed on inputs (%s): %s: %s"
+                         % (step.node.describe(), _shapes(args), type(e).__name__, e)) from e
+
+
+def normalize(step, result):
+    """What an op returned as a list of values, one per declared output (arrays, or sequences)."""
+    if type(result) is np.ndarray and step.last_wanted == 0:  # the common case, checked quickly
+        return [result]
+    if isinstance(result, Sequence) or not isinstance(result, (tuple, list)):
+        result = (result,)  # one output (a sequence is one value, not a list of outputs)
+    if len(result) <= step.last_wanted:
+        raise ModelError("%s gives %d outputs, the node declares %d"
+                         % (step.node.describe(), len(result), step.wanted))
+    return [r if r is None or isinstance(r, (np.ndarray, Sequence)) else np.asarray(r)  # None: an empty optional
+            for r in result[:len(step.outputs)]]
+
+
+def _same(a, b):
+    """Bit for bit the same value (arrays, sequences of arrays)."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and (a.tobytes() == b.tobytes() or np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return type(a) is type(b)
+
+
+def _account(step, args, results):
+    """Check the results against the tensor limit; spend what the step read and wrote. Returns that cost."""
+    budget = limits.current()
+    written = 0
+    for r in results:
+        n = limits.nbytes(r)
+        if budget.tensor_bytes is not None and n > budget.tensor_bytes:
+            limits.check_count(n, 1, step.node.describe())
+        written += n
+    read = 0
+    for a in args:  # (a loop, not sum() over a generator: this runs for every node)
+        read += a.nbytes if type(a) is np.ndarray and a.size else limits.nbytes(a)
+    cost = limits.STEP_COST + written + read
+    if budget.work is not None:
+        limits.spend(cost, step.node)
+    return cost
+
+
+def _shapes(args):
+    return ", ".join("None" if a is None else "%s%s" % (a.dtype, list(a.shape))
+                     if isinstance(a, np.ndarray) else type(a).__name__ for a in args)
