@@ -307,3 +307,50 @@ def test_the_compiled_program_stops_soon_after_terminate_is_set():
     program.globals[name] = original
     ro.terminate = False
     np.testing.assert_array_equal(sess.run(None, {"v0": x}, ro)[0], want)
+
+
+def test_the_compiled_program_reuses_its_variables():
+    """A value's local variable is given back after its last use, so a long graph's program has a frame of
+    a few variables, not one a node (CPython keeps frames in 16 KB chunks: a frame of thousands of locals
+    made every call of the run's ops map and unmap memory, and a detector ran at half speed)."""
+    nodes, last = [], "x"
+    for i in range(500):  # a chain with a side branch every step: y = relu(v) + neg(v)
+        nodes += [helper.make_node("Relu", [last], ["r%d" % i]), helper.make_node("Neg", [last], ["n%d" % i]),
+                  helper.make_node("Add", ["r%d" % i, "n%d" % i], ["v%d" % i])]
+        last = "v%d" % i
+    data = make_model(nodes, [tensor("x", [2, 3])], [tensor(last, [2, 3])])
+    options = tinyrt.SessionOptions()
+    options.graph_optimization_level = tinyrt.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = tinyrt.InferenceSession(data, options)
+    x = np.array([[-1, 2, -3], [4, -5, 6]], np.float32)
+    want = ort.InferenceSession(data).run(None, {"x": x})[0]
+    for _ in range(3):
+        np.testing.assert_array_equal(sess.run(None, {"x": x})[0], want)
+    program = sess.plan.last_program
+    assert len(sess.plan.steps) == 1500
+    assert program.code.co_nlocals <= 8, program.code.co_nlocals
+
+
+def test_an_error_in_the_compiled_program_names_the_step_and_its_inputs():
+    """With variables reused, an op's unexpected error still names the failing step and shows its own
+    inputs (read from the program's frame)."""
+    ops = ["Relu", "Neg", "Abs", "Sigmoid"] * 3
+    nodes = [helper.make_node(op, ["v%d" % i], ["v%d" % (i + 1)]) for i, op in enumerate(ops)]
+    nodes.append(helper.make_node("Concat", ["v0", "v%d" % len(ops)], ["y"], axis=0))
+    data = make_model(nodes, [tensor("v0", [2, 4])], [tensor("y", [4, 4])])
+    options = tinyrt.SessionOptions()
+    options.graph_optimization_level = tinyrt.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = tinyrt.InferenceSession(data, options)
+    x = np.ones((2, 4), np.float32)
+    for _ in range(2):
+        sess.run(None, {"v0": x})
+    program = sess.plan.last_program
+    assert program.code.co_nlocals < len(ops)  # the chain's values share variables
+
+    def broken(*args, **kwargs):
+        raise ValueError("something inside the op")
+
+    program.globals[program.called[len(ops)]] = broken  # the Concat, whose inputs are v0 and v12
+    with pytest.raises(tinyrt.errors.InputError, match=r"Concat.*failed on inputs \(float32\[2, 4\], "
+                       r"float32\[2, 4\]\): ValueError: something inside the op"):
+        sess.run(None, {"v0": x})
