@@ -80,11 +80,13 @@ def test_conv_matches_reference(kernels, case):
 
 @st.composite
 def pool_cases(draw):
+    """Pool geometry; the dilations are MaxPool's (AveragePool has them from opset 19 only)."""
     kernel = [draw(st.integers(1, 3)) for _ in range(2)]
+    dilations = [draw(st.integers(1, 2)) for _ in range(2)]
     pads = [draw(st.integers(0, k - 1)) for k in kernel * 2]  # ONNX: pads smaller than the kernel
-    size = [draw(st.integers(k, 10)) for k in kernel]
+    size = [draw(st.integers((k - 1) * d + 1, 10)) for k, d in zip(kernel, dilations)]
     return dict(shape=(draw(st.integers(1, 2)), draw(st.integers(1, 11))) + tuple(size), kernel_shape=kernel,
-                strides=[draw(st.integers(1, 3)) for _ in range(2)], pads=pads,
+                strides=[draw(st.integers(1, 3)) for _ in range(2)], dilations=dilations, pads=pads,
                 count_include_pad=draw(st.integers(0, 1)), nan=draw(st.booleans()), seed=draw(st.integers(0, 1000)))
 
 
@@ -97,7 +99,7 @@ def test_max_pool_matches_reference(kernels, case):
     x = _rand(rng, *case["shape"])
     if case["nan"]:
         x[rng.random(x.shape) < 0.2] = np.nan
-    attrs = {k: case[k] for k in ("kernel_shape", "strides", "pads")}
+    attrs = {k: case[k] for k in ("kernel_shape", "strides", "dilations", "pads")}
     data = _model(helper.make_node("MaxPool", ["x"], ["y"], **attrs), {"x": x}, {})
     np.testing.assert_array_equal(_run(data, {"x": x}, kernels), reference.max_pool(x, **attrs))
 
@@ -170,3 +172,11 @@ def test_the_references_agree_with_onnxruntime(seed):
     data, feeds, want = _nms(case)
     np.testing.assert_array_equal(ort_run(data, feeds)[0],
                                   want)
+
+
+@pytest.mark.parametrize("name", ["conv", "max_pool", "average_pool", "non_max_suppression"])
+def test_the_references_stay_short(name):
+    """A student reads these (docs/how-inference-works.md links them): each stays under 40 lines."""
+    import inspect
+    lines, _ = inspect.getsourcelines(getattr(reference, name))
+    assert len(lines) < 40, "%s is %d lines" % (name, len(lines))
