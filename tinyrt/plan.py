@@ -12,7 +12,7 @@ from . import limits, program
 from .errors import ModelError
 from .graph import Graph, free_values, graph_free_values, topological_order
 from .ops import registry
-from .steps import Step, _account, _same, _stopping, call, invoke, normalize
+from .steps import Step, _account, _same, _stopping, call, invoke, normalize, prepared_call
 
 _NONDETERMINISTIC = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",
                      "Bernoulli"}
@@ -104,9 +104,10 @@ class Plan:
     def _first_run(self, key, feeds, outer_env, inputs, outer, stop=None):
         """Run step by step, recording what the program of this signature needs; then make it."""
         kinds = program.classify(self, inputs, outer)
+        fixed = program.fixed_values(self, kinds)
         costs = [None] * len(self.steps)
         folded = {}
-        special = {}  # step index -> (call, work): a kernel specialised to this signature (kernels_select)
+        special = {}  # step index -> (call, work): a call prepared for this signature (steps.prepared_call)
 
         def record(step, args, compute):
             if stop is not None and stop.terminate:
@@ -117,8 +118,8 @@ class Plan:
             if kinds[i] == "fold" and all(type(r) is np.ndarray and r.size <= program.MAX_FOLDED_ELEMENTS
                                           for r in results):
                 folded[i] = results
-            elif kinds[i] == "static" and hasattr(step.fn, "specialize"):
-                made = step.fn.specialize(args)
+            elif kinds[i] == "static":
+                made = prepared_call(step, args, tuple(bool(x) and x in fixed for x in step.inputs))
                 if made is not None:
                     special[i] = made
             return results

@@ -118,6 +118,16 @@ def classify(plan, inputs, outer):
     return kinds
 
 
+def fixed_values(plan, kinds):
+    """The names whose values are the same on every run of a signature: the plan's constants (not fed,
+    not outer) and what its "fold" steps make."""
+    fixed = set(plan.constants) - set(plan.input_names) - set(plan.free_names)
+    for step, kind in zip(plan.steps, kinds):
+        if kind == "fold":
+            fixed.update(x for x in step.outputs if x)
+    return fixed
+
+
 class Program:
     """One plan's run, compiled for one signature: ``run(inputs, outer)`` -> list of outputs."""
 

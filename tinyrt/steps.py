@@ -62,6 +62,27 @@ def call(step, args, attrs):
     return results
 
 
+def prepared_call(step, args, fixed):
+    """A call of a static step prepared for one signature of the compiled program, as (call, work), or None.
+
+    ``args``: the step's inputs on the signature's first run (later runs bring the same shapes and dtypes,
+    and the same values where ``fixed[j]`` is true). A kernel wrapper prepares its kernel
+    (``specialize``, tinyrt/kernel_wrappers); a plain op may offer its own prepared form (``prepared_form``, see
+    ``ops.registry.prepared``). The call takes the inputs only, and computes what ``step.fn`` would.
+    """
+    try:
+        if hasattr(step.fn, "specialize"):
+            return step.fn.specialize(args)
+        make = getattr(step.fn, "prepared_form", None)
+        made = None if make is None else make(step.fn, args, fixed, step.attrs)
+    except TinyrtError:
+        raise
+    except Exception as e:  # the op ran on these inputs: preparing it cannot fail but by a bug of ours
+        raise ModelError("tinyrt bug: preparing %s for the compiled program failed (%s: %s)"
+                         % (step.node.describe(), type(e).__name__, e)) from e
+    return None if made is None else (made, 0)
+
+
 def invoke(step, args, attrs):
     """``step.fn(*args, **attrs)``, its exceptions turned into tinyrt's errors naming the node."""
     try:

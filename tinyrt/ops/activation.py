@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import op
+from .registry import fixed_after, op, prepared
 
 
 _CONSTANTS = {}  # (dtype, value) -> a read-only 0-d array (see _const)
@@ -281,6 +281,22 @@ def clip_11(x, min=None, max=None):
     if y is x:
         y = x.copy()  # no bounds: still hand back a fresh array, never an alias of the input
     return y
+
+
+@prepared(clip_11)
+def _prepare_clip(fn, args, fixed, attrs):
+    """For the compiled program, with constant bounds on floats: the same maximum and minimum, the bounds
+    converted once."""
+    x = args[0]
+    if type(x) is not np.ndarray or x.dtype.kind != "f" or not fixed_after(args, fixed):
+        return None
+    low, high = (list(args) + [None, None])[1:3]
+    low = np.finfo(x.dtype).min if low is None else _scalar_bound(low, x, "min")
+    high = np.finfo(x.dtype).max if high is None else _scalar_bound(high, x, "max")
+
+    def clip_prepared(x, min=None, max=None):
+        return np.minimum(np.maximum(x, low), high)
+    return clip_prepared
 
 
 def _scalar_bound(bound, x, name):

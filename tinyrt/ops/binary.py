@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import op
+from .registry import op, prepared
 
 
 def _quiet():
@@ -60,6 +60,18 @@ def mul(a, b):
         return np.multiply(a, b)
     except ValueError:
         raise _broadcast_error("Mul", a, b)
+
+
+_UFUNC = {add: np.add, sub: np.subtract, mul: np.multiply}
+
+
+@prepared(add, sub, mul)
+def _prepare_arithmetic(fn, args, fixed, attrs):
+    """For the compiled program: the ufunc itself. The op adds only the broadcast check, which the
+    first run of the signature made for these shapes."""
+    if len(args) == 2 and all(type(x) is np.ndarray for x in args):
+        return _UFUNC[fn]
+    return None
 
 
 @op("Div", 7, 13, 14)

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, ModelError
-from .registry import op
+from .registry import op, prepared
 
 
 def _axis(axis, rank, op_name):
@@ -36,6 +36,19 @@ def concat_4(*inputs, axis):
     # one input may be listed many times: the result can be far bigger than any input
     limits.check_count(sum(limits.nominal_count(x.shape) for x in inputs), inputs[0].itemsize, "Concat")
     return np.concatenate(inputs, axis=a)
+
+
+@prepared(concat_4)
+def _prepare_concat(fn, args, fixed, attrs):
+    """For the compiled program: the axis and the shapes, checked on the first run, are those of every
+    run."""
+    if len(args) < 2 or not all(type(x) is np.ndarray for x in args):
+        return None
+    a = _axis(attrs["axis"], args[0].ndim, "Concat")
+
+    def concat_prepared(*inputs):
+        return np.concatenate(inputs, axis=a)
+    return concat_prepared
 
 
 def _split(x, sizes, axis, op_name="Split"):

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import op
+from .registry import op, prepared
 
 
 def _axis(axis, rank, op_name):
@@ -50,6 +50,20 @@ def gather_1(data, indices, *, axis=0):
     a = _axis(axis, data.ndim, "Gather")
     limits.check_shape(data.shape[:a] + np.shape(indices) + data.shape[a + 1:], data.dtype, "Gather")
     return np.take(data, _indices(indices, data.shape[a], "Gather"), axis=a)
+
+
+@prepared(gather_1)
+def _prepare_gather(fn, args, fixed, attrs):
+    """For the compiled program, with constant indices: the axis and the indices checked once."""
+    data, indices = args
+    if type(data) is not np.ndarray or not fixed[1]:
+        return None
+    a = _axis(attrs.get("axis", 0), data.ndim, "Gather")
+    checked = _indices(indices, data.shape[a], "Gather")
+
+    def gather_prepared(data, indices):
+        return np.take(data, checked, axis=a)
+    return gather_prepared
 
 
 @op("GatherElements", 11, 13)  # 13: bfloat16

@@ -71,6 +71,28 @@ def op(op_type, *versions, domain="", check=None):
     return register
 
 
+def prepared(*fns):
+    """``@prepared(op_fn, ...)``: ``make(fn, args, fixed, attrs)`` prepares calls of those ops for the compiled
+    program (tinyrt/program.py), where the per-node toll matters most: a tiny op costs less than its checks.
+
+    ``args`` are a step's inputs on the first run of an input signature: its later runs bring inputs of the
+    same shapes and dtypes, with the same values where ``fixed[j]`` is true (constants, shape arithmetic);
+    the first run has checked them. ``make`` returns a function of the inputs alone (no attributes) that
+    computes exactly what the op computes for such inputs, with what follows from them worked out once
+    (an axis, a bound, validated indices); or None where it has nothing to gain.
+    """
+    def register(make):
+        for fn in fns:
+            fn.prepared_form = make
+        return make
+    return register
+
+
+def fixed_after(args, fixed, first=1):
+    """True when every input given from ``first`` on has the same value on every run (see ``prepared``)."""
+    return all(f for x, f in zip(args[first:], fixed[first:]) if x is not None)
+
+
 def resolve(op_type, domain, opset):
     """The implementation ONNX opset ``opset`` means for this op, or None when tinyrt has none.
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import op
+from .registry import fixed_after, op, prepared
 
 
 def _ints(a):
@@ -169,6 +169,19 @@ def unsqueeze_13(data, axes):
     return _unsqueeze(data, axes)
 
 
+@prepared(flatten_1, reshape_5, reshape_14, squeeze_1, squeeze_13, unsqueeze_1, unsqueeze_13)
+def _prepare_reshape(fn, args, fixed, attrs):
+    """For the compiled program, with a constant shape or axes: each of these ops ends in
+    ``data.reshape(dims)``, and its dims follow from the input's shape; worked out once."""
+    if type(args[0]) is not np.ndarray or not fixed_after(args, fixed):
+        return None
+    dims = fn(*args, **attrs).shape
+
+    def reshape_prepared(data, *constants):
+        return data.reshape(dims)
+    return reshape_prepared
+
+
 # ------------------------------------------------------------------------ Transpose, Expand, Tile
 
 
@@ -181,6 +194,20 @@ def transpose_1(data, *, perm=None):
         raise InputError("Transpose: perm %s is not a permutation of the %d axes of the input"
                          % (perm, data.ndim))
     return data.transpose(perm)
+
+
+@prepared(transpose_1)
+def _prepare_transpose(fn, args, fixed, attrs):
+    """For the compiled program: the permutation checked once."""
+    if type(args[0]) is not np.ndarray:
+        return None
+    fn(*args, **attrs)  # checks the permutation (as the first run did)
+    perm = attrs.get("perm")
+    perm = None if perm is None else tuple(int(p) for p in perm)
+
+    def transpose_prepared(data):
+        return data.transpose(perm)
+    return transpose_prepared
 
 
 def _broadcast_shape(a, b, op_name):

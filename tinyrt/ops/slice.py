@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import op
+from .registry import fixed_after, op, prepared
 
 
 def _ints(a):
@@ -53,6 +53,10 @@ def _python_slice(start, end, step, dim):
 
 
 def _slice(data, starts, ends, axes, steps):
+    return data[_slice_index(data, starts, ends, axes, steps)]
+
+
+def _slice_index(data, starts, ends, axes, steps):
     r = data.ndim
     starts, ends = _ints(starts), _ints(ends)
     if len(starts) != len(ends):
@@ -67,7 +71,7 @@ def _slice(data, starts, ends, axes, steps):
         if st == 0:
             raise InputError("Slice: step 0 on axis %d" % a)
         index[a] = _python_slice(s, e, st, data.shape[a])
-    return data[tuple(index)]
+    return tuple(index)
 
 
 @op("Slice", 1)
@@ -78,6 +82,18 @@ def slice_1(data, *, starts, ends, axes=None):
 @op("Slice", 10, 11, 13)  # 10: inputs and steps; 11: negative axes; 13: bfloat16
 def slice_10(data, starts, ends, axes=None, steps=None):
     return _slice(data, starts, ends, axes, steps)
+
+
+@prepared(slice_10)
+def _prepare_slice(fn, args, fixed, attrs):
+    """For the compiled program, with constant starts, ends, axes and steps: the index worked out once."""
+    if type(args[0]) is not np.ndarray or not fixed_after(args, fixed):
+        return None
+    index = _slice_index(*(list(args) + [None] * (5 - len(args))))
+
+    def slice_prepared(data, *constants):
+        return data[index]
+    return slice_prepared
 
 
 # ----------------------------------------------------------------------------------------------- Pad

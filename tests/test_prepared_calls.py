@@ -1,0 +1,75 @@
+"""The compiled program's prepared calls (ops.registry.prepared): a static step of a small op runs as the
+bare numpy call, with what follows from the signature worked out once, and gives the op's numbers."""
+import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+import pytest
+import tinyrt
+
+
+def _model(nodes, inputs, outputs, initializers):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+
+
+def _const(name, value):
+    return numpy_helper.from_array(np.asarray(value), name)
+
+
+def _box_decoder():
+    """The shape of a detector's box decoding: slices, gathers, broadcasts, clips, reshapes, concat."""
+    f = TensorProto.FLOAT
+    nodes = [
+        helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1]),            # [1, 6, 4]
+        helper.make_node("Reshape", ["xt", "shape"], ["r"]),                     # [6, 4]
+        helper.make_node("Gather", ["r", "i0"], ["cx"], axis=1),
+        helper.make_node("Gather", ["r", "i2"], ["w"], axis=1),
+        helper.make_node("Clip", ["w", "lo", "hi"], ["wc"]),
+        helper.make_node("Mul", ["wc", "half"], ["hw"]),
+        helper.make_node("Sub", ["cx", "hw"], ["x0"]),
+        helper.make_node("Add", ["cx", "hw"], ["x1"]),
+        helper.make_node("Unsqueeze", ["x0", "ax"], ["u0"]),
+        helper.make_node("Unsqueeze", ["x1", "ax"], ["u1"]),
+        helper.make_node("Concat", ["u0", "u1"], ["c"], axis=1),
+        helper.make_node("Slice", ["c", "starts", "ends", "axes"], ["s"]),
+        helper.make_node("Squeeze", ["s", "ax"], ["y"]),
+    ]
+    inits = [_const("shape", np.array([6, 4], np.int64)), _const("i0", np.array(0, np.int64)),
+             _const("i2", np.array(-2, np.int64)), _const("lo", np.float32(0.5)), _const("hi", np.float32(2)),
+             _const("half", np.float32(0.5)), _const("ax", np.array([1], np.int64)),
+             _const("starts", np.array([1], np.int64)), _const("ends", np.array([2], np.int64)),
+             _const("axes", np.array([1], np.int64))]
+    return _model(nodes, [helper.make_tensor_value_info("x", f, [1, 4, 6])],
+                  [helper.make_tensor_value_info("y", f, [6])], inits)
+
+
+def test_small_static_ops_run_as_prepared_calls_with_the_ops_numbers():
+    data = _box_decoder()
+    sess = tinyrt.InferenceSession(data)
+    oracle = ort.InferenceSession(data)
+    rng = np.random.RandomState(0)
+    for run in range(4):  # runs 2.. use the program; each run with other values
+        x = (rng.standard_normal((1, 4, 6)) * 3).astype(np.float32)
+        x[0, 2, 0] = np.nan  # Clip and the arithmetic keep a NaN where the ops do
+        got = sess.run(None, {"x": x})[0]
+        np.testing.assert_array_equal(got, oracle.run(None, {"x": x})[0])
+    source = sess.plan.last_program.source
+    for name in ("transpose_prepared", "reshape_prepared", "gather_prepared", "clip_prepared", "slice_prepared",
+                 "concat_prepared", "multiply", "subtract", "add"):
+        assert name in source, name
+
+
+def test_gather_with_indices_that_change_between_runs_keeps_its_index_check():
+    """Only a constant's value is worked out once: indices fed at run time are checked on every run."""
+    data = _model([helper.make_node("Gather", ["x", "i"], ["y"], axis=0)],
+                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 2]),
+                   helper.make_tensor_value_info("i", TensorProto.INT64, [3])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 2])], [])
+    sess = tinyrt.InferenceSession(data)
+    x = np.arange(10, dtype=np.float32).reshape(5, 2)
+    for _ in range(3):
+        np.testing.assert_array_equal(sess.run(None, {"x": x, "i": np.array([4, -1, 0])})[0], x[[4, 4, 0]])
+    assert sess.plan.last_program is not None
+    with pytest.raises(tinyrt.errors.InputError, match="out of range"):
+        sess.run(None, {"x": x, "i": np.array([0, 5, 1])})
