@@ -25,9 +25,11 @@ Compilation happens on first use, never at import, and the result is cached on d
     $TINYRT_CACHE_DIR                       when set, else
     $XDG_CACHE_HOME/tinyrt/numba            (default ~/.cache/tinyrt/numba)
 
-with one sub-folder per version of this package's sources and SIMD width (numba checks a cached kernel
-against its own file only, not against the helpers it inlines from gemm.py or _simd.py, so a changed
-helper must not meet an old cache; numba keys each entry by CPU as well). Only these kernels use it: a
+with one sub-folder per name this package is imported under, version of its sources and SIMD width
+(numba checks a cached kernel against its own file only, not against the helpers it inlines from gemm.py
+or _simd.py, so a changed helper must not meet an old cache; numba keys each entry by CPU as well; and a
+cached kernel names the module it reads its globals from, so ``kernels`` in a checkout and the installed
+``tinyrt_kernels``, the same sources, must not load each other's entries). Only these kernels use it: a
 locator is installed for the files of this package, so numba's own setting (NUMBA_CACHE_DIR) stays the
 user's for their own code.
 Importing this package imports numba; ``import tinyrt`` never does.
@@ -121,7 +123,7 @@ def load():
             warnings.warn("tinyrt: %s; running the numpy ops" % why, RuntimeWarning, stacklevel=2)
             raise ImportError(why)
         from ._simd import LANES
-        _install_cache_locator("%s-simd%d" % (_sources_digest(), LANES))
+        _install_cache_locator("%s-%s-simd%d" % (__name__, _sources_digest(), LANES))
         from . import conv, gemm, pool, eltwise, detection  # noqa: F401
         from ._pool import POOL
         _loaded = sys.modules[__name__]

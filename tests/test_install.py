@@ -99,3 +99,48 @@ def test_fresh_venv_install(reference, tmp_path):
     installed = os.path.realpath(result["tinyrt"])
     assert installed.startswith(os.path.realpath(str(venv))), "imported %s, not the installed copy" % installed
     assert not installed.startswith(os.path.realpath(REPO))
+
+
+COPIED = textwrap.dedent(r'''
+    import json, sys
+    import numpy as np
+    import tinyrt
+
+    x = np.load("input.npy")
+    out, found = {}, {}
+    for path in ("numba", "numpy"):
+        options = tinyrt.SessionOptions()
+        options.kernels = path
+        sess = tinyrt.InferenceSession("model.onnx", options)
+        found[path] = sess.kernels.name
+        out[path] = sess.run(None, {"x": x})[0]
+    diff = float(np.max(np.abs(out["numba"] - out["numpy"])))
+    print(json.dumps({"tinyrt": tinyrt.__file__, "kernels": sys.modules["kernels"].__file__, "paths": found,
+                      "diff": diff, "scale": float(np.max(np.abs(out["numpy"])))}))
+''')
+
+
+def test_copied_folders_beside_a_script(tmp_path):
+    """The board route without a board: only tinyrt/ and kernels/ copied next to a script (no pip), run from
+    there; tinyrt finds the kernels/ folder beside it and its numba path agrees with its numpy path.
+    (tests/boards/ do the same under qemu with Debian's Python.)"""
+    pytest.importorskip("numba")
+    from onnx import helper
+    from oracle import make_model
+    work = tmp_path / "work"
+    for name in ("tinyrt", "kernels"):
+        shutil.copytree(os.path.join(REPO, name), str(work / name), ignore=shutil.ignore_patterns("__pycache__"))
+    rng = np.random.default_rng(0)
+    w, b = rng.standard_normal((8, 3, 3, 3)).astype(np.float32), rng.standard_normal(8).astype(np.float32)
+    x = rng.standard_normal((1, 3, 12, 12)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    (work / "model.onnx").write_bytes(make_model(nodes, {"x": x}, ["y"], {"w": w, "b": b}))
+    np.save(str(work / "input.npy"), x)
+    (work / "run.py").write_text(COPIED)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TINYRT_KERNELS")}
+    result = json.loads(_run([sys.executable, "run.py"], work, env, timeout=600).strip().splitlines()[-1])
+    for name in ("tinyrt", "kernels"):
+        assert os.path.realpath(result[name]).startswith(os.path.realpath(str(work / name))), result
+    assert result["paths"] == {"numba": "numba", "numpy": "numpy"}, result
+    assert result["diff"] <= 1e-4 * max(1.0, result["scale"]), result

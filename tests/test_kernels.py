@@ -7,6 +7,7 @@ width: partial vectors and panels), batch above 1, dilations, channel multiplier
 two-vector tiles and single rows, depthwise runs of 4 (stride 1) and 2 (stride 2) pixels, and im2col.
 """
 import os
+import shutil
 import subprocess
 import sys
 
@@ -305,6 +306,38 @@ def test_cache_dir_follows_environment(tmp_path):
     out = _run_script(code, TINYRT_CACHE_DIR=str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(tmp_path)
+
+
+_SAME_KERNELS = """
+import importlib, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+k = importlib.import_module(sys.argv[2]).load()
+ctr = k._sync.counters(1)
+k._sync.swap_running(ctr, 3)  # a kernel that reads a global of its module
+print(k.cache_folder(), int(ctr[k._sync.RUNNING]))
+"""
+
+
+def test_the_kernels_cache_keeps_a_checkout_and_an_install_apart(tmp_path):
+    """kernels/ in a checkout (or copied beside tinyrt/) and the installed tinyrt_kernels have the same
+    sources, but numba's cache names the module a kernel belongs to: one must not load the other's
+    entries ("No module named 'kernels'" on a machine with both)."""
+    pytest.importorskip("numba")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    folders = []
+    for name in ("kernels", "tinyrt_kernels", "kernels"):
+        where = tmp_path / ("copy%d" % len(folders))  # copy2 keeps the files' times, as pip and boards do
+        shutil.copytree(os.path.join(root, "kernels"), str(where / name), ignore=shutil.ignore_patterns("__pycache__"))
+        # run outside the checkout, where no other kernels/ is importable
+        env = dict(os.environ, TINYRT_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH="")
+        out = subprocess.run([sys.executable, "-c", _SAME_KERNELS, str(where), name], cwd=str(tmp_path), env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        folder, value = out.stdout.split()
+        assert value == "3"
+        folders.append(folder)
+    assert folders[0] != folders[1] and folders[2] == folders[0], folders
 
 
 _NARROW = """
