@@ -198,12 +198,22 @@ def check_broadcast(what, *arrays):
     Two inputs of 4096 elements each, shaped [4096, 1] and [1, 4096], broadcast to 16M elements.
     Shapes that do not broadcast are left to the op, which reports them.
     """
+    limit = current().tensor_bytes
+    if limit is None:
+        return
+    itemsize = max(np.asarray(a).itemsize for a in arrays)
+    bound = itemsize  # the result has at most the product of the inputs' (nominal) counts: most calls stop here
+    for a in arrays:
+        size = np.size(a)
+        bound *= size if size else nominal_count(np.shape(a))
+    if bound <= limit:
+        return
     shapes = [np.shape(a) for a in arrays]
     if all(s == shapes[0] for s in shapes[1:]):
         return
     rank = max(len(s) for s in shapes)
     out = [max(s[axis - rank + len(s)] if axis - rank + len(s) >= 0 else 1 for s in shapes) for axis in range(rank)]
-    check_count(nominal_count(out), max(np.asarray(a).itemsize for a in arrays), what)
+    check_count(nominal_count(out), itemsize, what)
 
 
 def spend(units, what):

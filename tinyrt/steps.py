@@ -123,18 +123,21 @@ def _same(a, b):
 def _account(step, args, results):
     """Check the results against the tensor limit; spend what the step read and wrote. Returns that cost."""
     budget = limits.current()
+    limit = budget.tensor_bytes
     written = 0
-    for r in results:
-        n = limits.nbytes(r)
-        if budget.tensor_bytes is not None and n > budget.tensor_bytes:
+    for r in results:  # (loops, not sum() over generators, and arrays first: this runs for every node)
+        n = r.nbytes if type(r) is np.ndarray and r.size else limits.nbytes(r)
+        if limit is not None and n > limit:
             limits.check_count(n, 1, step.node.describe())
         written += n
     read = 0
-    for a in args:  # (a loop, not sum() over a generator: this runs for every node)
+    for a in args:
         read += a.nbytes if type(a) is np.ndarray and a.size else limits.nbytes(a)
     cost = limits.STEP_COST + written + read
     if budget.work is not None:
-        limits.spend(cost, step.node)
+        budget.work -= cost
+        if budget.work < 0:
+            limits.spend(0, step.node)  # over budget: raises, naming the node
     return cost
 
 
