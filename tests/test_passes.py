@@ -200,3 +200,27 @@ def test_whole_models_with_batchnorm_kept(tmp_path, name):
     sess = _compare(data, x_shape=(2, 3, 64, 64))
     ops = [op for op, _ in _ops(sess)]
     assert "BatchNormalization" not in ops and "FusedConv" in ops
+
+
+def test_repeated_nodes_are_merged():
+    """torchvision's detectors call torch.where(mask) twice a class: two NonZero (and two Transposes of
+    them) on one mask. The repeats are dropped, their readers read the first; onnxruntime's answer."""
+    nodes = [helper.make_node("Greater", ["x", "zero"], ["mask"]),
+             helper.make_node("NonZero", ["mask"], ["nz1"]), helper.make_node("NonZero", ["mask"], ["nz2"]),
+             helper.make_node("Transpose", ["nz1"], ["i1"]), helper.make_node("Transpose", ["nz2"], ["i2"]),
+             helper.make_node("GatherND", ["x", "i1"], ["v1"]), helper.make_node("GatherND", ["x", "i2"], ["v2"]),
+             helper.make_node("Add", ["v1", "v2"], ["y"])]
+    data = _model(nodes, {"zero": np.float32(0)}, x_shape=(3, 4))
+    sess = _compare(data, x_shape=(3, 4))
+    assert [s.node.op_type for s in sess.plan.steps] == ["Greater", "NonZero", "Transpose", "GatherND", "Add"]
+    assert "merge repeated nodes (common subexpressions)" in sess.applied_passes
+
+
+def test_repeats_that_differ_or_must_keep_their_names_stay():
+    """A repeat with other attributes, and a repeat that is a graph output, are kept."""
+    nodes = [helper.make_node("LeakyRelu", ["x"], ["a"], alpha=0.1), helper.make_node("LeakyRelu", ["x"], ["b"], alpha=0.2),
+             helper.make_node("Relu", ["x"], ["c"]), helper.make_node("Relu", ["x"], ["y2"]),
+             helper.make_node("Sum", ["a", "b", "c"], ["y"])]
+    data = _model(nodes, {}, x_shape=(3, 4), outputs=("y", "y2"))
+    sess = _compare(data, x_shape=(3, 4))
+    assert sorted(s.node.op_type for s in sess.plan.steps) == ["LeakyRelu", "LeakyRelu", "Relu", "Relu", "Sum"]

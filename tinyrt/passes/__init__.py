@@ -2,12 +2,12 @@
 
 They are listed here, in the order they run, each with the ``SessionOptions.graph_optimization_level``
 from which it runs, as onnxruntime sorts its own: BASIC (1) removes and folds without changing an op's
-kind (dead nodes, Identity/Dropout, constants, BatchNormalization and per-channel Mul/Add into Conv);
+kind (dead nodes, Identity/Dropout, constants, repeated nodes, BatchNormalization and per-channel Mul/Add into Conv);
 EXTENDED (2) and ALL (99) also fuse nodes into tinyrt's own ops (FusedConv, QuantizeDequantize).
 ``graph_optimization_level = 0`` turns them all off (for teaching and debugging: the graph then runs
 exactly as written in the file).
 """
-from . import cleanup, fold_constants, fuse_activation, fuse_batchnorm, quantization
+from . import cleanup, common_subexpressions, fold_constants, fuse_activation, fuse_batchnorm, quantization
 
 BASIC, EXTENDED = 1, 2
 
@@ -15,6 +15,7 @@ PASSES = [
     ("remove dead nodes", BASIC, cleanup.remove_dead_nodes),  # first too: the passes after never see them
     ("remove Identity and inference Dropout", BASIC, cleanup.remove_identities),
     ("fold constants", BASIC, fold_constants.fold_constants),
+    ("merge repeated nodes (common subexpressions)", BASIC, common_subexpressions.merge_common_subexpressions),
     ("QuantizeLinear -> DequantizeLinear pairs as one QuantizeDequantize", EXTENDED,
      quantization.fuse_quantize_dequantize),
     ("fold BatchNormalization and per-channel Mul/Add into Conv", BASIC, fuse_batchnorm.fold_batchnorm),
