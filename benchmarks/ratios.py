@@ -7,7 +7,8 @@
                                   with another process, as a camera loop on a board would)
 
 Runs are interleaved in one process (one run of each runtime in turn, the order rotated each round),
-medians taken; every runtime's pools are woken by an untimed run first. chain-1000 is also given in
+medians taken; every runtime's pools are woken by an untimed run first, and above 1 thread the previous
+runtime's pool is let stop spinning before (runtimes.settle). chain-1000 is also given in
 microseconds a node. Noisy on a shared machine: repeat, and read the ratios, not the milliseconds.
 """
 import argparse
@@ -59,6 +60,8 @@ def measure(model, names, threads, repeats, clock=time.perf_counter):
     times = {k: [] for k in keys}
     for r in range(repeats):
         for key in keys[r % len(keys):] + keys[:r % len(keys)]:
+            if threads != 1:
+                runtimes.settle()  # the previous runtime's pool may still spin (onnxruntime's for ~0.1 s)
             fns[key]()
             t0 = clock()
             fns[key]()
