@@ -35,15 +35,15 @@ def _topk(x, k, axis, largest):
     k = int(np.asarray(k).reshape(-1)[0])
     if not 0 <= k <= n:
         raise InputError("TopK: k=%d is outside [0, %d], the size of axis %d" % (k, n, a))
+    along = (slice(None),) * a  # the axes before ``a``, whole
     if largest:
         # Descending and stable without negating (which breaks unsigned and minimum integers):
         # sort the reversed axis ascending, read it backwards, and map positions back.
-        rev = np.flip(x, axis=a)
-        order = np.flip(np.argsort(rev, axis=a, kind="stable"), axis=a)
-        order = (n - 1) - order
+        backwards = along + (slice(None, None, -1),)
+        order = (n - 1) - np.argsort(x[backwards], axis=a, kind="stable")[backwards]
     else:
         order = np.argsort(x, axis=a, kind="stable")
-    idx = np.take(order, np.arange(k), axis=a).astype(np.int64)
+    idx = order[along + (slice(0, k),)].astype(np.int64)  # the first k along the axis
     return np.take_along_axis(x, idx, axis=a), idx
 
 
