@@ -139,6 +139,28 @@ def test_activation_fuses(case):
     assert _ops(_compare(_model(nodes, inits, opset=opset))) == [("FusedConv", name)]
 
 
+def test_an_activation_is_one_record(monkeypatch):
+    """A conv tail is one record beside its op (ops/tails.py): with a record for Elu, made here and known to
+    no kernel, the pass fuses Conv -> Elu (alpha from the node, or the op's default), the numpy path applies
+    the record's function, and the numba path runs its conv kernel and then that function."""
+    from tinyrt import kernels_select
+    from tinyrt.ops import activation, tails
+
+    def elu_tail(y, alpha):
+        y[...] = activation.elu(y, alpha=alpha)
+        return y
+    monkeypatch.setitem(tails.TAILS, "Elu", tails.Tail("Elu", elu_tail, params=("alpha",)))
+    for attrs, alpha in (({"alpha": 0.5}, 0.5), ({}, 1.0)):
+        nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+                 helper.make_node("Elu", ["c"], ["y"], **attrs)]
+        sess = _compare(_model(nodes, _conv_inits()))
+        assert _ops(sess) == [("FusedConv", "Elu")]
+        step = sess.plan.steps[0]
+        assert step.node.attrs["activation_params"] == [alpha]
+        if sess.kernels.name == "numba":
+            assert kernels_select.kernel_label(step).startswith("numba conv")
+
+
 def test_torch_hardswish_pattern_fuses():
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
              helper.make_node("HardSigmoid", ["c"], ["h"], alpha=1.0 / 6),

@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import limits
+from ..ops.tails import TAILS
 from .layout import EMPTY4 as _EMPTY4, channels_last_memory, to_channels_last
 
 
@@ -37,16 +38,16 @@ class _ConvKernel:
         self.group = int(a.get("group", 1))
         self.attrs = dict(strides=a.get("strides"), dilations=a.get("dilations"), pads=a.get("pads"),
                           auto_pad=a.get("auto_pad", "NOTSET"))
-        params = list(a.get("activation_params") or []) + [0.0, 0.0]
-        activation = a.get("activation", "")
-        if activation == "Relu":  # the same function, and the Clip loop vectorises (measured: 4x faster)
-            activation, params = "Clip", [0.0, float("inf")]
-        self.qscale = np.float32(0)  # QDQ rounding (kernels/conv.py's qs): its clip is a Clip in the tiles
-        if activation == "QuantizeDequantize":
-            s = np.float32(params[0])
-            activation, params, self.qscale = "Clip", [np.float32(params[1] * s), np.float32(params[2] * s)], s
-        self.act = self.k.conv.ACT[activation]
-        self.alpha, self.beta = np.float32(params[0]), np.float32(params[1])
+        # the tail (ops/tails.py) as the kernels apply it: kernels/conv.py's act code, its a and b, and qs;
+        # one they do not know is applied after them, in numpy (``after``)
+        name, alpha, beta, qscale = _kernel_tail(a)
+        self.after = None
+        if name not in self.k.conv.ACT:
+            tail, params = TAILS[a.get("activation", "")], list(a.get("activation_params") or [])
+            self.after = lambda y: tail.apply(y, *params)
+            name, alpha, beta, qscale = "", 0.0, 0.0, 0.0
+        self.act = self.k.conv.ACT[name]
+        self.alpha, self.beta, self.qscale = np.float32(alpha), np.float32(beta), np.float32(qscale)
         self._prepared = {}
         self._packed = {}
 
@@ -149,7 +150,8 @@ class _ConvKernel:
                 threaded)
         else:  # few channels in NCHW memory (the stem reading the model's input): gather rows of pixels
             run(conv.im2col_nchw, (np.ascontiguousarray(X),) + weights + (z, has_z, y) + args, threaded)
-        return y.transpose(0, 3, 1, 2)
+        y = y.transpose(0, 3, 1, 2)
+        return y if self.after is None else self.after(y)
 
     def _ref(self, X, W, B, Z, attrs):
         if Z is not None:
@@ -165,7 +167,7 @@ class _ConvKernel:
         same numbers."""
         X = args[0]
         Z = args[3] if len(args) > 3 else None
-        if type(X) is not np.ndarray or X.dtype != np.float32 or X.ndim != 4:
+        if type(X) is not np.ndarray or X.dtype != np.float32 or X.ndim != 4 or self.after is not None:
             return None
         threads = self.backend.threads
         kind, kargs, yshape, nbytes, work, threaded, weights = self.prepare(X.shape, threads)
@@ -232,6 +234,11 @@ def _im2col_rows(images, kc, OH, OW, threads):
     while rows > 1 and images * (-(-OH // rows)) < threads:
         rows = (rows + 1) // 2
     return rows
+
+
+def _kernel_tail(attrs):
+    """(name in kernels/conv.py's ACT, a, b, qs) for a FusedConv's activation (ops/tails.py)."""
+    return TAILS[attrs.get("activation", "")].for_kernel(list(attrs.get("activation_params") or []))
 
 
 def _conv(backend, step, constants):

@@ -22,6 +22,9 @@
 
 Attributes are Python floats. Mixing one into numpy arithmetic must not promote float16/float32 arrays to
 float64, so every constant is first made a 0-d array of x's dtype: ``_const(x, alpha)``.
+
+Relu, Clip, LeakyRelu, HardSigmoid, HardSwish and Sigmoid also run as a conv's tail (``tail(...)`` beside
+each, see ops/tails.py): the same function applied in place to the conv's result, in one sweep.
 """
 import math
 
@@ -30,6 +33,7 @@ import numpy as np
 from .. import limits
 from ..errors import InputError, UnsupportedError
 from .registry import fixed_after, op, prepared
+from .tails import clip as _clip, tail
 
 
 _CONSTANTS = {}  # (dtype, value) -> a read-only 0-d array (see _const)
@@ -63,6 +67,15 @@ def relu(x):
     return np.maximum(x, _const(x, 0))
 
 
+def _relu_tail(y):
+    # clip with two bounds, not maximum against a scalar or where=: 4-12x faster in numpy 2.x (measured
+    # on a (1, 144, 56, 56) channels-last view), same results (NaN stays NaN)
+    return _clip(y, y.dtype.type(0), y.dtype.type(np.inf), out=y)
+
+
+tail("Relu", _relu_tail, params=(), clip=lambda: (0.0, float("inf")))
+
+
 # LeakyRelu-16 added bfloat16.
 @op("LeakyRelu", 6, 16)
 def leaky_relu(x, *, alpha=0.01):
@@ -70,6 +83,17 @@ def leaky_relu(x, *, alpha=0.01):
     if 0.0 <= alpha <= 1.0:
         return np.maximum(x, y, out=y)  # max(x, alpha*x) is x for x >= 0 and alpha*x below: one fast pass
     return np.where(x >= 0, x, y)
+
+
+def _leaky_relu_tail(y, alpha):
+    neg = np.clip(y, -np.inf, 0)  # max(y, 0) + alpha * min(y, 0): one term is 0 for every y
+    neg *= y.dtype.type(alpha)
+    np.clip(y, 0, np.inf, out=y)
+    y += neg
+    return y
+
+
+tail("LeakyRelu", _leaky_relu_tail, params=("alpha",))
 
 
 # PRelu-7 made slope broadcast unidirectionally, 9 added integer types, 16 bfloat16.
@@ -99,6 +123,19 @@ def sigmoid(x):
     return y
 
 
+def _sigmoid_tail(y):
+    # 1 / (1 + exp(-y)) without overflow warnings: exp of a large positive argument is inf, 1/inf is 0
+    with np.errstate(over="ignore"):
+        np.negative(y, out=y)
+        np.exp(y, out=y)
+        y += 1
+        np.reciprocal(y, out=y)
+    return y
+
+
+tail("Sigmoid", _sigmoid_tail, params=())
+
+
 # HardSigmoid-22 added bfloat16.
 @op("HardSigmoid", 6, 22)
 def hard_sigmoid(x, *, alpha=0.2, beta=0.5):
@@ -109,11 +146,31 @@ def hard_sigmoid(x, *, alpha=0.2, beta=0.5):
     return y
 
 
+def _hard_sigmoid_tail(y, alpha, beta):
+    y *= y.dtype.type(alpha)
+    y += y.dtype.type(beta)
+    return np.clip(y, 0, 1, out=y)
+
+
+tail("HardSigmoid", _hard_sigmoid_tail, params=("alpha", "beta"))
+
+
 # HardSwish-22 added bfloat16.
 @op("HardSwish", 14, 22)
 def hard_swish(x):
     # ONNX defines it with alpha = 1/6, beta = 0.5, i.e. x * HardSigmoid(x) with those constants.
     return x * hard_sigmoid(x, alpha=1.0 / 6.0, beta=0.5)
+
+
+def _hard_swish_tail(y):
+    g = y * y.dtype.type(1.0 / 6)
+    g += y.dtype.type(0.5)
+    np.clip(g, 0, 1, out=g)
+    y *= g
+    return y
+
+
+tail("HardSwish", _hard_swish_tail, params=())
 
 
 # Tanh-13 added bfloat16.
@@ -303,3 +360,32 @@ def _scalar_bound(bound, x, name):
     if bound.size != 1:
         raise InputError("Clip: input '%s' must be a scalar, got shape %s" % (name, bound.shape))
     return bound.reshape(()).astype(x.dtype)
+
+
+def _clip_tail(y, lo, hi):
+    return _clip(y, y.dtype.type(lo), y.dtype.type(hi), out=y)
+
+
+def _clip_as_tail(node, constants):
+    """Clip's bounds as a tail's params: attributes before opset 11, then inputs, which must be constant
+    scalars (absent: unbounded). Clip(0, inf) is Relu."""
+    if (node.opset or 0) < 11:
+        defaults = clip_6.__kwdefaults__
+        lo, hi = node.attrs.get("min", defaults["min"]), node.attrs.get("max", defaults["max"])
+    else:
+        bounds = []
+        for i, default in ((1, -np.inf), (2, np.inf)):
+            name = node.inputs[i] if len(node.inputs) > i else ""
+            if not name:
+                bounds.append(default)
+            elif name in constants and constants[name].size == 1:
+                bounds.append(float(constants[name].reshape(-1)[0]))
+            else:
+                return None
+        lo, hi = bounds
+    if lo == 0 and hi == np.inf:
+        return "Relu", []
+    return "Clip", [float(lo), float(hi)]
+
+
+tail("Clip", _clip_tail, params=_clip_as_tail, clip=lambda lo, hi: (lo, hi))

@@ -23,6 +23,7 @@ import numpy as np
 from ..dtypes import ONNX_TYPES, type_name
 from ..errors import InputError, UnsupportedError
 from .registry import op
+from .tails import clip as _clip, tail
 from . import conv as _conv
 from . import matmul as _matmul
 
@@ -276,8 +277,45 @@ def quantize_dequantize(x, scale, addend=None, *, low, high):
     """DequantizeLinear(QuantizeLinear(x)) with a per-tensor scale, written by passes/quantization.py:
     clip(round_half_even(x / scale), low, high) * scale, where low, high = qmin - zp, qmax - zp. With
     ``addend`` (a QDQ model's residual Add, folded in by the pass) x + addend is rounded."""
-    from .fused import quantize_dequantize as in_place
     s = np.float32(_scalar(scale, "QuantizeDequantize: scale"))
     x = x.astype(np.float32, copy=False)
     y = np.add(x, addend.astype(np.float32, copy=False)) if addend is not None else np.array(x, copy=True, order="K")
-    return in_place(y, s, low, high)
+    return round_in_place(y, s, low, high)
+
+
+def round_in_place(y, scale, low, high, chunk=65536):
+    """y = clip(round_half_even(y / scale), low, high) * scale in place, as QuantizeDequantize computes it.
+    Clipping at low * scale and high * scale first is the same (rounding is monotonic and the bounds are
+    integers). The four sweeps run over cache-sized chunks of y's memory: one trip to memory instead of
+    four."""
+    s = y.dtype.type(scale)
+    lo, hi = y.dtype.type(low * s), y.dtype.type(high * s)
+    flat = _flat(y)
+    if flat is None:  # memory numpy cannot flatten without a copy: whole-array sweeps
+        flat, chunk = y, max(y.size, 1)
+    for start in range(0, max(flat.size, 1), chunk):
+        part = flat[start:start + chunk] if flat.ndim == 1 else flat
+        _clip(part, lo, hi, out=part)
+        np.divide(part, s, out=part)
+        np.rint(part, out=part)
+        np.multiply(part, s, out=part)
+    return y
+
+
+def _flat(y):
+    """A 1-D view of y's memory (C order, or the channels-last memory of an NCHW view), or None."""
+    if y.flags.c_contiguous:
+        return y.reshape(-1)
+    if y.ndim == 4 and y.transpose(0, 2, 3, 1).flags.c_contiguous:
+        return y.transpose(0, 2, 3, 1).reshape(-1)
+    return None
+
+
+def _rounding_for_kernels(scale, low, high):
+    """The conv kernels clip to [low, high] * s (their Clip), then round (qs = s: kernels/conv.py)."""
+    s = np.float32(scale)
+    return "Clip", np.float32(low * s), np.float32(high * s), s
+
+
+# A conv's QDQ rounding, as the tail passes/quantization.py fuses into it: params [scale, low, high]
+tail("QuantizeDequantize", round_in_place, kernel=_rounding_for_kernels)

@@ -1,47 +1,22 @@
 """Fusing what follows a Conv into one ``FusedConv`` node (domain ai.tinyrt, see ``tinyrt/ops/fused.py``).
 
     Conv -> Add(., Z)                        FusedConv(Z)                  residual add (before activation)
-    Conv -> Relu | Clip | LeakyRelu |        FusedConv(activation=...)     the activation
-            HardSigmoid | HardSwish | Sigmoid
+    Conv -> an activation with a tail        FusedConv(activation=...)     the activation (ops/tails.py:
+            record (Relu, Clip, ...)                                       which ops, and their params)
     Conv -> HardSigmoid(1/6, 1/2) -> Mul     FusedConv(activation=HardSwish)   torch's HardSwish below opset 14
             (Mul reads the Conv output too)
 
 The fused node takes the place of the last node it replaces, so every input it reads (Z too) is ready
 by then. A Conv output that anything else reads, or that is a graph output, is never fused away.
 """
-import numpy as np
-
+from ..ops.tails import TAILS
 from .fuse_batchnorm import TINYRT_DOMAIN, conv_has_tail, input_at, is_conv, producers, readers
-
-_SIMPLE = {"Relu", "LeakyRelu", "HardSigmoid", "HardSwish", "Sigmoid", "Clip"}
 
 
 def _activation(node, consts):
     """(name, params) of an activation node FusedConv can apply, or None."""
-    if node.domain != "" or node.op_type not in _SIMPLE:
-        return None
-    if node.op_type == "Clip":
-        if (node.opset or 0) < 11:
-            lo, hi = node.attrs.get("min", -3.4028234663852886e38), node.attrs.get("max", 3.4028234663852886e38)
-        else:
-            bounds = []
-            for i, default in ((1, -np.inf), (2, np.inf)):
-                name = input_at(node, i)
-                if not name:
-                    bounds.append(default)
-                elif name in consts and consts[name].size == 1:
-                    bounds.append(float(consts[name].reshape(-1)[0]))
-                else:
-                    return None
-            lo, hi = bounds
-        if lo == 0 and hi == np.inf:
-            return "Relu", []
-        return "Clip", [float(lo), float(hi)]
-    if node.op_type == "LeakyRelu":
-        return "LeakyRelu", [float(node.attrs.get("alpha", 0.01))]
-    if node.op_type == "HardSigmoid":
-        return "HardSigmoid", [float(node.attrs.get("alpha", 0.2)), float(node.attrs.get("beta", 0.5))]
-    return node.op_type, []
+    tail = TAILS.get(node.op_type) if node.domain == "" else None
+    return tail.from_node(node, consts) if tail is not None else None
 
 
 def _to_fused(conv, outputs, activation=None, params=None, z=None):

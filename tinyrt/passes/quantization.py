@@ -18,7 +18,7 @@ pairs whose integer output nobody else reads are replaced.
 
 A second pass (``fuse_rounding_into_conv``, after the activations are fused) moves a QuantizeDequantize
 that rounds a conv's output into the conv itself, as FusedConv's activation ``QuantizeDequantize`` with
-params [scale, low, high] (ops/fused.py): the rounding is then done in place while the conv's result is
+params [scale, low, high] (its tail record is in ops/quantize.py): the rounding is then done in place while the conv's result is
 still in cache (numba path: block by block inside the conv kernel). onnxruntime's quantizer removes the
 Relu / ReLU6 before a QuantizeLinear whose range already clips there; a Relu or Clip the conv still has is
 folded into low / high: rounding is monotonic, so clip-then-round is round-then-clip at the rounded bounds.
@@ -119,8 +119,9 @@ def _rounded(bound, scale):
 
 
 def fuse_rounding_into_conv(graph):
-    """Conv / FusedConv (no activation, Relu or Clip) -> QuantizeDequantize becomes one FusedConv with the
-    activation QuantizeDequantize. True when something changed."""
+    """Conv / FusedConv (no activation, or one that is a clip: Relu, Clip) -> QuantizeDequantize becomes one
+    FusedConv with the activation QuantizeDequantize. True when something changed."""
+    from ..ops.tails import TAILS
     from .fuse_batchnorm import TINYRT_DOMAIN, is_conv, producers
     reads = readers(graph)
     produced_by = producers(graph)
@@ -135,15 +136,11 @@ def fuse_rounding_into_conv(graph):
                 or reads.get(node.inputs[0], 0) != 1 or scale is None or scale.dtype != np.float32 \
                 or not np.isfinite(scale) or scale <= 0:
             continue
-        activation = conv.attrs.get("activation", "")
-        params = list(conv.attrs.get("activation_params") or [])
-        low, high = node.attrs["low"], node.attrs["high"]
-        if activation == "Relu":
-            low = max(low, 0.0)
-        elif activation == "Clip":
-            low, high = max(low, _rounded(params[0], scale)), min(high, _rounded(params[1], scale))
-        elif activation:
+        tail = TAILS.get(conv.attrs.get("activation", ""))
+        if tail is None or tail.clip is None:
             continue
+        lo, hi = tail.clip(*(conv.attrs.get("activation_params") or []))
+        low, high = max(node.attrs["low"], _rounded(lo, scale)), min(node.attrs["high"], _rounded(hi, scale))
         if conv.op_type == "Conv":
             conv.op_type, conv.domain, conv.opset = "FusedConv", TINYRT_DOMAIN, 1
         conv.attrs["activation"] = "QuantizeDequantize"

@@ -1,0 +1,74 @@
+"""Activations a conv applies as its tail: one record each, kept beside its op, in the op's own module.
+
+A FusedConv (ops/fused.py) computes ``act(Conv(X, W, B) + Z)``, ``act`` named by its ``activation``
+attribute with its ``activation_params`` (the convention of onnxruntime's com.microsoft FusedConv). An
+activation that can be such a tail says so next to its op function, with ``tail(name, apply, ...)``:
+
+    name     the ``activation`` value: the ONNX op's type (``Relu``, ``Clip``, ...), or a tinyrt op's
+    apply    ``apply(y, *params)``: y = act(y) in place on a float array, returning y (what the numpy path
+             runs). Its parameters after ``y`` (those without a default) are the ``activation_params``
+    params   how passes/fuse_activation.py takes a node of the ONNX op ``name`` into the conv before it: a
+             tuple of the op's attribute names, which become the params (absent ones take the op's
+             defaults, from its registered signature); or a function (node, constants) -> (name, params),
+             or None where that node cannot fuse. None for a tail no ONNX op fuses as (a pass writes it)
+    kernel   ``kernel(*params) -> (name, a, b, qs)``: how the numba conv kernels apply it, ``name`` a key
+             of kernels/conv.py's ``ACT`` (by default the record's own name, the params as ``a`` and ``b``,
+             no rounding ``qs``). A conv whose tail the kernels do not know runs as the numpy op
+    clip     ``clip(*params) -> (lo, hi)`` for a tail that is a clip (Relu, Clip): passes/quantization.py
+             folds such a tail into the bounds of the rounding after it
+
+Who reads them: passes/fuse_activation.py (which nodes fuse, with which params), passes/quantization.py
+(the clips), ops/fused.py (the load-time check and the numpy tail) and kernel_wrappers/ (the numpy path's
+prepared conv, the kernels' codes). So a new activation is its record in its op's module; on the numba
+path it then runs through the numpy op until the kernels learn it (a code in kernels/conv.py's ``ACT`` and
+its math in the tiles' tail, kernels/gemm.py ``tail``, or in kernels/conv.py ``_act``).
+"""
+import inspect
+
+try:  # np.clip's ufunc itself: np.clip is a Python wrapper that costs more than the clip on small tensors
+    from numpy._core.umath import clip
+except ImportError:  # numpy < 2
+    from numpy.core.umath import clip
+
+TAILS = {}  # activation name -> Tail
+
+
+class Tail:
+    """One activation as a conv's tail (see the module docstring for the fields)."""
+
+    def __init__(self, name, apply, params=None, kernel=None, clip=None):
+        self.name, self.apply, self.clip = name, apply, clip
+        self._params, self._kernel = params, kernel
+        after_y = list(inspect.signature(apply).parameters.values())[1:]
+        self.count = sum(1 for p in after_y if p.default is p.empty)  # how many activation_params
+
+    def from_node(self, node, constants):
+        """(activation, params) that fuse ``node`` (an op of type ``name``) into the conv before it, or None."""
+        if self._params is None:
+            return None
+        if callable(self._params):
+            return self._params(node, constants)
+        from .registry import resolve
+        defaults = resolve(self.name, "", node.opset or 1).attributes
+        return self.name, [float(node.attrs.get(a, defaults[a])) for a in self._params]
+
+    def for_kernel(self, params):
+        """(name in kernels/conv.py's ACT, a, b, qs) for the numba conv kernels."""
+        if self._kernel is not None:
+            return self._kernel(*params)
+        a, b = (list(params) + [0.0, 0.0])[:2]
+        return self.name, a, b, 0.0
+
+
+def tail(name, apply, params=None, kernel=None, clip=None):
+    """Register the tail ``name`` (see the module docstring); returns its record."""
+    TAILS[name] = Tail(name, apply, params, kernel, clip)
+    return TAILS[name]
+
+
+def _identity(y):
+    return y
+
+
+# no activation: the conv alone (with its residual input, if any)
+tail("", _identity, clip=lambda: (-float("inf"), float("inf")))
