@@ -44,6 +44,7 @@ import numpy as np
 from . import limits
 from .errors import InputError, ModelError, RunTerminated, TinyrtError
 from .graph import free_values
+from .ops.registry import TINYRT_DOMAIN
 from .steps import _account, _shapes, call, normalize
 
 FILENAME = "<tinyrt program>"
@@ -72,7 +73,7 @@ for _op in ("Reshape Squeeze Unsqueeze Split Expand Tile TopK OneHot Upsample Re
 SIZED_BY.update({"Slice": (1, 2, 3, 4), "Pad": (1, 3), "Resize": (2, 3), "ConstantOfShape": (0,),
                  "Range": (0, 1, 2)})
 SHAPE_OPS = {"Shape", "Size"}  # their values follow from their input's size alone
-_DOMAINS = ("", "ai.tinyrt")
+_DOMAINS = ("", TINYRT_DOMAIN)
 
 
 def signature(values):

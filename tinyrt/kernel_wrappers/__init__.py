@@ -13,6 +13,7 @@ depend on the path. It may also offer:
 One module per kernel family: conv.py (Conv, FusedConv, Gemm), pool.py, eltwise.py, detection.py; and
 numpy_conv.py, the numpy path's prepared Conv.
 """
+from ..ops.registry import TINYRT_DOMAIN
 from .conv import _conv, _gemm
 from .detection import _nms
 from .eltwise import _AddKernel, _MulKernel, _QuantizeDequantizeKernel, _SoftmaxKernel
@@ -23,7 +24,7 @@ from .pool import _GlobalAvgPoolKernel, _avg_pool, _max_pool
 WRAPPERS = {
     ("", "Conv"): _conv,
     ("", "Gemm"): _gemm,
-    ("ai.tinyrt", "FusedConv"): _conv,
+    (TINYRT_DOMAIN, "FusedConv"): _conv,
     ("", "MaxPool"): _max_pool,
     ("", "GlobalAveragePool"): lambda backend, step, constants: _GlobalAvgPoolKernel(backend, step),
     ("", "Softmax"): lambda backend, step, constants: _SoftmaxKernel(backend, step),
@@ -31,11 +32,11 @@ WRAPPERS = {
     ("", "Mul"): lambda backend, step, constants: _MulKernel(backend, step),
     ("", "Add"): lambda backend, step, constants: _AddKernel(backend, step),
     ("", "NonMaxSuppression"): _nms,
-    ("ai.tinyrt", "QuantizeDequantize"): lambda backend, step, constants: _QuantizeDequantizeKernel(backend, step),
+    (TINYRT_DOMAIN, "QuantizeDequantize"): lambda backend, step, constants: _QuantizeDequantizeKernel(backend, step),
 }
 
 # the numpy path's wrappers: (domain, op_type) -> make(step, constants)
 NUMPY_WRAPPERS = {
     ("", "Conv"): _numpy_conv,
-    ("ai.tinyrt", "FusedConv"): _numpy_conv,
+    (TINYRT_DOMAIN, "FusedConv"): _numpy_conv,
 }

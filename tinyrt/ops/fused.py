@@ -13,11 +13,10 @@ One conv then one in-place pass for the tail: the tail costs one sweep over Y in
 new array) per node. The numba path (``kernels/``) applies the same tail inside its conv loops.
 """
 from ..errors import InputError, UnsupportedError
-from .registry import op
+from .registry import TINYRT_DOMAIN, op
 from .conv import conv, _check_conv
 from .tails import TAILS
 
-DOMAIN = "ai.tinyrt"
 
 
 def _check(**attrs):
@@ -40,7 +39,7 @@ def apply_activation(y, activation, params):
     return tail.apply(y, *params)
 
 
-@op("FusedConv", 1, domain=DOMAIN, check=_check)
+@op("FusedConv", 1, domain=TINYRT_DOMAIN, check=_check)
 def fused_conv(X, W, B=None, Z=None, *, activation="", activation_params=None, auto_pad="NOTSET",
                dilations=None, group=1, kernel_shape=None, pads=None, strides=None):
     y = conv(X, W, B, auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape,

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..dtypes import ONNX_TYPES, type_name
 from ..errors import InputError, UnsupportedError
-from .registry import op
+from .registry import TINYRT_DOMAIN, op
 from .tails import clip as _clip, tail
 from . import conv as _conv
 from . import matmul as _matmul
@@ -272,7 +272,7 @@ def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, 
 # ------------------------------------------------------------------ QuantizeDequantize (tinyrt's own)
 
 
-@op("QuantizeDequantize", 1, domain="ai.tinyrt")
+@op("QuantizeDequantize", 1, domain=TINYRT_DOMAIN)
 def quantize_dequantize(x, scale, addend=None, *, low, high):
     """DequantizeLinear(QuantizeLinear(x)) with a per-tensor scale, written by passes/quantization.py:
     clip(round_half_even(x / scale), low, high) * scale, where low, high = qmin - zp, qmax - zp. With

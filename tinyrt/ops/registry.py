@@ -21,6 +21,8 @@ resolves to the newest schema version at or below it, exactly as ONNX defines it
 """
 import inspect
 
+TINYRT_DOMAIN = "ai.tinyrt"  # tinyrt's own ops (FusedConv, QuantizeDequantize), made by its passes
+
 # (domain, op_type) -> {since_version: OpImpl}
 _REGISTRY = {}
 

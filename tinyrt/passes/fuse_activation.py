@@ -9,8 +9,9 @@
 The fused node takes the place of the last node it replaces, so every input it reads (Z too) is ready
 by then. A Conv output that anything else reads, or that is a graph output, is never fused away.
 """
+from ..ops.registry import TINYRT_DOMAIN
 from ..ops.tails import TAILS
-from .fuse_batchnorm import TINYRT_DOMAIN, conv_has_tail, input_at, is_conv, producers, readers
+from .fuse_batchnorm import conv_has_tail, input_at, is_conv, producers, readers
 
 
 def _activation(node, consts):

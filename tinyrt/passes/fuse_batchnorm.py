@@ -14,9 +14,9 @@ with another node is never changed under it. The arithmetic is done in float64 a
 """
 import numpy as np
 
+from ..ops.registry import TINYRT_DOMAIN
 from . import cleanup
 
-TINYRT_DOMAIN = "ai.tinyrt"
 
 
 # --- helpers shared with fuse_activation ------------------------------------------------------------------

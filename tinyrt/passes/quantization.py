@@ -29,9 +29,9 @@ QuantizeDequantize's third input: one node and one new array instead of two.
 import numpy as np
 
 from ..graph import Node
+from ..ops.registry import TINYRT_DOMAIN
 from .cleanup import readers, _read_in_subgraphs
 
-DOMAIN = "ai.tinyrt"
 
 
 def _scalar(graph, name):
@@ -90,7 +90,7 @@ def fuse_quantize_dequantize(graph):
         info = np.iinfo(zp.dtype)
         replaced[id(node)] = Node("QuantizeDequantize", [node.inputs[0], node.inputs[1]], [kept_name],
                                   {"low": float(info.min - int(zp)), "high": float(info.max - int(zp))},
-                                  name=node.name, domain=DOMAIN, opset=1)
+                                  name=node.name, domain=TINYRT_DOMAIN, opset=1)
         for dq in readers_of_q:
             dropped.add(id(dq))
             if dq.outputs[0] != kept_name:
@@ -122,13 +122,13 @@ def fuse_rounding_into_conv(graph):
     """Conv / FusedConv (no activation, or one that is a clip: Relu, Clip) -> QuantizeDequantize becomes one
     FusedConv with the activation QuantizeDequantize. True when something changed."""
     from ..ops.tails import TAILS
-    from .fuse_batchnorm import TINYRT_DOMAIN, is_conv, producers
+    from .fuse_batchnorm import is_conv, producers
     reads = readers(graph)
     produced_by = producers(graph)
     outputs = {spec.name for spec in graph.outputs}
     dropped = set()
     for node in graph.nodes:
-        if node.op_type != "QuantizeDequantize" or node.domain != DOMAIN or not node.inputs[0]:
+        if node.op_type != "QuantizeDequantize" or node.domain != TINYRT_DOMAIN or not node.inputs[0]:
             continue
         conv = produced_by.get(node.inputs[0])
         scale = _scalar(graph, node.inputs[1])
@@ -162,7 +162,7 @@ def fuse_add_into_rounding(graph):
     outputs = {spec.name for spec in graph.outputs}
     dropped = set()
     for node in graph.nodes:
-        if node.op_type != "QuantizeDequantize" or node.domain != DOMAIN or len(node.inputs) != 2:
+        if node.op_type != "QuantizeDequantize" or node.domain != TINYRT_DOMAIN or len(node.inputs) != 2:
             continue
         add = produced_by.get(node.inputs[0])
         name = node.inputs[0]
