@@ -66,6 +66,18 @@ def test_fuzz_campaign(capsys):
     assert sum(n for o, n in result.outcomes.items() if o == "ran") > 1000  # mutants do reach the executor
 
 
+@pytest.mark.slow  # a few worker starts (imports and warm-up): about half a minute
+def test_a_case_stalled_by_a_loaded_machine_is_run_again_alone_not_called_a_hang():
+    """With a timeout no case can meet (1 ms of wall clock), every case that is seen running past it is
+    run once more, alone, with time to finish: it finishes, so it is counted as it ran, not as a hang, and
+    the worker goes on from the case after it (none lost)."""
+    # case 10575 runs a model for about 0.4 s (it once stalled past 5 s under a loaded CI machine)
+    result = campaign.run(cases=3, start=10575, workers=1, base_seed=0, timeout=0.001, slow=5.0, confirm=60000)
+    assert result.findings == [], result.summary()
+    assert result.cases == 3
+    assert result.stalls >= 1, result.summary()
+
+
 _SEEDS = seed_bytes()
 _TREES = {name: parse(data) for name, data in _SEEDS.items()}
 

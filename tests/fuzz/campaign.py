@@ -11,7 +11,9 @@ crash) is restarted the same way. Findings:
     oom       numpy ran out of memory (the worker's address space is capped, see ``MEMORY_CAP``)
     memory    a case whose peak traced memory passed ``memory_bound(file size)``
     slow      a case that took more than ``slow`` seconds of CPU but finished
-    hang      a case killed after ``timeout`` seconds (of the wall clock)
+    hang      a case killed after ``timeout`` seconds (of the wall clock), and again when it ran once more,
+              alone in a fresh worker, for ``CONFIRM`` times as long (a loaded machine can stall a case
+              that takes 0.2 s of CPU for seconds: that is not a hang)
     crash     the worker died (a segfault in numpy or numba, say)
 """
 import collections
@@ -21,6 +23,7 @@ import sys
 import time
 import traceback
 
+CONFIRM = 6           # a stalled case runs once more, alone, for this many times the timeout
 MEMORY_CAP = 6 << 30   # address space of a worker: a runaway allocation fails instead of eating the machine
 PEAK_LIMIT = 3 << 30   # no case may trace more than this (the issue's bound)
 
@@ -116,12 +119,16 @@ class Result:
         self.max_seconds = (0.0, None)
         self.seconds = 0.0
         self.by_seed = collections.Counter()
+        self.stalls = 0             # cases past the timeout that finished when run again alone
 
     def summary(self):
         lines = ["fuzz campaign: %d models in %.1f s (%.0f a second), %d findings"
                  % (self.cases, self.seconds, self.cases / max(self.seconds, 1e-9), len(self.findings)),
                  "  peak traced memory of one case: %.1f MiB (case %s); slowest case: %.2f s of CPU (case %s)"
                  % (self.max_peak[0] / 2 ** 20, self.max_peak[1], self.max_seconds[0], self.max_seconds[1])]
+        if self.stalls:
+            lines.append("  %d case(s) stalled past the timeout and finished when run again alone (a loaded "
+                         "machine, not a hang)" % self.stalls)
         for outcome, n in self.outcomes.most_common():
             lines.append("  %6d  %s" % (n, outcome))
         for kind, case, name, detail in self.findings[:20]:
@@ -130,7 +137,7 @@ class Result:
 
 
 def run(cases=20000, start=0, workers=2, base_seed=0, timeout=5.0, slow=5.0, minutes=None, kernels=None,
-        progress=None, generator="mutants"):
+        progress=None, generator="mutants", confirm=CONFIRM):
     """Run cases ``start .. start + cases`` (or as many as fit in ``minutes``) over ``workers`` processes."""
     ctx = multiprocessing.get_context("spawn")
     result = Result()
@@ -140,7 +147,7 @@ def run(cases=20000, start=0, workers=2, base_seed=0, timeout=5.0, slow=5.0, min
     streams = [range(start + k, start + cases, workers) for k in range(workers)]
     procs = {}
 
-    def launch(k, indices):
+    def start(indices):
         parent, child = ctx.Pipe()
         p = ctx.Process(target=_worker, args=(child, base_seed, indices, slow, kernels, generator), daemon=True)
         p.start()
@@ -151,7 +158,31 @@ def run(cases=20000, start=0, workers=2, base_seed=0, timeout=5.0, slow=5.0, min
             raise RuntimeError("fuzz worker did not start")
         msg = parent.recv()
         assert msg[0] == "ready", msg
+        return p, parent
+
+    def launch(k, indices):
+        p, parent = start(indices)
         procs[k] = {"proc": p, "conn": parent, "indices": indices, "current": None, "since": None}
+
+    def alone(i):
+        """Case ``i`` once more in a fresh worker: its "done" message, or None if it stalls again."""
+        p, conn = start([i])
+        msg = None
+        until = time.monotonic() + confirm * timeout
+        while time.monotonic() < until:
+            try:
+                if conn.poll(0.05):
+                    got = conn.recv()
+                    if got[0] == "done":
+                        msg = got
+                        break
+                elif not p.is_alive():
+                    break
+            except (EOFError, OSError):  # it died: a crash, which the first worker's restart does not see
+                break
+        p.kill()
+        p.join(10)
+        return msg
 
     t0 = time.monotonic()
     for k in range(workers):
@@ -177,16 +208,7 @@ def run(cases=20000, start=0, workers=2, base_seed=0, timeout=5.0, slow=5.0, min
                 if msg[0] == "start":
                     w["current"], w["since"] = msg[1], time.monotonic()
                 elif msg[0] == "done":
-                    _, i, name, size, outcome, peak, seconds, finding, detail = msg
-                    result.cases += 1
-                    result.by_seed[name] += 1
-                    result.outcomes[outcome.split(":")[0] if outcome.startswith("not run") else outcome] += 1
-                    if peak > result.max_peak[0]:
-                        result.max_peak = (peak, i)
-                    if seconds > result.max_seconds[0]:
-                        result.max_seconds = (seconds, i)
-                    if finding:
-                        result.findings.append((finding, i, name, detail))
+                    _record(result, msg)
                     w["current"] = None
                 elif msg[0] == "finished":
                     w["proc"].join(10)
@@ -194,7 +216,16 @@ def run(cases=20000, start=0, workers=2, base_seed=0, timeout=5.0, slow=5.0, min
                 elif msg[0] == "died":
                     _restart(k, w, "crash", "worker exited with code %s" % w["proc"].exitcode, result, launch)
             elif w["current"] is not None and time.monotonic() - w["since"] > timeout:
-                _restart(k, w, "hang", "no answer after %.0f s" % timeout, result, launch)
+                i = w["current"]
+                w["proc"].kill()
+                again = alone(i)
+                if again is None:
+                    _restart(k, w, "hang", "no answer after %.0f s, nor after %.0f s alone"
+                             % (timeout, confirm * timeout), result, launch)
+                else:
+                    _record(result, again)
+                    result.stalls += 1
+                    _restart(k, w, None, None, result, launch)
             elif not w["proc"].is_alive() and not conn.poll(0):
                 _restart(k, w, "crash", "worker exited with code %s" % w["proc"].exitcode, result, launch)
         if progress and time.monotonic() - last_report > 10:
@@ -204,13 +235,30 @@ def run(cases=20000, start=0, workers=2, base_seed=0, timeout=5.0, slow=5.0, min
     return result
 
 
+def _record(result, msg):
+    """A worker's "done" message, counted."""
+    _, i, name, size, outcome, peak, seconds, finding, detail = msg
+    result.cases += 1
+    result.by_seed[name] += 1
+    result.outcomes[outcome.split(":")[0] if outcome.startswith("not run") else outcome] += 1
+    if peak > result.max_peak[0]:
+        result.max_peak = (peak, i)
+    if seconds > result.max_seconds[0]:
+        result.max_seconds = (seconds, i)
+    if finding:
+        result.findings.append((finding, i, name, detail))
+
+
 def _restart(k, w, kind, detail, result, launch):
+    """Worker ``k`` again, from the case after its current one; ``kind``: the finding that case was (None:
+    it was counted already)."""
     w["proc"].kill()
     w["proc"].join(10)
     i = w["current"]
-    result.findings.append((kind, i, "?", detail))
-    result.cases += 1
-    result.outcomes[kind] += 1
+    if kind is not None:
+        result.findings.append((kind, i, "?", detail))
+        result.cases += 1
+        result.outcomes[kind] += 1
     rest = [j for j in w["indices"] if i is None or j > i]
     del_ok = rest if i is not None else []
     launch(k, del_ok)
