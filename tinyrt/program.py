@@ -25,6 +25,10 @@ and every later run with that signature calls it. What it saves:
   computed k, Reshape to a computed shape, If, Loop...) is still checked and charged as it runs;
 * RunOptions.terminate (``R``, set by another thread to stop a run) is looked at every few steps and
   before each subgraph, so a run with RunOptions runs the program too;
+* a static step of a small op runs as a prepared call (``ops.registry.prepared``): ``np.add`` itself for
+  an Add, ``data.reshape(dims)`` for an Unsqueeze of constant axes, a Gather's constant indices checked
+  once; a kernel's geometry and entry point bound once (``specialize``, tinyrt/kernel_wrappers);
+* a value's variable is reused once the value is dead, so the frame stays small (see ``_Slots``);
 * a step whose *values* follow from the signature (Shape of a known shape, and the Gather / Concat /
   Unsqueeze arithmetic on it) is not run at all: the values of the first run become constants (``v<slot>``).
 
