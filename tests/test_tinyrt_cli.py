@@ -157,6 +157,22 @@ def test_info_macs_of_a_single_conv(capsys, tmp_path):
     assert "cannot prepare pictures from the metadata alone" in out
 
 
+def test_mac_counts_are_read_from_the_op_records():
+    from tinyrt.ops.registry import TINYRT_DOMAIN, mac_count, resolve
+    x, w = np.ones((1, 4, 6, 6), np.float32), np.ones((8, 2, 3, 3), np.float32)
+    y = np.ones((1, 8, 4, 4), np.float32)
+    for op_type, domain in (("Conv", ""), ("FusedConv", TINYRT_DOMAIN)):
+        assert mac_count(resolve(op_type, domain, 13), [x, w], [y], {}) == y.size * 2 * 9
+    wt = np.ones((4, 3, 3, 3), np.float32)
+    assert mac_count(resolve("ConvTranspose", "", 13), [x, wt], [y], {}) == x.size * 27
+    a, out = np.ones((5, 7), np.float32), np.ones((5, 2), np.float32)
+    assert mac_count(resolve("MatMul", "", 13), [a, None], [out], {}) == 10 * 7
+    assert mac_count(resolve("Gemm", "", 13), [a, None], [out], {}) == 10 * 7
+    assert mac_count(resolve("Gemm", "", 13), [a, None], [out], {"transA": 1}) == 10 * 5
+    assert mac_count(resolve("Relu", "", 13), [a], [a], {}) == 0      # an op without a count
+    assert mac_count(resolve("MatMul", "", 13), [a, a], [None], {}) == 0  # no array out
+
+
 @pytest.mark.parametrize("name", ["cls", "det", "mmedu"])
 def test_profile(m, capsys, name):
     code, out, err = cli(capsys, "profile", m[name], m["jpeg"], "--runs", 3, "--top", 5)

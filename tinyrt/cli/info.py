@@ -1,8 +1,9 @@
 """``tinyrt info MODEL``: what is in a model file, and what it costs.
 
 Inputs, outputs, metadata, how ``tinyrt.run`` would prepare a picture, the op histogram of the file as
-written and after tinyrt's passes, the parameter count, and the multiply-accumulates (MACs) of Conv, Gemm
-and MatMul nodes (measured by running the file once on seeded noise: shapes are then known).
+written and after tinyrt's passes, the parameter count, and the multiply-accumulates (MACs) of the ops that
+count them, each beside its op (``ops.registry.counts_macs``: Conv, FusedConv, ConvTranspose, Gemm, MatMul),
+measured by running the file once on seeded noise: shapes are then known.
 
 Any ONNX file is shown, also one tinyrt cannot run (a custom-domain op, an op or attribute it does not
 implement): those ops are marked in the histogram, and only the parts that need a run are left out."""
@@ -12,6 +13,7 @@ import os
 import numpy as np
 
 from ..errors import InputError, TinyrtError, UnsupportedError
+from ..ops.registry import mac_count
 from ..support import MAX_OPSET, check_support
 from .common import random_feeds, run_with_hook, session
 
@@ -19,25 +21,6 @@ from .common import random_feeds, run_with_hook, session
 def add_arguments(p):
     p.add_argument("model", help="the .onnx file")
     p.add_argument("--no-macs", action="store_true", help="skip the run that measures MACs")
-
-
-def macs_of(op_type, args, outputs, attrs):
-    """Multiply-accumulates of one node, from its input and output arrays (0 for other ops)."""
-    out = outputs[0] if outputs else None
-    if not isinstance(out, np.ndarray):
-        return 0
-    if op_type in ("Conv", "FusedConv") and len(args) > 1 and isinstance(args[1], np.ndarray):
-        w = args[1]
-        return int(out.size) * int(np.prod(w.shape[1:]))       # each output: C/group * kh * kw products
-    if op_type == "ConvTranspose" and isinstance(args[0], np.ndarray):
-        w = args[1]
-        return int(args[0].size) * int(np.prod(w.shape[1:]))
-    if op_type == "MatMul" and isinstance(args[0], np.ndarray):
-        return int(out.size) * int(args[0].shape[-1])
-    if op_type == "Gemm" and isinstance(args[0], np.ndarray):
-        k = args[0].shape[0] if attrs.get("transA", 0) else args[0].shape[-1]
-        return int(out.size) * int(k)
-    return 0
 
 
 def human(n):
@@ -166,7 +149,7 @@ def _macs(sess):
 
     def hook(step, args, compute):
         out = compute()
-        per_op[step.node.op_type] += macs_of(step.node.op_type, args, out, step.node.attrs)
+        per_op[step.node.op_type] += mac_count(step.impl, args, out, step.node.attrs)
         return out
     try:
         feeds = random_feeds(sess)

@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, ModelError, UnsupportedError
-from .registry import op
+from .registry import counts_macs, op
 from . import _window as win
 
 
@@ -123,6 +123,14 @@ def conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sha
     if B is not None:
         y += B.astype(ct, copy=False).reshape((M,) + (1,) * len(out))
     return y.astype(dtype, copy=False)
+
+
+@counts_macs(conv)
+def conv_macs(args, out, attrs):
+    """Each output value is C/group * kernel products (FusedConv counts the same, see fused.py)."""
+    if len(args) > 1 and isinstance(args[1], np.ndarray):
+        return int(out.size) * int(np.prod(args[1].shape[1:]))
+    return 0
 
 
 def _padded_last(x, begin, end, col=0, col_step=1):
@@ -374,3 +382,11 @@ def conv_transpose(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, 
             raise InputError("ConvTranspose: bias shape %s, expected (%d,)" % (B.shape, M))
         y = y + B.astype(ct, copy=False).reshape((M,) + (1,) * rank)
     return np.ascontiguousarray(y).astype(dtype, copy=False)
+
+
+@counts_macs(conv_transpose)
+def _conv_transpose_macs(args, out, attrs):
+    """Each input value is scattered through M/group * kernel products."""
+    if isinstance(args[0], np.ndarray):
+        return int(args[0].size) * int(np.prod(args[1].shape[1:]))
+    return 0

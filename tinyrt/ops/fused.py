@@ -13,8 +13,8 @@ One conv then one in-place pass for the tail: the tail costs one sweep over Y in
 new array) per node. The numba path (``kernels/``) applies the same tail inside its conv loops.
 """
 from ..errors import InputError, UnsupportedError
-from .registry import TINYRT_DOMAIN, op
-from .conv import conv, _check_conv
+from .registry import TINYRT_DOMAIN, counts_macs, op
+from .conv import conv, conv_macs, _check_conv
 from .tails import TAILS
 
 
@@ -55,3 +55,6 @@ def fused_conv(X, W, B=None, Z=None, *, activation="", activation_params=None, a
                                  % (Z.shape, y.shape)) from None
             y = y.astype(X.dtype, copy=False)
     return apply_activation(y, activation, activation_params or [])
+
+
+counts_macs(fused_conv)(conv_macs)  # the conv's products; the residual and the tail are no multiply-adds

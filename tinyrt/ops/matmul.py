@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError
-from .registry import op
+from .registry import counts_macs, op
 
 
 def _check_product(name, a, b):
@@ -89,6 +89,15 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
     return y
 
 
+@counts_macs(gemm)
+def _gemm_macs(args, out, attrs):
+    """Each output value is K products, K being A' 's columns."""
+    if isinstance(args[0], np.ndarray):
+        k = args[0].shape[0] if attrs.get("transA", 0) else args[0].shape[-1]
+        return int(out.size) * int(k)
+    return 0
+
+
 # MatMul-9 added integer types, 13 bfloat16.
 @op("MatMul", 1, 9, 13)
 def matmul(a, b):
@@ -97,6 +106,14 @@ def matmul(a, b):
         return np.matmul(a, b)
     except ValueError:
         raise InputError("MatMul: shapes %s and %s do not multiply" % (a.shape, b.shape))
+
+
+@counts_macs(matmul)
+def _matmul_macs(args, out, attrs):
+    """Each output value is K products, K being A's last axis."""
+    if isinstance(args[0], np.ndarray):
+        return int(out.size) * int(args[0].shape[-1])
+    return 0
 
 
 # Einsum-28 added the 8- and 16-bit integer types and bfloat16.

@@ -21,6 +21,8 @@ resolves to the newest schema version at or below it, exactly as ONNX defines it
 """
 import inspect
 
+import numpy as np
+
 TINYRT_DOMAIN = "ai.tinyrt"  # tinyrt's own ops (FusedConv, QuantizeDequantize), made by its passes
 
 # (domain, op_type) -> {since_version: OpImpl}
@@ -88,6 +90,29 @@ def prepared(*fns):
             fn.prepared_form = make
         return make
     return register
+
+
+def counts_macs(*fns):
+    """``@counts_macs(op_fn, ...)``: ``count(args, out, attrs) -> int`` is how many multiply-accumulates one
+    call of those ops made, from its inputs ``args``, its first output ``out`` (an array) and the node's
+    attributes as written in the file (no defaults filled in). ``tinyrt info`` sums them (``mac_count``);
+    an op without a count costs 0 there.
+    """
+    def register(count):
+        for fn in fns:
+            fn.mac_count = count
+        return count
+    return register
+
+
+def mac_count(impl, args, outputs, attrs):
+    """Multiply-accumulates of one call of ``impl`` (an ``OpImpl``) that returned ``outputs`` (see
+    ``counts_macs``); 0 for an op without a count or whose first output is not an array."""
+    count = getattr(impl.fn, "mac_count", None)
+    out = outputs[0] if outputs else None
+    if count is None or not isinstance(out, np.ndarray):
+        return 0
+    return int(count(args, out, attrs))
 
 
 def fixed_after(args, fixed, first=1):
