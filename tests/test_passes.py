@@ -246,3 +246,37 @@ def test_repeats_that_differ_or_must_keep_their_names_stay():
     data = _model(nodes, {}, x_shape=(3, 4), outputs=("y", "y2"))
     sess = _compare(data, x_shape=(3, 4))
     assert sorted(s.node.op_type for s in sess.plan.steps) == ["LeakyRelu", "LeakyRelu", "Relu", "Relu", "Sum"]
+
+
+def test_static_shape_rules_are_one_per_op_type():
+    """Constant folding's shapes come from the op records (ops.registry.static_shape): every version of an
+    op carries the same rule, so a node's shape never depends on which version its opset resolves to."""
+    from tinyrt.ops import registry
+    with_rule = set()
+    for domain, op_type in registry.registered():
+        table = registry._REGISTRY[(domain, op_type)]
+        rules = {getattr(impl.fn, "static_shape", None) for impl in table.values()}
+        assert len(rules) == 1, op_type
+        if rules != {None}:
+            assert domain == "", op_type
+            with_rule.add(op_type)
+    assert {"Conv", "MaxPool", "Relu", "Add", "Reshape", "Concat", "Gemm", "Shape", "Unsqueeze"} <= with_rule
+    assert registry.static_shape_rule("Gelu", 13) is registry.static_shape_rule("Gelu", 20) is not None
+
+
+def test_static_shapes_flow_to_a_folded_shape():
+    from tinyrt.graph import Graph, Node, ValueSpec
+    from tinyrt.passes import shapes
+    g = Graph(nodes=[Node("Conv", ["x", "w"], ["c"], {"pads": [1, 1, 1, 1], "strides": [2, 2]}, opset=13),
+                     Node("Relu", ["c"], ["r"], opset=13),
+                     Node("Add", ["r", "b"], ["a"], opset=13),
+                     Node("MaxPool", ["a"], ["p"], {"kernel_shape": [2, 2], "ceil_mode": 1, "strides": [2, 2]},
+                          opset=13),
+                     Node("Flatten", ["p"], ["f"], opset=13),
+                     Node("Shape", ["f"], ["s"], opset=13),
+                     Node("Exp", ["unknown"], ["e"], opset=13)],
+              inputs=[ValueSpec("x", 1, [1, 3, 9, 9])],
+              initializers={"w": np.zeros((8, 3, 3, 3), np.float32), "b": np.zeros((8, 1, 1), np.float32)})
+    known = shapes.infer(g)
+    assert (known["c"], known["r"], known["a"], known["p"]) == ((1, 8, 5, 5),) * 3 + ((1, 8, 3, 3),)
+    assert known["f"] == (1, 72) and known["s"] == (2,) and "e" not in known

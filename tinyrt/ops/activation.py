@@ -32,7 +32,8 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import fixed_after, op, prepared
+from .registry import fixed_after, op, prepared, static_shape
+from ._static_shape import broadcast, same_shape
 from .tails import clip as _clip, tail
 
 
@@ -389,3 +390,8 @@ def _clip_as_tail(node, constants):
 
 
 tail("Clip", _clip_tail, params=_clip_as_tail, clip=lambda lo, hi: (lo, hi))
+
+
+static_shape(celu, clip_6, clip_11, elu, erf, gelu, hard_sigmoid, hard_swish, leaky_relu, mish, relu, selu,
+             sigmoid, softplus, softsign, tanh)(same_shape)
+static_shape(prelu)(broadcast)

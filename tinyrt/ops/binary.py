@@ -21,7 +21,8 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import op, prepared
+from .registry import op, prepared, static_shape
+from ._static_shape import broadcast
 
 
 def _quiet():
@@ -288,3 +289,7 @@ def where(condition, x, y):
         return np.where(condition, x, y)
     except ValueError:
         raise InputError("Where: shapes %s, %s, %s do not broadcast" % (condition.shape, x.shape, y.shape))
+
+
+static_shape(add, and_, div, equal, greater, greater_or_equal, less, less_or_equal, max_, mean, min_, mod, mul, or_,
+             pow_, sub, sum_, where, xor)(broadcast)

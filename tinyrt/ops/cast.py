@@ -18,7 +18,8 @@ import numpy as np
 
 from ..dtypes import ONNX_TYPES, is_string, type_name
 from ..errors import InputError, UnsupportedError
-from .registry import op
+from .registry import op, static_shape
+from ._static_shape import same_shape
 
 
 def _dtype(to):
@@ -108,3 +109,6 @@ def cast_like_19(x, target_type, *, saturate=1):
 @op("CastLike", 24, 25)
 def cast_like_24(x, target_type, *, saturate=1, round_mode="up"):
     return _convert(x, target_type.dtype)
+
+
+static_shape(cast_6, cast_19, cast_24, cast_like_15, cast_like_19, cast_like_24)(same_shape)

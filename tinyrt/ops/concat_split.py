@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, ModelError
-from .registry import op, prepared
+from .registry import op, prepared, static_shape
 
 
 def _axis(axis, rank, op_name):
@@ -104,3 +104,11 @@ def split_18(input, split=None, *, axis=0, num_outputs=None, _num_outputs=1):
     # parts of `chunk` until the axis runs out: the last one is shorter (or empty)
     sizes = [max(0, min(chunk, n - i * chunk)) for i in range(parts)]
     return _split(input, sizes, axis)
+
+
+@static_shape(concat_4)
+def _concat_shape(node, shapes, constants):
+    if None in shapes:
+        return None
+    x, axis = shapes[0], node.attrs["axis"] % len(shapes[0])
+    return x[:axis] + (sum(s[axis] for s in shapes),) + x[axis + 1:]

@@ -37,7 +37,8 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, ModelError, UnsupportedError
-from .registry import counts_macs, op
+from .registry import counts_macs, op, static_shape
+from ._static_shape import window_out
 from . import _window as win
 
 
@@ -123,6 +124,15 @@ def conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sha
     if B is not None:
         y += B.astype(ct, copy=False).reshape((M,) + (1,) * len(out))
     return y.astype(dtype, copy=False)
+
+
+@static_shape(conv)
+def _conv_shape(node, shapes, constants):
+    x, w, a = shapes[0], shapes[1], node.attrs
+    if w is None:
+        return None
+    kernel = a.get("kernel_shape") or list(w[2:])
+    return (x[0], w[0]) + tuple(window_out(x[2:], kernel, a, False))
 
 
 @counts_macs(conv)

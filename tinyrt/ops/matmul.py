@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError
-from .registry import counts_macs, op
+from .registry import counts_macs, op, static_shape
 
 
 def _check_product(name, a, b):
@@ -87,6 +87,14 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0):
         except ValueError:
             raise InputError("Gemm: C of shape %s does not broadcast to (M, N) = %s" % (c.shape, y.shape))
     return y
+
+
+@static_shape(gemm)
+def _gemm_shape(node, shapes, constants):
+    x, b, a = shapes[0], shapes[1], node.attrs
+    if b is None:
+        return None
+    return (x[1] if a.get("transA", 0) else x[0], b[0] if a.get("transB", 0) else b[1])
 
 
 @counts_macs(gemm)

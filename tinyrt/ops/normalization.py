@@ -18,7 +18,8 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import op
+from .registry import op, static_shape
+from ._static_shape import same_shape
 from ._window import compute_dtype, require_float
 
 
@@ -256,3 +257,7 @@ def lrn(X, *, size, alpha=0.0001, beta=0.75, bias=1.0):
         s += sq[:, j:j + C]
     y = x / (ct.type(bias) + ct.type(alpha / size) * s) ** ct.type(beta)
     return y.astype(X.dtype, copy=False)
+
+
+static_shape(batch_normalization_7, batch_normalization_9, batch_normalization_14, instance_normalization,
+             layer_normalization, lrn)(same_shape)

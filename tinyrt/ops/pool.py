@@ -29,7 +29,8 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, ModelError, UnsupportedError
-from .registry import op
+from .registry import op, static_shape
+from ._static_shape import window_out
 from . import _window as win
 
 
@@ -312,3 +313,15 @@ def max_unpool(X, I, output_shape=None, *, kernel_shape, pads=None, strides=None
         raise InputError("MaxUnpool: indices out of range for output shape %s" % (list(shape),))
     y[idx] = X.reshape(-1)
     return y.reshape(shape)
+
+
+@static_shape(global_average_pool, global_max_pool)
+def _global_pool_shape(node, shapes, constants):
+    x = shapes[0]
+    return x[:2] + (1,) * (len(x) - 2)
+
+
+@static_shape(max_pool_1, max_pool_8, max_pool_10, average_pool_7, average_pool_10, average_pool_19)
+def _pool_shape(node, shapes, constants):
+    x, a = shapes[0], node.attrs
+    return (x[0], x[1]) + tuple(window_out(x[2:], a["kernel_shape"], a, a.get("ceil_mode", 0)))

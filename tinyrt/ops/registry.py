@@ -115,6 +115,34 @@ def mac_count(impl, args, outputs, attrs):
     return int(count(args, out, attrs))
 
 
+def static_shape(*fns):
+    """``@static_shape(op_fn, ...)``: ``rule(node, shapes, constants) -> tuple or None`` is the output shape of
+    those ops known before running (for constant folding, ``passes/shapes.py``): ``shapes`` are the input
+    shapes (tuples of ints, None where unknown; the first one is known), ``constants`` the graph's constant
+    values, ``node.attrs`` the attributes as written in the file. None: not known. A rule may raise
+    ValueError, TypeError, IndexError, KeyError or ZeroDivisionError on a malformed node: it means None.
+    Every function registered for one op type carries the same rule.
+    """
+    def register(rule):
+        for fn in fns:
+            fn.static_shape = rule
+        return rule
+    return register
+
+
+def static_shape_rule(op_type, opset):
+    """The static shape rule of the ONNX op ``op_type`` (see ``static_shape``), or None.
+
+    From the implementation ``opset`` resolves to; a node at an opset below the op's first version (which
+    a session refuses at load) still finds its op's rule, as the rule does not depend on the version.
+    """
+    table = _REGISTRY.get(("", op_type))
+    if not table:
+        return None
+    impl = resolve(op_type, "", opset) if opset is not None else None
+    return getattr((impl or table[max(table)]).fn, "static_shape", None)
+
+
 def fixed_after(args, fixed, first=1):
     """True when every input given from ``first`` on has the same value on every run (see ``prepared``)."""
     return all(f for x, f in zip(args[first:], fixed[first:]) if x is not None)

@@ -17,7 +17,8 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import fixed_after, op, prepared
+from .registry import fixed_after, op, prepared, static_shape
+from ._static_shape import same_shape
 
 
 def _ints(a):
@@ -336,3 +337,56 @@ def spacetodepth_1(input, *, blocksize):
 @op("SpaceToDepth", 28, check=_check_mode("SpaceToDepth"))  # 28 added mode
 def spacetodepth_28(input, *, blocksize, mode="DCR"):
     return _space_to_depth(input, _blocks(input, blocksize, "SpaceToDepth"), mode)
+
+
+static_shape(dropout_7, dropout_12, identity_1)(same_shape)
+
+
+@static_shape(flatten_1)
+def _flatten_shape(node, shapes, constants):
+    x = shapes[0]
+    axis = node.attrs.get("axis", 1) % (len(x) + 1) if len(x) else 0
+    return (int(np.prod(x[:axis])), int(np.prod(x[axis:])))
+
+
+@static_shape(transpose_1)
+def _transpose_shape(node, shapes, constants):
+    x = shapes[0]
+    perm = node.attrs.get("perm") or list(range(len(x)))[::-1]
+    return tuple(x[p] for p in perm)
+
+
+@static_shape(reshape_5, reshape_14)
+def _reshape_shape(node, shapes, constants):
+    x = shapes[0]
+    if len(node.inputs) < 2 or node.inputs[1] not in constants:
+        return None
+    target = [int(d) for d in constants[node.inputs[1]]]
+    if not node.attrs.get("allowzero", 0):
+        target = [x[i] if d == 0 else d for i, d in enumerate(target)]
+    if target.count(-1) == 1:
+        rest = int(np.prod([d for d in target if d != -1]))
+        target[target.index(-1)] = int(np.prod(x)) // rest if rest else 0
+    return tuple(target) if int(np.prod(target)) == int(np.prod(x)) else None
+
+
+@static_shape(unsqueeze_1, unsqueeze_13)
+def _unsqueeze_shape(node, shapes, constants):
+    axes = node.attrs.get("axes")
+    if axes is None:
+        if len(node.inputs) < 2 or node.inputs[1] not in constants:
+            return None
+        axes = [int(v) for v in constants[node.inputs[1]]]
+    rank = len(shapes[0]) + len(axes)
+    out = list(shapes[0])
+    for ax in sorted(ax % rank for ax in axes):
+        out.insert(ax, 1)
+    return tuple(out)
+
+
+@static_shape(shape_1, shape_15)
+def _shape_shape(node, shapes, constants):
+    rank = len(shapes[0])
+    start, end = node.attrs.get("start", 0), node.attrs.get("end", rank)
+    start, end = [min(max(v + rank if v < 0 else v, 0), rank) for v in (start, end)]
+    return (max(end - start, 0),)

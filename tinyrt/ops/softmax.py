@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import InputError
 from .reduce import nan_arg
-from .registry import op
+from .registry import op, static_shape
+from ._static_shape import same_shape
 
 
 def _normalize_axis(name, axis, ndim):
@@ -95,3 +96,6 @@ def hardmax_1(x, *, axis=1):
 @op("Hardmax", 13)
 def hardmax_13(x, *, axis=-1):
     return _hardmax(x, _axes("Hardmax", x, axis, flatten=False))
+
+
+static_shape(hardmax_1, hardmax_13, log_softmax_1, log_softmax_13, softmax_1, softmax_13)(same_shape)

@@ -5,7 +5,8 @@ hence the ``errstate`` blocks). Versions that only added dtypes (bfloat16, integ
 """
 import numpy as np
 
-from .registry import op
+from .registry import op, static_shape
+from ._static_shape import same_shape
 
 
 def _quiet():
@@ -165,3 +166,6 @@ def not_(x):
 @op("BitwiseNot", 18)
 def bitwise_not(x):
     return np.invert(x)
+
+
+static_shape(abs_, ceil, exp, floor, log, neg, not_, reciprocal, round_, sign, sqrt)(same_shape)
