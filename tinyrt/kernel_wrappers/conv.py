@@ -3,10 +3,11 @@ import numpy as np
 
 from .. import limits
 from ..ops.tails import TAILS
+from .base import KernelWrapper
 from .layout import EMPTY4 as _EMPTY4, channels_last_memory, to_channels_last
 
 
-class _ConvKernel:
+class _ConvKernel(KernelWrapper):
     """Conv / FusedConv on the numba kernels (kernels/conv.py), with weights packed once.
 
     The result is an (N, M, OH, OW) view of channels-last memory, which the next conv reads as it is;
@@ -19,14 +20,10 @@ class _ConvKernel:
         kinds = sorted({p[0] or "numpy fallback" for p in self._prepared.values()})
         return "numba conv." + "/".join(kinds) if kinds else "numba conv"
 
-    step_attrs = {}  # the node's attributes (set by bind)
-
     def __init__(self, backend, step, constants):
         from ..ops import _window
         self.win = _window
-        self.backend = backend
-        self.k = backend.k
-        self.ref = step.fn
+        super().__init__(backend, step)
         a = step.attrs
         W = constants[step.inputs[1]]
         b_name = step.inputs[2] if len(step.inputs) > 2 else ""
@@ -254,17 +251,14 @@ def _conv(backend, step, constants):
     return _ConvKernel(backend, step, constants)
 
 
-class _GemmKernel:
+class _GemmKernel(KernelWrapper):
     """Gemm with constant float32 B (and C, one value per output column) on the pointwise kernel:
     Y = A @ B' + C is a 1x1 conv over the rows of A, with B' packed once (a CNN's classifier head)."""
 
     kernel_name = 'numba conv.pointwise (Gemm)'  # what tinyrt profile / trace / code show
-    step_attrs = {}  # the node's attributes (set by bind)
 
     def __init__(self, backend, B, bias, step):
-        self.backend = backend
-        self.k = backend.k
-        self.ref = step.fn
+        super().__init__(backend, step)
         self.B, self.bias = B, bias  # B' (K, M); packed on first use
         self.packed = None
 

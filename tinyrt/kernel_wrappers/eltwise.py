@@ -3,20 +3,18 @@ kernels (kernels/eltwise.py)."""
 import numpy as np
 
 from .. import limits
+from .base import KernelWrapper
 from .layout import channels_last_memory, to_channels_last
 
 
-class _SoftmaxKernel:
+class _SoftmaxKernel(KernelWrapper):
     """Softmax of float32 over the last axis (opset 13) or over all axes from ``axis`` (older opsets):
     one row at a time, compiled (a numpy op after the convs runs slowly, its code evicted from cache)."""
 
     kernel_name = 'numba eltwise.softmax'  # what tinyrt profile / trace / code show
-    step_attrs = {}  # the node's attributes (set by bind)
 
     def __init__(self, backend, step):
-        self.backend = backend
-        self.k = backend.k
-        self.ref = step.fn
+        super().__init__(backend, step)
         self.flatten = step.impl.version < 13  # before 13: all axes from ``axis`` at once
 
     def __call__(self, x, **attrs):
@@ -34,16 +32,10 @@ class _SoftmaxKernel:
         return y
 
 
-class _MulKernel:
+class _MulKernel(KernelWrapper):
     """Mul of (N, C, H, W) by (N, C, 1, 1) (squeeze-excite gating), either order, on channels-last memory."""
 
     kernel_name = 'numba eltwise.channel_scale'  # what tinyrt profile / trace / code show
-    step_attrs = {}  # the node's attributes (set by bind)
-
-    def __init__(self, backend, step):
-        self.backend = backend
-        self.k = backend.k
-        self.ref = step.fn
 
     def __call__(self, A, B, **attrs):
         attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
@@ -87,16 +79,10 @@ class _MulKernel:
         return call, 0
 
 
-class _AddKernel:
+class _AddKernel(KernelWrapper):
     """Add of two float32 arrays of one shape and one memory layout, over the kernels' threads."""
 
     kernel_name = 'numba eltwise.add'  # what tinyrt profile / trace / code show
-    step_attrs = {}  # the node's attributes (set by bind)
-
-    def __init__(self, backend, step):
-        self.backend = backend
-        self.k = backend.k
-        self.ref = step.fn
 
     def __call__(self, A, B, **attrs):
         attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
@@ -122,13 +108,13 @@ class _AddKernel:
         return _prepared_ref(self.ref, args)
 
 
-class _QuantizeDequantizeKernel:
+class _QuantizeDequantizeKernel(KernelWrapper):
     """A QDQ model's activation rounding (ops/quantize.py's QuantizeDequantize) in one compiled sweep."""
 
+    kernel_name = 'numba eltwise.quantize_dequantize'  # what tinyrt profile / trace / code show
+
     def __init__(self, backend, step):
-        self.backend = backend
-        self.k = backend.k
-        self.ref = step.fn
+        super().__init__(backend, step)
         self.low, self.high = step.attrs["low"], step.attrs["high"]
 
     def __call__(self, x, scale, addend=None, **attrs):  # attributes bound here: the program passes none

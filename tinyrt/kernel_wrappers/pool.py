@@ -1,22 +1,19 @@
 """MaxPool, AveragePool and GlobalAveragePool on the numba kernels (kernels/pool.py)."""
 import numpy as np
 
+from .base import KernelWrapper
 from .layout import channels_last_memory, to_channels_last
 
 
-class _PoolKernel:
+class _PoolKernel(KernelWrapper):
     @property
     def kernel_name(self):
         return "numba pool." + ("max_pool" if self.op_type == "MaxPool" else "avg_pool")
 
-    step_attrs = {}  # the node's attributes (set by bind)
-
     def __init__(self, backend, step, op_type):
         from ..ops import pool
         self.pool = pool
-        self.backend = backend
-        self.k = backend.k
-        self.ref = step.fn
+        super().__init__(backend, step)
         self.op_type = op_type
         a = step.attrs
         self.args = (a.get("kernel_shape"), a.get("strides"), a.get("dilations"), a.get("pads"),
@@ -68,17 +65,11 @@ class _PoolKernel:
         return call, 0
 
 
-class _GlobalAvgPoolKernel:
+class _GlobalAvgPoolKernel(KernelWrapper):
     """GlobalAveragePool of channels-last memory (what the convs write): one pass over the pixels, where
     numpy would reduce across the strides of the (N, C, H, W) view."""
 
     kernel_name = 'numba pool.global_avg_pool'  # what tinyrt profile / trace / code show
-    step_attrs = {}  # the node's attributes (set by bind)
-
-    def __init__(self, backend, step):
-        self.backend = backend
-        self.k = backend.k
-        self.ref = step.fn
 
     def __call__(self, X, **attrs):
         attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
