@@ -48,6 +48,15 @@ def remove_identities(graph):
     return True
 
 
+def drop(graph, dropped):
+    """Remove the nodes whose ids are in ``dropped`` from ``graph``; True when there were any (a pass's
+    answer to "did something change")."""
+    if not dropped:
+        return False
+    graph.nodes = [node for node in graph.nodes if id(node) not in dropped]
+    return True
+
+
 def _read_in_subgraphs(graph):
     """The outer values that some node's subgraphs read."""
     names = set()

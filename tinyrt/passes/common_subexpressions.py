@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..graph import topological_order
-from .cleanup import _read_in_subgraphs
+from .cleanup import _read_in_subgraphs, drop
 
 _RANDOM = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial", "Bernoulli",
            "Dropout"}  # (Dropout: random when training; inference Dropout is removed before this pass)
@@ -42,10 +42,7 @@ def merge_common_subexpressions(graph):
                 if mine:
                     rename[mine] = theirs
             dropped.add(id(node))
-    if not dropped:
-        return False
-    graph.nodes = [node for node in graph.nodes if id(node) not in dropped]
-    return True
+    return drop(graph, dropped)
 
 
 def _key(node):

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..graph import Node
 from ..ops.registry import TINYRT_DOMAIN
-from .cleanup import readers, _read_in_subgraphs
+from .cleanup import _read_in_subgraphs, drop, readers
 
 
 
@@ -147,10 +147,7 @@ def fuse_rounding_into_conv(graph):
         conv.attrs["activation_params"] = [float(scale), float(low), float(high)]
         conv.outputs = list(node.outputs)
         dropped.add(id(node))
-    if not dropped:
-        return False
-    graph.nodes = [n for n in graph.nodes if id(n) not in dropped]
-    return True
+    return drop(graph, dropped)
 
 
 def fuse_add_into_rounding(graph):
@@ -171,7 +168,4 @@ def fuse_add_into_rounding(graph):
             continue
         node.inputs = [add.inputs[0], node.inputs[1], add.inputs[1]]
         dropped.add(id(add))
-    if not dropped:
-        return False
-    graph.nodes = [n for n in graph.nodes if id(n) not in dropped]
-    return True
+    return drop(graph, dropped)
