@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from . import models
+from . import models, runtimes
 
 RUNS = [("tinyrt-numba", "float"), ("tinyrt-numba", "int8"), ("tinyrt-numpy", "float"), ("tinyrt-numpy", "int8"),
         ("onnxruntime", "float"), ("onnxruntime", "int8")]
@@ -45,23 +45,6 @@ def int8_path(model):
     return path
 
 
-def make(runtime, path, x, threads):
-    if runtime.startswith("tinyrt"):
-        import tinyrt
-        options = tinyrt.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.kernels = runtime.split("-")[1]
-        sess = tinyrt.InferenceSession(path, options)
-    else:
-        import onnxruntime as ort
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        sess = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return lambda: sess.run(None, {name: x})
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.int8", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="MobileNetV2-224")
@@ -74,7 +57,7 @@ def main(argv=None):
     x = models.input_for(args.model)
     fns = {}
     for runtime, kind in RUNS:
-        fns[runtime, kind] = make(runtime, paths[kind], x, args.threads)
+        fns[runtime, kind] = runtimes.session_runner(runtime, paths[kind], x, args.threads)
         fns[runtime, kind]()
     keys = list(fns)
     times = {k: [] for k in keys}

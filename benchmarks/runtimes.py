@@ -24,24 +24,8 @@ def make(runtime, model, threads):
     from . import models
     path = models.path_of(model)
     x = models.input_for(model)
-    if runtime.startswith("tinyrt"):
-        import tinyrt
-        options = tinyrt.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.kernels = runtime.split("-")[1]
-        sess = tinyrt.InferenceSession(path, options)
-        if sess.kernels.name != options.kernels:
-            raise RuntimeError("%s asked for, %s running" % (runtime, sess.kernels.name))
-        name = sess.get_inputs()[0].name
-        return lambda: sess.run(None, {name: x})
-    if runtime == "onnxruntime":
-        import onnxruntime as ort
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        sess = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-        return lambda: sess.run(None, {name: x})
+    if runtime.startswith("tinyrt") or runtime == "onnxruntime":
+        return session_runner(runtime, path, x, threads)
     if runtime == "torch":
         import torch
         torch.set_num_threads(threads)
@@ -64,6 +48,26 @@ def make(runtime, model, threads):
                 return ref.run(None, {name: x})
         return run
     raise ValueError("unknown runtime %r" % runtime)
+
+
+def session_runner(runtime, path, x, threads):
+    """``run()`` for the model file ``path`` fed ``x``, on tinyrt (-numba or -numpy) or onnxruntime."""
+    if runtime.startswith("tinyrt"):
+        import tinyrt
+        options = tinyrt.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.kernels = runtime.split("-")[1]
+        sess = tinyrt.InferenceSession(path, options)
+        if sess.kernels.name != options.kernels:
+            raise RuntimeError("%s asked for, %s running" % (runtime, sess.kernels.name))
+    else:
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        sess = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return lambda: sess.run(None, {name: x})
 
 
 def settle(limit=0.5, window=0.005):
