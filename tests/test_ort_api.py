@@ -706,6 +706,26 @@ def test_tinyrt_infers_output_shapes_like_onnxruntime():
     assert ours == theirs
 
 
+def test_output_types_rules_are_one_per_op_type():
+    """get_outputs()' inferred types come from the op records (ops.registry.infers): every version of an op
+    carries the same rule, so a node's inferred output never depends on which version its opset resolves to;
+    a node at an opset below its op's first version still finds it."""
+    from tinyrt.ops import registry
+    with_rule = set()
+    for domain, op_type in registry.registered():
+        rules = {getattr(impl.fn, "infer_types", None) for impl in registry._REGISTRY[(domain, op_type)].values()}
+        assert len(rules) == 1, op_type
+        if rules != {None}:
+            assert domain == "", op_type
+            with_rule.add(op_type)
+    assert {"Conv", "ConvInteger", "MaxPool", "Relu", "Add", "Equal", "IsNaN", "ReduceMean", "ArgMax", "Where",
+            "Cast", "Reshape", "Squeeze", "Shape", "Gather", "Constant", "Resize", "TopK", "NonZero"} <= with_rule
+    assert registry.types_rule("ReduceSum", 1) is registry.types_rule("ReduceSum", 13) is not None
+    assert registry.types_rule("Softmax", None) is registry.types_rule("Softmax", 13) is not None
+    assert registry.types_rule("ConstantOfShape", 1) is registry.types_rule("ConstantOfShape", 9) is not None
+    assert registry.types_rule("NoSuchOp", 13) is None
+
+
 # --- strings, sequences, optionals --------------------------------------------------------------------------
 
 def test_string_input(rt):

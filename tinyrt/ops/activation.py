@@ -32,8 +32,9 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import fixed_after, op, prepared, static_shape
+from .registry import fixed_after, infers, op, prepared, static_shape
 from ._static_shape import broadcast, same_shape
+from ._infer_types import broadcast as broadcast_types, same
 from .tails import clip as _clip, tail
 
 
@@ -395,3 +396,6 @@ tail("Clip", _clip_tail, params=_clip_as_tail, clip=lambda lo, hi: (lo, hi))
 static_shape(celu, clip_6, clip_11, elu, erf, gelu, hard_sigmoid, hard_swish, leaky_relu, mish, relu, selu,
              sigmoid, softplus, softsign, tanh)(same_shape)
 static_shape(prelu)(broadcast)
+infers(celu, clip_6, clip_11, elu, erf, gelu, hard_sigmoid, hard_swish, leaky_relu, mish, relu, selu, shrink, sigmoid,
+       softplus, softsign, tanh, thresholded_relu)(same)
+infers(prelu)(broadcast_types)

@@ -21,8 +21,9 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import op, prepared, static_shape
+from .registry import infers, op, prepared, static_shape
 from ._static_shape import broadcast
+from ._infer_types import broadcast as broadcast_types, broadcast_dims, compare
 
 
 def _quiet():
@@ -293,3 +294,11 @@ def where(condition, x, y):
 
 static_shape(add, and_, div, equal, greater, greater_or_equal, less, less_or_equal, max_, mean, min_, mod, mul, or_,
              pow_, sub, sum_, where, xor)(broadcast)
+infers(add, and_, bit_shift, bitwise_and, bitwise_or, bitwise_xor, div, max_, mean, min_, mod, mul, or_, pow_, sub,
+       sum_, xor)(broadcast_types)
+infers(equal, greater, greater_or_equal, less, less_or_equal)(compare)
+
+
+@infers(where)
+def _where_types(node, ins, constants):
+    return [(ins[1][0], broadcast_dims([s for _, s in ins]))]

@@ -18,8 +18,9 @@ import numpy as np
 
 from ..dtypes import ONNX_TYPES, is_string, type_name
 from ..errors import InputError, UnsupportedError
-from .registry import op, static_shape
+from .registry import infers, op, static_shape
 from ._static_shape import same_shape
+from ._infer_types import first
 
 
 def _dtype(to):
@@ -112,3 +113,13 @@ def cast_like_24(x, target_type, *, saturate=1, round_mode="up"):
 
 
 static_shape(cast_6, cast_19, cast_24, cast_like_15, cast_like_19, cast_like_24)(same_shape)
+
+
+@infers(cast_6, cast_19, cast_24)
+def _cast_types(node, ins, constants):
+    return [(node.attrs.get("to"), first(ins)[1])]
+
+
+@infers(cast_like_15, cast_like_19, cast_like_24)
+def _cast_like_types(node, ins, constants):
+    return [(ins[1][0], first(ins)[1])]

@@ -11,7 +11,8 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, ModelError
-from .registry import op, prepared, static_shape
+from .registry import infers, op, prepared, static_shape
+from ._infer_types import first, same_rank
 
 
 def _axis(axis, rank, op_name):
@@ -112,3 +113,18 @@ def _concat_shape(node, shapes, constants):
         return None
     x, axis = shapes[0], node.attrs["axis"] % len(shapes[0])
     return x[:axis] + (sum(s[axis] for s in shapes),) + x[axis + 1:]
+
+
+infers(split_2, split_13, split_18)(same_rank)
+
+
+@infers(concat_4)
+def _concat_types(node, ins, constants):
+    shapes = [s for _, s in ins]
+    if any(s is None for s in shapes):
+        return [(first(ins)[0], None)]
+    axis = node.attrs.get("axis", 0) % len(shapes[0])
+    out = list(shapes[0])
+    sizes = [s[axis] for s in shapes]
+    out[axis] = sum(sizes) if all(isinstance(d, int) for d in sizes) else None
+    return [(first(ins)[0], out)]

@@ -37,8 +37,9 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, ModelError, UnsupportedError
-from .registry import counts_macs, op, static_shape
+from .registry import counts_macs, infers, op, static_shape
 from ._static_shape import window_out
+from ._infer_types import first, spatial
 from . import _window as win
 
 
@@ -400,3 +401,13 @@ def _conv_transpose_macs(args, out, attrs):
     if isinstance(args[0], np.ndarray):
         return int(args[0].size) * int(np.prod(args[1].shape[1:]))
     return 0
+
+
+@infers(conv)
+def conv_types(node, ins, constants):
+    """Conv and ConvInteger: (N, M, the windows' output sizes); the first input's type."""
+    (elem, x), w = first(ins), ins[1][1]
+    if x is None or w is None:
+        return [(elem, None)]
+    kernel = node.attrs.get("kernel_shape") or w[2:]
+    return [(elem, [x[0], w[0]] + spatial(node, x, kernel))]

@@ -18,7 +18,8 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import op
+from .registry import infers, op
+from ._infer_types import INT64, first
 
 
 # ---------------------------------------------------------------------------------------------- TopK
@@ -193,3 +194,15 @@ def nonmaxsuppression_10(boxes, scores, max_output_boxes_per_class=None, iou_thr
     if not rows:
         return np.zeros((0, 3), dtype=np.int64)
     return np.concatenate(rows, axis=0)
+
+
+@infers(topk_1, topk_10, topk_11)
+def _topk_types(node, ins, constants):
+    elem, x = first(ins)
+    rank = None if x is None else [None] * len(x)
+    return [(elem, rank), (INT64, rank)]
+
+
+@infers(nonmaxsuppression_10)
+def _nms_types(node, ins, constants):
+    return [(INT64, [None, 3])]

@@ -16,7 +16,8 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import op, prepared
+from .registry import infers, op, prepared
+from ._infer_types import first
 
 
 def _axis(axis, rank, op_name):
@@ -236,3 +237,12 @@ def trilu_14(input, k=None, *, upper=1):
     kk = min(max(kk, -rows - 1), cols + 1)
     # np.triu / np.tril work on the last two axes and keep the dtype
     return np.triu(input, kk) if int(upper) else np.tril(input, kk)
+
+
+@infers(gather_1)
+def _gather_types(node, ins, constants):
+    (elem, x), idx = first(ins), ins[1][1]
+    if x is None or idx is None:
+        return [(elem, None)]
+    axis = node.attrs.get("axis", 0) % len(x)
+    return [(elem, x[:axis] + idx + x[axis + 1:])]

@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import dtypes, limits
 from ..errors import InputError, ModelError, UnsupportedError
-from .registry import op
+from .registry import infers, op
+from ._infer_types import FLOAT, INT64, code, first, ints
 
 
 # ------------------------------------------------------------------------------------------ Constant
@@ -148,3 +149,22 @@ def eyelike_9(input, *, dtype=None, k=0):
         raise InputError("EyeLike: input must be 2-D, got shape %s" % (input.shape,))
     out = input.dtype if dtype is None else dtypes.to_numpy(int(dtype))
     return np.eye(input.shape[0], input.shape[1], k=int(k), dtype=out)
+
+
+@infers(constant_1, constant_11, constant_12)
+def _constant_types(node, ins, constants):
+    value = node.attrs.get("value")
+    return [(code(value.dtype), list(value.shape))] if isinstance(value, np.ndarray) else None
+
+
+@infers(constantofshape_9)
+def _constant_of_shape_types(node, ins, constants):
+    value = node.attrs.get("value")
+    shape = ints(constants[0]) if constants and constants[0] is not None else None
+    return [(code(value.dtype) if isinstance(value, np.ndarray) else FLOAT, shape)]
+
+
+@infers(nonzero_9)
+def _nonzero_types(node, ins, constants):
+    x = first(ins)[1]
+    return [(INT64, [None if x is None else len(x), None])]

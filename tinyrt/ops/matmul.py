@@ -12,7 +12,8 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError
-from .registry import counts_macs, op, static_shape
+from .registry import counts_macs, infers, op, static_shape
+from ._infer_types import broadcast_dims, first
 
 
 def _check_product(name, a, b):
@@ -156,3 +157,26 @@ def matmul_integer(a, b, a_zero_point=None, b_zero_point=None):
     except ValueError:
         raise InputError("MatMulInteger: shapes %s and %s do not multiply" % (a.shape, b.shape))
     return y.astype(np.int32)
+
+
+@infers(matmul)
+def _matmul_types(node, ins, constants):
+    (elem, x), y = first(ins), ins[1][1]
+    if x is None or y is None or len(x) < 1 or len(y) < 1:
+        return [(elem, None)]
+    xs, ys = (x if len(x) > 1 else [1] + x), (y if len(y) > 1 else y + [1])
+    out = broadcast_dims([xs[:-2], ys[:-2]]) + [xs[-2], ys[-1]]
+    if len(x) == 1:
+        out.pop(-2)
+    if len(y) == 1:
+        out.pop(-1)
+    return [(elem, out)]
+
+
+@infers(gemm)
+def _gemm_types(node, ins, constants):
+    (elem, x), y = first(ins), ins[1][1]
+    if x is None or y is None:
+        return [(elem, None)]
+    a = node.attrs
+    return [(elem, [x[1] if a.get("transA", 0) else x[0], y[0] if a.get("transB", 0) else y[1]])]

@@ -18,8 +18,9 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import op, static_shape
+from .registry import infers, op, static_shape
 from ._static_shape import same_shape
+from ._infer_types import same
 from ._window import compute_dtype, require_float
 
 
@@ -261,3 +262,5 @@ def lrn(X, *, size, alpha=0.0001, beta=0.75, bias=1.0):
 
 static_shape(batch_normalization_7, batch_normalization_9, batch_normalization_14, instance_normalization,
              layer_normalization, lrn)(same_shape)
+infers(batch_normalization_7, batch_normalization_9, batch_normalization_14, instance_normalization,
+       layer_normalization, lrn, mean_variance_normalization)(same)

@@ -29,8 +29,9 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, ModelError, UnsupportedError
-from .registry import op, static_shape
+from .registry import infers, op, static_shape
 from ._static_shape import window_out
+from ._infer_types import INT64, first, spatial
 from . import _window as win
 
 
@@ -325,3 +326,18 @@ def _global_pool_shape(node, shapes, constants):
 def _pool_shape(node, shapes, constants):
     x, a = shapes[0], node.attrs
     return (x[0], x[1]) + tuple(window_out(x[2:], a["kernel_shape"], a, a.get("ceil_mode", 0)))
+
+
+@infers(max_pool_1, max_pool_8, max_pool_10, average_pool_7, average_pool_10, average_pool_19, lp_pool_2, lp_pool_18)
+def _pool_types(node, ins, constants):
+    elem, x = first(ins)
+    if x is None:
+        return None
+    out = x[:2] + spatial(node, x, node.attrs["kernel_shape"])
+    return [(elem, out)] + [(INT64, out)] * (len(node.outputs) - 1)
+
+
+@infers(global_average_pool, global_max_pool, global_lp_pool)
+def _global_pool_types(node, ins, constants):
+    elem, x = first(ins)
+    return None if x is None else [(elem, x[:2] + [1] * (len(x) - 2))]

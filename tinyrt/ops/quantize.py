@@ -22,7 +22,7 @@ import numpy as np
 
 from ..dtypes import ONNX_TYPES, type_name
 from ..errors import InputError, UnsupportedError
-from .registry import TINYRT_DOMAIN, op
+from .registry import TINYRT_DOMAIN, infers, op
 from .tails import clip as _clip, tail
 from . import conv as _conv
 from . import matmul as _matmul
@@ -319,3 +319,6 @@ def _rounding_for_kernels(scale, low, high):
 
 # A conv's QDQ rounding, as the tail passes/quantization.py fuses into it: params [scale, low, high]
 tail("QuantizeDequantize", round_in_place, kernel=_rounding_for_kernels)
+
+
+infers(conv_integer)(_conv.conv_types)

@@ -21,7 +21,8 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError
-from .registry import op
+from .registry import infers, op
+from ._infer_types import arg_reduce, reduce, same
 
 
 # --- shared machinery
@@ -327,3 +328,10 @@ def cumsum(x, axis, *, exclusive=0, reverse=0):
         shifted[tuple(dst)] = y[tuple(top)]
         y = shifted
     return np.ascontiguousarray(np.flip(y, a)) if reverse else y
+
+
+infers(cumsum)(same)
+infers(argmax_1, argmax_12, argmin_1, argmin_12)(arg_reduce)
+infers(reduce_l1_1, reduce_l1_18, reduce_l2_1, reduce_l2_18, reduce_log_sum_1, reduce_log_sum_18, reduce_log_sum_exp_1,
+       reduce_log_sum_exp_18, reduce_max_1, reduce_max_18, reduce_mean_1, reduce_mean_18, reduce_min_1, reduce_min_18,
+       reduce_prod_1, reduce_prod_18, reduce_sum_1, reduce_sum_13, reduce_sum_square_1, reduce_sum_square_18)(reduce)

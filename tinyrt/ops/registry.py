@@ -136,11 +136,38 @@ def static_shape_rule(op_type, opset):
     From the implementation ``opset`` resolves to; a node at an opset below the op's first version (which
     a session refuses at load) still finds its op's rule, as the rule does not depend on the version.
     """
+    return _rule(op_type, opset, "static_shape")
+
+
+def infers(*fns):
+    """``@infers(op_fn, ...)``: ``rule(node, ins, constants) -> list or None`` gives the element types and
+    shapes of those ops' outputs that ``get_outputs()`` reports for a file that leaves them out
+    (``tinyrt/shape_inference.py``): ``ins`` are the inputs' (element type code or None, shape or None), a
+    shape a list of ints, symbolic names or None; ``constants`` the inputs' constant values (None where not
+    constant); ``node.attrs`` the attributes as written in the file. It returns one (element type or None,
+    shape or None) per output, or None: nothing known. A rule may raise ValueError, TypeError, IndexError,
+    KeyError, ZeroDivisionError or OverflowError on a malformed node: it means None. Every function
+    registered for one op type carries the same rule.
+    """
+    def register(rule):
+        for fn in fns:
+            fn.infer_types = rule
+        return rule
+    return register
+
+
+def types_rule(op_type, opset):
+    """The output types rule of the ONNX op ``op_type`` (see ``infers``), or None; found as
+    ``static_shape_rule`` finds its rule."""
+    return _rule(op_type, opset, "infer_types")
+
+
+def _rule(op_type, opset, name):
     table = _REGISTRY.get(("", op_type))
     if not table:
         return None
     impl = resolve(op_type, "", opset) if opset is not None else None
-    return getattr((impl or table[max(table)]).fn, "static_shape", None)
+    return getattr((impl or table[max(table)]).fn, name, None)
 
 
 def fixed_after(args, fixed, first=1):

@@ -32,7 +32,8 @@ from ._resize_coords import output_plan, source_coords
 from ._resize_interp import (apply_taps, bilinear_integer, compute_dtype, ort_bilinear_axes, taps_cubic,
                              taps_linear, to_dtype)
 from ._resize_nearest import nearest, nearest_index
-from .registry import op
+from .registry import infers, op
+from ._infer_types import same_rank
 
 _MODES = ("nearest", "linear", "cubic")
 _COORD_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
@@ -249,3 +250,6 @@ def upsample_9(X, scales, *, mode="nearest"):
 def upsample_10(X, scales, *, mode="nearest"):
     """Upsample-10 exists in the schema list only to mark the op deprecated; the check refuses it."""
     return _upsample(X, scales, mode)
+
+
+infers(resize_10, resize_11, resize_18, upsample_7, upsample_9, upsample_10)(same_rank)

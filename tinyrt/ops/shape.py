@@ -17,7 +17,8 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import fixed_after, op, prepared, static_shape
+from .registry import fixed_after, infers, op, prepared, static_shape
+from ._infer_types import INT64, axes_of, broadcast_dims, first, ints, product, reshaped, same, same_rank
 from ._static_shape import same_shape
 
 
@@ -390,3 +391,72 @@ def _shape_shape(node, shapes, constants):
     start, end = node.attrs.get("start", 0), node.attrs.get("end", rank)
     start, end = [min(max(v + rank if v < 0 else v, 0), rank) for v in (start, end)]
     return (max(end - start, 0),)
+
+
+infers(dropout_7, dropout_12, identity_1)(same)
+infers(tile_6)(same_rank)
+
+
+@infers(shape_1, shape_15)
+def _shape_types(node, ins, constants):
+    x = first(ins)[1]
+    if x is None:
+        return [(INT64, [None])]
+    return [(INT64, [len(x[slice(node.attrs.get("start", 0), node.attrs.get("end", len(x)))])])]
+
+
+@infers(size_1)
+def _size_types(node, ins, constants):
+    return [(INT64, [])]
+
+
+@infers(transpose_1)
+def _transpose_types(node, ins, constants):
+    elem, x = first(ins)
+    if x is None:
+        return None
+    return [(elem, [x[p] for p in node.attrs.get("perm") or list(range(len(x)))[::-1]])]
+
+
+@infers(flatten_1)
+def _flatten_types(node, ins, constants):
+    elem, x = first(ins)
+    if x is None:
+        return None
+    axis = node.attrs.get("axis", 1)
+    axis = axis + len(x) if axis < 0 else axis
+    return [(elem, [product(x[:axis]), product(x[axis:])])]
+
+
+@infers(reshape_5, reshape_14)
+def _reshape_types(node, ins, constants):
+    elem, x = first(ins)
+    shape = ints(constants[1]) if len(constants) > 1 else None
+    return [(elem, reshaped(x, shape, node.attrs.get("allowzero", 0)))]
+
+
+@infers(squeeze_1, squeeze_13, unsqueeze_1, unsqueeze_13)
+def _squeeze_types(node, ins, constants):
+    """Squeeze, Unsqueeze: the axes from the attribute or a constant input."""
+    elem, x = first(ins)
+    if x is None:
+        return None
+    axes = axes_of(node, constants, 1)
+    if node.op_type == "Squeeze":
+        if axes is None:
+            return [(elem, [d for d in x if d != 1]) if all(isinstance(d, int) for d in x) else (elem, None)]
+        axes = [v % len(x) for v in axes]
+        return [(elem, [d for i, d in enumerate(x) if i not in axes])]
+    if axes is None:
+        return [(elem, None)]
+    rank = len(x) + len(axes)
+    axes = sorted(v % rank for v in axes)
+    rest = iter(x)
+    return [(elem, [1 if i in axes else next(rest) for i in range(rank)])]
+
+
+@infers(expand_8)
+def _expand_types(node, ins, constants):
+    elem, x = first(ins)
+    shape = ints(constants[1]) if len(constants) > 1 else None
+    return [(elem, broadcast_dims([x, shape]) if shape is not None else None)]

@@ -14,7 +14,8 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import fixed_after, op, prepared
+from .registry import fixed_after, infers, op, prepared
+from ._infer_types import same_rank
 
 
 def _ints(a):
@@ -173,3 +174,6 @@ def pad_11(data, pads, constant_value=None, *, mode="constant"):
 @op("Pad", 19, 21, 23, 24, 25, check=_check_modes(("constant", "reflect", "edge", "wrap")))
 def pad_18(data, pads, constant_value=None, axes=None, *, mode="constant"):
     return _pad(data, pads, mode, _scalar(constant_value, data.dtype), axes)
+
+
+infers(slice_1, slice_10, pad_2, pad_11, pad_18)(same_rank)

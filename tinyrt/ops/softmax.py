@@ -15,8 +15,9 @@ import numpy as np
 
 from ..errors import InputError
 from .reduce import nan_arg
-from .registry import op, static_shape
+from .registry import infers, op, static_shape
 from ._static_shape import same_shape
+from ._infer_types import same
 
 
 def _normalize_axis(name, axis, ndim):
@@ -99,3 +100,4 @@ def hardmax_13(x, *, axis=-1):
 
 
 static_shape(hardmax_1, hardmax_13, log_softmax_1, log_softmax_13, softmax_1, softmax_13)(same_shape)
+infers(hardmax_1, hardmax_13, log_softmax_1, log_softmax_13, softmax_1, softmax_13)(same)

@@ -5,8 +5,9 @@ hence the ``errstate`` blocks). Versions that only added dtypes (bfloat16, integ
 """
 import numpy as np
 
-from .registry import op, static_shape
+from .registry import infers, op, static_shape
 from ._static_shape import same_shape
+from ._infer_types import same, to_bool
 
 
 def _quiet():
@@ -169,3 +170,6 @@ def bitwise_not(x):
 
 
 static_shape(abs_, ceil, exp, floor, log, neg, not_, reciprocal, round_, sign, sqrt)(same_shape)
+infers(abs_, acos, acosh, asin, asinh, atan, atanh, ceil, cos, cosh, exp, floor, log, neg, not_, reciprocal, round_,
+       sign, sin, sinh, sqrt, tan)(same)
+infers(isnan, isinf)(to_bool)
