@@ -49,7 +49,7 @@ def _classify(exc):
     if not isinstance(exc, tinyrt.TinyrtError):
         return "foreign"
     text = str(exc)
-    if text.startswith("tinyrt could not prepare this model"):
+    if text.startswith("tinyrt could not prepare this model") or "tinyrt bug" in text:
         return "internal"
     if "ran out of memory" in text:
         return "oom"
