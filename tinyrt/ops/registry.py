@@ -75,6 +75,15 @@ def op(op_type, *versions, domain="", check=None):
     return register
 
 
+def _attach(name, fns):
+    """A decorator that hangs what it decorates on each op function of ``fns`` as attribute ``name``."""
+    def register(value):
+        for fn in fns:
+            setattr(fn, name, value)
+        return value
+    return register
+
+
 def prepared(*fns):
     """``@prepared(op_fn, ...)``: ``make(fn, args, fixed, attrs)`` prepares calls of those ops for the compiled
     program (tinyrt/program.py), where the per-node toll matters most: a tiny op costs less than its checks.
@@ -85,11 +94,7 @@ def prepared(*fns):
     computes exactly what the op computes for such inputs, with what follows from them worked out once
     (an axis, a bound, validated indices); or None where it has nothing to gain.
     """
-    def register(make):
-        for fn in fns:
-            fn.prepared_form = make
-        return make
-    return register
+    return _attach("prepared_form", fns)
 
 
 def counts_macs(*fns):
@@ -98,11 +103,7 @@ def counts_macs(*fns):
     attributes as written in the file (no defaults filled in). ``tinyrt info`` sums them (``mac_count``);
     an op without a count costs 0 there.
     """
-    def register(count):
-        for fn in fns:
-            fn.mac_count = count
-        return count
-    return register
+    return _attach("mac_count", fns)
 
 
 def mac_count(impl, args, outputs, attrs):
@@ -123,11 +124,7 @@ def static_shape(*fns):
     ValueError, TypeError, IndexError, KeyError or ZeroDivisionError on a malformed node: it means None.
     Every function registered for one op type carries the same rule.
     """
-    def register(rule):
-        for fn in fns:
-            fn.static_shape = rule
-        return rule
-    return register
+    return _attach("static_shape", fns)
 
 
 def static_shape_rule(op_type, opset):
@@ -149,11 +146,7 @@ def infers(*fns):
     KeyError, ZeroDivisionError or OverflowError on a malformed node: it means None. Every function
     registered for one op type carries the same rule.
     """
-    def register(rule):
-        for fn in fns:
-            fn.infer_types = rule
-        return rule
-    return register
+    return _attach("infer_types", fns)
 
 
 def types_rule(op_type, opset):
