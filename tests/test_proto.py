@@ -9,6 +9,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import tinyrt
+from tinyrt import graph as graph_ir
 from tinyrt.proto import load_model
 from tinyrt.proto.tensors import tensor_to_array
 from tinyrt.proto.onnx_messages import TensorProto as TinyTensor
@@ -265,5 +266,8 @@ def test_deep_nesting_is_refused_not_a_recursion_error():
     for _ in range(400):
         inner = field(1, 2, field(5, 2, field(6, 2, inner)))  # graph.node.attribute.g
     data = field(7, 2, inner)
+    # a graph's nodes are decoded as the graph is built (proto.onnx_messages.Lazy): refused there
     with pytest.raises(tinyrt.ModelError, match="nested"):
-        load_model(data)
+        graph_ir.build(*load_model(data))
+    with pytest.raises(tinyrt.ModelError, match="nested"):
+        tinyrt.InferenceSession(data)

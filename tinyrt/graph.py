@@ -37,6 +37,8 @@ def canonical_domain(domain):
 class ValueSpec:
     """A declared graph input/output/value_info: name, element type code, shape (ints, str or None)."""
 
+    __slots__ = ("name", "elem_type", "shape", "kind", "element")  # a file may declare a million of them
+
     def __init__(self, name, elem_type=None, shape=None, kind="tensor"):
         self.name = name
         self.elem_type = elem_type
@@ -59,12 +61,32 @@ class ValueSpec:
         return "ValueSpec(%r, %s, %s)" % (self.name, self.type_string, self.shape)
 
 
+class FrozenDict(dict):
+    """An empty dict nobody may change: the attributes of every node that has none (a million tiny nodes
+    would otherwise hold a million empty dicts). Give a node new attributes by assigning ``node.attrs``."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("this dict is shared and read-only: assign a new one instead")
+
+    __setitem__ = __delitem__ = update = setdefault = pop = popitem = clear = __ior__ = _refuse
+
+
+NO_ATTRS = FrozenDict()
+
+
 class Node:
+    """One node. ``inputs`` and ``outputs`` are tuples of value names, which nodes may share (a chain's
+    node reads the very tuple the node before it writes); passes give a node new ones by assignment."""
+
+    __slots__ = ("op_type", "inputs", "outputs", "attrs", "name", "domain", "opset")
+
     def __init__(self, op_type, inputs, outputs, attrs=None, name="", domain="", opset=None):
         self.op_type = op_type
-        self.inputs = list(inputs)     # "" marks an absent optional input
-        self.outputs = list(outputs)   # "" marks an output nobody wants
-        self.attrs = dict(attrs or {})  # name -> Python value; GRAPH attributes hold Graph objects
+        self.inputs = inputs if type(inputs) is tuple else tuple(inputs)     # "" marks an absent optional input
+        self.outputs = outputs if type(outputs) is tuple else tuple(outputs)  # "" marks an output nobody wants
+        self.attrs = dict(attrs) if attrs else NO_ATTRS  # name -> Python value; GRAPH attributes hold Graphs
         self.name = name
         self.domain = domain
         self.opset = opset             # the opset version of this node's domain
@@ -94,9 +116,10 @@ class Graph:
         """Every node, including those inside subgraphs."""
         for node in self.nodes:
             yield node
-            for g in node.subgraphs():
-                for inner in g.all_nodes():
-                    yield inner
+            if node.attrs:
+                for g in node.subgraphs():
+                    for inner in g.all_nodes():
+                        yield inner
 
 
 # --- from messages ---------------------------------------------------------------------------------------------
@@ -161,6 +184,10 @@ class _Builder:
         self.max_inlined = max(MIN_INLINED_NODES, int(getattr(model, "file_size", 0) * INLINED_NODES_PER_BYTE))
         self.external = ExternalFiles()  # what was read from external data files (the model's size counts it)
         self.notes = []          # quirks of the file that were tolerated (``tinyrt info`` shows them)
+        # Each name once: the file repeats a value's name in every node that reads it (and op types in
+        # every node); the graph keeps one string of each. Dropped with the builder.
+        self.shared = {}
+        self.last_outputs = ()   # the outputs of the node built last: the next node of a chain reads them
 
     @staticmethod
     def _opsets(imports):
@@ -174,7 +201,7 @@ class _Builder:
     def tensor(self, t, what):
         return tensor_to_array(t, self.folder, what, self.external)
 
-    def graph(self, g, opsets, depth=0, consume=False):
+    def graph(self, g, opsets, depth=0):
         initializers = {}
         for t in g.initializer:
             if not t.name:
@@ -183,13 +210,8 @@ class _Builder:
         if g.sparse_initializer:
             raise UnsupportedError("graph %r has sparse initializers, which tinyrt does not support" % g.name)
         nodes = []
-        protos = g.node
-        if consume:  # the model's own graph: drop each decoded node once built (the peak holds one copy)
-            g.node = []
-        for i in range(len(protos)):
-            nodes.extend(self.node(protos[i], opsets, {}, depth))
-            if consume:
-                protos[i] = None
+        for proto in g.node:  # each NodeProto is decoded as it is read here, and dropped once built
+            nodes.extend(self.node(proto, opsets, {}, depth))
         # Old exporters list initializers among the inputs too; those are not for the caller to feed.
         inputs = [value_spec(vi, self.notes) for vi in g.input if vi.name not in initializers]
         outputs = [value_spec(vi, self.notes) for vi in g.output]
@@ -208,13 +230,18 @@ class _Builder:
             if a.name in attrs:
                 raise ModelError("node %r (%s) has attribute %r twice" % (n.name, n.op_type, a.name))
             attrs[a.name] = self.attribute(a, n, opsets, depth)
-        inputs = list(n.input)
-        outputs = list(n.output)
+        inputs = n.input
+        outputs = n.output
         if rename is not None:
             inputs = [rename.get(x, x) if x else x for x in inputs]
             outputs = [rename.get(x, x) if x else x for x in outputs]
             for g in _subgraphs(attrs):
                 _rename_free_values(g, rename)
+        share = self.shared.setdefault
+        inputs = tuple([share(x, x) for x in inputs])
+        if inputs == self.last_outputs:
+            inputs = self.last_outputs
+        outputs = tuple([share(x, x) for x in outputs])
         function = self.functions.get((domain, n.op_type, n.overload))
         if function is not None and domain == "" and registry.versions(n.op_type):
             function = None  # a function never shadows a standard op (onnxruntime runs the op)
@@ -224,7 +251,9 @@ class _Builder:
                 if self.inlined > self.max_inlined:
                     raise ModelError("model-local functions expand to more than %d nodes (functions calling "
                                      "functions several times each?); see docs/limits.md" % self.max_inlined)
-            return [Node(n.op_type, inputs, outputs, attrs, n.name, domain, opsets.get(domain))]
+            self.last_outputs = outputs
+            return [Node(share(n.op_type, n.op_type), inputs, outputs, attrs, n.name, share(domain, domain),
+                         opsets.get(domain))]
         self.inlining += 1
         try:
             return self.inline(function, n, inputs, outputs, attrs, depth)
@@ -243,9 +272,9 @@ class _Builder:
         call_attrs.update(attrs)
         prefix = "%s/%s#%d/" % (call.name or f.name, f.name, next(self.fresh))
         rename = {}
-        for formal, actual in zip(f.input, inputs + [""] * len(f.input)):
+        for formal, actual in zip(f.input, list(inputs) + [""] * len(f.input)):
             rename[formal] = actual
-        for formal, actual in zip(f.output, outputs + [""] * len(f.output)):
+        for formal, actual in zip(f.output, list(outputs) + [""] * len(f.output)):
             rename[formal] = actual
         for inner in f.node:
             for out in inner.output:
@@ -350,7 +379,7 @@ def build(model, folder=None, files_in_memory=None):
     the caller gives instead of the files beside the model (SessionOptions.add_external_initializers_from_files_in_memory)."""
     builder = _Builder(model, folder)
     builder.external.in_memory = dict(files_in_memory or {})
-    graph = builder.graph(model.graph, builder.opsets, consume=True)
+    graph = builder.graph(model.graph, builder.opsets)
     metadata = {e.key: e.value for e in model.metadata_props}
     producer = (model.producer_name + " " + model.producer_version).strip()
     ir = ModelIR(graph, builder.opsets, metadata, model.ir_version, producer, model.doc_string,
@@ -365,13 +394,46 @@ def build(model, folder=None, files_in_memory=None):
 
 def topological_order(graph, outer_names=()):
     """The nodes in an order where each runs after everything it reads; ModelError names what is wrong."""
-    available = set(graph.initializers) | {v.name for v in graph.inputs} | set(outer_names)
+    order = _file_order(graph, outer_names)
+    return order if order is not None else _sorted_order(graph, outer_names)
+
+
+def _file_order(graph, outer_names):
+    """The nodes in the file's own order when every node reads only what is produced before it (what
+    exporters write), in one sweep and a set of names; None when not (then ``_sorted_order`` sorts them and
+    says what is wrong)."""
+    available = set(graph.initializers)
+    available.update(v.name for v in graph.inputs)
+    available.update(outer_names)
+    add = available.add
+    for node in graph.nodes:
+        for name in node.inputs:
+            if name and name not in available:
+                return None
+        if node.attrs:
+            for name in free_values(node):
+                if name not in available:
+                    return None
+        for out in node.outputs:
+            if out:
+                if out in available:
+                    return None  # produced twice, or shadowing an outer value: left to _sorted_order
+                add(out)
+    for spec in graph.outputs:
+        if spec.name not in available:
+            return None
+    return list(graph.nodes)
+
+
+def _sorted_order(graph, outer_names):
+    fed = set(graph.initializers) | {v.name for v in graph.inputs}
+    available = fed | set(outer_names)
     producer = {}
     for node in graph.nodes:
         for out in node.outputs:
             if not out:
                 continue
-            if out in producer or out in graph.initializers or out in {v.name for v in graph.inputs}:
+            if out in producer or out in fed:
                 raise ModelError("value %r is produced twice (again by %s)" % (out, node.describe()))
             producer[out] = node
     index = {id(node): i for i, node in enumerate(graph.nodes)}
@@ -420,11 +482,13 @@ def graph_free_values(graph):
     defined = set(graph.initializers) | {v.name for v in graph.inputs}
     free = []
     for node in graph.nodes:
-        for name in list(node.inputs) + free_values(node):
-            if name and name not in defined and name not in free:
+        for name in list(node.inputs) + free_values(node) if node.attrs else node.inputs:
+            if name and name not in defined:
                 free.append(name)
+                defined.add(name)  # (listed once)
         defined.update(node.outputs)
     for spec in graph.outputs:
-        if spec.name not in defined and spec.name not in free:
+        if spec.name not in defined:
             free.append(spec.name)
+            defined.add(spec.name)
     return free

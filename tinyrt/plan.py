@@ -27,20 +27,20 @@ class Plan:
         self.input_names = [v.name for v in graph.inputs]
         self.output_names = [v.name for v in graph.outputs]
         self.free_names = graph_free_values(graph) if outer_names else []
-        known = set(outer_names) | set(self.constants) | set(self.input_names)
-        scope = known | set(x for n in graph.nodes for x in n.outputs)
+        scope = None  # every name a subgraph may read from here (made for the first node with subgraphs)
         self.steps = []
         for node in topological_order(graph, outer_names):
             impl = registry.resolve(node.op_type, node.domain, node.opset)
-            subplans = {}
-            for name, value in node.attrs.items():
-                if isinstance(value, Graph):
-                    subplans[name] = Plan(value, scope)
-                elif isinstance(value, list) and value and isinstance(value[0], Graph):
-                    subplans[name] = [Plan(g, scope) for g in value]
+            subplans = None
+            for name, value in node.attrs.items() if node.attrs else ():
+                if isinstance(value, Graph) or (isinstance(value, list) and value and isinstance(value[0], Graph)):
+                    if scope is None:
+                        scope = set(outer_names) | set(self.constants) | set(self.input_names)
+                        scope.update(x for n in graph.nodes for x in n.outputs)
+                    subplans = subplans or {}
+                    subplans[name] = Plan(value, scope) if isinstance(value, Graph) else [Plan(g, scope) for g in value]
             self.steps.append(Step(node, impl, subplans))
         self._plan_frees()
-        self._index = {id(step): i for i, step in enumerate(self.steps)}
         self._programs = {}  # signature -> program.Program (see ``run``)
         self._seen = set()   # signatures run once so far
         self.last_program = None
@@ -53,21 +53,23 @@ class Plan:
             self._mode = "off"
 
     def _plan_frees(self):
-        keep = set(self.output_names) | set(self.constants)
-        last_use = {}
-        for i, step in enumerate(self.steps):
-            for name in list(step.inputs) + free_values(step.node):
-                if name:
-                    last_use[name] = i
+        """Each step's ``free_after``: the values it is the last to read (or writes, when nobody reads them).
+        Found from the end backwards: a value's last use is the first one met."""
+        seen = set(self.output_names) | set(self.constants)  # kept: never freed
+        for step in reversed(self.steps):
+            free = []
+            names = list(step.inputs) + free_values(step.node) if step.subplans else step.inputs
+            for name in names:
+                if name and name not in seen:
+                    seen.add(name)
+                    free.append(name)
             for name in step.outputs:  # an output nobody reads is freed at once
-                if name and name not in last_use:
-                    last_use[name] = i
-        frees = {}
-        for name, i in last_use.items():
-            if name not in keep:
-                frees.setdefault(i, []).append(name)
-        for i, step in enumerate(self.steps):
-            step.free_after = tuple(frees.get(i, ()))
+                if name and name not in seen:
+                    seen.add(name)
+                    free.append(name)
+            if free:
+                free = tuple(free)
+                step.free_after = step.inputs if free == step.inputs else free  # (a chain's: one tuple)
 
     def run(self, feeds, outer_env=None, hook=None, stop=None):
         """Run with ``feeds`` {input name: array}; returns {output name: array}.
@@ -112,7 +114,7 @@ class Plan:
         def record(step, args, compute):
             if stop is not None and stop.terminate:
                 _stopping(stop)(step, args, compute)  # raises
-            i = self._index[id(step)]
+            i = index[id(step)]
             results = normalize(step, invoke(step, args, step.bound_attrs(env_of[0])))
             costs[i] = _account(step, args, results)
             if kinds[i] == "fold" and all(type(r) is np.ndarray and r.size <= program.MAX_FOLDED_ELEMENTS
@@ -124,6 +126,7 @@ class Plan:
                     special[i] = made
             return results
 
+        index = {id(step): i for i, step in enumerate(self.steps)}
         env_of = [None]
         results = self.run_steps(feeds, outer_env, record, env_of)
         if len(self._programs) >= program.MAX_PROGRAMS:

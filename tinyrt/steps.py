@@ -6,24 +6,49 @@ import numpy as np
 
 from . import limits
 from .errors import InputError, ModelError, RunTerminated, TinyrtError
+from .graph import NO_ATTRS
 from .ops.sequence import Sequence
 
 
 class Step:
     """One node, bound: the function to call and the names of its inputs and outputs."""
 
+    # A plan of a million tiny nodes holds a million steps: no __dict__, nothing the node already holds
+    # (its inputs and outputs are the node's), no dicts or tuples of its own where a shared one will do.
+    __slots__ = ("node", "impl", "fn", "subplans", "attrs", "free_after")
+
     def __init__(self, node, impl, subplans):
         self.node = node
         self.impl = impl
         self.fn = impl.fn
-        self.inputs = node.inputs
-        self.outputs = node.outputs
-        self.subplans = subplans  # attribute name -> Plan or list of Plans
-        self.attrs = {k: v for k, v in node.attrs.items() if k not in subplans}
-        self.attrs.update(impl.executor_values(node, impl.wants))
+        self.subplans = subplans = subplans or NO_ATTRS  # attribute name -> Plan or list of Plans
+        if subplans or impl.wants:
+            self.attrs = {k: v for k, v in node.attrs.items() if k not in subplans}
+            self.attrs.update(impl.executor_values(node, impl.wants))
+        else:
+            self.attrs = node.attrs  # the node's own (read-only from here on: the passes are done)
         self.free_after = ()  # values whose last use is this step
-        self.wanted = sum(1 for name in self.outputs if name)  # outputs someone reads
-        self.last_wanted = max((i for i, name in enumerate(self.outputs) if name), default=-1)
+
+    @property
+    def inputs(self):
+        return self.node.inputs
+
+    @property
+    def outputs(self):
+        return self.node.outputs
+
+    @property
+    def wanted(self):
+        """How many outputs someone reads."""
+        return sum(1 for name in self.node.outputs if name)
+
+    @property
+    def last_wanted(self):
+        """The index of the last output someone reads (-1: none)."""
+        outputs = self.node.outputs
+        if len(outputs) == 1 and outputs[0]:
+            return 0
+        return max((i for i, name in enumerate(outputs) if name), default=-1)
 
     def bound_attrs(self, env):
         """Attributes for one call; graph attributes become functions that run the subgraph in ``env``."""

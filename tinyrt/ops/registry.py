@@ -27,6 +27,7 @@ TINYRT_DOMAIN = "ai.tinyrt"  # tinyrt's own ops (FusedConv, QuantizeDequantize),
 
 # (domain, op_type) -> {since_version: OpImpl}
 _REGISTRY = {}
+_RESOLVED = {}  # (op_type, domain, opset) -> what ``resolve`` found (a model asks once a node)
 
 EXECUTOR_PARAMS = ("_num_outputs", "_opset")
 
@@ -70,6 +71,7 @@ def op(op_type, *versions, domain="", check=None):
             if v in table:
                 raise ValueError("%s-%d registered twice (%s and %s)" % (op_type, v, table[v].fn, fn))
             table[v] = OpImpl(fn, op_type, domain, v, check)
+        _RESOLVED.clear()
         return fn
 
     return register
@@ -174,11 +176,15 @@ def resolve(op_type, domain, opset):
     An opset resolves to the newest registered since-version at or below it. Since the registrations
     list every schema version from the oldest one we support, nothing newer can hide in between.
     """
-    table = _REGISTRY.get((domain, op_type))
-    if not table:
-        return None
-    usable = [v for v in table if v <= opset]
-    return table[max(usable)] if usable else None
+    key = (op_type, domain, opset)
+    found = _RESOLVED.get(key)
+    if found is None:
+        table = _REGISTRY.get((domain, op_type))
+        usable = [v for v in table if v <= opset] if table else ()
+        found = table[max(usable)] if usable else False
+        if len(_RESOLVED) < 4096:  # (op types come from the file: a bounded cache)
+            _RESOLVED[key] = found
+    return found or None
 
 
 def versions(op_type, domain=""):

@@ -30,7 +30,12 @@ def optimize(graph, level=99):
     """Run the passes of ``level`` (see above) on ``graph`` in place; returns the names of those that changed
     something."""
     changed = []
+    dirty = True  # whether a pass changed the graph since dead nodes were last removed
     for name, since, rewrite in PASSES:
-        if level >= since and rewrite(graph) and name not in changed:
+        if level < since or (rewrite is cleanup.remove_dead_nodes and not dirty):
+            continue  # (removing dead nodes twice in a row finds none the second time)
+        did = rewrite(graph)
+        dirty = (dirty or did) if rewrite is not cleanup.remove_dead_nodes else False
+        if did and name not in changed:
             changed.append(name)
     return changed

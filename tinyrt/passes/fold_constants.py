@@ -20,7 +20,8 @@ _MAX_GROWTH_ELEMENTS = 1 << 16
 def fold_constants(graph):
     """Fold every foldable node, in order. True when something changed."""
     constants = graph.initializers
-    known_shapes = shapes.infer(graph)
+    # shapes are only asked by Shape nodes (a graph of a million Relus maps none)
+    known_shapes = shapes.infer(graph) if any(n.op_type == "Shape" for n in graph.nodes) else {}
     kept = []
     changed = False
     work = [limits.WORK_FLOOR]  # what all the folds of one load may spend together (see tinyrt/limits.py)
@@ -39,10 +40,7 @@ def fold_constants(graph):
 
 def _fold(node, constants, known_shapes, work):
     """The outputs of ``node`` computed now, or None when they cannot (or should not) be."""
-    if node.op_type in _NEVER_FOLD or any(True for _ in node.subgraphs()):
-        return None
-    impl = registry.resolve(node.op_type, node.domain, node.opset)
-    if impl is None:
+    if node.op_type in _NEVER_FOLD or (node.attrs and any(True for _ in node.subgraphs())):
         return None
     if node.op_type == "Shape" and node.domain == "" and node.inputs[0] not in constants:
         shape = known_shapes.get(node.inputs[0])
@@ -52,6 +50,9 @@ def _fold(node, constants, known_shapes, work):
     elif all(not x or x in constants for x in node.inputs):
         args = [constants[x] if x else None for x in node.inputs]
     else:
+        return None
+    impl = registry.resolve(node.op_type, node.domain, node.opset)
+    if impl is None:
         return None
     # The size budget is set *before* computing: ops check it before they allocate (see tinyrt/limits.py),
     # so a node that would blow up (ConstantOfShape of a huge shape, say) is left to run time, where the

@@ -29,8 +29,7 @@ def _to_fused(conv, outputs, activation=None, params=None, z=None):
         inputs[3] = z
     conv.inputs = inputs
     if activation is not None:
-        conv.attrs["activation"] = activation
-        conv.attrs["activation_params"] = list(params)
+        conv.attrs = dict(conv.attrs, activation=activation, activation_params=list(params))
     conv.outputs = list(outputs)
 
 
@@ -47,6 +46,8 @@ def _fusable_conv(name, reads, produced_by, graph_outputs, allow_z=True, times_r
 
 def fuse_activation(graph):
     """Fuse residual Adds, then activations, into the Conv in front of them. True when something changed."""
+    if not any(is_conv(node) for node in graph.nodes):
+        return False  # nothing to fuse into (and no maps of a big graph's values made for nothing)
     changed = False
     graph_outputs = {spec.name for spec in graph.outputs}
     consts = graph.initializers

@@ -45,6 +45,24 @@ def input_at(node, i):
     return node.inputs[i] if len(node.inputs) > i else ""
 
 
+class _Names:
+    """``all_names(graph)``, made when first asked (a graph with nothing to fold never needs it)."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.names = None
+
+    def __contains__(self, name):
+        if self.names is None:
+            self.names = all_names(self.graph)
+        return name in self.names
+
+    def add(self, name):
+        if self.names is None:
+            self.names = all_names(self.graph)
+        self.names.add(name)
+
+
 def fresh_name(graph, base, taken):
     """A value name not yet used in ``graph`` (``taken`` holds every name in use; it is updated)."""
     i = 0
@@ -143,10 +161,12 @@ def _per_channel(c, m, rank):
 
 def fold_batchnorm(graph):
     """Fold every BatchNormalization and constant per-channel Mul/Add/Sub/Div that follows a Conv."""
+    if not any(is_conv(node) for node in graph.nodes):
+        return False  # nothing to fold into (and no maps of a big graph's values made for nothing)
     changed = False
     reads = readers(graph)
     produced_by = producers(graph)
-    taken = all_names(graph)
+    taken = _Names(graph)
     consts = graph.initializers
     kept = []
     for node in graph.nodes:

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..graph import Node
 from ..ops.registry import TINYRT_DOMAIN
-from .cleanup import _read_in_subgraphs, drop, readers
+from .cleanup import _read_in_subgraphs, drop, readers, renamed
 
 
 
@@ -61,6 +61,8 @@ def _per_tensor(graph, node):
 
 def fuse_quantize_dequantize(graph):
     """Replace QuantizeLinear -> DequantizeLinear pairs by QuantizeDequantize. True when something changed."""
+    if not _has(graph, "QuantizeLinear", ""):
+        return False
     reads = readers(graph)
     in_subgraphs = _read_in_subgraphs(graph)
     outputs = {spec.name for spec in graph.outputs}
@@ -102,10 +104,15 @@ def fuse_quantize_dequantize(graph):
         if id(node) in dropped:
             continue
         node = replaced.get(id(node), node)
-        node.inputs = [rename.get(x, x) for x in node.inputs]
+        renamed(node, rename)
         nodes.append(node)
     graph.nodes = nodes
     return True
+
+
+def _has(graph, op_type, domain):
+    """Whether some node of ``graph`` is an ``op_type``: a pass with nothing to do maps nothing."""
+    return any(node.op_type == op_type and node.domain == domain for node in graph.nodes)
 
 
 def _same(a, b):
@@ -123,6 +130,8 @@ def fuse_rounding_into_conv(graph):
     FusedConv with the activation QuantizeDequantize. True when something changed."""
     from ..ops.tails import TAILS
     from .fuse_batchnorm import is_conv, producers
+    if not _has(graph, "QuantizeDequantize", TINYRT_DOMAIN):
+        return False
     reads = readers(graph)
     produced_by = producers(graph)
     outputs = {spec.name for spec in graph.outputs}
@@ -143,8 +152,8 @@ def fuse_rounding_into_conv(graph):
         low, high = max(node.attrs["low"], _rounded(lo, scale)), min(node.attrs["high"], _rounded(hi, scale))
         if conv.op_type == "Conv":
             conv.op_type, conv.domain, conv.opset = "FusedConv", TINYRT_DOMAIN, 1
-        conv.attrs["activation"] = "QuantizeDequantize"
-        conv.attrs["activation_params"] = [float(scale), float(low), float(high)]
+        conv.attrs = dict(conv.attrs, activation="QuantizeDequantize",
+                          activation_params=[float(scale), float(low), float(high)])
         conv.outputs = list(node.outputs)
         dropped.add(id(node))
     return drop(graph, dropped)
@@ -153,6 +162,8 @@ def fuse_rounding_into_conv(graph):
 def fuse_add_into_rounding(graph):
     """Add(a, b) -> QuantizeDequantize becomes QuantizeDequantize(a, scale, b). True when something changed."""
     from .fuse_batchnorm import producers
+    if not _has(graph, "QuantizeDequantize", TINYRT_DOMAIN):
+        return False
     reads = readers(graph)
     in_subgraphs = _read_in_subgraphs(graph)
     produced_by = producers(graph)

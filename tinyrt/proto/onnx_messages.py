@@ -4,6 +4,7 @@ Each message class lists its fields as {number: (name, kind, repeated)}. ``kind`
 message class. Unknown fields are skipped, as protobuf does, so files from newer exporters still load.
 Repeated scalars are accepted packed and unpacked alike.
 """
+import array
 import os
 import struct
 
@@ -29,12 +30,14 @@ def _signed(v):
 class Message:
     FIELDS = {}
     ARRAYS = ()  # repeated numeric fields kept as a list of numpy chunks (tensor data): see ``values``
+    LAZY = ()    # repeated message fields decoded when read (a graph's nodes): see ``Lazy``
 
     def __init__(self):
         defaults, lists = self._defaults()
-        self.__dict__.update(defaults)
+        d = self.__dict__
+        d.update(defaults)
         for name in lists:
-            setattr(self, name, [])
+            d[name] = []
         self.present = set()
 
     @classmethod
@@ -58,11 +61,33 @@ class Message:
         if depth > MAX_DEPTH:
             raise ModelError("messages nested deeper than %d levels" % MAX_DEPTH)
         msg = cls()
+        fields, d, present = cls.FIELDS, msg.__dict__, msg.present
         for number, wire_type, value in iter_fields(buf, start, end):
-            spec = cls.FIELDS.get(number)
+            spec = fields.get(number)
             if spec is None:
                 continue  # unknown field: skip, as protobuf does
             name, kind, repeated = spec
+            if kind == STRING and wire_type == LENGTH:  # names, most fields of a big graph: no call
+                try:
+                    text = str(buf[value[0]:value[1]], "utf-8")
+                except UnicodeDecodeError:
+                    raise ModelError("%s.%s: string is not valid UTF-8" % (cls.__name__, name)) from None
+                present.add(name)
+                if repeated:
+                    d[name].append(text)
+                else:
+                    d[name] = text
+                continue
+            if name in cls.LAZY:
+                _expect_in(wire_type, LENGTH, kind.__name__, cls.__name__, name)
+                found = getattr(msg, name)
+                if not found:
+                    found = Lazy(kind, buf, depth + 1, "%s.%s" % (cls.__name__, name))
+                    setattr(msg, name, found)
+                    msg.present.add(name)
+                found.spans.append(value[0])
+                found.spans.append(value[1])
+                continue
             try:
                 decoded = _decode_value(buf, kind, wire_type, value, repeated, depth)
             except ModelError as e:
@@ -83,6 +108,49 @@ class Message:
     def __repr__(self):
         shown = ", ".join("%s=%r" % (n, getattr(self, n)) for n in sorted(self.present))
         return "%s(%s)" % (type(self).__name__, shown[:300])
+
+
+class Lazy:
+    """A repeated message field decoded as it is read: only where each message lies in the file's bytes is
+    kept (16 bytes each), so a graph of a million nodes is not a million decoded NodeProtos at once; the
+    graph builder decodes one, builds its node and drops it. A message that does not decode is a ModelError
+    when it is read (the graph builder reads them all)."""
+
+    __slots__ = ("kind", "buf", "depth", "where", "spans")
+
+    def __init__(self, kind, buf, depth, where):
+        self.kind = kind
+        self.buf = buf
+        self.depth = depth
+        self.where = where
+        self.spans = array.array("q")  # start, end, start, end, ...
+
+    def __len__(self):
+        return len(self.spans) // 2
+
+    def __iter__(self):
+        spans = self.spans
+        for i in range(0, len(spans), 2):
+            yield self._decode(spans[i], spans[i + 1])
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("message index out of range")
+        return self._decode(self.spans[2 * i], self.spans[2 * i + 1])
+
+    def _decode(self, start, end):
+        try:
+            return self.kind.decode(self.buf, start, end, self.depth)
+        except ModelError as e:
+            raise ModelError("%s: %s" % (self.where, e)) from None
+
+    def __repr__(self):
+        return "<%d %s messages, decoded when read>" % (len(self), self.kind.__name__)
 
 
 def values(chunks, dtype):
@@ -138,6 +206,12 @@ def _decode_value(buf, kind, wire_type, value, repeated, depth):
     _expect(wire_type, wire, kind)
     number = struct.unpack("<f" if size == 4 else "<d", struct.pack("<I" if size == 4 else "<Q", value))[0]
     return [number] if repeated else number
+
+
+def _expect_in(wire_type, wanted, kind, message, name):
+    if wire_type != wanted:
+        raise ModelError("%s.%s: wire type %d where a %s (wire type %d) belongs"
+                         % (message, name, wire_type, kind, wanted))
 
 
 def _expect(wire_type, wanted, kind):
@@ -229,6 +303,7 @@ class Node(Message):
 
 
 class Graph(Message):
+    LAZY = ("node",)
     FIELDS = {
         1: ("node", Node, True), 2: ("name", STRING, False), 5: ("initializer", TensorProto, True),
         15: ("sparse_initializer", BYTES, True), 10: ("doc_string", STRING, False),
