@@ -93,9 +93,8 @@ def test_100000_chained_identities_or_dead_nodes_load_in_under_5_seconds(kind, o
 
 # Memory a node costs at load, at the peak: a string for its output's name, a tuple of names, the graph node and
 # the plan's step (Python objects, about 300 bytes together: docs/limits.md); the file holds ~26 bytes a node.
-# The peak is the common-subexpression pass's map of node keys (passes/common_subexpressions.py).
-MAX_PEAK_PER_FILE_BYTE = 22    # peak RSS increase / file size: a million nodes measured 17.6x
-MAX_TRACED_PER_FILE_BYTE = 21  # tracemalloc's peak / file size: 100,000 nodes measured 17.0x
+MAX_PEAK_PER_FILE_BYTE = 18    # peak RSS increase / file size: a million nodes measured 15.3x
+MAX_TRACED_PER_FILE_BYTE = 17  # tracemalloc's peak / file size: 100,000 nodes measured 14.7x (1M: 13.2x)
 
 
 @pytest.mark.slow

@@ -8,40 +8,53 @@ each in SSDlite320. onnxruntime merges them too (its CommonSubexpressionEliminat
 Not merged: ops whose result is random, ops with subgraphs (If, Loop, Scan), and a repeat whose outputs
 are graph outputs or are read inside a subgraph (it keeps its own names there).
 """
+import collections
+
 import numpy as np
 
-from ..errors import ModelError
-from ..graph import topological_order
 from .cleanup import _read_in_subgraphs, drop
 
 _RANDOM = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial", "Bernoulli",
            "Dropout"}  # (Dropout: random when training; inference Dropout is removed before this pass)
+MAX_ROUNDS = 16  # a round merges one level of repeats: the NonZeros, then the Transposes reading them, ...
 
 
 def merge_common_subexpressions(graph):
-    """Drop repeated nodes (see above). True when something changed."""
-    try:
-        order = topological_order(graph)
-    except ModelError:
-        return False  # a malformed graph: the plan reports it, as it would without this pass
+    """Drop repeated nodes (see above), in rounds. True when something changed."""
     keep_names = {spec.name for spec in graph.outputs} | _read_in_subgraphs(graph)
-    rename = {}
-    seen = {}
-    dropped = set()
-    for node in order:
-        if rename:
-            node.inputs = [rename.get(x, x) for x in node.inputs]
+    changed = False
+    for _ in range(MAX_ROUNDS):
+        if not _merge_once(graph, keep_names):
+            break
+        changed = True
+    return changed
+
+
+def _merge_once(graph, keep_names):
+    """One round: each node that repeats an earlier one (in file order) is dropped, its readers renamed.
+
+    Only a node whose first input has another reader can repeat one, so only those are keyed: the keys are
+    this pass's memory, and a million-node chain (every value read once) makes none."""
+    shared = collections.Counter(node.inputs[0] for node in graph.nodes if node.inputs and node.inputs[0])
+    seen, rename, dropped = {}, {}, set()
+    for node in graph.nodes:
+        if not node.inputs or shared[node.inputs[0]] < 2:
+            continue
         key = _key(node)
         if key is None:
             continue
-        first = seen.get(key)
-        if first is None:
-            seen[key] = node
-        elif not any(out in keep_names for out in node.outputs if out):
+        first = seen.setdefault(key, node)
+        if first is not node and not any(out in keep_names for out in node.outputs if out):
             for mine, theirs in zip(node.outputs, first.outputs):
                 if mine:
                     rename[mine] = theirs
             dropped.add(id(node))
+    del shared, seen
+    if not dropped:
+        return False
+    for node in graph.nodes:
+        if any(x in rename for x in node.inputs):
+            node.inputs = [rename.get(x, x) for x in node.inputs]
     return drop(graph, dropped)
 
 
