@@ -62,7 +62,8 @@ class _NMSKernel:
                 (1 << 62) if left is None else max(int(left), 0), out, counts, work))
             limits.spend(int(work.sum()), "NonMaxSuppression")  # raises once past the budget
             if counts.any():
-                t = np.repeat(np.arange(lo, hi, dtype=np.int64), counts)
+                # repeats as intp: numpy 1.19 on a 32-bit board refuses int64 counts (no 'safe' cast)
+                t = np.repeat(np.arange(lo, hi, dtype=np.int64), counts.astype(np.intp))
                 sel = np.empty((t.size, 3), dtype=np.int64)
                 sel[:, 0], sel[:, 1] = t // C, t % C
                 sel[:, 2] = out[np.arange(K) < counts[:, None]]
