@@ -112,8 +112,9 @@ def load():
     """Import numba and the kernel modules (compiling nothing); returns this package. Raises ImportError."""
     global _loaded, POOL
     if _loaded is None:
+        from ._target import configure_import, machine
+        configure_import()  # before numba's first import (32-bit Arm: see _target.py)
         import numba  # noqa: F401  (ImportError when absent: the caller falls back to numpy)
-        from ._target import machine
         m = machine()
         if not m.atomics:
             import warnings

@@ -12,9 +12,14 @@ things can go wrong on the small boards tinyrt is for:
   become ``__sync_*`` library calls that the JIT cannot resolve, and the interpreter dies with "LLVM
   ERROR: Symbol not found: __sync_fetch_and_add_4". The Linux kernel knows the CPU better: its hardware capabilities (AT_HWCAP,
   read from /proc/self/auxv; qemu reports the emulated CPU's) say ARMv7 and whether there are NEON,
-  VFPv4 (fused multiply-add) and integer division. ``configure`` hands those to numba as features
-  (numba's own NUMBA_CPU_FEATURES setting, which the user may also set), before numba creates its code
-  generator; a CPU that LLVM does name (a real Pi's cortex-a7/a53/a72) is left as it is.
+  VFPv4 (fused multiply-add) and integer division. Those are handed to numba as features (numba's own
+  NUMBA_CPU_FEATURES setting, which the user may also set) before numba creates its code generator:
+  numba 0.52 creates it while ``import numba`` runs (its typed containers compile at import), so when
+  numba is not imported yet ``configure_import`` puts the setting in the environment for the import and
+  leaves it there (numba reads its settings again from the environment before each compile; a child
+  process on the same CPU gets the same setting); when it is, ``configure`` sets it in numba's config,
+  which still works with numba 0.56 (code generator created on first compile). A CPU that LLVM does name
+  (a real Pi's cortex-a7/a53/a72) is left as it is.
 * **No fused multiply-add** (ARMv7 before VFPv4, x86 before Haswell): LLVM turns every vector fma into
   one ``fmaf`` library call a lane. ``_simd.fma`` then multiplies and adds instead (two roundings).
 
@@ -23,8 +28,10 @@ aarch64, where atomics are always instructions and the features say whether ther
 what it found; ``kernels.load()`` refuses the kernels (the numpy ops run instead) when the probe's
 atomics are library calls after all.
 """
+import os
 import platform
 import struct
+import sys
 
 # The Linux kernel's hardware capability bits on 32-bit Arm (arch/arm/include/uapi/asm/hwcap.h).
 _HWCAP_NEON, _HWCAP_VFPv4, _HWCAP_IDIVA, _HWCAP_VFPD32 = 1 << 12, 1 << 16, 1 << 17, 1 << 19
@@ -60,21 +67,50 @@ def arm_features(hwcap, machine=_MACHINE):
     return ",".join(features)
 
 
+_configured = None  # the features configure_import set, if it did
+
+
+def _unnamed_cpu_features():
+    """The hwcaps' features when LLVM does not name this CPU ('' otherwise)."""
+    import llvmlite.binding as llvm
+    if llvm.get_host_cpu_name() != "generic":
+        return ""
+    return arm_features(_hwcap())
+
+
+def configure_import():
+    """Before the first ``import numba``, on 32-bit Arm with a CPU that LLVM does not name: set
+    NUMBA_CPU_FEATURES in the environment for numba to read (see the module docstring). Does nothing
+    elsewhere, once numba is imported, or when the user chose (NUMBA_CPU_NAME / NUMBA_CPU_FEATURES set).
+    Returns the features set, or None."""
+    global _configured
+    if not ARM32 or "numba" in sys.modules or os.environ.get("NUMBA_CPU_NAME") is not None \
+            or os.environ.get("NUMBA_CPU_FEATURES") is not None:
+        return None
+    try:
+        features = _unnamed_cpu_features()
+    except ImportError:  # no llvmlite, so no numba: the import that follows says so
+        return None
+    if not features:
+        return None
+    os.environ["NUMBA_CPU_FEATURES"] = _configured = features
+    return features
+
+
 def configure():
     """On 32-bit Arm with a CPU that LLVM does not name, give numba the kernel's view of it (see the module
     docstring). Does nothing elsewhere, when the user chose (NUMBA_CPU_NAME / NUMBA_CPU_FEATURES), or once
-    numba's code generator exists. Returns the features set, or None."""
+    numba's code generator exists. Returns the features set (here or by ``configure_import``), or None."""
     if not ARM32:
         return None
-    import llvmlite.binding as llvm
+    if _configured is not None:
+        return _configured
     from numba.core import config, registry
     if config.CPU_NAME is not None or config.CPU_FEATURES is not None:
         return None
     if "_toplevel_target_context" in vars(registry.cpu_target):
         return None  # compiled for already: too late to change (machine() still checks what it gives)
-    if llvm.get_host_cpu_name() != "generic":
-        return None
-    features = arm_features(_hwcap())
+    features = _unnamed_cpu_features()
     if not features:
         return None
     config.CPU_FEATURES = features

@@ -77,6 +77,28 @@ def test_arm_features_from_hwcaps():
     assert _target.arm_features(0x1fb0d7, "armv6l") == ""  # not ARMv7: left to LLVM
 
 
+def test_configure_import_hands_features_to_numbas_import(monkeypatch):
+    """On 32-bit Arm with a CPU LLVM does not name, before numba's first import: NUMBA_CPU_FEATURES is set
+    for numba to read (numba 0.52 fixes its target while importing); never over the user's setting, never
+    once numba is imported, never elsewhere."""
+    monkeypatch.setattr(_target, "_configured", None)
+    monkeypatch.setattr(_target, "_unnamed_cpu_features", lambda: "+v7,+db,+neon")
+    monkeypatch.delenv("NUMBA_CPU_FEATURES", raising=False)
+    monkeypatch.delenv("NUMBA_CPU_NAME", raising=False)
+    assert _target.configure_import() is None  # numba is imported in this process already
+    monkeypatch.delitem(sys.modules, "numba", raising=False)
+    if not _target.ARM32:
+        assert _target.configure_import() is None and "NUMBA_CPU_FEATURES" not in os.environ
+        monkeypatch.setattr(_target, "ARM32", True)
+    monkeypatch.setenv("NUMBA_CPU_NAME", "cortex-a7")  # the user's choice stands
+    assert _target.configure_import() is None and "NUMBA_CPU_FEATURES" not in os.environ
+    monkeypatch.delenv("NUMBA_CPU_NAME")
+    assert _target.configure_import() == "+v7,+db,+neon"
+    assert os.environ["NUMBA_CPU_FEATURES"] == "+v7,+db,+neon"
+    assert _target.configure() == "+v7,+db,+neon"  # reported as configured by machine()
+    assert _target.configure_import() is None  # set already
+
+
 def test_machine_here():
     m = _target.machine()
     assert m.atomics

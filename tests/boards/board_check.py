@@ -175,6 +175,11 @@ def run_numba():
 def versions():
     v = {"machine": platform.machine(), "python": platform.python_version(), "numpy": np.__version__,
          "tinyrt": tinyrt.__version__, "tinyrt_import_s": round(IMPORT_SECONDS, 2)}
+    # numba is imported here, before any session: first what the kernels do before they import it (on 32-bit
+    # Arm, numba 0.52 fixes its target while importing; kernels/_target.py), so the sessions get what a
+    # script that only imports tinyrt gets
+    from kernels import _target  # the copied folder (standard library only at import)
+    _target.configure_import()
     for name in ("PIL", "numba"):
         try:
             v[name] = __import__(name).__version__

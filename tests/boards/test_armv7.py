@@ -44,12 +44,17 @@ def test_session_path(armv7, path):
 
 def test_numba_there():
     """Debian's numba 0.52 compiles and runs a function there, and the kernels' target check finds the
-    atomics lock-free (ARMv7 triple) and no fused multiply-add in LLVM's generic ARMv7 (numba 0.52 makes its
-    code generator at import, before kernels/_target.py could set features): the kernels multiply and add."""
+    atomics lock-free (ARMv7 triple). numba 0.52 makes its code generator while ``import numba`` runs, so
+    kernels/_target.py hands it the kernel's hwcaps (NEON, VFPv4) in NUMBA_CPU_FEATURES before that import
+    (board_check.py imports numba as the kernels do): without them, LLVM's generic ARMv7 had no NEON and no
+    fused multiply-add, and the numba path ran slower than numpy there."""
     checked = board_check(BOARD, PATHS[BOARD][0])
     check = checked.get("numba_check")
     assert check and check["ok"], checked["errors"]
-    assert check["target"]["atomics"], check["target"]
+    target = check["target"]
+    assert target["atomics"], target
+    assert target["cpu"] == "generic" and target["configured"], target
+    assert "+v7" in target["features"] and "+neon" in target["features"] and target["fma"], target
 
 
 @pytest.mark.parametrize("name", model_names())
