@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo test test-fast test-armhf-numba clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ test: setup
 # The quick loop while working: the numba path, without the tests marked slow or install.
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow and not install"
+
+# Opt-in, not part of `make test` or CI: the two armhf boards (bullseye numba 0.52, bookworm numba 0.56) on the
+# numba path: the board models against the x86 goldens, the JPEG runs and the node cases, the sessions
+# reporting numba. The first run after a change of kernels/ compiles every kernel under qemu (about 10
+# minutes a board on a quiet machine, over an hour on a busy one); later runs load them from the cache
+# beside the root. One board at a time, at the lowest priority. The numpy path is make test's.
+test-armhf-numba: setup
+	TINYRT_BOARD_ARMHF_NUMBA=1 TINYRT_BOARD_JOBS=1 nice -n 19 $(PY) -m pytest -v -p no:cacheprovider \
+	    -k "not numpy" tests/boards/test_armv7.py tests/boards/test_armv7_bookworm.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -48,12 +48,15 @@ JPEG_RUNS = ["mmedu_mobilenet.onnx shapes.jpg --json --topk 3",
 # What each board runs, longest first: its kernel paths (in this order), whether the node bundle runs there
 # too, board_check.py's extra arguments, and whether the first path's run also checks numba there
 # (--numba-check: a small function compiled, the kernels' target). The armhf boards' numba path is not
-# part of every session yet: compiling their kernels cold under emulation takes too long on a busy machine
-# (README, "Running on a board").
+# part of every session: compiling their kernels cold under emulation takes about 10 minutes a root on a
+# quiet machine and over an hour on a busy one (README, "Running on a board"). TINYRT_BOARD_ARMHF_NUMBA=1
+# puts it first on both armhf boards (`make test-armhf-numba`: the numba path only, one board at a time).
+ARMHF_NUMBA = os.environ.get("TINYRT_BOARD_ARMHF_NUMBA", "").strip() not in ("", "0")
+ARMHF_PATHS = ("numba", "numpy") if ARMHF_NUMBA else ("numpy",)
 BOARDS = {
-    "armhf": {"paths": ("numpy",), "nodes": True, "numba_check": True,
+    "armhf": {"paths": ARMHF_PATHS, "nodes": True, "numba_check": True,
               "args": [a for spec in JPEG_RUNS for a in ("--run", spec)]},
-    "armhf-bookworm": {"paths": ("numpy",), "nodes": True, "numba_check": True, "args": []},
+    "armhf-bookworm": {"paths": ARMHF_PATHS, "nodes": True, "numba_check": True, "args": []},
     "arm64": {"paths": ("numba", "numpy"), "nodes": False, "numba_check": True, "args": []},
     "riscv64": {"paths": ("numpy",), "nodes": True, "numba_check": False, "args": []},
 }
