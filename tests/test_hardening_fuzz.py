@@ -68,14 +68,21 @@ def test_fuzz_campaign(capsys):
 
 @pytest.mark.slow  # a few worker starts (imports and warm-up): about half a minute
 def test_a_case_stalled_by_a_loaded_machine_is_run_again_alone_not_called_a_hang():
-    """With a timeout no case can meet (1 ms of wall clock), every case that is seen running past it is
-    run once more, alone, with time to finish: it finishes, so it is counted as it ran, not as a hang, and
-    the worker goes on from the case after it (none lost)."""
-    # case 10575 runs a model for about 0.4 s (it once stalled past 5 s under a loaded CI machine)
-    result = campaign.run(cases=3, start=10575, workers=1, base_seed=0, timeout=0.001, slow=5.0, confirm=60000)
+    """A case seen running past the timeout (here made to sleep 1.5 s against 0.5 s) runs once more, alone,
+    with time to finish: it finishes, so it counts as it ran, not as a hang, and the worker goes on from the
+    case after it (none lost)."""
+    result = campaign.run(cases=3, start=10575, workers=1, base_seed=0, timeout=0.5, slow=5.0, confirm=40,
+                          stall=(10576, 1.5))
     assert result.findings == [], result.summary()
-    assert result.cases == 3
-    assert result.stalls >= 1, result.summary()
+    assert (result.cases, result.stalls) == (3, 1), result.summary()
+
+
+@pytest.mark.slow
+def test_a_case_that_stalls_again_alone_is_a_hang():
+    result = campaign.run(cases=3, start=10575, workers=1, base_seed=0, timeout=0.5, slow=5.0, confirm=4,
+                          stall=(10576, 30))
+    assert [(kind, case) for kind, case, _, _ in result.findings] == [("hang", 10576)], result.summary()
+    assert result.cases == 3 and result.stalls == 0, result.summary()
 
 
 _SEEDS = seed_bytes()

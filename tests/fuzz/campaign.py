@@ -66,7 +66,7 @@ def make_generator(generator, base_seed):
     return Mutator(seed_bytes(), base_seed)
 
 
-def _worker(conn, base_seed, indices, slow, kernels, generator="mutants"):
+def _worker(conn, base_seed, indices, slow, kernels, generator="mutants", stall=None):
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))
     _limit_address_space()
     import tracemalloc
@@ -83,6 +83,8 @@ def _worker(conn, base_seed, indices, slow, kernels, generator="mutants"):
     for i in indices:
         name, data = mutator.case(i)  # made untraced: tracemalloc slows Python's allocations 5x
         conn.send(("start", i))
+        if stall is not None and i == stall[0]:
+            time.sleep(stall[1])  # the watchdog's test: a case that takes this long on the wall clock
         tracemalloc.start()
         baseline = tracemalloc.get_traced_memory()[0]
         cpu = time.process_time()  # "slow" is CPU time: on a shared machine the wall clock counts others' work
@@ -137,8 +139,11 @@ class Result:
 
 
 def run(cases=20000, start=0, workers=2, base_seed=0, timeout=5.0, slow=5.0, minutes=None, kernels=None,
-        progress=None, generator="mutants", confirm=CONFIRM):
-    """Run cases ``start .. start + cases`` (or as many as fit in ``minutes``) over ``workers`` processes."""
+        progress=None, generator="mutants", confirm=CONFIRM, stall=None):
+    """Run cases ``start .. start + cases`` (or as many as fit in ``minutes``) over ``workers`` processes.
+
+    ``stall``: (case, seconds) that case sleeps first, in every worker that runs it (tests of the hang
+    watchdog)."""
     ctx = multiprocessing.get_context("spawn")
     result = Result()
     deadline = None if minutes is None else time.monotonic() + 60.0 * minutes
@@ -149,7 +154,8 @@ def run(cases=20000, start=0, workers=2, base_seed=0, timeout=5.0, slow=5.0, min
 
     def start(indices):
         parent, child = ctx.Pipe()
-        p = ctx.Process(target=_worker, args=(child, base_seed, indices, slow, kernels, generator), daemon=True)
+        p = ctx.Process(target=_worker, args=(child, base_seed, indices, slow, kernels, generator, stall),
+                        daemon=True)
         p.start()
         child.close()
         # wait for it to be ready (imports and warm-up are not part of any case's time)
