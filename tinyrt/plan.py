@@ -105,8 +105,7 @@ class Plan:
 
     def _first_run(self, key, feeds, outer_env, inputs, outer, stop=None):
         """Run step by step, recording what the program of this signature needs; then make it."""
-        kinds = program.classify(self, inputs, outer)
-        fixed = program.fixed_values(self, kinds)
+        kinds, fixed = program.classify(self, inputs, outer)
         costs = [None] * len(self.steps)
         folded = {}
         special = {}  # step index -> (call, work): a call prepared for this signature (steps.prepared_call)

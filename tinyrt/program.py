@@ -92,7 +92,9 @@ def signature(values):
 
 
 def classify(plan, inputs, outer):
-    """For each step: "fold" (values follow from the signature), "static" (sizes do), or "dynamic".
+    """For each step: "fold" (values follow from the signature), "static" (sizes do), or "dynamic"; and
+    the set of names whose values are the same on every run of the signature (constants not fed, and what
+    "fold" steps make).
 
     ``inputs`` and ``outer`` are the run's input and outer values (their types matter, not their data).
     """
@@ -120,17 +122,7 @@ def classify(plan, inputs, outer):
         if kind == "fold":
             valued.update(x for x in step.outputs if x)
         kinds.append(kind)
-    return kinds
-
-
-def fixed_values(plan, kinds):
-    """The names whose values are the same on every run of a signature: the plan's constants (not fed,
-    not outer) and what its "fold" steps make."""
-    fixed = set(plan.constants) - set(plan.input_names) - set(plan.free_names)
-    for step, kind in zip(plan.steps, kinds):
-        if kind == "fold":
-            fixed.update(x for x in step.outputs if x)
-    return fixed
+    return kinds, valued
 
 
 class Program:

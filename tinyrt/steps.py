@@ -7,6 +7,7 @@ import numpy as np
 from . import limits
 from .errors import InputError, ModelError, RunTerminated, TinyrtError
 from .graph import NO_ATTRS
+from .ops import registry
 from .ops.sequence import Sequence
 
 
@@ -98,14 +99,12 @@ def prepared_call(step, args, fixed):
     try:
         if hasattr(step.fn, "specialize"):
             return step.fn.specialize(args)
-        make = getattr(step.fn, "prepared_form", None)
-        made = None if make is None else make(step.fn, args, fixed, step.attrs)
+        return registry.prepare(step.fn, args, fixed, step.attrs)
     except TinyrtError:
         raise
     except Exception as e:  # the op ran on these inputs: preparing it cannot fail but by a bug of ours
         raise ModelError("tinyrt bug: preparing %s for the compiled program failed (%s: %s)"
                          % (step.node.describe(), type(e).__name__, e)) from e
-    return None if made is None else (made, 0)
 
 
 def invoke(step, args, attrs):

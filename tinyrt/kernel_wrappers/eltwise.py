@@ -3,6 +3,7 @@ kernels (kernels/eltwise.py)."""
 import numpy as np
 
 from .. import limits
+from ..ops import registry
 from .base import KernelWrapper
 from .layout import channels_last_memory, to_channels_last
 
@@ -141,6 +142,4 @@ class _QuantizeDequantizeKernel(KernelWrapper):
 
 def _prepared_ref(ref, args):
     """The numpy op's own prepared call (ops.registry.prepared) where the kernel is not used, or None."""
-    make = getattr(ref, "prepared_form", None)
-    made = None if make is None else make(ref, args, (False,) * len(args), {})
-    return None if made is None else (made, 0)
+    return registry.prepare(ref, args, (False,) * len(args), {})

@@ -99,6 +99,14 @@ def prepared(*fns):
     return _attach("prepared_form", fns)
 
 
+def prepare(fn, args, fixed, attrs):
+    """Op ``fn``'s prepared call for these first-run inputs (see ``prepared``) as (call, work = 0), or None
+    where it has no prepared form or nothing to gain."""
+    make = getattr(fn, "prepared_form", None)
+    made = None if make is None else make(fn, args, fixed, attrs)
+    return None if made is None else (made, 0)
+
+
 def counts_macs(*fns):
     """``@counts_macs(op_fn, ...)``: ``count(args, out, attrs) -> int`` is how many multiply-accumulates one
     call of those ops made, from its inputs ``args``, its first output ``out`` (an array) and the node's
