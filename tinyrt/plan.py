@@ -14,9 +14,6 @@ from .graph import Graph, free_values, graph_free_values, topological_order
 from .ops import registry
 from .steps import Step, _account, _same, _stopping, call, invoke, normalize, prepared_call
 
-_NONDETERMINISTIC = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",
-                     "Bernoulli"}
-
 
 class Plan:
     """A graph ready to run: steps in order, each freeing the values it used last."""
@@ -139,7 +136,7 @@ class Plan:
         budget = limits.current()
         work = budget.work
         results = self._first_run(key, feeds, outer_env, inputs, outer, stop)
-        if any(s.node.op_type in _NONDETERMINISTIC for s in self.steps):
+        if any(s.node.op_type in registry.RANDOM_OPS for s in self.steps):
             return results
         spent = None if work is None else work - budget.work
         if work is not None:

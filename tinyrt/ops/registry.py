@@ -23,6 +23,9 @@ import inspect
 
 import numpy as np
 
+# ops whose results are random: never folded, merged or held to a second run of the same inputs
+RANDOM_OPS = frozenset({"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial",
+                        "Bernoulli"})
 TINYRT_DOMAIN = "ai.tinyrt"  # tinyrt's own ops (FusedConv, QuantizeDequantize), made by its passes
 
 # (domain, op_type) -> {since_version: OpImpl}

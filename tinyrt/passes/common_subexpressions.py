@@ -12,10 +12,9 @@ import collections
 
 import numpy as np
 
+from ..ops.registry import RANDOM_OPS
 from .cleanup import _read_in_subgraphs, drop
 
-_RANDOM = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial", "Bernoulli",
-           "Dropout"}  # (Dropout: random when training; inference Dropout is removed before this pass)
 MAX_ROUNDS = 16  # a round merges one level of repeats: the NonZeros, then the Transposes reading them, ...
 
 
@@ -60,7 +59,9 @@ def _merge_once(graph, keep_names):
 
 def _key(node):
     """What makes two nodes compute the same values, or None for a node never merged."""
-    if node.op_type in _RANDOM or not node.outputs or any(True for _ in node.subgraphs()):
+    # (Dropout: random when training; inference Dropout is removed before this pass)
+    if node.op_type in RANDOM_OPS or node.op_type == "Dropout" or not node.outputs \
+            or any(True for _ in node.subgraphs()):
         return None
     attrs = []
     for name in sorted(node.attrs):
