@@ -200,10 +200,9 @@ def transpose_1(data, *, perm=None):
 
 @prepared(transpose_1)
 def _prepare_transpose(fn, args, fixed, attrs):
-    """For the compiled program: the permutation checked once."""
+    """For the compiled program: the permutation as a tuple of ints once (the first run checked it)."""
     if type(args[0]) is not np.ndarray:
         return None
-    fn(*args, **attrs)  # checks the permutation (as the first run did)
     perm = attrs.get("perm")
     perm = None if perm is None else tuple(int(p) for p in perm)
 
