@@ -19,6 +19,8 @@ operation (``vfmadd231ps`` on x86, ``fmla`` on Arm).
     at_most(v, hi)          hi where v > hi, else v
     where_negative(v, a, b) a where v < 0, else b
     exp(v)                  e ** v
+    rint(v)                 each lane rounded to an integer, half to even (numpy's rint)
+    neg(v)                  -v
 
 Memory is addressed by plain integers (``array.ctypes.data`` plus a byte offset): no arrays pass
 through the tile code, so numba adds no reference counting to it (each count is a function call that
@@ -244,4 +246,24 @@ def exp(typingctx, v):
 
     def codegen(context, builder, sig, args):
         return builder.call(_llvm_function(builder, "llvm.exp.v%df32" % LANES, _VEC, [_VEC]), args)
+    return f32vec(v), codegen
+
+
+@intrinsic
+def rint(typingctx, v):
+    if not _is_vec(v):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.call(_llvm_function(builder, "llvm.rint.v%df32" % LANES, _VEC, [_VEC]), args)
+    return f32vec(v), codegen
+
+
+@intrinsic
+def neg(typingctx, v):
+    if not _is_vec(v):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fsub(ir.Constant(_VEC, [-0.0] * LANES), args[0])
     return f32vec(v), codegen

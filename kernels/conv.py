@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit
 
 from ._jit import helper, kernel, start, finished
-from . import _simd as simd, gemm
+from . import _round as _rounding, _simd as simd, gemm
 
 # activation codes (FusedConv's activation names -> int); the caller passes ReLU as Clip(0, inf)
 ACT = {"": 0, "Relu": 1, "Clip": 2, "LeakyRelu": 3, "HardSigmoid": 4, "HardSwish": 5, "Sigmoid": 6}
@@ -68,10 +68,10 @@ def _finish(y1, start, n, act, a):
 @njit(cache=True)
 def _round(y1, start, n, qs):
     """y[start:start + n] = rint(y / qs) * qs over a flat range, while it is still in cache: the rounding
-    of a QDQ model's QuantizeDequantize (x / qs a true division, rint half to even, as QuantizeLinear)."""
-    s = U(start)
-    for i in range(U(n)):
-        y1[s + i] = np.rint(y1[s + i] / qs) * qs
+    of a QDQ model's QuantizeDequantize (x / qs the float32 quotient, rint half to even, as QuantizeLinear)."""
+    inf = np.float32(np.inf)
+    p = y1.ctypes.data + start * 4
+    _rounding.run(p, p, False, p, n, qs, -inf, inf)  # exact x / qs without dividing: see _round.py
 
 
 @kernel
@@ -90,7 +90,7 @@ def pointwise(x, wp, bp, z, has_z, y, act, a, b, qs, rows, cols, nchw, ctr):
     nblk = (P + rows - 1) // rows
     mblk = (M + cols - 1) // cols
     xp, wpp, bpp, yp, zp = x.ctypes.data, wp.ctypes.data, bp.ctypes.data, y.ctypes.data, z.ctypes.data
-    mode, p, q, lo, hi, rest = gemm.tail(act, a, b)
+    mode, p, q, lo, hi, rest = gemm.rounding_tail(act, a, b, qs)
     y1 = y.reshape(-1)
     total = N * nblk * mblk
     me, t = start(ctr, total)
@@ -106,7 +106,7 @@ def pointwise(x, wp, bp, z, has_z, y, act, a, b, qs, rows, cols, nchw, ctr):
         if rest != 0:  # an activation the tiles do not apply, while the block is in cache
             for r in range(cnt):
                 _finish(y1, first + r * M + m0, mc, rest, a)
-        if qs != _0:  # likewise the QDQ rounding
+        if qs != _0 and mode != 3:  # likewise the QDQ rounding, where the tiles do not round (rounding_tail)
             for r in range(cnt):
                 _round(y1, first + r * M + m0, mc, qs)
         t = finished(ctr, me, total)
@@ -289,7 +289,7 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
     OH, OW = y.shape[1], y.shape[2]
     Cp = wt.shape[1]
     xp, wp, bp, yp, zp = x.ctypes.data, wt.ctypes.data, bias.ctypes.data, y.ctypes.data, z.ctypes.data
-    mode, p, q, lo, hi, rest = gemm.tail(act, a, b)
+    mode, p, q, lo, hi, rest = gemm.rounding_tail(act, a, b, qs)
     vp, vq, vlo, vhi = simd.splat(p), simd.splat(q), simd.splat(lo), simd.splat(hi)
     y1 = y.reshape(-1)
     px = U(C * 4)                                   # bytes between pixels
@@ -327,7 +327,7 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
                 gemm.store(U(yp) + o + cb, U(zp) + o + cb, has_z, nc, acc, mode, vp, vq, vlo, vhi)
         if rest != 0:
             _finish(y1, row * C, OW * C, rest, a)
-        if qs != _0:
+        if qs != _0 and mode != 3:
             _round(y1, row * C, OW * C, qs)
         t = finished(ctr, me, total)
     return total
@@ -344,7 +344,7 @@ def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, 
     nblk = (OH + rows - 1) // rows
     x1 = x.reshape(-1)
     y1 = y.reshape(-1)
-    tail = gemm.tail(act, a, b)  # (mode, p, q, lo, hi, rest)
+    tail = gemm.rounding_tail(act, a, b, qs)  # (mode, p, q, lo, hi, rest)
     total = N * nblk
     me, t = start(ctr, total)
     while t < total:
@@ -373,7 +373,7 @@ def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, 
             _group_gemm(col.ctypes.data, Kc * 4, 4, npix, wt, bias, g, z, has_z, y, first, Mg, tail)
         if tail[5] != 0:
             _finish(y1, first * M, npix * M, tail[5], a)
-        if qs != _0:
+        if qs != _0 and tail[0] != 3:
             _round(y1, first * M, npix * M, qs)
         t = finished(ctr, me, total)
     return total
@@ -389,7 +389,7 @@ def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a
     nblk = (OH + rows - 1) // rows
     x1 = x.reshape(-1)
     y1 = y.reshape(-1)
-    tail = gemm.tail(act, a, b)  # (mode, p, q, lo, hi, rest)
+    tail = gemm.rounding_tail(act, a, b, qs)  # (mode, p, q, lo, hi, rest)
     total = N * nblk
     me, t = start(ctr, total)
     while t < total:
@@ -425,7 +425,7 @@ def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a
             _group_gemm(col.ctypes.data, 4, npix * 4, npix, wt, bias, g, z, has_z, y, first, Mg, tail)
         if tail[5] != 0:
             _finish(y1, first * M, npix * M, tail[5], a)
-        if qs != _0:
+        if qs != _0 and tail[0] != 3:
             _round(y1, first * M, npix * M, qs)
         t = finished(ctr, me, total)
     return total

@@ -5,12 +5,13 @@
   on channels-last memory (x and y as (N, H * W, C)), the layout the convs write.
 * ``add``: y = a + b for two float32 arrays of one shape (a residual Add that could not be fused).
 * ``softmax``: along the rows of a matrix (a classifier's last op).
-* ``quantize_dequantize``: y = clip(rint(x / s), lo, hi) * s, a QDQ model's activation rounding
-  (tinyrt's QuantizeDequantize, see tinyrt/passes/quantization.py), in one sweep.
+* ``quantize_dequantize``: y = clip(rint((x [+ b]) / s), lo, hi) * s, a QDQ model's activation rounding
+  (tinyrt's QuantizeDequantize, see tinyrt/passes/quantization.py), a residual Add folded in, in one sweep.
 """
 import numpy as np
 
 from ._jit import kernel, start, finished
+from . import _round as _rounding
 
 
 @kernel
@@ -69,16 +70,19 @@ def softmax(x, y, ctr):
 
 
 @kernel
-def quantize_dequantize(x, y, s, lo, hi, ctr):
-    """x, y flat float32, s the scale, lo/hi the clip bounds (qmin - zp, qmax - zp); blocks of 16K floats.
-    x / s is a true division and rint rounds half to even, as the numpy op (and QuantizeLinear) do."""
+def quantize_dequantize(x, b, has_b, y, s, lo, hi, ctr):
+    """y = clip(rint((x [+ b]) / s), lo, hi) * s: x, b, y flat float32 (b, a residual Add's other addend,
+    read only when has_b), s the scale, lo/hi the clip bounds (qmin - zp, qmax - zp); blocks of 16K floats.
+    The quotient is x / s's float32 and rint rounds half to even, as the numpy op (and QuantizeLinear) do;
+    on SIMD vectors (_round.py)."""
     n = x.shape[0]
     block = 16384
     total = (n + block - 1) // block
+    xp, bp, yp = x.ctypes.data, b.ctypes.data, y.ctypes.data
+    blo, bhi = lo * s, hi * s  # clipping first is the same: rounding is monotonic, the bounds whole steps
     me, t = start(ctr, total)
     while t < total:
-        for i in range(t * block, min(n, (t + 1) * block)):
-            q = np.rint(x[i] / s)
-            y[i] = min(max(q, lo), hi) * s
+        i0 = t * block
+        _rounding.run(xp + i0 * 4, bp + i0 * 4, has_b, yp + i0 * 4, min(n, i0 + block) - i0, s, blo, bhi)
         t = finished(ctr, me, total)
     return total

@@ -25,7 +25,7 @@ two rows left run as single rows instead); a panel of at most LANES columns runs
 import numpy as np
 from numba import njit
 
-from . import _simd as v
+from . import _round, _simd as v
 from ._jit import FASTMATH, helper
 
 LANES = v.LANES
@@ -78,13 +78,32 @@ def tail(act, a, b):
 
 
 @helper
+def rounding_tail(act, a, b, qs):
+    """``tail``, then with qs != 0 a QDQ model's rounding (kernels/conv.py), as one more mode where the
+    activation is a clip:
+
+        mode 3:  y = rint(min(max(x, lo), hi) / qs) * qs  p = 1 / qs, q = qs (the quotient exact: _round.py)
+
+    else the tail alone (the caller then rounds in a pass of its own)."""
+    mode, p, q, lo, hi, rest = tail(act, a, b)
+    if qs != _0 and mode == 0 and rest == 0:
+        return 3, _1 / qs, qs, lo, hi, 0
+    return mode, p, q, lo, hi, rest
+
+
+@helper
 def store(y, z, has_z, n, c, mode, vp, vq, vlo, vhi):
     """One vector of sums (the bias included) to its first n floats at y: + the residual at z, the tail
-    (see ``tail``)."""
+    (see ``tail`` and ``rounding_tail``)."""
     if has_z:
         c = v.add(c, v.load_first(z, n))
-    g = v.at_most(v.at_least(c if mode == 0 else v.fma(c, vp, vq), vlo), vhi)
-    v.store_first(y, v.mul(c, g) if mode == 2 else g, n)
+    if mode == 3:
+        g = _round.rounded(v.at_most(v.at_least(c, vlo), vhi), vq, vp, v.neg(vq))
+    else:
+        g = v.at_most(v.at_least(c if mode == 0 else v.fma(c, vp, vq), vlo), vhi)
+        if mode == 2:
+            g = v.mul(c, g)
+    v.store_first(y, g, n)
 
 
 @_inline

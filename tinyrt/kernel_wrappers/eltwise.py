@@ -129,13 +129,10 @@ class _QuantizeDequantizeKernel(KernelWrapper):
             else:
                 return self.ref(x, scale, addend, low=low, high=high)
             y = np.empty(a.shape, np.float32)
-            src = a.reshape(-1)
-            if addend is not None:  # a residual Add folded in: the sum first, then rounded in place
-                b = addend if back is None else addend.transpose(0, 2, 3, 1)
-                self.backend.pool.run(self.k.eltwise.add, (src, b.reshape(-1), y.reshape(-1)))
-                src = y.reshape(-1)
-            self.backend.pool.run(self.k.eltwise.quantize_dequantize, (
-                src, y.reshape(-1), np.float32(scale.reshape(-1)[0]), np.float32(low), np.float32(high)))
+            b = a if addend is None else addend if back is None else addend.transpose(0, 2, 3, 1)
+            self.backend.pool.run(self.k.eltwise.quantize_dequantize, (  # a residual Add: the sum, rounded
+                a.reshape(-1), b.reshape(-1), addend is not None, y.reshape(-1), np.float32(scale.reshape(-1)[0]),
+                np.float32(low), np.float32(high)))
             return y if back is None else y.transpose(back)
         return self.ref(x, scale, addend, low=low, high=high)
 
