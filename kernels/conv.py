@@ -4,7 +4,8 @@ built in:
     y = act(conv(x, w) + bias + z)      act codes: see ACT; z optional, same shape as y
     y = rint(y / qs) * qs               when qs != 0: a QDQ model's rounding (FusedConv's activation
                                         QuantizeDequantize, tinyrt/passes/quantization.py); its clip to
-                                        [qmin - zp, qmax - zp] * qs is the Clip act, applied first
+                                        [qmin - zp, qmax - zp] * qs is the Clip act, applied first; both
+                                        in the tiles' store (gemm.rounding_tail, _round.py)
 
 Why channels-last: a 1x1 conv is then one plain GEMM over pixels, Y[P, M] = X[P, K] @ Wt[K, M]; a
 depthwise conv reads, for each output pixel and kernel tap, one contiguous run of C channels, so its

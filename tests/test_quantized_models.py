@@ -67,7 +67,7 @@ def test_quantize_dequantize_pair_is_exact(dtype, zp):
     from onnx import TensorProto, helper, numpy_helper
     scale = np.float32(0.05)
     rs = np.random.RandomState(0)
-    x = np.concatenate([rs.standard_normal(20000).astype(np.float32) * 4,  # over the numba kernel's 4096
+    x = np.concatenate([rs.standard_normal(20000).astype(np.float32) * 4,  # two of the numba kernel's blocks of 16K
                         (np.arange(-40, 40) + 0.5).astype(np.float32) * scale,
                         np.array([0, 1e6, -1e6, 3000, -3000], np.float32)]).reshape(1, -1)
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
@@ -86,6 +86,39 @@ def test_quantize_dequantize_pair_is_exact(dtype, zp):
     want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     np.testing.assert_array_equal(plain.run(None, {"x": x})[0], want)
     np.testing.assert_array_equal(fused.run(None, {"x": x})[0], want)
+
+
+def _near_ties(rs, scale, n):
+    """x within a few float32 steps of (k + 0.5) * scale and of k * scale: where a quotient one step off
+    would round to another integer."""
+    k = rs.randint(-300, 300, n).astype(np.float32) + np.float32(0.5) * rs.randint(0, 2, n).astype(np.float32)
+    return ((k * scale).astype(np.float32).view(np.int32) + rs.randint(-3, 4, n).astype(np.int32)).view(np.float32)
+
+
+@pytest.mark.parametrize("with_addend", [False, True])
+def test_rounding_kernel_is_the_numpy_rounding(with_addend):
+    """The numba path's division-free rounding (kernels/_round.py: Markstein's corrected product where the
+    CPU has an FMA, used by eltwise.quantize_dequantize and by the conv tiles' store) gives exactly what
+    the numpy op (ops/quantize.py round_in_place: x / s, rint) gives, bit for bit: values a float32 step
+    or three from ties and whole steps, over scales of every size, saturation both sides, inf and NaN,
+    lengths that end mid-vector."""
+    pytest.importorskip("numba")
+    from tinyrt import kernels_select
+    from tinyrt.ops.quantize import round_in_place
+    k = kernels_select._import_kernels()
+    rs = np.random.RandomState(11)
+    for scale in [np.float32(0.0213), np.float32(1.0), np.float32(3.0e-5), np.float32(0.1), np.float32(7.77)] + \
+            [np.float32(np.exp(v)) for v in rs.uniform(np.log(1e-6), np.log(10.0), 20)]:
+        n = 40000 + rs.randint(0, 16)
+        x = np.concatenate([_near_ties(rs, scale, n), rs.standard_normal(n).astype(np.float32) * scale * 200,
+                            np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1e30, -1e30], np.float32)])
+        b = _near_ties(rs, scale, x.size) if with_addend else x
+        low, high = -128.0, 127.0
+        want = round_in_place((x + b) if with_addend else x.copy(), scale, low, high)
+        got = np.empty_like(x)
+        k.eltwise.quantize_dequantize(x, b, with_addend, got, scale, np.float32(low), np.float32(high),
+                                      k._sync.counters(1))
+        np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("kernels", ["numba", "numpy"])
@@ -185,3 +218,49 @@ def test_add_folded_into_rounding(layout, kernels, monkeypatch):
     np.testing.assert_array_equal(got, plain.run(None, feeds)[0])
     want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
     assert float(np.abs(got - want).max()) <= scale * 1.0001
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("between", ["MaxPool", "Flatten"])
+def test_repeated_rounding_dropped(between, kernels, monkeypatch):
+    """A QuantizeLinear -> DequantizeLinear pair after a MaxPool or Flatten of values already rounded with the
+    same scale (and bounds as wide) is the identity: passes/quantization.py drop_repeated_rounding removes
+    it; one with another scale is kept. Bit for bit what the session computes without that pass."""
+    from onnx import TensorProto, helper, numpy_helper
+    from tinyrt import passes
+    rs = np.random.RandomState(2)
+    C, H = 8, 12
+    w = (rs.standard_normal((C, 3, 3, 3)) * 0.3).astype(np.float32)
+    mid = [helper.make_node("MaxPool", ["y1"], ["m"], kernel_shape=[2, 2], strides=[2, 2])] if between == "MaxPool" \
+        else [helper.make_node("Flatten", ["y1"], ["m"])]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("QuantizeLinear", ["c", "s", "z"], ["q1"]),
+             helper.make_node("DequantizeLinear", ["q1", "s", "z"], ["y1"])] + mid + [
+             helper.make_node("QuantizeLinear", ["m", "s", "z"], ["q2"]),
+             helper.make_node("DequantizeLinear", ["q2", "s", "z"], ["y"]),
+             helper.make_node("QuantizeLinear", ["m", "s2", "z"], ["q3"]),
+             helper.make_node("DequantizeLinear", ["q3", "s2", "z"], ["y3"])]
+    inits = [numpy_helper.from_array(v, n) for n, v in [("w", w), ("s", np.array(0.017, np.float32)),
+                                                        ("s2", np.array(0.029, np.float32)),
+                                                        ("z", np.array(100, np.uint8))]]
+    graph = helper.make_graph(nodes, "twice", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, H, H])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("y3", TensorProto.FLOAT, None)], inits)
+    # a graph output keeps its pair: y is read by a Relu instead
+    graph.output[0].name = "out"
+    graph.node.append(helper.make_node("Relu", ["y"], ["out"]))
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    x = rs.standard_normal((1, 3, H, H)).astype(np.float32) * 2
+    so = tinyrt.SessionOptions()
+    so.kernels = kernels
+    fused = tinyrt.InferenceSession(data, so)
+    ops = [s.node.op_type for s in fused.plan.steps]
+    assert ops.count("QuantizeDequantize") == 1, ops  # the other-scale pair stays; the same-scale one goes
+    got = fused.run(None, {"x": x})
+    monkeypatch.setattr(passes, "PASSES", [p for p in passes.PASSES if p[2] is not quantization.drop_repeated_rounding])
+    plain = tinyrt.InferenceSession(data, so)
+    assert [s.node.op_type for s in plain.plan.steps].count("QuantizeDequantize") == 2
+    for g, p in zip(got, plain.run(None, {"x": x})):
+        np.testing.assert_array_equal(g, p)
+    want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert float(np.abs(got[0] - want[0]).max()) <= np.float32(0.017) * 1.0001

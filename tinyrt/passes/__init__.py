@@ -22,6 +22,7 @@ PASSES = [
     ("fuse residual Add and activation into Conv (FusedConv)", EXTENDED, fuse_activation.fuse_activation),
     ("a conv's QuantizeDequantize into the conv (FusedConv)", EXTENDED, quantization.fuse_rounding_into_conv),
     ("an Add into the QuantizeDequantize after it", EXTENDED, quantization.fuse_add_into_rounding),
+    ("drop a QuantizeDequantize of values rounded alike already", EXTENDED, quantization.drop_repeated_rounding),
     ("remove dead nodes", BASIC, cleanup.remove_dead_nodes),
 ]
 

@@ -25,6 +25,9 @@ folded into low / high: rounding is monotonic, so clip-then-round is round-then-
 A third (``fuse_add_into_rounding``) folds an Add whose only reader is a QuantizeDequantize into it (a QDQ
 model's residual Add, which cannot join the conv before it: both addends are rounded first), as the
 QuantizeDequantize's third input: one node and one new array instead of two.
+A fourth (``drop_repeated_rounding``) removes a QuantizeDequantize of values that a rounding with the
+same scale made already, through ops that only move or pick values (Flatten, Reshape, MaxPool...): the
+quantizer writes a pair after each of those, and rounding k * scale again is the identity.
 """
 import numpy as np
 
@@ -180,3 +183,60 @@ def fuse_add_into_rounding(graph):
         node.inputs = [add.inputs[0], node.inputs[1], add.inputs[1]]
         dropped.add(id(add))
     return drop(graph, dropped)
+
+
+# ops whose output holds some of their data input's values, unchanged (MaxPool: its first output)
+_SAME_VALUES = ("Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Identity", "MaxPool")
+
+
+def _rounded_by(graph, produced_by, name):
+    """(scale, low, high) of the rounding that made the values of ``name``, through ops that only move or
+    pick values (_SAME_VALUES); None when they are not all such roundings' values."""
+    for _ in range(32):
+        node = produced_by.get(name)
+        if node is None:
+            return None
+        if node.domain == TINYRT_DOMAIN and node.op_type == "QuantizeDequantize":
+            scale = _scalar(graph, node.inputs[1])
+            if scale is None or scale.dtype != np.float32:
+                return None
+            return float(scale), node.attrs["low"], node.attrs["high"]
+        if node.domain == TINYRT_DOMAIN and node.op_type == "FusedConv" \
+                and node.attrs.get("activation") == "QuantizeDequantize":
+            return tuple(node.attrs["activation_params"])
+        if node.domain != "" or node.op_type not in _SAME_VALUES or node.outputs[0] != name or not node.inputs[0]:
+            return None
+        name = node.inputs[0]
+    return None
+
+
+def drop_repeated_rounding(graph):
+    """Remove a QuantizeDequantize of values a rounding with the same scale already made, within bounds
+    as wide (a QDQ model's pair after a Flatten, Reshape or MaxPool of rounded values): rounding k * s
+    again gives k * s (for |k| < 2^22, float32(k * s) / s is within k * 2^-23 of k), so it is the
+    identity. True when something changed."""
+    from .fuse_batchnorm import producers
+    if not _has(graph, "QuantizeDequantize", TINYRT_DOMAIN):
+        return False
+    produced_by = producers(graph)
+    outputs = {spec.name for spec in graph.outputs}
+    in_subgraphs = _read_in_subgraphs(graph)
+    rename = {}
+    kept = []
+    for node in graph.nodes:
+        if node.op_type == "QuantizeDequantize" and node.domain == TINYRT_DOMAIN and len(node.inputs) == 2 \
+                and node.inputs[0] and node.outputs[0] not in outputs and node.outputs[0] not in in_subgraphs:
+            scale = _scalar(graph, node.inputs[1])
+            before = _rounded_by(graph, produced_by, node.inputs[0])
+            if scale is not None and scale.dtype == np.float32 and before is not None \
+                    and before[0] == float(scale) and node.attrs["low"] <= before[1] \
+                    and before[2] <= node.attrs["high"] and max(-before[1], before[2]) < 2 ** 22:
+                rename[node.outputs[0]] = rename.get(node.inputs[0], node.inputs[0])
+                continue
+        kept.append(node)
+    if not rename:
+        return False
+    for node in kept:
+        renamed(node, rename)
+    graph.nodes = kept
+    return True
