@@ -11,11 +11,9 @@ kernel keeps the contract of tinyrt's numpy op of the same name and is tested ag
     gemm.py    the register-blocked GEMM tile under those convs, with its weights packed once.
     pool.py    2-D MaxPool and AveragePool on channels-last memory (padding, ceil mode, dilations,
                count_include_pad).
-    eltwise.py the tails that are left after fusion: channel scaling (squeeze-excite Mul), Add, Softmax
-               and a QDQ model's rounding (with its residual Add).
+    eltwise.py the tails that are left after fusion: channel scaling (squeeze-excite Mul) and Add.
     detection.py NonMaxSuppression: per (batch, class) sort and greedy suppression, compiled.
     _simd.py   SIMD vector types and operations for numba (LLVM intrinsics).
-    _round.py  a QDQ model's rounding, rint(x / s) * s, on those vectors without a division (exact).
     _pool.py   the thread pool that runs a kernel's blocks on several cores (``POOL``), and
     _sync.py   the atomic counters its threads take blocks with; ``_jit.py``: how kernels are compiled
                (and the lines that say so while it happens); ``_target.py``: the machine they are

@@ -76,11 +76,6 @@ for _op in ("Reshape Squeeze Unsqueeze Split Expand Tile TopK OneHot Upsample Re
     SIZED_BY[_op] = (1,)
 SIZED_BY.update({"Slice": (1, 2, 3, 4), "Pad": (1, 3), "Resize": (2, 3), "ConstantOfShape": (0,),
                  "Range": (0, 1, 2)})
-# the quantization ops are shaped like their data input (the integer convs / matmuls like Conv / MatMul);
-# QuantizeDequantize is tinyrt's QDQ rounding (passes/quantization.py)
-for _op in ("QuantizeLinear DequantizeLinear DynamicQuantizeLinear QLinearConv QLinearMatMul ConvInteger "
-            "MatMulInteger QuantizeDequantize").split():
-    SIZED_BY[_op] = ()
 SHAPE_OPS = {"Shape", "Size"}  # their values follow from their input's size alone
 _DOMAINS = ("", TINYRT_DOMAIN)
 
