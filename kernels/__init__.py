@@ -13,6 +13,8 @@ kernel keeps the contract of tinyrt's numpy op of the same name and is tested ag
                count_include_pad).
     eltwise.py the tails that are left after fusion: channel scaling (squeeze-excite Mul) and Add.
     detection.py NonMaxSuppression: per (batch, class) sort and greedy suppression, compiled.
+    segment.py a run of convs in one compiled call: a table of layers, each the conv kernel its own call
+               would run, with the same arguments (no trip through Python between them).
     _simd.py   SIMD vector types and operations for numba (LLVM intrinsics).
     _pool.py   the thread pool that runs a kernel's blocks on several cores (``POOL``), and
     _sync.py   the atomic counters its threads take blocks with; ``_jit.py``: how kernels are compiled
@@ -125,7 +127,7 @@ def load():
             raise ImportError(why)
         from ._simd import LANES
         _install_cache_locator("%s-%s-simd%d" % (__name__, _sources_digest(), LANES))
-        from . import conv, gemm, pool, eltwise, detection  # noqa: F401
+        from . import conv, gemm, pool, eltwise, detection, segment  # noqa: F401
         from ._pool import POOL
         _loaded = sys.modules[__name__]
     return _loaded

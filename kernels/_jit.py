@@ -31,15 +31,22 @@ class Progress:
         self.quiet = False
         self.started = None  # when this process first compiled a kernel
         self.compiled = []   # (name, seconds) of the kernels compiled so far
-        self._current = None
+        self._open = []      # [name, start, its line still open] of the compiles in progress: a kernel
+        #                      that calls others (kernels/segment.py) compiles those first, inside its own
 
     def silenced(self):
         return self.quiet or os.environ.get("TINYRT_QUIET", "").strip() not in ("", "0")
 
     def begin(self, name):
-        self._end_line()
         now = time.time()
-        self._current = (name, now)
+        while self._open and self._open[-1][0] not in CALLERS:  # it never ended: numba raised
+            if self._open.pop()[2] and not self.silenced():
+                print(" failed", file=sys.stderr, flush=True)
+        if self._open and self._open[-1][2]:
+            self._open[-1][2] = False
+            if not self.silenced():
+                print(" first the kernels it calls:", file=sys.stderr, flush=True)
+        self._open.append([name, now, True])
         if self.silenced():
             return
         if self.started is None:
@@ -51,20 +58,15 @@ class Progress:
         print("tinyrt:   %-24s ..." % name, end="", file=sys.stderr, flush=True)
 
     def end(self):
-        if self._current is None:
+        if not self._open:
             return
-        name, began = self._current
-        self._current = None
+        name, began, line_open = self._open.pop()
         seconds = time.time() - began
         self.compiled.append((name, seconds))
         if not self.silenced():
+            if not line_open:
+                print("tinyrt:   %-24s ..." % name, end="", file=sys.stderr)
             print(" %.1f s (%.0f s in all)" % (seconds, time.time() - self.started), file=sys.stderr, flush=True)
-
-    def _end_line(self):
-        if self._current is not None:  # the last one failed to compile: its line stays open
-            self._current = None
-            if not self.silenced():
-                print(" failed", file=sys.stderr, flush=True)
 
 
 PROGRESS = Progress()
@@ -91,9 +93,14 @@ class _AnnouncedCache:
         return getattr(self._cache, name)
 
 
-def kernel(fn):
+CALLERS = set()  # kernels that call other kernels (kernels/segment.py): those compile inside their compile
+
+
+def kernel(fn, calls_kernels=False):
     compiled = njit(nogil=True, cache=True, fastmath=FASTMATH)(fn)
     name = "%s.%s" % (fn.__module__.rsplit(".", 1)[-1], fn.__name__)
+    if calls_kernels:
+        CALLERS.add(name)
     compiled._cache = _AnnouncedCache(compiled._cache, name)
     return compiled
 

@@ -40,6 +40,22 @@ def test_progress_failed_compile_closes_its_line(capsys, monkeypatch):
     assert "pool.max_pool" in err[2]
 
 
+def test_progress_kernel_that_calls_kernels(capsys, monkeypatch):
+    """segment.run compiles the conv kernels it calls inside its own compile: its line says so and comes back."""
+    monkeypatch.delenv("TINYRT_QUIET", raising=False)
+    kernels.load()  # (imports kernels/segment.py, whose run is marked as calling kernels)
+    p = _jit.Progress()
+    p.begin("segment.run")
+    p.begin("conv.im2col")
+    p.end()
+    p.end()
+    err = capsys.readouterr().err.splitlines()
+    assert "segment.run" in err[1] and err[1].endswith("first the kernels it calls:")
+    assert "conv.im2col" in err[2] and err[2].endswith(" s in all)")
+    assert "segment.run" in err[3] and err[3].endswith(" s in all)")
+    assert [name for name, _ in p.compiled] == ["conv.im2col", "segment.run"]
+
+
 @pytest.mark.parametrize("how", ["env", "session"])
 def test_progress_quiet(capsys, monkeypatch, how):
     if how == "env":
@@ -117,9 +133,10 @@ def test_warmup_compiles_every_kernel(tmp_path):
              "from tinyrt.cli import main\n"
              "assert main(['warmup']) == 0\n"
              "k = kernels.load()\n"
-             "for module in (k.conv, k.pool, k.eltwise, k.detection):\n"
+             "for module in (k.conv, k.pool, k.eltwise, k.detection, k.segment):\n"
              "    for name, f in vars(module).items():\n"
-             "        if isinstance(getattr(f, '_cache', None), kernels._jit._AnnouncedCache):\n"
+             "        if isinstance(getattr(f, '_cache', None), kernels._jit._AnnouncedCache) and \\\n"
+             "                f.py_func.__module__ == module.__name__:  # (not the kernels it imports)\n"
              "            print('KERNEL', module.__name__.split('.')[-1] + '.' + name, len(f.signatures))\n")
     first = subprocess.run([sys.executable, "-c", check], cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=1800)

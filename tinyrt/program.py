@@ -48,6 +48,7 @@ import numpy as np
 from . import limits
 from .errors import InputError, ModelError, RunTerminated, TinyrtError
 from .graph import free_values
+from .kernel_wrappers.segment import find as find_segments
 from .ops.registry import TINYRT_DOMAIN
 from .steps import _account, _shapes, call, normalize
 
@@ -168,8 +169,27 @@ class Program:
         src.append("    _spend()")
         last_use = _last_uses(plan)
         emitted = 0
+        segments = find_segments(plan, special) if special else {}
+        inside = {i: first for first, seg in segments.items() for i in seg.steps[1:]}
         for i, step in enumerate(plan.steps):
             kind = kinds[i]
+            if i in inside or i in segments:
+                self.static_cost += costs[i] + special[i][1]
+                if self.first_static is None:
+                    self.first_static = step.node
+                if i in segments:  # the first conv of a segment: the call that runs them all
+                    seg = segments[i]
+                    fname = "segment_%d" % i
+                    g[fname] = seg
+                    local.add(seg.output)
+                    slots.take(seg.output)
+                    src.append("    %s = %s(%s)  # steps %d-%d, %s in one compiled call"
+                               % (_target(slots, seg.output, local), fname, ref(seg.input), i, seg.steps[-1],
+                                  seg.op_type))
+                    self.lines[len(src)] = i
+                self.called[i] = "segment_%d" % inside.get(i, i)
+                self._free(src, last_use.get(i, ()), local, out_names)
+                continue
             if kind == "fold" and all(name not in out_names for name in step.outputs if name) \
                     and i in folded:
                 for name, value in zip(step.outputs, folded[i]):
@@ -228,11 +248,7 @@ class Program:
                 t = _target(slots, outs[0], local)
                 src.append("    %s = %s  # step %d, %s" % (t, call, i, step.impl.op_type))
                 src.append("    if %s.__class__ is not _ndarray: %s = _one(s%d, %s)" % (t, t, i, t))
-            gone = [x for x in last_use.get(i, ()) if x in local and x not in out_names]
-            if gone:
-                src.append("    del " + ", ".join("t%d" % slots[x] for x in gone))
-                local.difference_update(gone)
-                slots.release(gone)
+            self._free(src, last_use.get(i, ()), local, out_names)
             for line in range(first_line, len(src) + 1):
                 self.lines[line] = i
         src.append("    return (%s)" % _tuple([ref(x) for x in plan.output_names]))
@@ -243,6 +259,14 @@ class Program:
         exec(code, g)  # our own generated source: identifiers and references to g only (see above)
         self.fn = g["run"]
         self.code = g["run"].__code__
+
+    def _free(self, src, names, local, out_names):
+        """``del`` the variables of values read for the last time (their numbers are free again)."""
+        gone = [x for x in names if x in local and x not in out_names]
+        if gone:
+            src.append("    del " + ", ".join("t%d" % self.slots[x] for x in gone))
+            local.difference_update(gone)
+            self.slots.release(gone)
 
     def legend(self):
         """(identifier, what it is) for the program's values and steps: the model's names, kept out of the

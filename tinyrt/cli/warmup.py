@@ -48,6 +48,7 @@ def command(args):
         sess = InferenceSession(path, opts)
         sess.run(None, random_feeds(sess, seed=0))
         print("tinyrt warmup: %s ready" % os.path.basename(path))
+    kernels.segment.compile_now(kernels._sync.counters(1))  # what runs a model's convs once its program is made
     done = progress.compiled[before:]
     if done:
         print("tinyrt warmup: compiled %d kernels in %.1f s, cached in %s"

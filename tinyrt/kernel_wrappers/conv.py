@@ -5,6 +5,7 @@ from .. import limits
 from ..ops.tails import TAILS
 from .base import KernelWrapper
 from .layout import EMPTY4 as _EMPTY4, channels_last_memory, to_channels_last
+from .segment import Layer
 
 
 class _ConvKernel(KernelWrapper):
@@ -206,6 +207,10 @@ class _ConvKernel(KernelWrapper):
                             y) + kargs, threaded)
                 return y.transpose(0, 3, 1, 2)
         run = self.backend.pool.run
+        if threads == 1:  # a layer a segment may take (kernel_wrappers/segment.py): the same kernel and arguments
+            act, a, b, qs = self.act, self.alpha, self.beta, self.qscale
+            ints = kargs[4:] if kind == "pointwise" else kargs[:8] + kargs[12:]
+            call.layer = Layer(kind, ints, act, (a, b, qs), w, bias, (N, H, W, C), ynhwc, has_z)
         return call, work
 
 

@@ -1,0 +1,92 @@
+"""A segment: a run of convs executed by one compiled call, so the trunk of a small CNN does not go back
+through Python (and numba's dispatcher, and the argument unboxing of a 15-argument kernel) for each layer.
+
+tinyrt/kernel_wrappers/segment.py finds the runs and writes each layer as one row of a table::
+
+    layers[l]  int64:   KIND; where its input, output and residual are (SOURCE and offset into one of
+                        the flat arrays below) and their dims; its packed weights' and bias's addresses
+                        and dims; the activation code and the kernel's integer arguments
+    params[l]  float32: the activation's a and b and the QDQ scale qs
+
+and ``run`` calls, row by row, the very kernel (kernels/conv.py) with the very arguments that the layer's
+own call would pass, on one thread: the same numbers. Values live in flat float32 arrays: the segment's
+input ``xin``, its output ``yout``, and ``arena`` for everything in between (offsets planned in Python, a
+dead value's room reused). The layers' packed weights stay where their own calls have them: the table holds
+their addresses (the Segment keeps the arrays alive), and ``carray`` makes each an array again.
+"""
+import numpy as np
+from numba import carray, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ._jit import kernel
+from ._sync import CHUNK, WIDTH
+from .conv import depthwise, im2col, pointwise
+
+# the table's columns
+KIND, X_SRC, X_OFF, XN, XH, XW, XC, Y_SRC, Y_OFF, YN, YH, YW, YC, Z_SRC, Z_OFF, W_ADDR, W0, W1, W2, W3, \
+    B_ADDR, B0, B1, ACT, I0 = range(25)
+N_ARGS = 9  # integer arguments of a kernel after the activation (im2col's kh .. pl, rows)
+COLUMNS = I0 + N_ARGS
+POINTWISE, DEPTHWISE, IM2COL = 0, 1, 2  # KIND
+ARENA, XIN, YOUT, NONE = 0, 1, 2, 3     # X_SRC, Y_SRC, Z_SRC
+
+
+@intrinsic
+def _pointer(typingctx, address):
+    """An integer address as the pointer ``carray`` takes."""
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+    return types.voidptr(address), codegen
+
+
+def run(xin, yout, arena, layers, params, ctr):
+    """Every layer of ``layers`` in order, on this thread (``ctr``: a private control block)."""
+    for l in range(layers.shape[0]):
+        row = layers[l]
+        for i in range(ctr.size):  # a fresh control block for each kernel, as the pool's run gives it
+            ctr[i] = 0
+        ctr[WIDTH] = 1
+        N, H, W, C = row[XN], row[XH], row[XW], row[XC]
+        src = xin if row[X_SRC] == XIN else arena
+        x = src[row[X_OFF]:row[X_OFF] + N * H * W * C]
+        N, OH, OW, M = row[YN], row[YH], row[YW], row[YC]
+        dst = yout if row[Y_SRC] == YOUT else arena
+        y = dst[row[Y_OFF]:row[Y_OFF] + N * OH * OW * M].reshape((N, OH, OW, M))
+        has_z = row[Z_SRC] != NONE
+        if has_z:
+            zsrc = xin if row[Z_SRC] == XIN else arena
+            z = zsrc[row[Z_OFF]:row[Z_OFF] + N * OH * OW * M].reshape((N, OH, OW, M))
+        else:
+            z = np.empty((0, 0, 0, 0), np.float32)
+        w, bias, act = _pointer(row[W_ADDR]), _pointer(row[B_ADDR]), row[ACT]
+        a, b, qs = params[l, 0], params[l, 1], params[l, 2]
+        k = row[I0:]
+        nchw = row[KIND] < 0  # False, but not a literal one: the kernels are called with the types their
+        # own calls have, so the machine code compiled for those is the code that runs here
+        if row[KIND] == POINTWISE:
+            wp, bp = carray(w, (row[W0], row[W1], row[W2]), np.float32), carray(bias, (row[B0],), np.float32)
+            pointwise(x.reshape((N, H * W, C)), wp, bp, z, has_z, y, act, a, b, qs, k[0], k[1], nchw, ctr)
+        elif row[KIND] == DEPTHWISE:
+            wt, b1 = carray(w, (row[W0], row[W1]), np.float32), carray(bias, (row[B0],), np.float32)
+            depthwise(x.reshape((N, H, W, C)), wt, b1, z, has_z, y, k[0], k[1], k[2], k[3], k[4], k[5], k[6],
+                      k[7], act, a, b, qs, ctr)
+        else:
+            wt = carray(w, (row[W0], row[W1], row[W2], row[W3]), np.float32)
+            b2 = carray(bias, (row[B0], row[B1]), np.float32)
+            im2col(x.reshape((N, H, W, C)), wt, b2, z, has_z, y, k[0], k[1], k[2], k[3], k[4], k[5], k[6],
+                   k[7], act, a, b, qs, k[8], ctr)
+    return layers.shape[0]
+
+
+run = kernel(run, calls_kernels=True)
+
+
+def compile_now(ctr):
+    """Compile ``run`` (or load it from the cache) by calling it on a table of no layers: numba compiles
+    every branch at once, so this is the code every segment runs (``tinyrt warmup``)."""
+    nothing = np.zeros(1, np.float32)
+    run(nothing, nothing, nothing, np.zeros((0, COLUMNS), np.int64), np.zeros((0, 3), np.float32), ctr)

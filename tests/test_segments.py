@@ -1,0 +1,89 @@
+"""Segments (tinyrt/kernel_wrappers/segment.py, kernels/segment.py): a run of convs in the compiled program
+executed by one compiled call, with the numbers of the convs' own calls (the test suite's check mode holds
+every program to the step-by-step run bit for bit; these tests make sure segments are there to be held)."""
+import os
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from oracle import assert_close, make_model, ort_run, tinyrt_session
+
+pytest.importorskip("numba")
+
+
+def _trunk(escape=False, nchw_stem=False):
+    """A small MobileNet-like trunk: a 3x3 conv of 16 channels (im2col), an inverted residual block (pointwise
+    expand, depthwise, pointwise project, residual Add), a strided depthwise and a pointwise conv; with
+    ``escape`` a value inside is also a graph output."""
+    rng = np.random.RandomState(0)
+
+    def w(*shape):
+        return (rng.standard_normal(shape) * (2.0 / np.prod(shape[1:])) ** 0.5).astype(np.float32)
+
+    inits = {"w0": w(16, 16, 3, 3), "b0": w(16), "w1": w(48, 16, 1, 1), "b1": w(48), "w2": w(48, 1, 3, 3),
+             "b2": w(48), "w3": w(16, 48, 1, 1), "b3": w(16), "w4": w(16, 1, 3, 3), "w5": w(24, 16, 1, 1),
+             "b5": w(24), "lo": np.float32(0), "hi": np.float32(6)}
+    nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["c0"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c0"], ["r0"]),
+             helper.make_node("Conv", ["r0", "w1", "b1"], ["c1"]),
+             helper.make_node("Clip", ["c1", "lo", "hi"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], group=48, pads=[1, 1, 1, 1]),
+             helper.make_node("Clip", ["c2", "lo", "hi"], ["r2"]),
+             helper.make_node("Conv", ["r2", "w3", "b3"], ["c3"]),
+             helper.make_node("Add", ["c3", "r0"], ["a3"]),
+             helper.make_node("Conv", ["a3", "w4"], ["c4"], group=16, strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["c4", "w5", "b5"], ["y"])]
+    outputs = ["y", "r2"] if escape else ["y"]
+    return make_model(nodes, {"x": np.zeros((1, 16, 12, 12), np.float32)}, outputs, inits)
+
+
+def _runs(model, x, threads=1, runs=3):
+    sess = tinyrt_session(model, "numba", threads)
+    for _ in range(runs):  # the second run makes the program, later ones run it
+        got = sess.run(None, {"x": x})
+    return sess, got
+
+
+@pytest.mark.parametrize("escape", [False, True])
+def test_a_trunk_runs_as_segments_with_onnxruntimes_numbers(escape):
+    model = _trunk(escape)
+    x = np.random.RandomState(1).standard_normal((1, 16, 12, 12)).astype(np.float32)
+    sess, got = _runs(model, x)
+    source = sess.plan.last_program.source
+    for g, want in zip(got, ort_run(model, {"x": x})):
+        assert_close(g, want)
+    numpy_path = tinyrt_session(model, "numpy").run(None, {"x": x})
+    for g, want in zip(got, numpy_path):
+        assert_close(g, want)
+    if escape:  # r2 is an output and r0 is read by a conv after it (the residual): a segment ends with the
+        # conv that makes each; that conv runs alone (it reads values of two segments); the last two are one
+        assert "call_0(" in source and "steps 1-2, 2 convs" in source and "call_3(" in source, source
+        assert "steps 4-5, 2 convs" in source, source
+    else:
+        assert "steps 0-5, 6 convs in one compiled call" in source, source
+
+
+def test_a_segment_gives_the_numbers_of_its_layers_own_calls():
+    """Bit for bit: the segment's call against its layers' calls one by one (what a wider run does)."""
+    model = _trunk()
+    x = np.random.RandomState(2).standard_normal((1, 16, 12, 12)).astype(np.float32)
+    sess, got = _runs(model, x)
+    program = sess.plan.last_program
+    segment = program.globals["segment_0"]
+    together = segment(x)
+    one_by_one = segment._one_by_one(x)
+    assert together.shape == one_by_one.shape == (1, 24, 6, 6)
+    assert together.tobytes() == np.ascontiguousarray(one_by_one).tobytes()
+    np.testing.assert_array_equal(got[0], together)
+
+
+def test_no_segment_above_one_thread_and_the_same_numbers():
+    model = _trunk()
+    x = np.random.RandomState(3).standard_normal((1, 16, 12, 12)).astype(np.float32)
+    one = _runs(model, x, threads=1)[1][0]
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core")
+    sess, two = _runs(model, x, threads=2)
+    assert "segment_" not in sess.plan.last_program.source
+    np.testing.assert_array_equal(one, two[0])

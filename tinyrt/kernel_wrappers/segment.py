@@ -1,0 +1,177 @@
+"""Segments: runs of consecutive convs in a compiled program, executed by one compiled call.
+
+A conv specialised for the program (``_ConvKernel.specialize``) costs a few microseconds of Python around
+its kernel: the closure, the arrays it makes, and numba unboxing its fifteen arguments. On a small model
+that is as much as the math (the demo classifier's 52 convs). So the program (tinyrt/program.py) asks
+``find`` for runs of such convs in which every value made is read only inside the run (the last one's
+output excepted), and calls each run as one ``Segment``: kernels/segment.py's ``run`` walks a table of
+the layers and calls the same kernels with the same arguments, in compiled code. The same numbers: the
+test suite's check mode holds every program to the step-by-step run, bit for bit.
+
+A segment runs on one thread (the layers were specialised for one); when a run has more (the default
+thread count may choose two), it runs its layers' own calls, one by one.
+"""
+from collections import namedtuple
+
+import numpy as np
+
+from ..graph import free_values
+from .layout import to_channels_last
+
+# what a conv specialised for one thread tells a segment (``_ConvKernel.specialize``): its kernel
+# ("pointwise", "depthwise", "im2col"), integer arguments, activation code and (a, b, qs), packed weights
+# and bias, input and output shapes (N, H, W, C), and whether it adds a residual (its input 3)
+Layer = namedtuple("Layer", "kind ints act floats w bias x_shape y_shape has_z")
+
+ALIGN = 16           # floats: every value in the arena starts on a 64-byte boundary
+_READ_OUTSIDE = -1   # a reader that is not a step: the graph's outputs, a subgraph
+
+
+class Segment:
+    """Steps ``steps`` (indices, in order) of a plan: one call ``segment(X)`` -> the last step's output."""
+
+    def __init__(self, plan, steps, special):
+        self.backend = plan.steps[steps[0]].fn.backend  # (the conv wrappers': kernels loaded)
+        self.ks = ks = self.backend.k.segment
+        self.steps = steps
+        self.calls = [special[i][0] for i in steps]
+        self.wiring = [(tuple(plan.steps[i].inputs) + ("", "", ""))[:4] for i in steps]  # X, W, B, Z names
+        self.weights_of = {name: plan.constants[name] for _, w, b, _ in self.wiring for name in (w, b)
+                           if name in plan.constants}
+        first, last = plan.steps[steps[0]], plan.steps[steps[-1]]
+        self.input, self.output = first.inputs[0], last.outputs[0]
+        self.outputs = {i: plan.steps[i].outputs[0] for i in steps}
+        self.op_type = "%d convs" % len(steps)
+        self.layers = [call.layer for call in self.calls]  # (their weights: the table has their addresses)
+        self.out_shape = self.layers[-1].y_shape
+        self._table(plan, self.layers)
+        self.ctr = np.zeros(ks.CHUNK + 1, np.int64)
+        self.entry = None
+
+    def _table(self, plan, layers):
+        ks = self.ks
+        table = np.zeros((len(layers), ks.COLUMNS), np.int64)
+        params = np.zeros((len(layers), 3), np.float32)
+        where = {self.input: (ks.XIN, 0)}   # value name -> (source, offset)
+        last_read = {}
+        for j, i in enumerate(self.steps):
+            for name in list(plan.steps[i].inputs[:1]) + list(plan.steps[i].inputs[3:4]):
+                last_read[name] = j
+        arena = _Arena()
+        for j, (i, layer) in enumerate(zip(self.steps, layers)):
+            step, row = plan.steps[i], table[j]
+            row[ks.KIND] = {"pointwise": ks.POINTWISE, "depthwise": ks.DEPTHWISE, "im2col": ks.IM2COL}[layer.kind]
+            row[ks.X_SRC], row[ks.X_OFF] = where[step.inputs[0]]
+            row[ks.XN:ks.XC + 1] = layer.x_shape
+            row[ks.Z_SRC], row[ks.Z_OFF] = where[step.inputs[3]] if layer.has_z else (ks.NONE, 0)
+            if j == len(layers) - 1:
+                row[ks.Y_SRC], row[ks.Y_OFF] = ks.YOUT, 0
+            else:
+                where[step.outputs[0]] = (ks.ARENA, arena.take(int(np.prod(layer.y_shape))))
+                row[ks.Y_SRC], row[ks.Y_OFF] = where[step.outputs[0]]
+            # room read for the last time is free again, after the output took its own (a kernel reads its
+            # input while it writes its output)
+            for name in list(step.inputs[:1]) + list(step.inputs[3:4]):
+                if last_read.get(name) == j and where.get(name, (None,))[0] == ks.ARENA:
+                    arena.free(where.pop(name)[1])
+            row[ks.YN:ks.YC + 1] = layer.y_shape
+            row[ks.W_ADDR] = layer.w.ctypes.data  # (the arrays are kept alive by self.layers)
+            row[ks.W0:ks.W0 + layer.w.ndim] = layer.w.shape
+            row[ks.B_ADDR] = layer.bias.ctypes.data
+            row[ks.B0:ks.B0 + layer.bias.ndim] = layer.bias.shape
+            row[ks.ACT] = layer.act
+            row[ks.I0:ks.I0 + len(layer.ints)] = layer.ints
+            params[j] = layer.floats
+        self.table, self.params, self.arena_size = table, params, max(arena.size, 1)
+
+    def __call__(self, X, *unused):
+        if self.backend.threads != 1:  # a wider run: each layer's own call (threaded where it pays)
+            return self._one_by_one(X)
+        x = to_channels_last(X).reshape(-1)
+        y = np.empty(self.out_shape, np.float32)
+        args = (x, y.reshape(-1), np.empty(self.arena_size, np.float32), self.table, self.params)
+        if self.entry is None:
+            self.ks.run(*args, self.ctr)  # compiles (or loads) it for these types, then enters past the dispatcher
+            self.entry = self.backend.pool.entry_point(self.ks.run, args)
+        else:
+            self.entry(*args, self.ctr)
+        return y.transpose(0, 3, 1, 2)
+
+    def _one_by_one(self, X):
+        values = dict(self.weights_of)
+        values[self.input] = X
+        for (x, w, b, z), call, i in zip(self.wiring, self.calls, self.steps):
+            y = call(values[x], values[w], values.get(b), values[z] if call.layer.has_z else None)
+            values[self.outputs[i]] = y
+        return y
+
+
+class _Arena:
+    """Offsets in one flat buffer for the values inside a segment: first fit, a freed value's room reused."""
+
+    def __init__(self):
+        self.used = {}  # offset -> size
+        self.size = 0
+
+    def take(self, n):
+        n = -(-n // ALIGN) * ALIGN
+        at = 0
+        for offset in sorted(self.used):
+            if offset - at >= n:
+                break
+            at = max(at, offset + self.used[offset])
+        self.used[at] = n
+        self.size = max(self.size, at + n)
+        return at
+
+    def free(self, offset):
+        del self.used[offset]
+
+
+def find(plan, special):
+    """{first step index: Segment} for the runs of ``special``'s one-thread convs that can run as one call."""
+    layers = {i: call.layer for i, (call, _) in special.items() if getattr(call, "layer", None) is not None}
+    if len(layers) < 2:
+        return {}
+    readers = {}
+    for i, step in enumerate(plan.steps):
+        for name in step.inputs:
+            readers.setdefault(name, set()).add(i)
+        for name in free_values(step.node):
+            readers.setdefault(name, set()).add(_READ_OUTSIDE)
+    for name in plan.output_names:
+        readers.setdefault(name, set()).add(_READ_OUTSIDE)
+    ends = set()  # steps a segment must end at: their output is read outside it
+    while True:
+        runs = _runs(plan, layers, ends)
+        escaping = [i for run in runs for i in run[:-1] if not readers.get(plan.steps[i].outputs[0], set()) <= set(run)]
+        if not escaping:
+            break
+        ends.update(escaping)
+    found = {}
+    for run in runs:
+        if len(run) >= 2:
+            found[run[0]] = Segment(plan, run, special)
+    return found
+
+
+def _runs(plan, layers, ends):
+    """Runs of consecutive layer steps whose inputs are the run's first input or made inside it."""
+    runs, run, made = [], None, set()
+    for i, step in enumerate(plan.steps):
+        layer = layers.get(i)
+        if layer is None:
+            run = None
+            continue
+        reads = [step.inputs[0]] + ([step.inputs[3]] if layer.has_z else [])
+        if run is not None and run[-1] == i - 1 and run[-1] not in ends and \
+                all(name == plan.steps[run[0]].inputs[0] or name in made for name in reads):
+            run.append(i)
+        elif all(name == step.inputs[0] for name in reads):
+            run, made = [i], set()
+            runs.append(run)
+        else:
+            run = None
+            continue
+        made.add(step.outputs[0])
+    return runs
