@@ -8,12 +8,10 @@ each in SSDlite320. onnxruntime merges them too (its CommonSubexpressionEliminat
 Not merged: ops whose result is random, ops with subgraphs (If, Loop, Scan), and a repeat whose outputs
 are graph outputs or are read inside a subgraph (it keeps its own names there).
 """
-import collections
-
 import numpy as np
 
 from ..ops.registry import RANDOM_OPS
-from .cleanup import _read_in_subgraphs, drop
+from .cleanup import _read_in_subgraphs, drop, reads_in_order
 
 MAX_ROUNDS = 16  # a round merges one level of repeats: the NonZeros, then the Transposes reading them, ...
 
@@ -32,12 +30,13 @@ def merge_common_subexpressions(graph):
 def _merge_once(graph, keep_names):
     """One round: each node that repeats an earlier one (in file order) is dropped, its readers renamed.
 
-    Only a node whose first input has another reader can repeat one, so only those are keyed: the keys are
-    this pass's memory, and a million-node chain (every value read once) makes none."""
-    shared = collections.Counter(node.inputs[0] for node in graph.nodes if node.inputs and node.inputs[0])
+    Only a node whose first input has another reader can repeat one, so only nodes whose first input is read
+    more than once (or is a graph input, an initializer, ...: ``reads_in_order``'s ``again``) are keyed: the
+    keys are this pass's memory, and a million-node chain (every value read once) makes one."""
+    _, shared, _ = reads_in_order(graph)
     seen, rename, dropped = {}, {}, set()
     for node in graph.nodes:
-        if not node.inputs or shared[node.inputs[0]] < 2:
+        if not node.inputs or node.inputs[0] not in shared:
             continue
         key = _key(node)
         if key is None:

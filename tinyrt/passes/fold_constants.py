@@ -20,7 +20,10 @@ _MAX_GROWTH_ELEMENTS = 1 << 16
 def fold_constants(graph):
     """Fold every foldable node, in order. True when something changed."""
     constants = graph.initializers
-    # shapes are only asked by Shape nodes (a graph of a million Relus maps none)
+    # Folding starts from a node that reads only constants, or a Shape: without one, nothing folds (a graph of
+    # a million Relus needs no order found, and no shapes)
+    if not any(n.op_type == "Shape" or all(not x or x in constants for x in n.inputs) for n in graph.nodes):
+        return False
     known_shapes = shapes.infer(graph) if any(n.op_type == "Shape" for n in graph.nodes) else {}
     kept = []
     changed = False
