@@ -401,7 +401,7 @@ def topological_order(graph, outer_names=()):
 def _file_order(graph, outer_names):
     """The nodes in the file's own order when every node reads only what is produced before it (what
     exporters write), in one sweep and a set of names; None when not (then ``_sorted_order`` sorts them and
-    says what is wrong)."""
+    says what is wrong). It is the graph's own list, not a copy (a million nodes: 8 MB): not to be changed."""
     available = set(graph.initializers)
     available.update(v.name for v in graph.inputs)
     available.update(outer_names)
@@ -422,7 +422,7 @@ def _file_order(graph, outer_names):
     for spec in graph.outputs:
         if spec.name not in available:
             return None
-    return list(graph.nodes)
+    return graph.nodes
 
 
 def _sorted_order(graph, outer_names):

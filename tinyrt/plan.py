@@ -26,7 +26,10 @@ class Plan:
         self.free_names = graph_free_values(graph) if outer_names else []
         scope = None  # every name a subgraph may read from here (made for the first node with subgraphs)
         self.steps = []
-        for node in topological_order(graph, outer_names):
+        order = topological_order(graph, outer_names)
+        # found before the steps are made: its set of every value name is not alive beside a million steps
+        frees = self._last_uses(order)
+        for node, free in zip(order, frees):
             impl = registry.resolve(node.op_type, node.domain, node.opset)
             subplans = None
             for name, value in node.attrs.items() if node.attrs else ():
@@ -36,8 +39,10 @@ class Plan:
                         scope.update(x for n in graph.nodes for x in n.outputs)
                     subplans = subplans or {}
                     subplans[name] = Plan(value, scope) if isinstance(value, Graph) else [Plan(g, scope) for g in value]
-            self.steps.append(Step(node, impl, subplans))
-        self._plan_frees()
+            step = Step(node, impl, subplans)
+            step.free_after = free
+            self.steps.append(step)
+        del order, frees
         self._programs = {}  # signature -> program.Program (see ``run``)
         self._seen = set()   # signatures run once so far
         self.last_program = None
@@ -49,24 +54,31 @@ class Plan:
         if "" in self.input_names or "" in self.free_names or "" in self.output_names:
             self._mode = "off"
 
-    def _plan_frees(self):
-        """Each step's ``free_after``: the values it is the last to read (or writes, when nobody reads them).
-        Found from the end backwards: a value's last use is the first one met."""
-        seen = set(self.output_names) | set(self.constants)  # kept: never freed
-        for step in reversed(self.steps):
+    def _last_uses(self, order):
+        """For each node of ``order``, what its step frees: the values it is the last to read (or writes, when
+        nobody reads them). Found from the end backwards: a value's last use is the first one met. ``later``
+        holds the values read after the node at hand and produced before it: once past a value's producer, no
+        node reads it any more (the order is topological), so the set stays as small as the values alive at
+        once (a chain: one), not every name of the graph."""
+        kept = set(self.output_names) | set(self.constants)  # never freed
+        later = set(kept)
+        frees = [()] * len(order)
+        for i in range(len(order) - 1, -1, -1):
+            node = order[i]
             free = []
-            names = list(step.inputs) + free_values(step.node) if step.subplans else step.inputs
+            names = list(node.inputs) + free_values(node) if node.attrs else node.inputs
             for name in names:
-                if name and name not in seen:
-                    seen.add(name)
+                if name and name not in later:
+                    later.add(name)
                     free.append(name)
-            for name in step.outputs:  # an output nobody reads is freed at once
-                if name and name not in seen:
-                    seen.add(name)
+            for name in node.outputs:  # an output nobody reads is freed at once
+                if name and name not in later:
                     free.append(name)
+            later.difference_update(name for name in node.outputs if name not in kept)
             if free:
                 free = tuple(free)
-                step.free_after = step.inputs if free == step.inputs else free  # (a chain's: one tuple)
+                frees[i] = node.inputs if free == node.inputs else free  # (a chain's: one tuple)
+        return frees
 
     def run(self, feeds, outer_env=None, hook=None, stop=None):
         """Run with ``feeds`` {input name: array}; returns {output name: array}.

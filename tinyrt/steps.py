@@ -14,21 +14,27 @@ from .ops.sequence import Sequence
 class Step:
     """One node, bound: the function to call and the names of its inputs and outputs."""
 
-    # A plan of a million tiny nodes holds a million steps: no __dict__, nothing the node already holds
-    # (its inputs and outputs are the node's), no dicts or tuples of its own where a shared one will do.
-    __slots__ = ("node", "impl", "fn", "subplans", "attrs", "free_after")
+    # A plan of a million tiny nodes holds a million steps: four slots (64 bytes), no __dict__, nothing the
+    # node already holds (its inputs, outputs and attributes are the node's). A step whose op is called with
+    # other attributes than the node's is a StepWithAttributes (below), which holds its own.
+    __slots__ = ("node", "impl", "fn", "free_after")
+    subplans = NO_ATTRS  # attribute name -> Plan or list of Plans (the subgraphs of If, Loop, Scan)
+
+    def __new__(cls, node, impl, subplans):
+        if cls is Step and (subplans or impl.wants):
+            cls = StepWithAttributes
+        return object.__new__(cls)
 
     def __init__(self, node, impl, subplans):
         self.node = node
         self.impl = impl
         self.fn = impl.fn
-        self.subplans = subplans = subplans or NO_ATTRS  # attribute name -> Plan or list of Plans
-        if subplans or impl.wants:
-            self.attrs = {k: v for k, v in node.attrs.items() if k not in subplans}
-            self.attrs.update(impl.executor_values(node, impl.wants))
-        else:
-            self.attrs = node.attrs  # the node's own (read-only from here on: the passes are done)
         self.free_after = ()  # values whose last use is this step
+
+    @property
+    def attrs(self):
+        """The attributes the op is called with: the node's own (read-only from here on: the passes are done)."""
+        return self.node.attrs
 
     @property
     def inputs(self):
@@ -62,6 +68,19 @@ class Step:
             else:
                 attrs[name] = plan.as_function(env)
         return attrs
+
+
+class StepWithAttributes(Step):
+    """A step with attributes of its own: its graph attributes run as subplans (``bound_attrs``), or its op
+    asks for executor values (``_num_outputs``, ``_opset``, ...: ops.registry.EXECUTOR_PARAMS)."""
+
+    __slots__ = ("subplans", "attrs")
+
+    def __init__(self, node, impl, subplans):
+        Step.__init__(self, node, impl, subplans)
+        self.subplans = subplans = subplans or NO_ATTRS
+        self.attrs = {k: v for k, v in node.attrs.items() if k not in subplans}
+        self.attrs.update(impl.executor_values(node, impl.wants))
 
 
 def _stopping(stop, hook=None):
