@@ -110,9 +110,13 @@ class Message:
         return "%s(%s)" % (type(self).__name__, shown[:300])
 
 
+_OFFSETS = "I" if array.array("I").itemsize == 4 else "L"  # offsets into a file of protobuf's size: 32 bits
+_OFFSETS_MAX = (1 << 8 * array.array(_OFFSETS).itemsize) - 1
+
+
 class Lazy:
     """A repeated message field decoded as it is read: only where each message lies in the file's bytes is
-    kept (16 bytes each), so a graph of a million nodes is not a million decoded NodeProtos at once; the
+    kept (8 bytes each: two 32-bit offsets, in a file below 4 GiB), so a graph of a million nodes is not a million decoded NodeProtos at once; the
     graph builder decodes one, builds its node and drops it. A message that does not decode is a ModelError
     when it is read (the graph builder reads them all)."""
 
@@ -123,7 +127,7 @@ class Lazy:
         self.buf = buf
         self.depth = depth
         self.where = where
-        self.spans = array.array("q")  # start, end, start, end, ...
+        self.spans = array.array(_OFFSETS if len(buf) <= _OFFSETS_MAX else "q")  # start, end, start, end, ...
 
     def __len__(self):
         return len(self.spans) // 2
