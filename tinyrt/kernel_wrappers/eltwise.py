@@ -136,6 +136,40 @@ class _QuantizeDequantizeKernel(KernelWrapper):
             return y if back is None else y.transpose(back)
         return self.ref(x, scale, addend, low=low, high=high)
 
+    def specialize(self, args):
+        """This rounding for one signature of the compiled program (see _ConvKernel.specialize): the kernel
+        entered past numba's dispatcher, for the memory layout of ``args`` (C order, or channels-last
+        under an NCHW view); arrays laid out otherwise take ``__call__``. The same kernel and arguments:
+        the same numbers."""
+        x, scale = args[0], args[1]
+        addend = args[2] if len(args) > 2 else None
+        if not (type(x) is np.ndarray and x.dtype == np.float32 and x.size and type(scale) is np.ndarray
+                and scale.dtype == np.float32 and scale.size == 1 and (addend is None or (
+                    type(addend) is np.ndarray and addend.dtype == np.float32 and addend.shape == x.shape))):
+            return None
+        general, run = self.__call__, self.backend.pool.run
+        low, high = np.float32(self.low), np.float32(self.high)
+        has_b, parallel = addend is not None, x.size > 16384  # one block: this thread alone
+        flat = np.empty(x.size, np.float32)
+        entry = self.backend.pool.entry_point(self.k.eltwise.quantize_dequantize,
+                                              (flat, flat, has_b, flat, low, low, high))
+
+        def call(x, scale, addend=None, **attrs):
+            b = x if addend is None else addend
+            if x.flags.c_contiguous and b.flags.c_contiguous:
+                y = np.empty(x.shape, np.float32)
+                run(entry, (x.reshape(-1), b.reshape(-1), has_b, y.reshape(-1), scale.reshape(-1)[0], low, high),
+                    parallel)
+                return y
+            if channels_last_memory(x) and channels_last_memory(b):
+                N, C, H, W = x.shape
+                y = np.empty((N, H, W, C), np.float32)
+                run(entry, (x.transpose(0, 2, 3, 1).reshape(-1), b.transpose(0, 2, 3, 1).reshape(-1), has_b,
+                            y.reshape(-1), scale.reshape(-1)[0], low, high), parallel)
+                return y.transpose(0, 3, 1, 2)
+            return general(x, scale, addend)
+        return call, 0
+
 
 def _prepared_ref(ref, args):
     """The numpy op's own prepared call (ops.registry.prepared) where the kernel is not used, or None."""
