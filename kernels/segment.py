@@ -9,7 +9,9 @@ tinyrt/kernel_wrappers/segment.py finds the runs and writes each layer as one ro
     params[l]  float32: the activation's a and b and the QDQ scale qs
 
 and ``run`` calls, row by row, the very kernel (kernels/conv.py) with the very arguments that the layer's
-own call would pass, on one thread: the same numbers. Values live in flat float32 arrays: the segment's
+own call would pass: the same numbers. On several threads the pool runs ``run`` on each, and they meet at
+every layer (a threaded layer's blocks shared as its own call would share them, a serial one run by the
+caller), never going back to Python in between. Values live in flat float32 arrays: the segment's
 input ``xin``, its output ``yout``, and ``arena`` for everything in between (offsets planned in Python, a
 dead value's room reused). The layers' packed weights stay where their own calls have them: the table holds
 their addresses (the Segment keeps the arrays alive), and ``carray`` makes each an array again.
@@ -20,12 +22,12 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._jit import kernel
-from ._sync import CHUNK, WIDTH
+from ._sync import CHUNK, CLOSED, DONE, WIDTH, load, pause, start, swap
 from .conv import depthwise, im2col, pointwise
 
 # the table's columns
-KIND, X_SRC, X_OFF, XN, XH, XW, XC, Y_SRC, Y_OFF, YN, YH, YW, YC, Z_SRC, Z_OFF, W_ADDR, W0, W1, W2, W3, \
-    B_ADDR, B0, B1, ACT, I0 = range(25)
+KIND, THREADED, X_SRC, X_OFF, XN, XH, XW, XC, Y_SRC, Y_OFF, YN, YH, YW, YC, Z_SRC, Z_OFF, W_ADDR, W0, W1, W2, \
+    W3, B_ADDR, B0, B1, ACT, I0 = range(26)
 N_ARGS = 9  # integer arguments of a kernel after the activation (im2col's kh .. pl, rows)
 COLUMNS = I0 + N_ARGS
 POINTWISE, DEPTHWISE, IM2COL = 0, 1, 2  # KIND
@@ -43,13 +45,18 @@ def _pointer(typingctx, address):
     return types.voidptr(address), codegen
 
 
-def run(xin, yout, arena, layers, params, ctr):
-    """Every layer of ``layers`` in order, on this thread (``ctr``: a private control block)."""
+def run(xin, yout, arena, layers, params, ctrs, ctr):
+    """Every layer of ``layers`` in order. On the pool's threads (``ctr``, the task's control block; the
+    pool runs this on every thread of the task): each layer has its own control block (``ctrs[l]``, fresh
+    for each call), the threads share a threaded layer's blocks and the caller alone runs a serial one,
+    and no thread starts a layer before every block of the one before is done (it reads their output)."""
+    me, _ = start(ctr, 0)  # joins the task (the caller is thread 0); the layers are the work, not blocks
     for l in range(layers.shape[0]):
-        row = layers[l]
-        for i in range(ctr.size):  # a fresh control block for each kernel, as the pool's run gives it
-            ctr[i] = 0
-        ctr[WIDTH] = 1
+        row, c = layers[l], ctrs[l]
+        if row[THREADED] == 0 and me != 0:
+            while load(c, CLOSED) == 0:  # the caller's serial layer
+                pause()
+            continue
         N, H, W, C = row[XN], row[XH], row[XW], row[XC]
         src = xin if row[X_SRC] == XIN else arena
         x = src[row[X_OFF]:row[X_OFF] + N * H * W * C]
@@ -69,24 +76,36 @@ def run(xin, yout, arena, layers, params, ctr):
         # own calls have, so the machine code compiled for those is the code that runs here
         if row[KIND] == POINTWISE:
             wp, bp = carray(w, (row[W0], row[W1], row[W2]), np.float32), carray(bias, (row[B0],), np.float32)
-            pointwise(x.reshape((N, H * W, C)), wp, bp, z, has_z, y, act, a, b, qs, k[0], k[1], nchw, ctr)
+            total = pointwise(x.reshape((N, H * W, C)), wp, bp, z, has_z, y, act, a, b, qs, k[0], k[1], nchw, c)
         elif row[KIND] == DEPTHWISE:
             wt, b1 = carray(w, (row[W0], row[W1]), np.float32), carray(bias, (row[B0],), np.float32)
-            depthwise(x.reshape((N, H, W, C)), wt, b1, z, has_z, y, k[0], k[1], k[2], k[3], k[4], k[5], k[6],
-                      k[7], act, a, b, qs, ctr)
+            total = depthwise(x.reshape((N, H, W, C)), wt, b1, z, has_z, y, k[0], k[1], k[2], k[3], k[4], k[5],
+                              k[6], k[7], act, a, b, qs, c)
         else:
             wt = carray(w, (row[W0], row[W1], row[W2], row[W3]), np.float32)
             b2 = carray(bias, (row[B0], row[B1]), np.float32)
-            im2col(x.reshape((N, H, W, C)), wt, b2, z, has_z, y, k[0], k[1], k[2], k[3], k[4], k[5], k[6],
-                   k[7], act, a, b, qs, k[8], ctr)
-    return layers.shape[0]
+            total = im2col(x.reshape((N, H, W, C)), wt, b2, z, has_z, y, k[0], k[1], k[2], k[3], k[4], k[5],
+                           k[6], k[7], act, a, b, qs, k[8], c)
+        while load(c, DONE) < total:  # the blocks other threads took
+            pause()
+        swap(c, CLOSED, 1)
+    return 0
 
 
 run = kernel(run, calls_kernels=True)
+
+
+def control_blocks(threaded, width):
+    """A fresh control block per layer: ``width`` threads share a threaded layer's blocks, one runs the rest."""
+    ctrs = np.zeros((len(threaded), CHUNK + width), np.int64)
+    for l, t in enumerate(threaded):
+        ctrs[l, WIDTH] = width if t else 1
+    return ctrs
 
 
 def compile_now(ctr):
     """Compile ``run`` (or load it from the cache) by calling it on a table of no layers: numba compiles
     every branch at once, so this is the code every segment runs (``tinyrt warmup``)."""
     nothing = np.zeros(1, np.float32)
-    run(nothing, nothing, nothing, np.zeros((0, COLUMNS), np.int64), np.zeros((0, 3), np.float32), ctr)
+    run(nothing, nothing, nothing, np.zeros((0, COLUMNS), np.int64), np.zeros((0, 3), np.float32),
+        control_blocks([], 1), ctr)

@@ -12,7 +12,7 @@ from oracle import assert_close, make_model, ort_run, tinyrt_session
 pytest.importorskip("numba")
 
 
-def _trunk(escape=False, nchw_stem=False):
+def _trunk(escape=False, size=12):
     """A small MobileNet-like trunk: a 3x3 conv of 16 channels (im2col), an inverted residual block (pointwise
     expand, depthwise, pointwise project, residual Add), a strided depthwise and a pointwise conv; with
     ``escape`` a value inside is also a graph output."""
@@ -35,7 +35,7 @@ def _trunk(escape=False, nchw_stem=False):
              helper.make_node("Conv", ["a3", "w4"], ["c4"], group=16, strides=[2, 2], pads=[1, 1, 1, 1]),
              helper.make_node("Conv", ["c4", "w5", "b5"], ["y"])]
     outputs = ["y", "r2"] if escape else ["y"]
-    return make_model(nodes, {"x": np.zeros((1, 16, 12, 12), np.float32)}, outputs, inits)
+    return make_model(nodes, {"x": np.zeros((1, 16, size, size), np.float32)}, outputs, inits)
 
 
 def _runs(model, x, threads=1, runs=3):
@@ -78,12 +78,16 @@ def test_a_segment_gives_the_numbers_of_its_layers_own_calls():
     np.testing.assert_array_equal(got[0], together)
 
 
-def test_no_segment_above_one_thread_and_the_same_numbers():
-    model = _trunk()
-    x = np.random.RandomState(3).standard_normal((1, 16, 12, 12)).astype(np.float32)
-    one = _runs(model, x, threads=1)[1][0]
+def test_a_segment_on_two_threads_gives_the_numbers_of_one():
+    """At 56x56 the layers are worth splitting: the pool's threads run the segment together, meeting at
+    every layer; the numbers are those of one thread, bit for bit."""
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("one core")
-    sess, two = _runs(model, x, threads=2)
-    assert "segment_" not in sess.plan.last_program.source
+    model = _trunk(size=56)
+    x = np.random.RandomState(3).standard_normal((1, 16, 56, 56)).astype(np.float32)
+    one = _runs(model, x, threads=1)[1][0]
+    sess, two = _runs(model, x, threads=2, runs=6)
+    segment = sess.plan.last_program.globals["segment_0"]
+    assert segment.width == 2 and segment.parallel
     np.testing.assert_array_equal(one, two[0])
+    assert_close(two[0], ort_run(model, {"x": x})[0])

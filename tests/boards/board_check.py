@@ -95,6 +95,10 @@ def run_model(spec):
     t = time.time()
     outputs = sess.run(None, feeds)
     result["run_s"] = round(time.time() - t, 2)
+    again = outputs
+    for _ in range(2 if sess.kernels.name == "numba" else 0):  # the second run makes the compiled program, the
+        again = sess.run(None, feeds)                          # third runs it (its segments: kernels/segment.py)
+    result["program_same"] = all(a.shape == b.shape and a.tobytes() == b.tobytes() for a, b in zip(outputs, again))
     result["feed"] = {k: list(v.shape) for k, v in feeds.items()}
     result["outputs"] = {o.name: [str(a.dtype), list(a.shape)] for o, a in zip(sess.get_outputs(), outputs)}
     print("%s: load %.1f s, run %.1f s, feed %s" % (result["model"], result["load_s"], result["run_s"],

@@ -263,6 +263,8 @@ def check_model(parsed, name, path):
     assert m["kernels"] == path, "%s ran on the %s path, expected %s" % (name, m["kernels"], path)
     assert m["max_rel_diff"] <= TOLERANCE, "%s on the %s path: largest relative difference %.2e > %g" % (
         name, path, m["max_rel_diff"], TOLERANCE)
+    assert m["program_same"], "%s on the %s path: the compiled program's outputs differ from the first run's" % (
+        name, path)
     return m
 
 

@@ -207,10 +207,10 @@ class _ConvKernel(KernelWrapper):
                             y) + kargs, threaded)
                 return y.transpose(0, 3, 1, 2)
         run = self.backend.pool.run
-        if threads == 1:  # a layer a segment may take (kernel_wrappers/segment.py): the same kernel and arguments
-            act, a, b, qs = self.act, self.alpha, self.beta, self.qscale
-            ints = kargs[4:] if kind == "pointwise" else kargs[:8] + kargs[12:]
-            call.layer = Layer(kind, ints, act, (a, b, qs), w, bias, (N, H, W, C), ynhwc, has_z)
+        # what a segment (kernel_wrappers/segment.py) needs to run this layer: the same kernel and arguments
+        ints = kargs[4:] if kind == "pointwise" else kargs[:8] + kargs[12:]
+        call.layer = Layer(kind, ints, self.act, (self.alpha, self.beta, self.qscale), w, bias, (N, H, W, C), ynhwc,
+                           has_z, threaded, threads)
         return call, work
 
 

@@ -8,8 +8,8 @@ output excepted), and calls each run as one ``Segment``: kernels/segment.py's ``
 the layers and calls the same kernels with the same arguments, in compiled code. The same numbers: the
 test suite's check mode holds every program to the step-by-step run, bit for bit.
 
-A segment runs on one thread (the layers were specialised for one); when a run has more (the default
-thread count may choose two), it runs its layers' own calls, one by one.
+A segment runs at the thread count its layers were specialised for (the program's first run); a run at
+another (the default thread count chooses one run by run) runs its layers' own calls, one by one.
 """
 from collections import namedtuple
 
@@ -18,10 +18,11 @@ import numpy as np
 from ..graph import free_values
 from .layout import to_channels_last
 
-# what a conv specialised for one thread tells a segment (``_ConvKernel.specialize``): its kernel
-# ("pointwise", "depthwise", "im2col"), integer arguments, activation code and (a, b, qs), packed weights
-# and bias, input and output shapes (N, H, W, C), and whether it adds a residual (its input 3)
-Layer = namedtuple("Layer", "kind ints act floats w bias x_shape y_shape has_z")
+# what a specialised conv tells a segment (``_ConvKernel.specialize``): its kernel ("pointwise",
+# "depthwise", "im2col"), integer arguments, activation code and (a, b, qs), packed weights and bias, input
+# and output shapes (N, H, W, C), whether it adds a residual (its input 3), whether its blocks are shared
+# by the run's threads, and how many threads that run has
+Layer = namedtuple("Layer", "kind ints act floats w bias x_shape y_shape has_z threaded threads")
 
 ALIGN = 16           # floats: every value in the arena starts on a 64-byte boundary
 _READ_OUTSIDE = -1   # a reader that is not a step: the graph's outputs, a subgraph
@@ -45,7 +46,9 @@ class Segment:
         self.layers = [call.layer for call in self.calls]  # (their weights: the table has their addresses)
         self.out_shape = self.layers[-1].y_shape
         self._table(plan, self.layers)
-        self.ctr = np.zeros(ks.CHUNK + 1, np.int64)
+        self.width = self.layers[0].threads
+        self.parallel = any(layer.threaded for layer in self.layers)
+        self.ctrs = ks.control_blocks([layer.threaded for layer in self.layers], self.width)
         self.entry = None
 
     def _table(self, plan, layers):
@@ -61,6 +64,7 @@ class Segment:
         for j, (i, layer) in enumerate(zip(self.steps, layers)):
             step, row = plan.steps[i], table[j]
             row[ks.KIND] = {"pointwise": ks.POINTWISE, "depthwise": ks.DEPTHWISE, "im2col": ks.IM2COL}[layer.kind]
+            row[ks.THREADED] = layer.threaded
             row[ks.X_SRC], row[ks.X_OFF] = where[step.inputs[0]]
             row[ks.XN:ks.XC + 1] = layer.x_shape
             row[ks.Z_SRC], row[ks.Z_OFF] = where[step.inputs[3]] if layer.has_z else (ks.NONE, 0)
@@ -85,16 +89,16 @@ class Segment:
         self.table, self.params, self.arena_size = table, params, max(arena.size, 1)
 
     def __call__(self, X, *unused):
-        if self.backend.threads != 1:  # a wider run: each layer's own call (threaded where it pays)
+        if self.backend.threads != self.width:  # a run at another width: each layer's own call
             return self._one_by_one(X)
         x = to_channels_last(X).reshape(-1)
         y = np.empty(self.out_shape, np.float32)
-        args = (x, y.reshape(-1), np.empty(self.arena_size, np.float32), self.table, self.params)
-        if self.entry is None:
-            self.ks.run(*args, self.ctr)  # compiles (or loads) it for these types, then enters past the dispatcher
+        args = (x, y.reshape(-1), np.empty(self.arena_size, np.float32), self.table, self.params, self.ctrs.copy())
+        if self.entry is None:  # compiled (or loaded) for these types on the first call, then entered directly
+            self.backend.pool.run(self.ks.run, args, self.parallel)
             self.entry = self.backend.pool.entry_point(self.ks.run, args)
         else:
-            self.entry(*args, self.ctr)
+            self.backend.pool.run(self.entry, args, self.parallel)
         return y.transpose(0, 3, 1, 2)
 
     def _one_by_one(self, X):
@@ -131,6 +135,8 @@ class _Arena:
 def find(plan, special):
     """{first step index: Segment} for the runs of ``special``'s one-thread convs that can run as one call."""
     layers = {i: call.layer for i, (call, _) in special.items() if getattr(call, "layer", None) is not None}
+    if len({layer.threads for layer in layers.values()}) > 1:
+        return {}  # (a program's layers are specialised at one width)
     if len(layers) < 2:
         return {}
     readers = {}
