@@ -24,13 +24,14 @@ from numba.extending import intrinsic
 from ._jit import kernel
 from ._sync import CHUNK, CLOSED, DONE, WIDTH, load, pause, start, swap
 from .conv import depthwise, im2col, pointwise
+from .eltwise import quantize_dequantize
 
 # the table's columns
 KIND, THREADED, X_SRC, X_OFF, XN, XH, XW, XC, Y_SRC, Y_OFF, YN, YH, YW, YC, Z_SRC, Z_OFF, W_ADDR, W0, W1, W2, \
     W3, B_ADDR, B0, B1, ACT, I0 = range(26)
 N_ARGS = 9  # integer arguments of a kernel after the activation (im2col's kh .. pl, rows)
 COLUMNS = I0 + N_ARGS
-POINTWISE, DEPTHWISE, IM2COL = 0, 1, 2  # KIND
+POINTWISE, DEPTHWISE, IM2COL, ROUND = 0, 1, 2, 3  # KIND (ROUND: a QDQ model's rounding, params lo, hi, s)
 ARENA, XIN, YOUT, NONE = 0, 1, 2, 3     # X_SRC, Y_SRC, Z_SRC
 
 
@@ -81,6 +82,8 @@ def run(xin, yout, arena, layers, params, ctrs, ctr):
             wt, b1 = carray(w, (row[W0], row[W1]), np.float32), carray(bias, (row[B0],), np.float32)
             total = depthwise(x.reshape((N, H, W, C)), wt, b1, z, has_z, y, k[0], k[1], k[2], k[3], k[4], k[5],
                               k[6], k[7], act, a, b, qs, c)
+        elif row[KIND] == ROUND:  # y = round(x [+ z]) (eltwise.quantize_dequantize; a, b, qs: low, high, scale)
+            total = quantize_dequantize(x, z.reshape(-1) if has_z else x, has_z, y.reshape(-1), qs, a, b, c)
         else:
             wt = carray(w, (row[W0], row[W1], row[W2], row[W3]), np.float32)
             b2 = carray(bias, (row[B0], row[B1]), np.float32)

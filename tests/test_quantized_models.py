@@ -264,3 +264,71 @@ def test_repeated_rounding_dropped(between, kernels, monkeypatch):
         np.testing.assert_array_equal(g, p)
     want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})
     assert float(np.abs(got[0] - want[0]).max()) <= np.float32(0.017) * 1.0001
+
+
+def test_roundings_run_inside_segments():
+    """On one numba thread a QDQ trunk (a stem conv, then an inverted residual: expand, depthwise, project,
+    the residual Add and its rounding, and a last conv) runs as one segment (kernel_wrappers/segment.py),
+    the rounding with its addend one of its layers: bit for bit its layers' own calls, within one step of
+    onnxruntime."""
+    pytest.importorskip("numba")
+    import re
+    from onnx import TensorProto, helper, numpy_helper
+    rs = np.random.RandomState(4)
+
+    def w(*shape):
+        return (rs.standard_normal(shape) * (2.0 / np.prod(shape[1:])) ** 0.5).astype(np.float32)
+
+    scales = [0.02, 0.031, 0.027, 0.019, 0.035, 0.04, 0.025]
+    inits = [numpy_helper.from_array(v, n) for n, v in [
+        ("w0", w(16, 16, 3, 3)), ("b0", w(16)), ("w1", w(48, 16, 1, 1)), ("b1", w(48)), ("w2", w(48, 1, 3, 3)),
+        ("b2", w(48)), ("w3", w(16, 48, 1, 1)), ("b3", w(16)), ("w4", w(24, 16, 1, 1)), ("b4", w(24))]]
+    inits += [numpy_helper.from_array(np.array(s, np.float32), "s%d" % i) for i, s in enumerate(scales)]
+    inits.append(numpy_helper.from_array(np.array(128, np.uint8), "z"))
+    nodes = []
+
+    def qdq(src, i, out):
+        nodes.extend([helper.make_node("QuantizeLinear", [src, "s%d" % i, "z"], [out + "_q"]),
+                      helper.make_node("DequantizeLinear", [out + "_q", "s%d" % i, "z"], [out])])
+    qdq("x", 6, "xq")
+    nodes.append(helper.make_node("Conv", ["xq", "w0", "b0"], ["c0"], pads=[1, 1, 1, 1]))
+    qdq("c0", 0, "a0")
+    nodes.append(helper.make_node("Conv", ["a0", "w1", "b1"], ["c1"]))
+    qdq("c1", 1, "a1")
+    nodes.append(helper.make_node("Conv", ["a1", "w2", "b2"], ["c2"], group=48, pads=[1, 1, 1, 1]))
+    qdq("c2", 2, "a2")
+    nodes.append(helper.make_node("Conv", ["a2", "w3", "b3"], ["c3"]))
+    qdq("c3", 3, "a3")
+    nodes.append(helper.make_node("Add", ["a3", "a0"], ["s"]))
+    qdq("s", 4, "a4")
+    nodes.append(helper.make_node("Conv", ["a4", "w4", "b4"], ["c4"]))
+    qdq("c4", 5, "y")
+    graph = helper.make_graph(nodes, "qdq_trunk", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 12, 12])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    x = rs.standard_normal((1, 16, 12, 12)).astype(np.float32)
+    so = tinyrt.SessionOptions()
+    so.kernels, so.intra_op_num_threads = "numba", 1
+    sess = tinyrt.InferenceSession(data, so)
+    for _ in range(3):  # the second run makes the program, later ones run it
+        got = sess.run(None, {"x": x})[0]
+    program = sess.plan.last_program
+    added = [i for i, s in enumerate(sess.plan.steps) if s.node.op_type == "QuantizeDequantize" and len(s.inputs) == 3]
+    assert len(added) == 1
+    spans = [(name, int(a), int(b)) for name, a, b in re.findall(r"(segment_\d+)\(.*steps (\d+)-(\d+)", program.source)]
+    inside = [name for name, a, b in spans if a <= added[0] <= b]
+    assert inside and any(b == added[0] + 1 for _, _, b in spans), program.source  # through the last conv
+    segment = program.globals[inside[0]]
+    assert [layer.kind for layer in segment.layers if layer.has_z] == ["round"]
+    # onnxruntime's optimised graph is 7 steps away from its own unoptimised run of this random trunk (its
+    # QDQ fusions round elsewhere); the unoptimised run computes the graph as written
+    o = ort.SessionOptions()
+    o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    want = ort.InferenceSession(data, o, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert float(np.abs(got - want).max()) <= np.float32(scales[5]) * 1.0001
+    # the segment against its layers one by one, on the value it starts from
+    start = np.ascontiguousarray(rs.standard_normal((1, 16, 12, 12)).astype(np.float32) * 0.3)
+    start = (np.rint(start / np.float32(scales[0])) * np.float32(scales[0])).astype(np.float32)
+    together = segment(start)
+    one_by_one = segment._one_by_one(start)
+    assert together.tobytes() == np.ascontiguousarray(one_by_one).tobytes()

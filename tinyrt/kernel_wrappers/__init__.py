@@ -32,7 +32,8 @@ WRAPPERS = {
     ("", "Mul"): lambda backend, step, constants: _MulKernel(backend, step),
     ("", "Add"): lambda backend, step, constants: _AddKernel(backend, step),
     ("", "NonMaxSuppression"): _nms,
-    (TINYRT_DOMAIN, "QuantizeDequantize"): lambda backend, step, constants: _QuantizeDequantizeKernel(backend, step),
+    (TINYRT_DOMAIN, "QuantizeDequantize"): lambda backend, step, constants: _QuantizeDequantizeKernel(
+        backend, step, step.inputs[1] in constants),
 }
 
 # the numpy path's wrappers: (domain, op_type) -> make(step, constants)

@@ -6,6 +6,9 @@ from .. import limits
 from ..ops import registry
 from .base import KernelWrapper
 from .layout import channels_last_memory, to_channels_last
+from .segment import Layer
+
+_NONE = np.zeros(1, np.float32)  # a rounding layer's weights and bias: none (the segment's table wants arrays)
 
 
 class _SoftmaxKernel(KernelWrapper):
@@ -114,9 +117,10 @@ class _QuantizeDequantizeKernel(KernelWrapper):
 
     kernel_name = 'numba eltwise.quantize_dequantize'  # what tinyrt profile / trace / code show
 
-    def __init__(self, backend, step):
+    def __init__(self, backend, step, fixed_scale=False):
         super().__init__(backend, step)
         self.low, self.high = step.attrs["low"], step.attrs["high"]
+        self.fixed_scale = fixed_scale  # a constant scale: a segment's table may hold its value
 
     def __call__(self, x, scale, addend=None, **attrs):  # attributes bound here: the program passes none
         low, high = self.low, self.high
@@ -168,6 +172,10 @@ class _QuantizeDequantizeKernel(KernelWrapper):
                             y.reshape(-1), scale.reshape(-1)[0], low, high), parallel)
                 return y.transpose(0, 3, 1, 2)
             return general(x, scale, addend)
+        if self.fixed_scale and channels_last_memory(x) and (addend is None or channels_last_memory(addend)):
+            N, C, H, W = x.shape  # a layer a segment may take (kernel_wrappers/segment.py): the same kernel
+            call.layer = Layer("round", (), 0, (low, high, scale.reshape(-1)[0]), _NONE, _NONE, (N, H, W, C),
+                               (N, H, W, C), has_b, parallel, self.backend.threads, 2)
         return call, 0
 
 

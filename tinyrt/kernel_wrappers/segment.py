@@ -20,9 +20,12 @@ from .layout import to_channels_last
 
 # what a specialised conv tells a segment (``_ConvKernel.specialize``): its kernel ("pointwise",
 # "depthwise", "im2col"), integer arguments, activation code and (a, b, qs), packed weights and bias, input
-# and output shapes (N, H, W, C), whether it adds a residual (its input 3), whether its blocks are shared
-# by the run's threads, and how many threads that run has
-Layer = namedtuple("Layer", "kind ints act floats w bias x_shape y_shape has_z threaded threads")
+# and output shapes (N, H, W, C), whether it adds a residual, whether its blocks are shared by the run's
+# threads, how many threads that run has, and which input the residual is (``z_at``). A QDQ model's
+# rounding (eltwise.py's _QuantizeDequantizeKernel) is a layer too: kind "round", floats (low, high,
+# scale), its addend (a residual Add folded in) at input 2.
+Layer = namedtuple("Layer", "kind ints act floats w bias x_shape y_shape has_z threaded threads z_at",
+                   defaults=(3,))
 
 ALIGN = 16           # floats: every value in the arena starts on a 64-byte boundary
 _READ_OUTSIDE = -1   # a reader that is not a step: the graph's outputs, a subgraph
@@ -58,16 +61,17 @@ class Segment:
         where = {self.input: (ks.XIN, 0)}   # value name -> (source, offset)
         last_read = {}
         for j, i in enumerate(self.steps):
-            for name in list(plan.steps[i].inputs[:1]) + list(plan.steps[i].inputs[3:4]):
+            for name in _reads(plan.steps[i], layers[j]):
                 last_read[name] = j
         arena = _Arena()
         for j, (i, layer) in enumerate(zip(self.steps, layers)):
             step, row = plan.steps[i], table[j]
-            row[ks.KIND] = {"pointwise": ks.POINTWISE, "depthwise": ks.DEPTHWISE, "im2col": ks.IM2COL}[layer.kind]
+            row[ks.KIND] = {"pointwise": ks.POINTWISE, "depthwise": ks.DEPTHWISE, "im2col": ks.IM2COL,
+                            "round": ks.ROUND}[layer.kind]
             row[ks.THREADED] = layer.threaded
             row[ks.X_SRC], row[ks.X_OFF] = where[step.inputs[0]]
             row[ks.XN:ks.XC + 1] = layer.x_shape
-            row[ks.Z_SRC], row[ks.Z_OFF] = where[step.inputs[3]] if layer.has_z else (ks.NONE, 0)
+            row[ks.Z_SRC], row[ks.Z_OFF] = where[step.inputs[layer.z_at]] if layer.has_z else (ks.NONE, 0)
             if j == len(layers) - 1:
                 row[ks.Y_SRC], row[ks.Y_OFF] = ks.YOUT, 0
             else:
@@ -75,7 +79,7 @@ class Segment:
                 row[ks.Y_SRC], row[ks.Y_OFF] = where[step.outputs[0]]
             # room read for the last time is free again, after the output took its own (a kernel reads its
             # input while it writes its output)
-            for name in list(step.inputs[:1]) + list(step.inputs[3:4]):
+            for name in _reads(step, layer):
                 if last_read.get(name) == j and where.get(name, (None,))[0] == ks.ARENA:
                     arena.free(where.pop(name)[1])
             row[ks.YN:ks.YC + 1] = layer.y_shape
@@ -105,7 +109,10 @@ class Segment:
         values = dict(self.weights_of)
         values[self.input] = X
         for (x, w, b, z), call, i in zip(self.wiring, self.calls, self.steps):
-            y = call(values[x], values[w], values.get(b), values[z] if call.layer.has_z else None)
+            if call.layer.z_at == 2:  # a rounding: x, scale, addend
+                y = call(values[x], values[w], values[b] if call.layer.has_z else None)
+            else:
+                y = call(values[x], values[w], values.get(b), values[z] if call.layer.has_z else None)
             values[self.outputs[i]] = y
         return y
 
@@ -169,7 +176,7 @@ def _runs(plan, layers, ends):
         if layer is None:
             run = None
             continue
-        reads = [step.inputs[0]] + ([step.inputs[3]] if layer.has_z else [])
+        reads = _reads(step, layer)
         if run is not None and run[-1] == i - 1 and run[-1] not in ends and \
                 all(name == plan.steps[run[0]].inputs[0] or name in made for name in reads):
             run.append(i)
@@ -181,3 +188,8 @@ def _runs(plan, layers, ends):
             continue
         made.add(step.outputs[0])
     return runs
+
+
+def _reads(step, layer):
+    """The values a layer reads: its input and its residual (or a rounding's addend)."""
+    return [step.inputs[0]] + ([step.inputs[layer.z_at]] if layer.has_z else [])
