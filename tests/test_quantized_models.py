@@ -266,8 +266,9 @@ def test_repeated_rounding_dropped(between, kernels, monkeypatch):
     assert float(np.abs(got[0] - want[0]).max()) <= np.float32(0.017) * 1.0001
 
 
-def test_roundings_run_inside_segments():
-    """On one numba thread a QDQ trunk (a stem conv, then an inverted residual: expand, depthwise, project,
+@pytest.mark.parametrize("threads", [1, 2])
+def test_roundings_run_inside_segments(threads):
+    """On the numba path (one thread, and two: the layers' blocks shared) a QDQ trunk (a stem conv, then an inverted residual: expand, depthwise, project,
     the residual Add and its rounding, and a last conv) runs as one segment (kernel_wrappers/segment.py),
     the rounding with its addend one of its layers: bit for bit its layers' own calls, within one step of
     onnxruntime."""
@@ -308,7 +309,7 @@ def test_roundings_run_inside_segments():
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
     x = rs.standard_normal((1, 16, 12, 12)).astype(np.float32)
     so = tinyrt.SessionOptions()
-    so.kernels, so.intra_op_num_threads = "numba", 1
+    so.kernels, so.intra_op_num_threads = "numba", threads
     sess = tinyrt.InferenceSession(data, so)
     for _ in range(3):  # the second run makes the program, later ones run it
         got = sess.run(None, {"x": x})[0]
