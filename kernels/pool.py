@@ -11,52 +11,47 @@ AveragePool divides by the taps inside the input (count_include_pad=0) or inside
 (count_include_pad=1); taps added by ceil_mode beyond the pads never count.
 """
 import numpy as np
+from . import _simd as simd
 from ._jit import helper, kernel, start, finished
+from ._simd import LANES
 
 U = np.uint64  # unsigned indices: no negative-index wraparound, loops vectorise
 
 
 @kernel
 def max_pool(x, y, kh, kw, sh, sw, dh, dw, pt, pl, ctr):
+    """The running max of each window, on vectors of LANES channels kept in a register across the taps
+    (a tap outside the input is a -inf tap: see the module docstring)."""
     N, H, W, C = x.shape
     OH, OW = y.shape[1], y.shape[2]
-    x1 = x.reshape(-1)
-    y1 = y.reshape(-1)
-    Cu = U(C)
+    xp, yp = U(x.ctypes.data), U(y.ctypes.data)
+    outside = simd.splat(np.float32(-np.inf))
     total = N * OH  # one block per output row
     me, t = start(ctr, total)
     while t < total:
         n = t // OH
         oy = t % OH
         for ox in range(OW):
-            yo = U(((n * OH + oy) * OW + ox) * C)
-            for c in range(Cu):
-                y1[yo + c] = -np.inf
-            for i in range(kh):
-                iy = oy * sh - pt + i * dh
-                if iy < 0 or iy >= H:
-                    _pad_tap(y1, yo, Cu)
-                    continue
-                for j in range(kw):
-                    ix = ox * sw - pl + j * dw
-                    if ix < 0 or ix >= W:
-                        _pad_tap(y1, yo, Cu)
-                        continue
-                    xo = U(((n * H + iy) * W + ix) * C)
-                    for c in range(Cu):
-                        v = x1[xo + c]
-                        best = y1[yo + c]
-                        y1[yo + c] = best if v < best else v  # the numpy op's running max (NaN rules there)
+            yo = yp + U(((n * OH + oy) * OW + ox) * C) * U(4)
+            for c0 in range(0, C, LANES):
+                nc = min(LANES, C - c0)
+                best = outside
+                for i in range(kh):
+                    iy = oy * sh - pt + i * dh
+                    for j in range(kw):
+                        ix = ox * sw - pl + j * dw
+                        if iy < 0 or iy >= H or ix < 0 or ix >= W:
+                            v = outside
+                        else:
+                            xo = xp + U(((n * H + iy) * W + ix) * C + c0) * U(4)
+                            v = simd.load(xo) if nc == LANES else simd.load_first(xo, nc)
+                        best = simd.at_least(v, best)  # best if v < best else v: the numpy op's running max
+                if nc == LANES:
+                    simd.store(yo + U(c0 * 4), best)
+                else:
+                    simd.store_first(yo + U(c0 * 4), best, nc)
         t = finished(ctr, me, total)
     return total
-
-
-@helper
-def _pad_tap(y1, yo, Cu):
-    """A tap in the padding is -inf: under the running max it only replaces a NaN (as in the numpy op)."""
-    for c in range(Cu):
-        if y1[yo + c] != y1[yo + c]:
-            y1[yo + c] = -np.inf
 
 
 @helper

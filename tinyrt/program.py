@@ -136,7 +136,8 @@ class Program:
         self.first_static = None
         out_names = set(plan.output_names)
         slots = self.slots = _Slots()  # value name -> its local variable's number
-        g = {"_ndarray": np.ndarray, "_one": _one, "_many": _many, "_checked": _checked, "_spend": self._spend,
+        g = {"_ndarray": np.ndarray, "_one": _one, "_many": _many, "_checked": _checked,
+             "_checked_one": _checked_one, "_spend": self._spend,
              "_stop": self._stop}
         self.globals = g
         const_ids = {}
@@ -230,8 +231,9 @@ class Program:
                     keywords.append("%s=a%d_%d" % (own, i, j))
                 call = "%s(%s)" % (fname, ", ".join(args + keywords))
                 g["s%d" % i] = step
+                one = len(step.outputs) == 1 and step.outputs[0]
                 if kind == "dynamic":
-                    call = "_checked(s%d, %s, (%s))" % (i, call, _tuple(args))
+                    call = "%s(s%d, %s, (%s))" % ("_checked_one" if one else "_checked", i, call, _tuple(args))
                 elif len(step.outputs) != 1:
                     call = "_many(s%d, %s)" % (i, call)
             outs = [x for x in step.outputs]
@@ -239,7 +241,7 @@ class Program:
                 if x:
                     local.add(x)
                     slots.take(x)
-            if step.subplans or kind == "dynamic" or len(outs) != 1:
+            if step.subplans or (kind == "dynamic" and not one) or len(outs) != 1:
                 src.append("    r = %s  # step %d, %s" % (call, i, step.impl.op_type))
                 for j, x in enumerate(outs):
                     if x:
@@ -247,7 +249,8 @@ class Program:
             else:
                 t = _target(slots, outs[0], local)
                 src.append("    %s = %s  # step %d, %s" % (t, call, i, step.impl.op_type))
-                src.append("    if %s.__class__ is not _ndarray: %s = _one(s%d, %s)" % (t, t, i, t))
+                if kind != "dynamic":
+                    src.append("    if %s.__class__ is not _ndarray: %s = _one(s%d, %s)" % (t, t, i, t))
             self._free(src, last_use.get(i, ()), local, out_names)
             for line in range(first_line, len(src) + 1):
                 self.lines[line] = i
@@ -383,6 +386,25 @@ def _checked(step, result, args):
     results = normalize(step, result)
     _account(step, args, results)
     return results
+
+
+def _checked_one(step, result, args):
+    """``_checked`` for a step with one output, its result returned: the same checks and charge, the usual
+    case (an array) without the lists (a detector's post-processing runs a thousand of these a run)."""
+    if result.__class__ is not np.ndarray:
+        return _checked(step, result, args)[0]
+    budget = limits.current()
+    written = result.nbytes or limits.nbytes(result)  # (an empty array costs as if its zero dims were 1)
+    if budget.tensor_bytes is not None and written > budget.tensor_bytes:
+        limits.check_count(written, 1, step.node.describe())
+    if budget.work is not None:
+        read = 0
+        for a in args:
+            read += (a.nbytes or limits.nbytes(a)) if a.__class__ is np.ndarray else limits.nbytes(a)
+        budget.work -= limits.STEP_COST + written + read
+        if budget.work < 0:
+            limits.spend(0, step.node)  # over budget: raises, naming the node
+    return result
 
 
 def _subplan_caller(step, plan):
