@@ -73,3 +73,33 @@ def test_gather_with_indices_that_change_between_runs_keeps_its_index_check():
     assert sess.plan.last_program is not None
     with pytest.raises(tinyrt.errors.InputError, match="out of range"):
         sess.run(None, {"x": x, "i": np.array([0, 5, 1])})
+
+
+@pytest.mark.parametrize("strides, dilations, pads", [([1, 1], [1, 1], [1, 1, 1, 1]), ([2, 2], [1, 1], [0, 1, 1, 0]),
+                                                      ([2, 3], [2, 1], [2, 0, 1, 2])])
+def test_numpy_path_convs_specialised_for_the_program_give_the_ops_numbers(strides, dilations, pads):
+    """On the numpy path a conv of the program is worked out once for its input shape (_NumpyConv.specialize:
+    the depthwise conv's phases and their tiled weights, the geometry, the checks): the numbers of the conv's
+    own call (the suite's check mode holds the program to it bit for bit) and of onnxruntime."""
+    f = TensorProto.FLOAT
+    rng = np.random.RandomState(0)
+    inits = [_const("wd", rng.standard_normal((8, 1, 3, 3)).astype(np.float32)),
+             _const("bd", rng.standard_normal(8).astype(np.float32)),
+             _const("wp", rng.standard_normal((6, 8, 1, 1)).astype(np.float32)),
+             _const("lo", np.float32(0)), _const("hi", np.float32(6))]
+    nodes = [helper.make_node("Conv", ["x", "wd", "bd"], ["d"], group=8, strides=strides, dilations=dilations,
+                              pads=pads),
+             helper.make_node("Clip", ["d", "lo", "hi"], ["r"]),
+             helper.make_node("Conv", ["r", "wp"], ["y"])]
+    data = _model(nodes, [helper.make_tensor_value_info("x", f, [1, 8, 11, 13])],
+                  [helper.make_tensor_value_info("y", f, None)], inits)
+    options = tinyrt.SessionOptions()
+    options.kernels = "numpy"
+    sess = tinyrt.InferenceSession(data, options)
+    oracle = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    for run in range(4):
+        x = rng.standard_normal((1, 8, 11, 13)).astype(np.float32)
+        got = sess.run(None, {"x": x})[0]
+        want = oracle.run(None, {"x": x})[0]
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(want).max())))
+    assert "call_0(" in sess.plan.last_program.source  # the specialised conv (no attributes passed)

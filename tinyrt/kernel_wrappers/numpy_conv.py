@@ -86,6 +86,49 @@ class _NumpyConv:
         return y
 
 
+    def specialize(self, args):
+        """This conv for one signature of the compiled program (tinyrt/program.py): what ``__call__`` works
+        out per call (the geometry, the depthwise conv's phases and their tiled weights, the checks and the
+        work) done once. Returns (call, work), or None where every call must go through ``__call__``."""
+        X = args[0]
+        Z = args[3] if len(args) > 3 else None
+        if type(X) is not np.ndarray or X.dtype != np.float32 or X.ndim != 4:
+            return None
+        p = self.prepare(X.shape, limits.current().tensor_bytes)
+        if p is None:
+            return None
+        kernel, strides, dilations, begin, end, out, tiled, bias, work = p
+        N, C = X.shape[:2]
+        M, OH, OW = self.M, out[0], out[1]
+        if Z is not None and (type(Z) is not np.ndarray or Z.shape != (N, M, OH, OW)):
+            return None
+        conv, activation, params, apply = self.conv, self.activation, self.params, self.fused.apply_activation
+        if tiled is not None and M == C:  # depthwise: its phases and their weights, once
+            phases = [(b, view, np.ascontiguousarray(tiled[:, js])) for b, js, view in
+                      conv.depthwise_phases(X.shape, 4, kernel, strides, dilations, begin, end, out)]
+
+            def y_nhwc(X):
+                return conv.depthwise(X, phases, begin, end, strides[1], out)
+        else:
+            W, group = self.W, self.group
+
+            def y_nhwc(X):
+                return conv._conv2d(X, W, group, kernel, strides, dilations, begin, end, out, tiled)
+
+        def call(X, W=None, B=None, Z=None, **attrs):
+            y = y_nhwc(X)
+            if bias is not None:
+                rows = y.reshape(N * OH, OW * M)
+                rows += bias
+            y = y.transpose(0, 3, 1, 2)
+            if Z is not None:
+                y += Z
+            if activation:
+                apply(y, activation, params)
+            return y
+        return call, work
+
+
 def _numpy_conv(step, constants):
     names = list(step.inputs) + ["", ""]
     W = constants.get(names[1]) if names[1] else None

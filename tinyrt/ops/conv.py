@@ -170,6 +170,48 @@ def _padded_last(x, begin, end, col=0, col_step=1):
     return xp
 
 
+def depthwise_phases(shape, itemsize, kernel, strides, dilations, begin, end, out):
+    """The depthwise conv of ``_conv2d`` worked out for an input shape (N, M, H, W): for each column phase b
+    some tap reads, (b, the taps j in it, the view of its padded copy that the einsum reads: shape, strides
+    and byte offset). Tap j reads column ow + c of column phase b of xp (its columns b, b + sw, ...;
+    j * dw = c * sw + b), so in a copy of that phase, viewed as (N, rows, cols * M), each row a tap reads is
+    a contiguous run of OW * M values: taps[n, i, k, oh, e] = p[n, oh * sh + i * dh, (step * k + ow) * M + m],
+    e = ow * M + m."""
+    N, M, H, W = shape
+    (kh, kw), (sh, sw), (dh, dw), (OH, OW) = kernel, strides, dilations, out
+    H -= max(0, -begin[0]) + max(0, -end[0])  # negative pads crop (as _padded_last does)
+    W -= max(0, -begin[1]) + max(0, -end[1])
+    (pt, pl), (pb, pr) = [max(0, b) for b in begin], [max(0, e) for e in end]
+    phases = []
+    # only the phases some tap reads (at most kw of them: a stride of 2^40 must not loop 2^40 times)
+    for b in sorted({j * dw % sw for j in range(kw)}):
+        js = [j for j in range(kw) if j * dw % sw == b]  # the taps in phase b, at columns c0 + k * step
+        c0, step = js[0] * dw // sw, (js[1] - js[0]) * dw // sw if len(js) > 1 else 0
+        rows, cols = pt + H + pb, len(range(b, pl + W + pr, sw))  # the phase's padded copy (_padded_last)
+        se = itemsize
+        sr = cols * M * se
+        view = ((N, kh, len(js), OH, OW * M), (rows * sr, sr * dh, se * M * step, sr * sh, se), c0 * M * se)
+        phases.append((b, js, view))
+    return phases
+
+
+def depthwise(x, phases, begin, end, sw, out):
+    """y (N, OH, OW, M) of the depthwise conv of x (N, M, H, W), ``phases`` as ``depthwise_phases`` gives
+    them with each phase's taps' tiled weights (wt[:, js]) in place of js: one einsum per phase multiplies
+    and sums all its taps (one pass over the output, long SIMD loops)."""
+    N, M = x.shape[:2]
+    OH, OW = out
+    y = np.empty((N, OH, OW * M), dtype=x.dtype)
+    for k, (b, (shape, strides, offset), wt) in enumerate(phases):
+        p = _padded_last(x, begin, end, b, sw)  # C-contiguous: the view is checked to lie inside it
+        taps = np.ndarray(shape, x.dtype, buffer=p, offset=offset, strides=strides)
+        if k == 0:
+            np.einsum("nikhe,ike->nhe", taps, wt, out=y)
+        else:
+            y += np.einsum("nikhe,ike->nhe", taps, wt)
+    return y.reshape(N, OH, OW, M)
+
+
 def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out, tiled=None):
     """2-D Conv without bias: x (N, C, H, W) in any memory layout -> y (N, OH, OW, M), C-contiguous.
 
@@ -180,31 +222,12 @@ def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out, tiled=None
     (kh, kw), (sh, sw), (dh, dw), (OH, OW) = kernel, strides, dilations, out
     if group == C and Cg == 1:
         # depthwise: y[n, oh, ow, m] = sum_{i, j} w[m, 0, i, j] * xp[n, oh * sh + i * dh, ow * sw + j * dw, m],
-        # xp the padded input, channels last. Tap j reads column ow + c of column phase b of xp (its
-        # columns b, b + sw, ...; j * dw = c * sw + b), so in a copy of that phase, viewed as
-        # (N, rows, cols * M), each row a tap reads is a contiguous run of OW * M floats. One einsum per
-        # phase multiplies and sums all its taps (one pass over the output, long SIMD loops).
+        # xp the padded input, channels last; one einsum per column phase (``depthwise_phases``)
         if M != C:
             x = np.repeat(x, M // C, axis=1)  # output channel m reads input channel m // (M / C)
         wt = tile_depthwise(w, OW) if tiled is None else tiled
-        y = np.empty((N, OH, OW * M), dtype=x.dtype)
-        first = True
-        # only the phases some tap reads (at most kw of them: a stride of 2^40 must not loop 2^40 times)
-        for b in sorted({j * dw % sw for j in range(kw)}):
-            js = [j for j in range(kw) if j * dw % sw == b]  # the taps in phase b, at columns c0 + k * step
-            c0, step = js[0] * dw // sw, (js[1] - js[0]) * dw // sw if len(js) > 1 else 0
-            p = _padded_last(x, begin, end, b, sw)
-            p = p.reshape(N, p.shape[1], p.shape[2] * M)[:, :, c0 * M:]
-            sn, sr, se = p.strides
-            # taps[n, i, k, oh, e] = p[n, oh * sh + i * dh, (step * k + ow) * M + m], e = ow * M + m
-            taps = np.lib.stride_tricks.as_strided(p, shape=(N, kh, len(js), OH, OW * M), writeable=False,
-                                                   strides=(sn, sr * dh, se * M * step, sr * sh, se))
-            if first:
-                np.einsum("nikhe,ike->nhe", taps, wt[:, js], out=y)
-                first = False
-            else:
-                y += np.einsum("nikhe,ike->nhe", taps, wt[:, js])
-        return y.reshape(N, OH, OW, M)
+        phases = depthwise_phases(x.shape, x.dtype.itemsize, kernel, strides, dilations, begin, end, out)
+        return depthwise(x, [(b, view, wt[:, js]) for b, js, view in phases], begin, end, sw, out)
     y = np.empty((N, OH, OW, M), dtype=x.dtype)
     if kh == kw == sh == sw == 1 and group == 1 and not any(begin + end):
         # 1x1: Y[n] (P, M) = X[n] (P, C) @ W.T, P = H * W pixels
