@@ -26,10 +26,7 @@ class Plan:
         self.free_names = graph_free_values(graph) if outer_names else []
         scope = None  # every name a subgraph may read from here (made for the first node with subgraphs)
         self.steps = []
-        order = topological_order(graph, outer_names)
-        # found before the steps are made: its set of every value name is not alive beside a million steps
-        frees = self._last_uses(order)
-        for node, free in zip(order, frees):
+        for node in topological_order(graph, outer_names):
             impl = registry.resolve(node.op_type, node.domain, node.opset)
             subplans = None
             for name, value in node.attrs.items() if node.attrs else ():
@@ -39,10 +36,8 @@ class Plan:
                         scope.update(x for n in graph.nodes for x in n.outputs)
                     subplans = subplans or {}
                     subplans[name] = Plan(value, scope) if isinstance(value, Graph) else [Plan(g, scope) for g in value]
-            step = Step(node, impl, subplans)
-            step.free_after = free
-            self.steps.append(step)
-        del order, frees
+            self.steps.append(Step(node, impl, subplans))
+        self._plan_frees()
         self._programs = {}  # signature -> program.Program (see ``run``)
         self._seen = set()   # signatures run once so far
         self.last_program = None
@@ -54,31 +49,29 @@ class Plan:
         if "" in self.input_names or "" in self.free_names or "" in self.output_names:
             self._mode = "off"
 
-    def _last_uses(self, order):
-        """For each node of ``order``, what its step frees: the values it is the last to read (or writes, when
-        nobody reads them). Found from the end backwards: a value's last use is the first one met. ``later``
-        holds the values read after the node at hand and produced before it: once past a value's producer, no
-        node reads it any more (the order is topological), so the set stays as small as the values alive at
-        once (a chain: one), not every name of the graph."""
+    def _plan_frees(self):
+        """Each step's ``free_after``: the values it is the last to read (or writes, when nobody reads them).
+        Found from the end backwards: a value's last use is the first one met. ``later`` holds the values read
+        after the step at hand and produced before it: once past a value's producer no step reads it any
+        more (the order is topological), so the set stays as small as the values alive at once (a chain's:
+        one), not every name of the graph (a million: 32 MB)."""
         kept = set(self.output_names) | set(self.constants)  # never freed
         later = set(kept)
-        frees = [()] * len(order)
-        for i in range(len(order) - 1, -1, -1):
-            node = order[i]
+        for step in reversed(self.steps):
             free = []
-            names = list(node.inputs) + free_values(node) if node.attrs else node.inputs
+            names = list(step.inputs) + free_values(step.node) if step.subplans else step.inputs
             for name in names:
                 if name and name not in later:
                     later.add(name)
                     free.append(name)
-            for name in node.outputs:  # an output nobody reads is freed at once
+            for name in step.outputs:
                 if name and name not in later:
-                    free.append(name)
-            later.difference_update(name for name in node.outputs if name not in kept)
+                    free.append(name)  # an output nobody reads is freed at once
+                elif name not in kept:
+                    later.discard(name)  # no step before its producer reads it
             if free:
                 free = tuple(free)
-                frees[i] = node.inputs if free == node.inputs else free  # (a chain's: one tuple)
-        return frees
+                step.free_after = step.inputs if free == step.inputs else free  # (a chain's: one tuple)
 
     def run(self, feeds, outer_env=None, hook=None, stop=None):
         """Run with ``feeds`` {input name: array}; returns {output name: array}.
