@@ -151,11 +151,14 @@ def finished(ctr, me, total):
     return _take(ctr, me, total)
 
 
+STOPPED = 1 << 40  # added to every chunk's count by ``stop``
+
+
 @njit(nogil=True, cache=True)
 def stop(ctr):
     """Leave no block to take: the threads still in a failed task stop at their next claim."""
     for j in range(ctr[WIDTH]):
-        fetch_add(ctr, CHUNK + j, 1 << 40)
+        fetch_add(ctr, CHUNK + j, STOPPED)
 
 
 @njit(nogil=True, cache=True)
@@ -201,7 +204,7 @@ def wait_done(ctr, total):
     joined = load(ctr, JOINED)  # a worker joining after this sees CLOSED and leaves untouched
     while load(ctr, LEFT) < joined:
         pause()
-    return ok
+    return ok and load(ctr, FAILED) == 0  # (a task of no blocks, a segment, fails only here)
 
 
 @njit(nogil=True, cache=True)

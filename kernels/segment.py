@@ -17,12 +17,12 @@ dead value's room reused). The layers' packed weights stay where their own calls
 their addresses (the Segment keeps the arrays alive), and ``carray`` makes each an array again.
 """
 import numpy as np
-from numba import carray, types
+from numba import carray, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._jit import kernel
-from ._sync import CHUNK, CLOSED, DONE, WIDTH, load, pause, start, swap
+from ._sync import CHUNK, CLOSED, DONE, FAILED, STOPPED, WIDTH, load, pause, start, swap
 from .conv import depthwise, im2col, pointwise
 from .eltwise import quantize_dequantize
 
@@ -46,6 +46,13 @@ def _pointer(typingctx, address):
     return types.voidptr(address), codegen
 
 
+@njit(nogil=True, cache=True)
+def _abandoned(ctr):
+    """The task failed (a kernel raised on another thread: the pool then stops it, see _pool.run): a thread
+    waiting for the others at a layer stops waiting, and the pool reports the error."""
+    return load(ctr, FAILED) != 0 or load(ctr, CHUNK) >= STOPPED
+
+
 def run(xin, yout, arena, layers, params, ctrs, ctr):
     """Every layer of ``layers`` in order. On the pool's threads (``ctr``, the task's control block; the
     pool runs this on every thread of the task): each layer has its own control block (``ctrs[l]``, fresh
@@ -56,6 +63,8 @@ def run(xin, yout, arena, layers, params, ctrs, ctr):
         row, c = layers[l], ctrs[l]
         if row[THREADED] == 0 and me != 0:
             while load(c, CLOSED) == 0:  # the caller's serial layer
+                if _abandoned(ctr):
+                    return 0
                 pause()
             continue
         N, H, W, C = row[XN], row[XH], row[XW], row[XC]
@@ -90,6 +99,8 @@ def run(xin, yout, arena, layers, params, ctrs, ctr):
             total = im2col(x.reshape((N, H, W, C)), wt, b2, z, has_z, y, k[0], k[1], k[2], k[3], k[4], k[5],
                            k[6], k[7], act, a, b, qs, k[8], c)
         while load(c, DONE) < total:  # the blocks other threads took
+            if _abandoned(ctr):
+                return 0
             pause()
         swap(c, CLOSED, 1)
     return 0

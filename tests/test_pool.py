@@ -80,6 +80,41 @@ def test_failure_on_any_thread_is_raised_and_the_pool_recovers(pool2):
         assert (hits == 1).all()
 
 
+@njit(nogil=True)
+def fail_on_worker(waited, ctr):
+    """A task of no blocks whose threads meet (as kernels/segment.py's layers do): a worker raises, and the
+    caller, waiting for it, must see the task fail rather than wait for ever."""
+    me, _ = _sync.start(ctr, 0)
+    if me != 0:
+        raise ValueError("worker failed")
+    for i in range(200000000):  # (bounded: a worker may not join at all)
+        if _sync.load(ctr, _sync.FAILED) != 0 or _sync.load(ctr, _sync.CHUNK) >= _sync.STOPPED:
+            waited[0] = 1
+            break
+        _sync.pause()
+    return 0
+
+
+def test_a_worker_failing_in_a_task_of_no_blocks_is_raised(pool2):
+    if pool2 < 2:
+        pytest.skip("one core: the pool has no worker")
+    for _ in range(5):
+        waited = np.zeros(1, np.int64)
+        raised = None
+        try:
+            POOL.run(fail_on_worker, (waited,))
+        except RuntimeError as e:
+            raised = e
+        if waited[0]:  # the worker joined and failed, the caller saw it: the run must say so
+            assert raised is not None and "worker failed" in str(raised)
+            break
+    else:
+        pytest.skip("no worker joined in 5 tries")
+    hits = np.zeros(64, np.int64)
+    POOL.run(count_blocks, (hits, 100))
+    assert (hits == 1).all()
+
+
 def test_nested_runs_keep_the_outer_width():
     assert POOL.begin(2) == POOL.begin(1)
     POOL.end()
