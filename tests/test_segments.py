@@ -91,3 +91,21 @@ def test_a_segment_on_two_threads_gives_the_numbers_of_one():
     assert segment.width == 2 and segment.parallel
     np.testing.assert_array_equal(one, two[0])
     assert_close(two[0], ort_run(model, {"x": x})[0])
+
+
+def test_a_program_per_thread_width():
+    """At the default thread count the width is chosen run by run (threads.WidthChooser): each width gets
+    its own program, with segments made for it, and the same numbers."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core")
+    model = _trunk(size=56)
+    x = np.random.RandomState(4).standard_normal((1, 16, 56, 56)).astype(np.float32)
+    sess = tinyrt_session(model, "numba", 0)
+    first = sess.run(None, {"x": x})[0]
+    widths = iter([1, 1, 1, 2, 2, 2, 1, 2])
+    sess.kernels.chooser.pick = lambda: next(widths)
+    for _ in range(8):
+        np.testing.assert_array_equal(sess.run(None, {"x": x})[0], first)
+    by_width = {key[-1]: p for key, p in sess.plan._programs.items()}
+    assert sorted(by_width) == [1, 2]
+    assert {w: p.globals["segment_0"].width for w, p in by_width.items()} == {1: 1, 2: 2}

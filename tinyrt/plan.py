@@ -73,7 +73,7 @@ class Plan:
                 free = tuple(free)
                 step.free_after = step.inputs if free == step.inputs else free  # (a chain's: one tuple)
 
-    def run(self, feeds, outer_env=None, hook=None, stop=None):
+    def run(self, feeds, outer_env=None, hook=None, stop=None, width=None):
         """Run with ``feeds`` {input name: array}; returns {output name: array}.
 
         Without a hook, the run is the plan's compiled program for the signature of its inputs (see
@@ -84,13 +84,15 @@ class Plan:
         ``step.node`` is the graph node, ``step.fn`` the function (a numba kernel wrapper on that path).
 
         ``stop``: the run's RunOptions; the run stops (RunTerminated) soon after its ``terminate`` is set.
+        ``width``: the threads the kernels run on (numba path): programs are made per width, as their kernels'
+        calls (and segments) are prepared for one.
         """
         if hook is not None or len(feeds) > len(self.input_names):  # (more: feeds overriding initializers)
             return self.run_steps(feeds, outer_env, _stopping(stop, hook))
         inputs = tuple(feeds[name] if name in feeds else self.constants.get(name) for name in self.input_names)
         outer = tuple(outer_env.get(name) for name in self.free_names) if outer_env is not None \
             else (None,) * len(self.free_names)
-        key = (program.signature(inputs), program.signature(outer), limits.current().tensor_bytes)
+        key = (program.signature(inputs), program.signature(outer), limits.current().tensor_bytes, width)
         compiled = self._programs.get(key)
         if compiled is None:
             if self._mode == "off":

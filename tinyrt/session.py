@@ -313,7 +313,8 @@ class InferenceSession:
             if run_options is not None and run_options.terminate:
                 raise RunTerminated("the run was not started: its RunOptions.terminate is set")
             with limits.scope(limit, work), self.kernels.running(self.options.intra_op_num_threads):
-                results = plan.run(feeds, hook=hook, stop=run_options if hook is None else None)
+                results = plan.run(feeds, hook=hook, stop=run_options if hook is None else None,
+                                   width=getattr(self.kernels, "threads", None))
         except TinyrtError as e:
             _name_the_run(e, run_options, self.options)
             raise
