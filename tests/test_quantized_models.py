@@ -101,20 +101,22 @@ def test_rounding_kernel_is_the_numpy_rounding(with_addend):
     CPU has an FMA, used by eltwise.quantize_dequantize and by the conv tiles' store) gives exactly what
     the numpy op (ops/quantize.py round_in_place: x / s, rint) gives, bit for bit: values a float32 step
     or three from ties and whole steps, over scales of every size, saturation both sides, inf and NaN,
-    lengths that end mid-vector."""
+    lengths that end mid-vector; scales too small or too large for it (the division then)."""
     pytest.importorskip("numba")
     from tinyrt import kernels_select
     from tinyrt.ops.quantize import round_in_place
     k = kernels_select._import_kernels()
     rs = np.random.RandomState(11)
+    edges = [2.0 ** -60, 2.0 ** 60, 2.0 ** -70, 2.0 ** 70, 1e-40, 3e38]  # the last four: the division (_round.py)
     for scale in [np.float32(0.0213), np.float32(1.0), np.float32(3.0e-5), np.float32(0.1), np.float32(7.77)] + \
-            [np.float32(np.exp(v)) for v in rs.uniform(np.log(1e-6), np.log(10.0), 20)]:
+            [np.float32(np.exp(v)) for v in rs.uniform(np.log(1e-6), np.log(10.0), 20)] + [np.float32(e) for e in edges]:
         n = 40000 + rs.randint(0, 16)
-        x = np.concatenate([_near_ties(rs, scale, n), rs.standard_normal(n).astype(np.float32) * scale * 200,
-                            np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1e30, -1e30], np.float32)])
-        b = _near_ties(rs, scale, x.size) if with_addend else x
-        low, high = -128.0, 127.0
-        want = round_in_place((x + b) if with_addend else x.copy(), scale, low, high)
+        with np.errstate(over="ignore", invalid="ignore"):  # the largest scales make inf
+            x = np.concatenate([_near_ties(rs, scale, n), rs.standard_normal(n).astype(np.float32) * scale * 200,
+                                np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1e30, -1e30], np.float32)])
+            b = _near_ties(rs, scale, x.size) if with_addend else x
+            low, high = -128.0, 127.0
+            want = round_in_place((x + b) if with_addend else x.copy(), scale, low, high)
         got = np.empty_like(x)
         k.eltwise.quantize_dequantize(x, b, with_addend, got, scale, np.float32(low), np.float32(high),
                                       k._sync.counters(1))
