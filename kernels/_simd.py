@@ -239,24 +239,21 @@ def where_negative(typingctx, v, a, b):
     return f32vec(v, a, b), codegen
 
 
-@intrinsic
-def exp(typingctx, v):
-    if not _is_vec(v):
-        return None
+def _unary(name):
+    """LLVM's vector intrinsic llvm.<name> (one lane at a time: e ** v, or rint's half-to-even rounding)."""
+    def typer(typingctx, v):
+        if not _is_vec(v):
+            return None
 
-    def codegen(context, builder, sig, args):
-        return builder.call(_llvm_function(builder, "llvm.exp.v%df32" % LANES, _VEC, [_VEC]), args)
-    return f32vec(v), codegen
+        def codegen(context, builder, sig, args):
+            return builder.call(_llvm_function(builder, "llvm.%s.v%df32" % (name, LANES), _VEC, [_VEC]), args)
+        return f32vec(v), codegen
+    typer.__name__ = name
+    return intrinsic(typer)
 
 
-@intrinsic
-def rint(typingctx, v):
-    if not _is_vec(v):
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.call(_llvm_function(builder, "llvm.rint.v%df32" % LANES, _VEC, [_VEC]), args)
-    return f32vec(v), codegen
+exp = _unary("exp")
+rint = _unary("rint")
 
 
 @intrinsic

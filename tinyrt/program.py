@@ -70,7 +70,11 @@ for _op in ("Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AverageP
             "LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax LpPool MatMul Max MaxPool Mean "
             "MeanVarianceNormalization Min Mish Mod Mul Neg Not Or PRelu Pow Reciprocal Relu Round ScatterElements "
             "ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Softmax Softplus Softsign SpaceToDepth Sqrt Sub "
-            "Sum Tan Tanh ThresholdedRelu Transpose Trilu Where Xor").split():
+            "Sum Tan Tanh ThresholdedRelu Transpose Trilu Where Xor "
+            # the quantization ops are shaped like their data input (the integer convs / matmuls like Conv /
+            # MatMul): unlisted, a QDQ model, whose first op rounds the input, ran every step checked
+            "QuantizeLinear DequantizeLinear DynamicQuantizeLinear QLinearConv QLinearMatMul ConvInteger "
+            "MatMulInteger QuantizeDequantize").split():
     SIZED_BY[_op] = ()
 for _op in ("Reshape Squeeze Unsqueeze Split Expand Tile TopK OneHot Upsample ReduceL1 ReduceL2 ReduceLogSum "
             "ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare").split():

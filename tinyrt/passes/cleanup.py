@@ -40,6 +40,12 @@ def remove_identities(graph):
             rename[node.outputs[0]] = rename.get(source, source)
         else:
             kept.append(node)
+    return bypass(graph, kept, rename)
+
+
+def bypass(graph, kept, rename):
+    """The graph's nodes become ``kept``, their inputs routed through ``rename`` ({output of a node left out:
+    the value it passed on}); True when any node was left out."""
     if not rename:
         return False
     for node in kept:

@@ -31,18 +31,9 @@ quantizer writes a pair after each of those, and rounding k * scale again is the
 """
 import numpy as np
 
-from .. import program
 from ..graph import Node
 from ..ops.registry import TINYRT_DOMAIN
-from .cleanup import _read_in_subgraphs, drop, readers, renamed
-
-# The compiled program (program.py) checks, node by node, the steps whose output sizes it cannot tell from
-# the run's signature, and every step after them: the quantization ops are shaped like their data input
-# (the integer convs / matmuls like Conv / MatMul), QuantizeDequantize (this module's) among them; without
-# these entries a QDQ model, whose first op rounds the input, ran every step checked.
-for _op in ("QuantizeLinear DequantizeLinear DynamicQuantizeLinear QLinearConv QLinearMatMul ConvInteger "
-            "MatMulInteger QuantizeDequantize").split():
-    program.SIZED_BY.setdefault(_op, ())
+from .cleanup import _read_in_subgraphs, bypass, drop, readers, renamed
 
 
 
@@ -243,9 +234,4 @@ def drop_repeated_rounding(graph):
                 rename[node.outputs[0]] = rename.get(node.inputs[0], node.inputs[0])
                 continue
         kept.append(node)
-    if not rename:
-        return False
-    for node in kept:
-        renamed(node, rename)
-    graph.nodes = kept
-    return True
+    return bypass(graph, kept, rename)
