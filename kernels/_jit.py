@@ -34,6 +34,10 @@ class Progress:
         self._open = []      # [name, start, its line still open] of the compiles in progress: a kernel
         #                      that calls others (kernels/segment.py) compiles those first, inside its own
 
+    def compiling(self):
+        """Whether a kernel is being compiled right now (on some thread of this process)."""
+        return bool(self._open)
+
     def silenced(self):
         return self.quiet or os.environ.get("TINYRT_QUIET", "").strip() not in ("", "0")
 
