@@ -393,21 +393,11 @@ def _checked(step, result, args):
 
 
 def _checked_one(step, result, args):
-    """``_checked`` for a step with one output, its result returned: the same checks and charge, the usual
-    case (an array) without the lists (a detector's post-processing runs a thousand of these a run)."""
+    """``_checked`` for a step with one output, its result returned: the usual case (an array) without
+    normalising it into a list (a detector's post-processing runs a thousand of these a run)."""
     if result.__class__ is not np.ndarray:
         return _checked(step, result, args)[0]
-    budget = limits.current()
-    written = result.nbytes or limits.nbytes(result)  # (an empty array costs as if its zero dims were 1)
-    if budget.tensor_bytes is not None and written > budget.tensor_bytes:
-        limits.check_count(written, 1, step.node.describe())
-    if budget.work is not None:
-        read = 0
-        for a in args:
-            read += (a.nbytes or limits.nbytes(a)) if a.__class__ is np.ndarray else limits.nbytes(a)
-        budget.work -= limits.STEP_COST + written + read
-        if budget.work < 0:
-            limits.spend(0, step.node)  # over budget: raises, naming the node
+    _account(step, args, (result,))
     return result
 
 

@@ -207,7 +207,9 @@ class _ConvKernel(KernelWrapper):
                             y) + kargs, threaded)
                 return y.transpose(0, 3, 1, 2)
         run = self.backend.pool.run
-        # what a segment (kernel_wrappers/segment.py) needs to run this layer: the same kernel and arguments
+        # what a segment (kernel_wrappers/segment.py) needs to run this layer: the same kernel and arguments;
+        # its integers are ``prepare``'s kargs without the tail (act, a, b, qs: first for pointwise, after
+        # the eight geometry numbers otherwise)
         ints = kargs[4:] if kind == "pointwise" else kargs[:8] + kargs[12:]
         call.layer = Layer(kind, ints, self.act, (self.alpha, self.beta, self.qscale), w, bias, (N, H, W, C), ynhwc,
                            has_z, threaded, threads)

@@ -126,14 +126,11 @@ class _QuantizeDequantizeKernel(KernelWrapper):
         low, high = self.low, self.high
         if x.dtype == np.float32 and scale.dtype == np.float32 and scale.size == 1 and x.size and (
                 addend is None or (addend.dtype == np.float32 and addend.shape == x.shape)):
-            if x.flags.c_contiguous and (addend is None or addend.flags.c_contiguous):
-                a, back = x, None
-            elif channels_last_memory(x) and (addend is None or channels_last_memory(addend)):
-                a, back = x.transpose(0, 2, 3, 1), (0, 3, 1, 2)
-            else:
+            layout = _rounding_layout(x, addend)
+            if layout is None:
                 return self.ref(x, scale, addend, low=low, high=high)
+            a, b, back = layout
             y = np.empty(a.shape, np.float32)
-            b = a if addend is None else addend if back is None else addend.transpose(0, 2, 3, 1)
             self.backend.pool.run(self.k.eltwise.quantize_dequantize, (  # a residual Add: the sum, rounded
                 a.reshape(-1), b.reshape(-1), addend is not None, y.reshape(-1), np.float32(scale.reshape(-1)[0]),
                 np.float32(low), np.float32(high)), parallel=x.size > 16384)  # one block: this thread alone
@@ -159,24 +156,29 @@ class _QuantizeDequantizeKernel(KernelWrapper):
                                               (flat, flat, has_b, flat, low, low, high))
 
         def call(x, scale, addend=None, **attrs):
-            b = x if addend is None else addend
-            if x.flags.c_contiguous and b.flags.c_contiguous:
-                y = np.empty(x.shape, np.float32)
-                run(entry, (x.reshape(-1), b.reshape(-1), has_b, y.reshape(-1), scale.reshape(-1)[0], low, high),
-                    parallel)
-                return y
-            if channels_last_memory(x) and channels_last_memory(b):
-                N, C, H, W = x.shape
-                y = np.empty((N, H, W, C), np.float32)
-                run(entry, (x.transpose(0, 2, 3, 1).reshape(-1), b.transpose(0, 2, 3, 1).reshape(-1), has_b,
-                            y.reshape(-1), scale.reshape(-1)[0], low, high), parallel)
-                return y.transpose(0, 3, 1, 2)
-            return general(x, scale, addend)
+            layout = _rounding_layout(x, addend)
+            if layout is None:
+                return general(x, scale, addend)
+            a, b, back = layout
+            y = np.empty(a.shape, np.float32)
+            run(entry, (a.reshape(-1), b.reshape(-1), has_b, y.reshape(-1), scale.reshape(-1)[0], low, high), parallel)
+            return y if back is None else y.transpose(back)
         if self.fixed_scale and channels_last_memory(x) and (addend is None or channels_last_memory(addend)):
             N, C, H, W = x.shape  # a layer a segment may take (kernel_wrappers/segment.py): the same kernel
             call.layer = Layer("round", (), 0, (low, high, scale.reshape(-1)[0]), _NONE, _NONE, (N, H, W, C),
                                (N, H, W, C), has_b, parallel, self.backend.threads, 2)
         return call, 0
+
+
+def _rounding_layout(x, addend):
+    """(x, the addend (x without one), the transpose back to x's view) as the rounding kernel reads them
+    flat: C order, or channels-last memory under an (N, C, H, W) view; None for any other layout."""
+    b = x if addend is None else addend
+    if x.flags.c_contiguous and b.flags.c_contiguous:
+        return x, b, None
+    if channels_last_memory(x) and channels_last_memory(b):
+        return x.transpose(0, 2, 3, 1), b.transpose(0, 2, 3, 1), (0, 3, 1, 2)
+    return None
 
 
 def _prepared_ref(ref, args):

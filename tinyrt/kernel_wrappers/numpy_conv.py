@@ -72,19 +72,23 @@ class _NumpyConv:
         limits.spend(work, "Conv")
         y = self.conv._conv2d(X, self.W, self.group, kernel, strides, dilations, begin, end, out, tiled)
         N, OH, OW, M = y.shape
+        if Z is not None and Z.shape != (N, M, OH, OW):
+            return self.ref(X, W, B, Z, **attrs)
+        return self._finish(y, bias, Z)
+
+    def _finish(self, y, bias, Z):
+        """y (N, OH, OW, M) from ``_conv2d`` plus the bias (tiled over a row), the residual Z and the
+        activation, in place; returns its (N, M, OH, OW) view."""
         if bias is not None:
+            N, OH, OW, M = y.shape
             rows = y.reshape(N * OH, OW * M)
             rows += bias
         y = y.transpose(0, 3, 1, 2)
         if Z is not None:
-            if Z.shape == y.shape:
-                y += Z
-            else:
-                return self.ref(X, W, B, Z, **attrs)
+            y += Z
         if self.activation:
             self.fused.apply_activation(y, self.activation, self.params)
         return y
-
 
     def specialize(self, args):
         """This conv for one signature of the compiled program (tinyrt/program.py): what ``__call__`` works
@@ -102,7 +106,7 @@ class _NumpyConv:
         M, OH, OW = self.M, out[0], out[1]
         if Z is not None and (type(Z) is not np.ndarray or Z.shape != (N, M, OH, OW)):
             return None
-        conv, activation, params, apply = self.conv, self.activation, self.params, self.fused.apply_activation
+        conv, finish = self.conv, self._finish
         if tiled is not None and M == C:  # depthwise: its phases and their weights, once
             phases = [(b, view, np.ascontiguousarray(tiled[:, js])) for b, js, view in
                       conv.depthwise_phases(X.shape, 4, kernel, strides, dilations, begin, end, out)]
@@ -116,16 +120,7 @@ class _NumpyConv:
                 return conv._conv2d(X, W, group, kernel, strides, dilations, begin, end, out, tiled)
 
         def call(X, W=None, B=None, Z=None, **attrs):
-            y = y_nhwc(X)
-            if bias is not None:
-                rows = y.reshape(N * OH, OW * M)
-                rows += bias
-            y = y.transpose(0, 3, 1, 2)
-            if Z is not None:
-                y += Z
-            if activation:
-                apply(y, activation, params)
-            return y
+            return finish(y_nhwc(X), bias, Z)
         return call, work
 
 

@@ -45,8 +45,9 @@ class Segment:
         first, last = plan.steps[steps[0]], plan.steps[steps[-1]]
         self.input, self.output = first.inputs[0], last.outputs[0]
         self.outputs = {i: plan.steps[i].outputs[0] for i in steps}
-        self.op_type = "%d convs" % len(steps)
         self.layers = [call.layer for call in self.calls]  # (their weights: the table has their addresses)
+        roundings = sum(1 for layer in self.layers if layer.kind == "round")
+        self.op_type = "%d convs" % (len(steps) - roundings) + (", %d roundings" % roundings if roundings else "")
         self.out_shape = self.layers[-1].y_shape
         self._table(plan, self.layers)
         self.width = self.layers[0].threads
@@ -140,7 +141,8 @@ class _Arena:
 
 
 def find(plan, special):
-    """{first step index: Segment} for the runs of ``special``'s one-thread convs that can run as one call."""
+    """{first step index: Segment} for the runs of ``special``'s layers (convs, roundings: the calls that
+    carry a ``layer``, all made for one thread count) that can run as one call."""
     layers = {i: call.layer for i, (call, _) in special.items() if getattr(call, "layer", None) is not None}
     if len({layer.threads for layer in layers.values()}) > 1:
         return {}  # (a program's layers are specialised at one width)
@@ -157,7 +159,8 @@ def find(plan, special):
     ends = set()  # steps a segment must end at: their output is read outside it
     while True:
         runs = _runs(plan, layers, ends)
-        escaping = [i for run in runs for i in run[:-1] if not readers.get(plan.steps[i].outputs[0], set()) <= set(run)]
+        escaping = [i for run in runs for members in [set(run)] for i in run[:-1]
+                    if not readers.get(plan.steps[i].outputs[0], set()) <= members]
         if not escaping:
             break
         ends.update(escaping)
