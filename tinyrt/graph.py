@@ -469,6 +469,12 @@ def _sorted_order(graph, outer_names):
     return order
 
 
+def names_read(node):
+    """Every name a node reads: its inputs ("" for an absent optional one) and the outer values its
+    subgraphs read (a node without attributes has none: no list is made for it)."""
+    return list(node.inputs) + free_values(node) if node.attrs else node.inputs
+
+
 def free_values(node):
     """Names a node's subgraphs read from the enclosing scope."""
     names = []
@@ -482,7 +488,7 @@ def graph_free_values(graph):
     defined = set(graph.initializers) | {v.name for v in graph.inputs}
     free = []
     for node in graph.nodes:
-        for name in list(node.inputs) + free_values(node) if node.attrs else node.inputs:
+        for name in names_read(node):
             if name and name not in defined:
                 free.append(name)
                 defined.add(name)  # (listed once)

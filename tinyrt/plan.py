@@ -10,7 +10,7 @@ import numpy as np
 
 from . import limits, program
 from .errors import ModelError
-from .graph import Graph, free_values, graph_free_values, topological_order
+from .graph import Graph, graph_free_values, names_read, topological_order
 from .ops import registry
 from .steps import Step, _account, _same, _stopping, call, invoke, normalize, prepared_call
 
@@ -59,8 +59,7 @@ class Plan:
         later = set(kept)
         for step in reversed(self.steps):
             free = []
-            names = list(step.inputs) + free_values(step.node) if step.subplans else step.inputs
-            for name in names:
+            for name in names_read(step.node):
                 if name and name not in later:
                     later.add(name)
                     free.append(name)

@@ -47,7 +47,7 @@ import numpy as np
 
 from . import limits
 from .errors import InputError, ModelError, RunTerminated, TinyrtError
-from .graph import free_values
+from .graph import free_values, names_read
 from .kernel_wrappers.segment import find as find_segments
 from .ops.registry import TINYRT_DOMAIN
 from .steps import _account, _shapes, call, normalize
@@ -421,7 +421,7 @@ def _last_uses(plan):
     """step index -> names read for the last time there (or made there and never read)."""
     last = {}
     for i, step in enumerate(plan.steps):
-        for name in list(step.inputs) + free_values(step.node):
+        for name in names_read(step.node):
             if name:
                 last[name] = i
         for name in step.outputs:

@@ -1,12 +1,12 @@
 """Removing what does nothing at inference: Identity, inference-mode Dropout, and nodes nobody reads."""
-from ..graph import free_values
+from ..graph import free_values, names_read
 
 
 def readers(graph):
     """name -> number of reads by nodes (subgraph reads of outer values included) and graph outputs."""
     reads = {}
     for node in graph.nodes:
-        for name in (list(node.inputs) + free_values(node)) if node.attrs else node.inputs:
+        for name in names_read(node):
             if name:
                 reads[name] = reads.get(name, 0) + 1
     for spec in graph.outputs:
@@ -110,7 +110,7 @@ def remove_dead_nodes(graph):
             continue
         dead.add(i)
         node = graph.nodes[i]
-        for name in (list(node.inputs) + free_values(node)) if node.attrs else node.inputs:
+        for name in names_read(node):
             if not name:
                 continue
             reads[name] -= 1
@@ -139,7 +139,7 @@ def reads_in_order(graph):
     outer values, a value read a second time or before it is produced -, whether some node writes no value)."""
     pending, again, writes_none = set(), set(), False
     for node in graph.nodes:
-        for name in (list(node.inputs) + free_values(node)) if node.attrs else node.inputs:
+        for name in names_read(node):
             if name:
                 if name in pending:
                     pending.remove(name)
