@@ -18,7 +18,7 @@ operation (``vfmadd231ps`` on x86, ``fmla`` on Arm).
     at_least(v, lo)         lo where v < lo, else v      (NaN passes, as in numpy's clip)
     at_most(v, hi)          hi where v > hi, else v
     where_negative(v, a, b) a where v < 0, else b
-    exp(v)                  e ** v
+    exp(v)                  e ** v on vectors (a polynomial, not libm: see ``exp``)
     rint(v)                 each lane rounded to an integer, half to even (numpy's rint)
     neg(v)                  -v
 
@@ -252,8 +252,55 @@ def _unary(name):
     return intrinsic(typer)
 
 
-exp = _unary("exp")
 rint = _unary("rint")
+
+# exp: Cephes' expf on vectors (LLVM's llvm.exp.* would call libm once a lane). e ** x = 2 ** n * e ** r
+# with n = rint(x * log2(e)) and r = x - n * ln(2) (ln 2 in two parts, so r is exact); e ** r on
+# [-ln 2 / 2, ln 2 / 2] by a degree-7 polynomial, within 2 ulp of e ** x; 2 ** n made from its bits.
+_EXP_HI, _EXP_LO = 88.72283935546875, -87.33654022216797  # above: inf; below: 0 (libm: denormals, < 1.2e-38)
+_LN2_HI, _LN2_LO = 0.693359375, -2.12194440e-4
+_EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1,
+             5.0000001201e-1)
+
+
+@intrinsic
+def exp(typingctx, v):
+    if not _is_vec(v):
+        return None
+
+    def codegen(context, builder, sig, args):
+        def const(c):
+            return ir.Constant(_VEC, [float(c)] * LANES)
+
+        def fma_(a, b, c):
+            if FMA:
+                return builder.call(_llvm_function(builder, "llvm.fma.v%df32" % LANES, _VEC, [_VEC] * 3), (a, b, c))
+            return builder.fadd(builder.fmul(a, b), c)
+
+        x = args[0]
+        # clamped to where e ** x is a normal float (a NaN passes: the comparisons are false)
+        xc = builder.select(builder.fcmp_ordered("<", x, const(_EXP_LO)), const(_EXP_LO), x)
+        xc = builder.select(builder.fcmp_ordered(">", xc, const(_EXP_HI)), const(_EXP_HI), xc)
+        rint_ = _llvm_function(builder, "llvm.rint.v%df32" % LANES, _VEC, [_VEC])
+        n = builder.call(rint_, [builder.fmul(xc, const(1.4426950408889634))])  # -126 .. 128
+        r = fma_(n, const(-_LN2_HI), xc)
+        r = fma_(n, const(-_LN2_LO), r)
+        p = const(_EXP_POLY[0])
+        for c in _EXP_POLY[1:]:
+            p = fma_(p, r, const(c))
+        p = fma_(p, builder.fmul(r, r), builder.fadd(r, const(1.0)))
+        # 2 ** n = 2 ** e * (n - e + 1) with e = min(n, 127): e + 127 in the exponent bits (a NaN's n: 0, so
+        # that no lane converts a NaN to an integer)
+        n = builder.select(builder.fcmp_ordered("==", n, n), n, const(0.0))
+        e = builder.select(builder.fcmp_ordered(">", n, const(127.0)), const(127.0), n)
+        ivec = ir.VectorType(_I32, LANES)
+        bits = builder.shl(builder.add(builder.fptosi(e, ivec), ir.Constant(ivec, [127] * LANES)),
+                           ir.Constant(ivec, [23] * LANES))
+        p = builder.fmul(p, builder.fadd(builder.fsub(n, e), const(1.0)))
+        y = builder.fmul(p, builder.bitcast(bits, _VEC))
+        y = builder.select(builder.fcmp_ordered(">", x, const(_EXP_HI)), const(float("inf")), y)
+        return builder.select(builder.fcmp_ordered("<", x, const(_EXP_LO)), const(0.0), y)
+    return f32vec(v), codegen
 
 
 @intrinsic
