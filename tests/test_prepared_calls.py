@@ -103,3 +103,45 @@ def test_numpy_path_convs_specialised_for_the_program_give_the_ops_numbers(strid
         want = oracle.run(None, {"x": x})[0]
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(want).max())))
     assert "call_0(" in sess.plan.last_program.source  # the specialised conv (no attributes passed)
+
+
+def _shape_of_a_value_sized_by_data():
+    """Reshape(a, Compress([-1, 1], mask)): rank 2 ([4, 1]) when mask is [1, 1], rank 1 ([4]) when [1, 0];
+    then the Shape of it, a Gather of that shape and a Size: what a detector's post-processing does with
+    the boxes a class keeps (Shape -> Gather -> Min -> TopK)."""
+    nodes = [helper.make_node("Compress", ["dims", "mask"], ["target"], axis=0),
+             helper.make_node("Reshape", ["a", "target"], ["r"]),
+             helper.make_node("Shape", ["r"], ["shape"]),
+             helper.make_node("Gather", ["shape", "i0"], ["first"], axis=0),
+             helper.make_node("Size", ["r"], ["size"]),
+             helper.make_node("Add", ["first", "size"], ["total"])]
+    inits = [_const("dims", np.array([-1, 1], np.int64)), _const("i0", np.array(0, np.int64))]
+    return _model(nodes, [helper.make_tensor_value_info("a", TensorProto.FLOAT, [4]),
+                          helper.make_tensor_value_info("mask", TensorProto.BOOL, [2])],
+                  [helper.make_tensor_value_info("shape", TensorProto.INT64, None),
+                   helper.make_tensor_value_info("total", TensorProto.INT64, None)], inits)
+
+
+def test_the_shape_of_a_value_sized_by_data_is_sized_by_its_rank_checked_every_run():
+    """A Shape (or Size) of a value whose size depends on data has a size known from the signature, its
+    input's rank: the program runs it and what reads it as static steps (no per-step checks), and checks
+    on every run that the rank is the first run's. When it is not, that run and the later ones of the
+    signature go step by step, with the right results."""
+    data = _shape_of_a_value_sized_by_data()
+    options = tinyrt.SessionOptions()
+    options.intra_op_num_threads = 1  # one width: one program (programs are made per thread width)
+    sess = tinyrt.InferenceSession(data, options)
+    oracle = ort.InferenceSession(data)
+    a = np.arange(4, dtype=np.float32)
+    feeds = [{"a": a, "mask": np.array([True, True])}] * 3 + [{"a": a, "mask": np.array([True, False])}] * 2
+    for feed in feeds:
+        got, want = sess.run(None, feed), oracle.run(None, feed)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+    assert sess.plan.program_source() == [], "the program gave way to the step-by-step run"
+    sess = tinyrt.InferenceSession(data, options)
+    for feed in feeds[:3]:
+        sess.run(None, feed)
+    source = sess.plan.last_program.source
+    assert "_rank_changed" in source and "gather_prepared" in source
+    assert source.count("_checked") == 2, source  # the Compress and the Reshape only

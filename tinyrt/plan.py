@@ -14,6 +14,8 @@ from .graph import Graph, graph_free_values, names_read, topological_order
 from .ops import registry
 from .steps import Step, _account, _same, _stopping, call, invoke, normalize, prepared_call
 
+_STEP_BY_STEP = "step by step"  # a signature's entry in Plan._programs when its program cannot serve it
+
 
 class Plan:
     """A graph ready to run: steps in order, each freeing the values it used last."""
@@ -93,6 +95,8 @@ class Plan:
             else (None,) * len(self.free_names)
         key = (program.signature(inputs), program.signature(outer), limits.current().tensor_bytes, width)
         compiled = self._programs.get(key)
+        if compiled is _STEP_BY_STEP:
+            return self.run_steps(feeds, outer_env, _stopping(stop))
         if compiled is None:
             if self._mode == "off":
                 return self.run_steps(feeds, outer_env, _stopping(stop))
@@ -104,12 +108,17 @@ class Plan:
                 self._seen.add(key)
                 return self.run_steps(feeds, outer_env, _stopping(stop))
             return self._first_run(key, feeds, outer_env, inputs, outer, stop)
-        return dict(zip(self.output_names, compiled.run(inputs, outer, stop)))
+        try:
+            return dict(zip(self.output_names, compiled.run(inputs, outer, stop)))
+        except program.RankChanged:  # the program assumed the first run's ranks: step by step from now on
+            self._programs[key] = _STEP_BY_STEP
+            return self.run_steps(feeds, outer_env, _stopping(stop))
 
     def _first_run(self, key, feeds, outer_env, inputs, outer, stop=None):
         """Run step by step, recording what the program of this signature needs; then make it."""
         kinds, fixed = program.classify(self, inputs, outer)
         costs = [None] * len(self.steps)
+        lengths = {}  # step index -> the length of a "ranked" step's result (a Shape of a value sized by data)
         folded = {}
         special = {}  # step index -> (call, work): a call prepared for this signature (steps.prepared_call)
 
@@ -126,6 +135,8 @@ class Plan:
                 made = prepared_call(step, args, tuple(bool(x) and x in fixed for x in step.inputs))
                 if made is not None:
                     special[i] = made
+            elif kinds[i] == "ranked":
+                lengths[i] = results[0].size
             return results
 
         index = {id(step): i for i, step in enumerate(self.steps)}
@@ -133,7 +144,7 @@ class Plan:
         results = self.run_steps(feeds, outer_env, record, env_of)
         if len(self._programs) >= program.MAX_PROGRAMS:
             self._programs.clear()
-        self._programs[key] = self.last_program = program.Program(self, kinds, costs, folded, special)
+        self._programs[key] = self.last_program = program.Program(self, kinds, costs, folded, special, lengths)
         return results
 
     def _checked_first_run(self, key, feeds, outer_env, inputs, outer, stop=None):
@@ -158,7 +169,7 @@ class Plan:
 
     def program_source(self):
         """The source of the programs made so far, one per signature (``tinyrt code`` prints them)."""
-        return [p.source for p in self._programs.values()]
+        return [p.source for p in self._programs.values() if p is not _STEP_BY_STEP]
 
     def run_steps(self, feeds, outer_env=None, hook=None, env_of=None):
         """The executor as a loop over the steps, values in a dict (with a hook; and on a first run)."""

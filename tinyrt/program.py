@@ -23,6 +23,10 @@ and every later run with that signature calls it. What it saves:
   ``limits``) is the same on every run, so the program spends the sum of those once, at the start, and
   checks nothing per node. A step whose sizes depend on data (NonZero, NonMaxSuppression, TopK with a
   computed k, Reshape to a computed shape, If, Loop...) is still checked and charged as it runs;
+* the Shape of such a value is as long as the value's rank, which is the first run's on every run in
+  practice: the program runs it, and the shape arithmetic after it (a detector's ``min(k, boxes)`` before
+  its TopK), as static steps, and checks that one length on every run (``RankChanged``: should a rank ever
+  differ, the plan runs that signature step by step from then on);
 * RunOptions.terminate (``R``, set by another thread to stop a run) is looked at every few steps and
   before each subgraph, so a run with RunOptions runs the program too;
 * a static step of a small op runs as a prepared call (``ops.registry.prepared``): ``np.add`` itself for
@@ -97,9 +101,10 @@ def signature(values):
 
 
 def classify(plan, inputs, outer):
-    """For each step: "fold" (values follow from the signature), "static" (sizes do), or "dynamic"; and
-    the set of names whose values are the same on every run of the signature (constants not fed, and what
-    "fold" steps make).
+    """For each step: "fold" (values follow from the signature), "static" (sizes do), "ranked" (a Shape or
+    Size of a value whose size depends on data: its own size is that value's rank, assumed to be the first
+    run's and checked on every run), or "dynamic"; and the set of names whose values are the same on every
+    run of the signature (constants not fed, and what "fold" steps make).
 
     ``inputs`` and ``outer`` are the run's input and outer values (their types matter, not their data).
     """
@@ -122,6 +127,8 @@ def classify(plan, inputs, outer):
             kind = "static"
             if node.op_type in SHAPE_OPS or (used and all(x in valued for x in used)):
                 kind = "fold"
+        elif node.op_type in SHAPE_OPS and node.domain in _DOMAINS and not step.subplans:
+            kind = "ranked"
         if kind != "dynamic":
             sized.update(x for x in step.outputs if x)
         if kind == "fold":
@@ -133,7 +140,7 @@ def classify(plan, inputs, outer):
 class Program:
     """One plan's run, compiled for one signature: ``run(inputs, outer)`` -> list of outputs."""
 
-    def __init__(self, plan, kinds, costs, folded, special=None):
+    def __init__(self, plan, kinds, costs, folded, special=None, lengths=None):
         self.plan = plan
         self.lines = {}           # line of the source -> step index
         self.static_cost = 0
@@ -142,7 +149,7 @@ class Program:
         slots = self.slots = _Slots()  # value name -> its local variable's number
         g = {"_ndarray": np.ndarray, "_one": _one, "_many": _many, "_checked": _checked,
              "_checked_one": _checked_one, "_spend": self._spend,
-             "_stop": self._stop}
+             "_stop": self._stop, "_rank_changed": _rank_changed}
         self.globals = g
         const_ids = {}
 
@@ -255,6 +262,8 @@ class Program:
                 src.append("    %s = %s  # step %d, %s" % (t, call, i, step.impl.op_type))
                 if kind != "dynamic":
                     src.append("    if %s.__class__ is not _ndarray: %s = _one(s%d, %s)" % (t, t, i, t))
+                if kind == "ranked":  # the shape of a value sized by data: as long as on the first run?
+                    src.append("    if %s.size != %d: _rank_changed(%d)" % (t, lengths[i], i))
             self._free(src, last_use.get(i, ()), local, out_names)
             for line in range(first_line, len(src) + 1):
                 self.lines[line] = i
@@ -301,7 +310,7 @@ class Program:
         every few steps (and before each subgraph)."""
         try:
             return self.fn(inputs, outer, stop)
-        except TinyrtError:
+        except (TinyrtError, RankChanged):
             raise
         except BaseException as e:
             step, args = self._where(e)
@@ -390,6 +399,15 @@ def _checked(step, result, args):
     results = normalize(step, result)
     _account(step, args, results)
     return results
+
+
+class RankChanged(Exception):
+    """A value sized by data came with another rank than on the program's first run (a Shape of it is
+    longer or shorter): ``Plan.run`` runs this signature step by step from then on."""
+
+
+def _rank_changed(i):
+    raise RankChanged(i)
 
 
 def _checked_one(step, result, args):
