@@ -163,6 +163,111 @@ def _row3x2(a, b, x, cstep, k0, k1, k2, nc, full):
     return a, b
 
 
+# The lean path: whole vectors of channels in the rows whose windows lie inside the input (most of the
+# work). Its loads are plain (no mask, no choice between masked and plain per load), its stores a clip and
+# a plain store, with no residual or other tail to test per store (a layer with those gets them in a pass
+# over each finished row, ``_tail_row``): the same numbers as gemm.store, without its branches.
+_VB = U(4 * LANES)  # bytes in a vector
+
+
+@helper
+def _put(y, c, vlo, vhi):
+    """gemm.store of one whole vector with no residual and a clip tail (mode 0)."""
+    simd.store(y, simd.at_most(simd.at_least(c, vlo), vhi))
+
+
+@helper
+def _r3(acc, x, cstep, k0, k1, k2):
+    """``_row3`` of a whole vector."""
+    acc = simd.fma(simd.load(x), k0, acc)
+    acc = simd.fma(simd.load(x + cstep), k1, acc)
+    return simd.fma(simd.load(x + U(2) * cstep), k2, acc)
+
+
+@helper
+def _r3x4(a, b, c, d, x, cstep, k0, k1, k2):
+    """``_row3x4`` of a whole vector (stride 1: the 4 windows share columns; 6 loads, 12 multiply-adds)."""
+    x0, x1, x2 = simd.load(x), simd.load(x + cstep), simd.load(x + U(2) * cstep)
+    x3, x4, x5 = simd.load(x + U(3) * cstep), simd.load(x + U(4) * cstep), simd.load(x + U(5) * cstep)
+    a = simd.fma(x2, k2, simd.fma(x1, k1, simd.fma(x0, k0, a)))
+    b = simd.fma(x3, k2, simd.fma(x2, k1, simd.fma(x1, k0, b)))
+    c = simd.fma(x4, k2, simd.fma(x3, k1, simd.fma(x2, k0, c)))
+    d = simd.fma(x5, k2, simd.fma(x4, k1, simd.fma(x3, k0, d)))
+    return a, b, c, d
+
+
+@helper
+def _r3x4s2(a, b, c, d, x, cstep, k0, k1, k2):
+    """``_r3x4`` at stride 2 (windows 2 columns apart: 9 loads, 12 multiply-adds)."""
+    x0, x1, x2 = simd.load(x), simd.load(x + cstep), simd.load(x + U(2) * cstep)
+    x3, x4, x5 = simd.load(x + U(3) * cstep), simd.load(x + U(4) * cstep), simd.load(x + U(5) * cstep)
+    x6, x7, x8 = simd.load(x + U(6) * cstep), simd.load(x + U(7) * cstep), simd.load(x + U(8) * cstep)
+    a = simd.fma(x2, k2, simd.fma(x1, k1, simd.fma(x0, k0, a)))
+    b = simd.fma(x4, k2, simd.fma(x3, k1, simd.fma(x2, k0, b)))
+    c = simd.fma(x6, k2, simd.fma(x5, k1, simd.fma(x4, k0, c)))
+    d = simd.fma(x8, k2, simd.fma(x7, k1, simd.fma(x6, k0, d)))
+    return a, b, c, d
+
+
+@helper
+def _dw3(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, vlo, vhi):
+    """n consecutive pixels of a 3x3 depthwise row, one whole vector of channels, every window wholly
+    inside the input (addresses as ``_vec3x3``'s; xstep == cstep, or 2 * cstep at stride 2): 4 pixels at a
+    time with the 9 weight vectors in registers, each sum bias then the taps in row-major order, then
+    ``_put``."""
+    k0, k1, k2 = simd.load(w0), simd.load(w0 + wcol), simd.load(w0 + U(2) * wcol)
+    w1 = w0 + wrow
+    k3, k4, k5 = simd.load(w1), simd.load(w1 + wcol), simd.load(w1 + U(2) * wcol)
+    w2 = w1 + wrow
+    k6, k7, k8 = simd.load(w2), simd.load(w2 + wcol), simd.load(w2 + U(2) * wcol)
+    b0 = simd.load(bp)
+    x1, x2 = x + rstep, x + U(2) * rstep
+    blocks = n // 4
+    if xstep == cstep:
+        for _ in range(blocks):
+            a, b, c, d = _r3x4(b0, b0, b0, b0, x, cstep, k0, k1, k2)
+            a, b, c, d = _r3x4(a, b, c, d, x1, cstep, k3, k4, k5)
+            a, b, c, d = _r3x4(a, b, c, d, x2, cstep, k6, k7, k8)
+            _put(y, a, vlo, vhi)
+            _put(y + ystep, b, vlo, vhi)
+            _put(y + U(2) * ystep, c, vlo, vhi)
+            _put(y + U(3) * ystep, d, vlo, vhi)
+            x, x1, x2 = x + U(4) * xstep, x1 + U(4) * xstep, x2 + U(4) * xstep
+            y += U(4) * ystep
+    else:
+        for _ in range(blocks):
+            a, b, c, d = _r3x4s2(b0, b0, b0, b0, x, cstep, k0, k1, k2)
+            a, b, c, d = _r3x4s2(a, b, c, d, x1, cstep, k3, k4, k5)
+            a, b, c, d = _r3x4s2(a, b, c, d, x2, cstep, k6, k7, k8)
+            _put(y, a, vlo, vhi)
+            _put(y + ystep, b, vlo, vhi)
+            _put(y + U(2) * ystep, c, vlo, vhi)
+            _put(y + U(3) * ystep, d, vlo, vhi)
+            x, x1, x2 = x + U(4) * xstep, x1 + U(4) * xstep, x2 + U(4) * xstep
+            y += U(4) * ystep
+    for _ in range(n - 4 * blocks):
+        acc = _r3(b0, x, cstep, k0, k1, k2)
+        acc = _r3(acc, x1, cstep, k3, k4, k5)
+        acc = _r3(acc, x2, cstep, k6, k7, k8)
+        _put(y, acc, vlo, vhi)
+        x, x1, x2 = x + xstep, x1 + xstep, x2 + xstep
+        y += ystep
+
+
+@helper
+def _tail_row(y, z, has_z, n, mode, vp, vq, vlo, vhi):
+    """The n floats at y (a finished output row, written with no tail) through gemm.store: + the residual
+    at z, the activation or rounding; elementwise, so the same numbers as storing each sum so."""
+    whole = n // LANES
+    for i in range(whole):
+        o = U(i) * _VB
+        gemm.store(y + o, z + o, has_z, LANES, simd.load(y + o), mode, vp, vq, vlo, vhi)
+    left = n - whole * LANES
+    if left > 0:
+        o = U(whole) * _VB
+        gemm.store(y + o, z + o, has_z, left, simd.load_first(y + o, left), mode, vp, vq, vlo, vhi)
+
+
 @njit(cache=True, inline="always")
 def _vec3x3(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, has_z, nc, mode, vp, vq, vlo, vhi):
     """n consecutive pixels of a 3x3 depthwise row whose windows' columns are all inside, one vector of
@@ -260,11 +365,11 @@ def _vec_taps(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1
 
 
 @helper
-def _run(x, xstep, rstep, cstep, y, z, ystep, n, wp, wrow, wcol, bp, i0, i1, kh, kw, C, has_z, mode, vp, vq, vlo,
-         vhi):
-    """n consecutive pixels whose windows' columns are all inside, every vector of channels in turn
-    (``_vec3x3`` for a 3x3 kernel, else ``_vec_taps``; addresses as there, of the first channel)."""
-    for c in range(0, C, LANES):
+def _run(x, xstep, rstep, cstep, y, z, ystep, n, wp, wrow, wcol, bp, i0, i1, kh, kw, c0, C, has_z, mode, vp, vq,
+         vlo, vhi):
+    """n consecutive pixels whose windows' columns are all inside, the vectors of channels from c0 on in
+    turn (``_vec3x3`` for a 3x3 kernel, else ``_vec_taps``; addresses as there, of the first channel)."""
+    for c in range(c0, C, LANES):
         cb = U(c * 4)
         nc = min(LANES, C - c)
         b0 = simd.load(bp + cb)
@@ -276,6 +381,24 @@ def _run(x, xstep, rstep, cstep, y, z, ystep, n, wp, wrow, wcol, bp, i0, i1, kh,
                       nc, mode, vp, vq, vlo, vhi)
 
 
+@helper
+def _edge(xrow, rstep, cstep, y, z, ix0, dw, W, kw, wp, wrow, wcol, bp, i0, i1, C, has_z, mode, vp, vq, vlo, vhi):
+    """One pixel whose window crosses the left or right border (its first column ix0): its taps inside."""
+    j0, j1 = _inside(ix0, dw, W, kw)
+    x0 = xrow + U(ix0 * C * 4)  # wraps below 0 with ix0 < 0; only taps inside are read
+    for c in range(0, C, LANES):
+        cb = U(c * 4)
+        nc = min(LANES, C - c)
+        acc = _window(simd.load(bp + cb), x0 + cb, rstep, cstep, wp + cb, wrow, wcol, i0, i1, j0, j1, nc)
+        gemm.store(y + cb, z + cb, has_z, nc, acc, mode, vp, vq, vlo, vhi)
+
+
+# Pixels per call of the lean path (``_dw3``) at most: SPAN bytes of output a row, so that a call sweeps
+# many pixels with its weights in registers when there are few channels, while a row's windows by all its
+# channels (SPAN * 3 rows * stride) stay in a small L1 cache for the next vector's call.
+SPAN = 4096
+
+
 @kernel
 def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, qs, ctr):
     """x (N, H, W, C), wt (kh * kw, Cp) and bias (Cp,) zero-padded to Cp = C rounded up to LANES,
@@ -283,20 +406,36 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
 
     Per output row, for each vector of LANES channels, every pixel sums its taps with one vector
     multiply-add each (the channels are contiguous), adds the residual, applies the activation and
-    stores once. The pixels whose windows' columns are all inside go 8 at a time, by every vector of
-    channels in turn (so memory is read in order), 4 (or 2) of them at once (``_run``);
-    a pixel whose window crosses the border sums only its taps inside, so no padded copy is made."""
+    stores once. The pixels whose windows' columns are all inside go a run at a time (``span`` pixels,
+    fewer the more channels, so memory is read nearly in order), by every vector of channels in turn:
+    a 3x3 kernel's whole vectors in a row whose window rows are all inside by ``_dw3``, everything else
+    by ``_run``; a pixel whose window crosses the border sums only its taps inside (``_edge``), so no
+    padded copy is made. A residual or a tail other than a clip is applied by a pass over each finished
+    row instead (``_tail_row``), unless the residual overlaps y."""
     N, H, W, C = x.shape
     OH, OW = y.shape[1], y.shape[2]
     Cp = wt.shape[1]
     xp, wp, bp, yp, zp = x.ctypes.data, wt.ctypes.data, bias.ctypes.data, y.ctypes.data, z.ctypes.data
     mode, p, q, lo, hi, rest = gemm.rounding_tail(act, a, b, qs)
     vp, vq, vlo, vhi = simd.splat(p), simd.splat(q), simd.splat(lo), simd.splat(hi)
+    # a residual, or a tail other than a clip: the row is written with no tail, then finished by _tail_row
+    # (not when z overlaps y: that pass would read sums where z was)
+    plain = mode == 0 and not has_z
+    post = not plain and not (has_z and U(zp) < U(yp) + U(y.size * 4) and U(yp) < U(zp) + U(z.size * 4))
+    inf = np.float32(np.inf)
+    if post:
+        m_, z_, wlo, whi = 0, False, simd.splat(-inf), simd.splat(inf)  # the tail the stores apply: none
+    else:
+        m_, z_, wlo, whi = mode, has_z, vlo, vhi
     y1 = y.reshape(-1)
     px = U(C * 4)                                   # bytes between pixels
-    rstep, cstep = U(dh * W) * px, U(dw) * px       # between a window's rows, its columns
+    xstep, rstep, cstep = U(sw) * px, U(dh * W) * px, U(dw) * px  # between windows, a window's rows, columns
     wrow, wcol = U(kw * Cp * 4), U(Cp * 4)
     qlo, qhi = _inside(-pl, sw, W - (kw - 1) * dw, OW)  # the pixels whose window's columns are all inside
+    fast = qhi > qlo
+    lean = kh == 3 and kw == 3 and (xstep == cstep or xstep == U(2) * cstep) and (plain or post)
+    whole = C // LANES                              # whole vectors of channels
+    span = max(4, SPAN // (C * 4) // 4 * 4)
     total = N * OH
     me, t = start(ctr, total)
     while t < total:
@@ -304,28 +443,30 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
         oy = t % OH
         iy0 = oy * sh - pt
         i0, i1 = _inside(iy0, dh, H, kh)            # the window rows inside the input
-        fast = qhi > qlo
         row = (n * OH + oy) * OW                    # the output row's first pixel
         xrow = U(xp) + U((n * H + iy0) * W) * px    # the window's first row, at column 0 (may be outside)
-        if fast:  # the pixels whose windows' columns are all inside: 8 pixels by all channels at a time
-            for q0 in range(qlo, qhi, 8):
+        yrow, zrow = U(yp) + U(row) * px, U(zp) + U(row) * px
+        c0 = whole * LANES if lean and i0 == 0 and i1 == 3 else 0  # the channels _run does
+        if fast:
+            for q0 in range(qlo, qhi, span):
+                cnt = min(span, qhi - q0)
                 x0 = xrow + U((q0 * sw - pl) * C * 4)
-                o = U((row + q0) * C * 4)
-                _run(x0, U(sw) * px, rstep, cstep, U(yp) + o, U(zp) + o, px, min(8, qhi - q0), U(wp), wrow, wcol, U(bp),
-                     i0, i1, kh, kw, C, has_z, mode, vp, vq, vlo, vhi)
-        for ox in range(OW):
-            if fast and ox >= qlo and ox < qhi:
-                continue
-            ix0 = ox * sw - pl
-            j0, j1 = _inside(ix0, dw, W, kw)
-            x0 = xrow + U(ix0 * C * 4)              # wraps below 0 with ix0 < 0; only taps inside are read
-            o = U((row + ox) * C * 4)
-            for c in range(0, C, LANES):
-                cb = U(c * 4)
-                nc = min(LANES, C - c)
-                acc = _window(simd.load(U(bp) + cb), x0 + cb, rstep, cstep, U(wp) + cb, wrow, wcol, i0, i1, j0, j1,
-                              nc)
-                gemm.store(U(yp) + o + cb, U(zp) + o + cb, has_z, nc, acc, mode, vp, vq, vlo, vhi)
+                o = U(q0) * px
+                for v in range(c0 // LANES):
+                    cb = U(v) * _VB
+                    _dw3(x0 + cb, xstep, rstep, cstep, yrow + o + cb, px, cnt, U(wp) + cb, wrow, wcol, U(bp) + cb,
+                         wlo, whi)
+                if c0 < C:
+                    _run(x0, xstep, rstep, cstep, yrow + o, zrow + o, px, cnt, U(wp), wrow, wcol, U(bp), i0, i1, kh,
+                         kw, c0, C, z_, m_, vp, vq, wlo, whi)
+        for ox in range(qlo if fast else OW):       # the pixels left of those (all when there are none)
+            _edge(xrow, rstep, cstep, yrow + U(ox) * px, zrow + U(ox) * px, ox * sw - pl, dw, W, kw, U(wp), wrow,
+                  wcol, U(bp), i0, i1, C, z_, m_, vp, vq, wlo, whi)
+        for ox in range(qhi if fast else OW, OW):   # right of them
+            _edge(xrow, rstep, cstep, yrow + U(ox) * px, zrow + U(ox) * px, ox * sw - pl, dw, W, kw, U(wp), wrow,
+                  wcol, U(bp), i0, i1, C, z_, m_, vp, vq, wlo, whi)
+        if post:
+            _tail_row(yrow, zrow, has_z, OW * C, mode, vp, vq, vlo, vhi)
         if rest != 0:
             _finish(y1, row * C, OW * C, rest, a)
         if qs != _0 and mode != 3:
