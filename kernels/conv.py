@@ -171,9 +171,14 @@ _VB = U(4 * LANES)  # bytes in a vector
 
 
 @helper
-def _put(y, c, vlo, vhi):
-    """gemm.store of one whole vector with no residual and a clip tail (mode 0)."""
-    simd.store(y, simd.at_most(simd.at_least(c, vlo), vhi))
+def _put(y, c, vlo, vhi, nc):
+    """gemm.store of a vector's first nc floats with no residual and a clip tail (mode 0): a plain store
+    for a whole vector."""
+    g = simd.at_most(simd.at_least(c, vlo), vhi)
+    if nc == LANES:
+        simd.store(y, g)
+    else:
+        simd.store_first(y, g, nc)
 
 
 @helper
@@ -210,7 +215,7 @@ def _r3x4s2(a, b, c, d, x, cstep, k0, k1, k2):
 
 
 @helper
-def _dw3(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, vlo, vhi):
+def _dw3(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, vlo, vhi, nc):
     """n consecutive pixels of a 3x3 depthwise row, one whole vector of channels, every window wholly
     inside the input (addresses as ``_vec3x3``'s; xstep == cstep, or 2 * cstep at stride 2): 4 pixels at a
     time with the 9 weight vectors in registers, each sum bias then the taps in row-major order, then
@@ -228,10 +233,10 @@ def _dw3(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, vlo, vhi):
             a, b, c, d = _r3x4(b0, b0, b0, b0, x, cstep, k0, k1, k2)
             a, b, c, d = _r3x4(a, b, c, d, x1, cstep, k3, k4, k5)
             a, b, c, d = _r3x4(a, b, c, d, x2, cstep, k6, k7, k8)
-            _put(y, a, vlo, vhi)
-            _put(y + ystep, b, vlo, vhi)
-            _put(y + U(2) * ystep, c, vlo, vhi)
-            _put(y + U(3) * ystep, d, vlo, vhi)
+            _put(y, a, vlo, vhi, nc)
+            _put(y + ystep, b, vlo, vhi, nc)
+            _put(y + U(2) * ystep, c, vlo, vhi, nc)
+            _put(y + U(3) * ystep, d, vlo, vhi, nc)
             x, x1, x2 = x + U(4) * xstep, x1 + U(4) * xstep, x2 + U(4) * xstep
             y += U(4) * ystep
     else:
@@ -239,18 +244,81 @@ def _dw3(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, vlo, vhi):
             a, b, c, d = _r3x4s2(b0, b0, b0, b0, x, cstep, k0, k1, k2)
             a, b, c, d = _r3x4s2(a, b, c, d, x1, cstep, k3, k4, k5)
             a, b, c, d = _r3x4s2(a, b, c, d, x2, cstep, k6, k7, k8)
-            _put(y, a, vlo, vhi)
-            _put(y + ystep, b, vlo, vhi)
-            _put(y + U(2) * ystep, c, vlo, vhi)
-            _put(y + U(3) * ystep, d, vlo, vhi)
+            _put(y, a, vlo, vhi, nc)
+            _put(y + ystep, b, vlo, vhi, nc)
+            _put(y + U(2) * ystep, c, vlo, vhi, nc)
+            _put(y + U(3) * ystep, d, vlo, vhi, nc)
             x, x1, x2 = x + U(4) * xstep, x1 + U(4) * xstep, x2 + U(4) * xstep
             y += U(4) * ystep
     for _ in range(n - 4 * blocks):
         acc = _r3(b0, x, cstep, k0, k1, k2)
         acc = _r3(acc, x1, cstep, k3, k4, k5)
         acc = _r3(acc, x2, cstep, k6, k7, k8)
-        _put(y, acc, vlo, vhi)
+        _put(y, acc, vlo, vhi, nc)
         x, x1, x2 = x + xstep, x1 + xstep, x2 + xstep
+        y += ystep
+
+
+@helper
+def _r5x4(a, b, c, d, x, xstep, cstep, wr, wcol):
+    """One kernel row of 5 taps (weights at wr, wcol bytes apart) for 4 neighbouring pixels at stride 1
+    (8 loads) or 2 (11 loads) serving 20 multiply-adds, in 4 independent chains."""
+    k0, k1, k2 = simd.load(wr), simd.load(wr + wcol), simd.load(wr + U(2) * wcol)
+    k3, k4 = simd.load(wr + U(3) * wcol), simd.load(wr + U(4) * wcol)
+    x0, x1, x2 = simd.load(x), simd.load(x + cstep), simd.load(x + U(2) * cstep)
+    x3, x4, x5 = simd.load(x + U(3) * cstep), simd.load(x + U(4) * cstep), simd.load(x + U(5) * cstep)
+    x6, x7 = simd.load(x + U(6) * cstep), simd.load(x + U(7) * cstep)
+    a = simd.fma(x4, k4, simd.fma(x3, k3, simd.fma(x2, k2, simd.fma(x1, k1, simd.fma(x0, k0, a)))))
+    if xstep == cstep:
+        b = simd.fma(x5, k4, simd.fma(x4, k3, simd.fma(x3, k2, simd.fma(x2, k1, simd.fma(x1, k0, b)))))
+        c = simd.fma(x6, k4, simd.fma(x5, k3, simd.fma(x4, k2, simd.fma(x3, k1, simd.fma(x2, k0, c)))))
+        d = simd.fma(x7, k4, simd.fma(x6, k3, simd.fma(x5, k2, simd.fma(x4, k1, simd.fma(x3, k0, d)))))
+    else:
+        x8, x9, x10 = simd.load(x + U(8) * cstep), simd.load(x + U(9) * cstep), simd.load(x + U(10) * cstep)
+        b = simd.fma(x6, k4, simd.fma(x5, k3, simd.fma(x4, k2, simd.fma(x3, k1, simd.fma(x2, k0, b)))))
+        c = simd.fma(x8, k4, simd.fma(x7, k3, simd.fma(x6, k2, simd.fma(x5, k1, simd.fma(x4, k0, c)))))
+        d = simd.fma(x10, k4, simd.fma(x9, k3, simd.fma(x8, k2, simd.fma(x7, k1, simd.fma(x6, k0, d)))))
+    return a, b, c, d
+
+
+@helper
+def _dwk(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, i0, i1, kw, vlo, vhi, nc):
+    """``_dw3`` for any kernel, stride and dilation, and for the window rows i0 .. i1-1 only (a row near
+    the top or bottom border): 4 pixels at a time, each weight vector loaded once for the 4 multiply-adds
+    it takes part in (as ``_vec_taps``)."""
+    b0 = simd.load(bp)
+    blocks = n // 4
+    five = kw == 5 and (xstep == cstep or xstep == U(2) * cstep)
+    for _ in range(blocks):
+        a, b, c, d = b0, b0, b0, b0
+        for i in range(i0, i1):
+            xr = x + U(i) * rstep
+            wr = w0 + U(i) * wrow
+            if five:
+                a, b, c, d = _r5x4(a, b, c, d, xr, xstep, cstep, wr, wcol)
+                continue
+            for j in range(kw):
+                w = simd.load(wr + U(j) * wcol)
+                xj = xr + U(j) * cstep
+                a = simd.fma(simd.load(xj), w, a)
+                b = simd.fma(simd.load(xj + xstep), w, b)
+                c = simd.fma(simd.load(xj + U(2) * xstep), w, c)
+                d = simd.fma(simd.load(xj + U(3) * xstep), w, d)
+        _put(y, a, vlo, vhi, nc)
+        _put(y + ystep, b, vlo, vhi, nc)
+        _put(y + U(2) * ystep, c, vlo, vhi, nc)
+        _put(y + U(3) * ystep, d, vlo, vhi, nc)
+        x += U(4) * xstep
+        y += U(4) * ystep
+    for _ in range(n - 4 * blocks):
+        acc = b0
+        for i in range(i0, i1):
+            xr = x + U(i) * rstep
+            wr = w0 + U(i) * wrow
+            for j in range(kw):
+                acc = simd.fma(simd.load(xr + U(j) * cstep), simd.load(wr + U(j) * wcol), acc)
+        _put(y, acc, vlo, vhi, nc)
+        x += xstep
         y += ystep
 
 
@@ -382,11 +450,23 @@ def _run(x, xstep, rstep, cstep, y, z, ystep, n, wp, wrow, wcol, bp, i0, i1, kh,
 
 
 @helper
-def _edge(xrow, rstep, cstep, y, z, ix0, dw, W, kw, wp, wrow, wcol, bp, i0, i1, C, has_z, mode, vp, vq, vlo, vhi):
-    """One pixel whose window crosses the left or right border (its first column ix0): its taps inside."""
+def _edge(xrow, rstep, cstep, y, z, ix0, dw, W, kw, wp, wrow, wcol, bp, i0, i1, C, whole, has_z, mode, vp, vq, vlo,
+          vhi):
+    """One pixel whose window crosses the left or right border (its first column ix0): its taps inside.
+    The first ``whole`` vectors of channels by the lean path (plain loads, ``_put``: the caller gives no
+    residual and a clip tail then), the rest with masked loads and gemm.store."""
     j0, j1 = _inside(ix0, dw, W, kw)
     x0 = xrow + U(ix0 * C * 4)  # wraps below 0 with ix0 < 0; only taps inside are read
-    for c in range(0, C, LANES):
+    for v in range(whole):
+        cb = U(v) * _VB
+        acc = simd.load(bp + cb)
+        for i in range(i0, i1):
+            xr = x0 + cb + U(i) * rstep
+            wr = wp + cb + U(i) * wrow
+            for j in range(j0, j1):
+                acc = simd.fma(simd.load(xr + U(j) * cstep), simd.load(wr + U(j) * wcol), acc)
+        _put(y + cb, acc, vlo, vhi, LANES)
+    for c in range(whole * LANES, C, LANES):
         cb = U(c * 4)
         nc = min(LANES, C - c)
         acc = _window(simd.load(bp + cb), x0 + cb, rstep, cstep, wp + cb, wrow, wcol, i0, i1, j0, j1, nc)
@@ -396,7 +476,7 @@ def _edge(xrow, rstep, cstep, y, z, ix0, dw, W, kw, wp, wrow, wcol, bp, i0, i1, 
 # Pixels per call of the lean path (``_dw3``) at most: SPAN bytes of output a row, so that a call sweeps
 # many pixels with its weights in registers when there are few channels, while a row's windows by all its
 # channels (SPAN * 3 rows * stride) stay in a small L1 cache for the next vector's call.
-SPAN = 4096
+SPAN = 2048
 
 
 @kernel
@@ -433,9 +513,12 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
     wrow, wcol = U(kw * Cp * 4), U(Cp * 4)
     qlo, qhi = _inside(-pl, sw, W - (kw - 1) * dw, OW)  # the pixels whose window's columns are all inside
     fast = qhi > qlo
-    lean = kh == 3 and kw == 3 and (xstep == cstep or xstep == U(2) * cstep) and (plain or post)
+    lean = plain or post                            # the lean path (_dw3, _dwk) applies
+    lean3 = kh == 3 and kw == 3 and (xstep == cstep or xstep == U(2) * cstep)  # _dw3's shapes
+    xend = U(xp) + U(x.size * 4)
     whole = C // LANES                              # whole vectors of channels
-    span = max(4, SPAN // (C * 4) // 4 * 4)
+    ewhole = whole if lean else 0                   # the vectors _edge does by the lean path
+    span = max(8, SPAN // (C * 4) // 4 * 4)
     total = N * OH
     me, t = start(ctr, total)
     while t < total:
@@ -446,25 +529,37 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
         row = (n * OH + oy) * OW                    # the output row's first pixel
         xrow = U(xp) + U((n * H + iy0) * W) * px    # the window's first row, at column 0 (may be outside)
         yrow, zrow = U(yp) + U(row) * px, U(zp) + U(row) * px
-        c0 = whole * LANES if lean and i0 == 0 and i1 == 3 else 0  # the channels _run does
+        regs = lean3 and i0 == 0 and i1 == 3        # _dw3 (weights in registers), else _dwk
         if fast:
             for q0 in range(qlo, qhi, span):
                 cnt = min(span, qhi - q0)
                 x0 = xrow + U((q0 * sw - pl) * C * 4)
                 o = U(q0) * px
-                for v in range(c0 // LANES):
-                    cb = U(v) * _VB
-                    _dw3(x0 + cb, xstep, rstep, cstep, yrow + o + cb, px, cnt, U(wp) + cb, wrow, wcol, U(bp) + cb,
-                         wlo, whi)
+                c0 = whole * LANES if lean else 0  # the channels _run does: from c0 on
+                if lean and whole < Cp // LANES:
+                    # the last vector is partial: the lean path loads it whole (the lanes past C read the next
+                    # pixel's channels, never stored) where that stays inside x
+                    last = x0 + U(i1 - 1) * rstep + U(cnt - 1) * xstep + U(kw - 1) * cstep + U(Cp * 4)
+                    if last <= xend:
+                        c0 = C
+                for c in range(0, c0, LANES):
+                    cb = U(c * 4)
+                    nc = min(LANES, C - c)
+                    if regs:
+                        _dw3(x0 + cb, xstep, rstep, cstep, yrow + o + cb, px, cnt, U(wp) + cb, wrow, wcol,
+                             U(bp) + cb, wlo, whi, nc)
+                    else:
+                        _dwk(x0 + cb, xstep, rstep, cstep, yrow + o + cb, px, cnt, U(wp) + cb, wrow, wcol,
+                             U(bp) + cb, i0, i1, kw, wlo, whi, nc)
                 if c0 < C:
                     _run(x0, xstep, rstep, cstep, yrow + o, zrow + o, px, cnt, U(wp), wrow, wcol, U(bp), i0, i1, kh,
                          kw, c0, C, z_, m_, vp, vq, wlo, whi)
         for ox in range(qlo if fast else OW):       # the pixels left of those (all when there are none)
             _edge(xrow, rstep, cstep, yrow + U(ox) * px, zrow + U(ox) * px, ox * sw - pl, dw, W, kw, U(wp), wrow,
-                  wcol, U(bp), i0, i1, C, z_, m_, vp, vq, wlo, whi)
+                  wcol, U(bp), i0, i1, C, ewhole, z_, m_, vp, vq, wlo, whi)
         for ox in range(qhi if fast else OW, OW):   # right of them
             _edge(xrow, rstep, cstep, yrow + U(ox) * px, zrow + U(ox) * px, ox * sw - pl, dw, W, kw, U(wp), wrow,
-                  wcol, U(bp), i0, i1, C, z_, m_, vp, vq, wlo, whi)
+                  wcol, U(bp), i0, i1, C, ewhole, z_, m_, vp, vq, wlo, whi)
         if post:
             _tail_row(yrow, zrow, has_z, OW * C, mode, vp, vq, vlo, vhi)
         if rest != 0:
