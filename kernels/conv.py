@@ -116,8 +116,9 @@ def pointwise(x, wp, bp, z, has_z, y, act, a, b, qs, rows, cols, nchw, ctr):
 
 @helper
 def _window(acc, x0, rstep, cstep, w0, wrow, wcol, i0, i1, j0, j1, nc):
-    """acc + the taps (i, j) in [i0, i1) x [j0, j1) of one pixel's window, for one vector of channels:
-    input at x0 + i * rstep + j * cstep, weights at w0 + i * wrow + j * wcol (addresses in bytes)."""
+    """acc + the taps (i, j) in [i0, i1) x [j0, j1) of one pixel's window, for one vector of channels of
+    which nc are loaded (masked loads): input at x0 + i * rstep + j * cstep, weights at w0 + i * wrow +
+    j * wcol (addresses in bytes)."""
     for i in range(i0, i1):
         xr = x0 + U(i) * rstep
         wr = w0 + U(i) * wrow
@@ -126,47 +127,14 @@ def _window(acc, x0, rstep, cstep, w0, wrow, wcol, i0, i1, j0, j1, nc):
     return acc
 
 
-@helper
-def _ld(addr, nc, full):
-    """One vector of channels: all LANES, or (the last vector of a row) its first nc."""
-    return simd.load(addr) if full else simd.load_first(addr, nc)
-
-
-@helper
-def _row3(acc, x, cstep, k0, k1, k2, nc, full):
-    """acc + one kernel row (3 taps, weights k0..k2) of one pixel's window, which starts at x."""
-    acc = simd.fma(_ld(x, nc, full), k0, acc)
-    acc = simd.fma(_ld(x + cstep, nc, full), k1, acc)
-    return simd.fma(_ld(x + U(2) * cstep, nc, full), k2, acc)
-
-
-@helper
-def _row3x4(a, b, c, d, x, cstep, k0, k1, k2, nc, full):
-    """``_row3`` for 4 neighbouring pixels at stride 1: their windows share columns, so 6 loads serve
-    12 multiply-adds, in 4 independent chains."""
-    x0, x1, x2 = _ld(x, nc, full), _ld(x + cstep, nc, full), _ld(x + U(2) * cstep, nc, full)
-    x3, x4, x5 = _ld(x + U(3) * cstep, nc, full), _ld(x + U(4) * cstep, nc, full), _ld(x + U(5) * cstep, nc, full)
-    a = simd.fma(x2, k2, simd.fma(x1, k1, simd.fma(x0, k0, a)))
-    b = simd.fma(x3, k2, simd.fma(x2, k1, simd.fma(x1, k0, b)))
-    c = simd.fma(x4, k2, simd.fma(x3, k1, simd.fma(x2, k0, c)))
-    d = simd.fma(x5, k2, simd.fma(x4, k1, simd.fma(x3, k0, d)))
-    return a, b, c, d
-
-
-@helper
-def _row3x2(a, b, x, cstep, k0, k1, k2, nc, full):
-    """``_row3`` for 2 neighbouring pixels at stride 2: 5 loads serve 6 multiply-adds, in 2 chains."""
-    x0, x1, x2 = _ld(x, nc, full), _ld(x + cstep, nc, full), _ld(x + U(2) * cstep, nc, full)
-    x3, x4 = _ld(x + U(3) * cstep, nc, full), _ld(x + U(4) * cstep, nc, full)
-    a = simd.fma(x2, k2, simd.fma(x1, k1, simd.fma(x0, k0, a)))
-    b = simd.fma(x4, k2, simd.fma(x3, k1, simd.fma(x2, k0, b)))
-    return a, b
-
-
-# The lean path: whole vectors of channels in the rows whose windows lie inside the input (most of the
-# work). Its loads are plain (no mask, no choice between masked and plain per load), its stores a clip and
-# a plain store, with no residual or other tail to test per store (a layer with those gets them in a pass
-# over each finished row, ``_tail_row``): the same numbers as gemm.store, without its branches.
+# The lean path of depthwise: runs of pixels whose windows' columns are inside, one vector of channels at a
+# time (most of the work). Its loads are plain (no mask, and no choice between a masked and a plain load
+# per load: a partial last vector is loaded whole, see depthwise), its stores a clip and a plain store with
+# no residual or other tail to test per store (a layer with those gets them in a pass over each finished
+# row, ``_tail_row``): the same numbers as gemm.store, without its branches in the loop. Addresses are in
+# bytes: x the first pixel's window (its first row and column), y its output, w0 and bp the vector's
+# weights (tap (i, j) at w0 + i * wrow + j * wcol) and bias; xstep between neighbouring windows, rstep and
+# cstep between a window's rows and columns, ystep between outputs.
 _VB = U(4 * LANES)  # bytes in a vector
 
 
@@ -183,7 +151,7 @@ def _put(y, c, vlo, vhi, nc):
 
 @helper
 def _r3(acc, x, cstep, k0, k1, k2):
-    """``_row3`` of a whole vector."""
+    """acc + one kernel row (3 taps, weights k0..k2) of one pixel's window, which starts at x."""
     acc = simd.fma(simd.load(x), k0, acc)
     acc = simd.fma(simd.load(x + cstep), k1, acc)
     return simd.fma(simd.load(x + U(2) * cstep), k2, acc)
@@ -191,7 +159,8 @@ def _r3(acc, x, cstep, k0, k1, k2):
 
 @helper
 def _r3x4(a, b, c, d, x, cstep, k0, k1, k2):
-    """``_row3x4`` of a whole vector (stride 1: the 4 windows share columns; 6 loads, 12 multiply-adds)."""
+    """``_r3`` for 4 neighbouring pixels at stride 1: their windows share columns, so 6 loads serve
+    12 multiply-adds, in 4 independent chains."""
     x0, x1, x2 = simd.load(x), simd.load(x + cstep), simd.load(x + U(2) * cstep)
     x3, x4, x5 = simd.load(x + U(3) * cstep), simd.load(x + U(4) * cstep), simd.load(x + U(5) * cstep)
     a = simd.fma(x2, k2, simd.fma(x1, k1, simd.fma(x0, k0, a)))
@@ -216,10 +185,9 @@ def _r3x4s2(a, b, c, d, x, cstep, k0, k1, k2):
 
 @helper
 def _dw3(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, vlo, vhi, nc):
-    """n consecutive pixels of a 3x3 depthwise row, one whole vector of channels, every window wholly
-    inside the input (addresses as ``_vec3x3``'s; xstep == cstep, or 2 * cstep at stride 2): 4 pixels at a
-    time with the 9 weight vectors in registers, each sum bias then the taps in row-major order, then
-    ``_put``."""
+    """n consecutive pixels of a 3x3 depthwise row whose windows are wholly inside the input, one vector
+    of channels (nc stored; xstep == cstep, or 2 * cstep at stride 2): 4 pixels at a time with the 9
+    weight vectors in registers; each sum the bias, then the taps in row-major order, then ``_put``."""
     k0, k1, k2 = simd.load(w0), simd.load(w0 + wcol), simd.load(w0 + U(2) * wcol)
     w1 = w0 + wrow
     k3, k4, k5 = simd.load(w1), simd.load(w1 + wcol), simd.load(w1 + U(2) * wcol)
@@ -283,9 +251,9 @@ def _r5x4(a, b, c, d, x, xstep, cstep, wr, wcol):
 
 @helper
 def _dwk(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, i0, i1, kw, vlo, vhi, nc):
-    """``_dw3`` for any kernel, stride and dilation, and for the window rows i0 .. i1-1 only (a row near
-    the top or bottom border): 4 pixels at a time, each weight vector loaded once for the 4 multiply-adds
-    it takes part in (as ``_vec_taps``)."""
+    """``_dw3`` for any kernel, stride and dilation, and the window rows i0 .. i1-1 only (all, or a row
+    near the top or bottom border): 4 pixels at a time, each weight vector loaded once for the 4
+    multiply-adds it takes part in (a 5-tap row at stride 1 or 2 by ``_r5x4``, its loads shared)."""
     b0 = simd.load(bp)
     blocks = n // 4
     five = kw == 5 and (xstep == cstep or xstep == U(2) * cstep)
@@ -336,128 +304,13 @@ def _tail_row(y, z, has_z, n, mode, vp, vq, vlo, vhi):
         gemm.store(y + o, z + o, has_z, left, simd.load_first(y + o, left), mode, vp, vq, vlo, vhi)
 
 
-@njit(cache=True, inline="always")
-def _vec3x3(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, has_z, nc, mode, vp, vq, vlo, vhi):
-    """n consecutive pixels of a 3x3 depthwise row whose windows' columns are all inside, one vector of
-    channels, kernel rows i0 .. i1-1 inside the input: the 9 weight vectors stay in registers; each
-    pixel's window starts xstep bytes after the previous one's. At stride 1 (xstep == cstep) 4 pixels
-    at a time, at stride 2 two."""
-    full = nc == LANES
-    k0, k1, k2 = simd.load(w0), simd.load(w0 + wcol), simd.load(w0 + U(2) * wcol)
-    w1 = w0 + wrow
-    k3, k4, k5 = simd.load(w1), simd.load(w1 + wcol), simd.load(w1 + U(2) * wcol)
-    w2 = w1 + wrow
-    k6, k7, k8 = simd.load(w2), simd.load(w2 + wcol), simd.load(w2 + U(2) * wcol)
-    row0, row1, row2 = i0 == 0, i0 <= 1 and i1 >= 2, i1 == 3
-    x1, x2 = x + rstep, x + U(2) * rstep
-    done = 0
-    if xstep == cstep:
-        while done + 4 <= n:
-            a, b, c, d = b0, b0, b0, b0
-            if row0:
-                a, b, c, d = _row3x4(a, b, c, d, x, cstep, k0, k1, k2, nc, full)
-            if row1:
-                a, b, c, d = _row3x4(a, b, c, d, x1, cstep, k3, k4, k5, nc, full)
-            if row2:
-                a, b, c, d = _row3x4(a, b, c, d, x2, cstep, k6, k7, k8, nc, full)
-            gemm.store(y, z, has_z, nc, a, mode, vp, vq, vlo, vhi)
-            gemm.store(y + ystep, z + ystep, has_z, nc, b, mode, vp, vq, vlo, vhi)
-            gemm.store(y + U(2) * ystep, z + U(2) * ystep, has_z, nc, c, mode, vp, vq, vlo, vhi)
-            gemm.store(y + U(3) * ystep, z + U(3) * ystep, has_z, nc, d, mode, vp, vq, vlo, vhi)
-            x, x1, x2 = x + U(4) * xstep, x1 + U(4) * xstep, x2 + U(4) * xstep
-            y += U(4) * ystep
-            z += U(4) * ystep
-            done += 4
-    elif xstep == U(2) * cstep:
-        while done + 2 <= n:
-            a, b = b0, b0
-            if row0:
-                a, b = _row3x2(a, b, x, cstep, k0, k1, k2, nc, full)
-            if row1:
-                a, b = _row3x2(a, b, x1, cstep, k3, k4, k5, nc, full)
-            if row2:
-                a, b = _row3x2(a, b, x2, cstep, k6, k7, k8, nc, full)
-            gemm.store(y, z, has_z, nc, a, mode, vp, vq, vlo, vhi)
-            gemm.store(y + ystep, z + ystep, has_z, nc, b, mode, vp, vq, vlo, vhi)
-            x, x1, x2 = x + U(2) * xstep, x1 + U(2) * xstep, x2 + U(2) * xstep
-            y += U(2) * ystep
-            z += U(2) * ystep
-            done += 2
-    for _ in range(done, n):
-        acc = b0
-        if row0:
-            acc = _row3(acc, x, cstep, k0, k1, k2, nc, full)
-        if row1:
-            acc = _row3(acc, x1, cstep, k3, k4, k5, nc, full)
-        if row2:
-            acc = _row3(acc, x2, cstep, k6, k7, k8, nc, full)
-        gemm.store(y, z, has_z, nc, acc, mode, vp, vq, vlo, vhi)
-        x, x1, x2 = x + xstep, x1 + xstep, x2 + xstep
-        y += ystep
-        z += ystep
-
-
-@njit(cache=True, inline="always")
-def _vec_taps(x, xstep, rstep, cstep, y, z, ystep, n, w0, wrow, wcol, b0, i0, i1, kw, has_z, nc, mode, vp, vq, vlo,
-              vhi):
-    """``_vec3x3`` for any other kernel (5x5, dilated, ...): 4 pixels at a time, each weight vector
-    loaded once for the 4 multiply-adds it takes part in."""
-    full = nc == LANES
-    done = 0
-    while done + 4 <= n:
-        a, b, c, d = b0, b0, b0, b0
-        for i in range(i0, i1):
-            xr = x + U(i) * rstep
-            wr = w0 + U(i) * wrow
-            for j in range(kw):
-                w = simd.load(wr + U(j) * wcol)
-                xj = xr + U(j) * cstep
-                a = simd.fma(_ld(xj, nc, full), w, a)
-                b = simd.fma(_ld(xj + xstep, nc, full), w, b)
-                c = simd.fma(_ld(xj + U(2) * xstep, nc, full), w, c)
-                d = simd.fma(_ld(xj + U(3) * xstep, nc, full), w, d)
-        gemm.store(y, z, has_z, nc, a, mode, vp, vq, vlo, vhi)
-        gemm.store(y + ystep, z + ystep, has_z, nc, b, mode, vp, vq, vlo, vhi)
-        gemm.store(y + U(2) * ystep, z + U(2) * ystep, has_z, nc, c, mode, vp, vq, vlo, vhi)
-        gemm.store(y + U(3) * ystep, z + U(3) * ystep, has_z, nc, d, mode, vp, vq, vlo, vhi)
-        x += U(4) * xstep
-        y += U(4) * ystep
-        z += U(4) * ystep
-        done += 4
-    for _ in range(done, n):
-        acc = _window(b0, x, rstep, cstep, w0, wrow, wcol, i0, i1, 0, kw, nc)
-        gemm.store(y, z, has_z, nc, acc, mode, vp, vq, vlo, vhi)
-        x += xstep
-        y += ystep
-        z += ystep
-
-
 @helper
-def _run(x, xstep, rstep, cstep, y, z, ystep, n, wp, wrow, wcol, bp, i0, i1, kh, kw, c0, C, has_z, mode, vp, vq,
-         vlo, vhi):
-    """n consecutive pixels whose windows' columns are all inside, the vectors of channels from c0 on in
-    turn (``_vec3x3`` for a 3x3 kernel, else ``_vec_taps``; addresses as there, of the first channel)."""
-    for c in range(c0, C, LANES):
-        cb = U(c * 4)
-        nc = min(LANES, C - c)
-        b0 = simd.load(bp + cb)
-        if kh == 3 and kw == 3:
-            _vec3x3(x + cb, xstep, rstep, cstep, y + cb, z + cb, ystep, n, wp + cb, wrow, wcol, b0, i0, i1, has_z, nc,
-                    mode, vp, vq, vlo, vhi)
-        else:
-            _vec_taps(x + cb, xstep, rstep, cstep, y + cb, z + cb, ystep, n, wp + cb, wrow, wcol, b0, i0, i1, kw, has_z,
-                      nc, mode, vp, vq, vlo, vhi)
-
-
-@helper
-def _edge(xrow, rstep, cstep, y, z, ix0, dw, W, kw, wp, wrow, wcol, bp, i0, i1, C, whole, has_z, mode, vp, vq, vlo,
-          vhi):
-    """One pixel whose window crosses the left or right border (its first column ix0): its taps inside.
-    The first ``whole`` vectors of channels by the lean path (plain loads, ``_put``: the caller gives no
-    residual and a clip tail then), the rest with masked loads and gemm.store."""
-    j0, j1 = _inside(ix0, dw, W, kw)
-    x0 = xrow + U(ix0 * C * 4)  # wraps below 0 with ix0 < 0; only taps inside are read
-    for v in range(whole):
+def _pixel(x0, rstep, cstep, y, z, j0, j1, wp, wrow, wcol, bp, i0, i1, c0, C, whole, has_z, mode, vp, vq, vlo, vhi):
+    """One pixel's taps (i, j) in [i0, i1) x [j0, j1) (its window starting at x0), for the channels from c0
+    on: the vectors before ``whole`` by the lean path (plain loads, ``_put``: the caller then gives no
+    residual and a clip tail), the others with masked loads and gemm.store. For the pixels whose windows
+    cross the left or right border, and what the lean path cannot do (see ``depthwise``)."""
+    for v in range(c0 // LANES, whole):
         cb = U(v) * _VB
         acc = simd.load(bp + cb)
         for i in range(i0, i1):
@@ -466,16 +319,27 @@ def _edge(xrow, rstep, cstep, y, z, ix0, dw, W, kw, wp, wrow, wcol, bp, i0, i1, 
             for j in range(j0, j1):
                 acc = simd.fma(simd.load(xr + U(j) * cstep), simd.load(wr + U(j) * wcol), acc)
         _put(y + cb, acc, vlo, vhi, LANES)
-    for c in range(whole * LANES, C, LANES):
+    for c in range(max(c0, whole * LANES), C, LANES):
         cb = U(c * 4)
         nc = min(LANES, C - c)
         acc = _window(simd.load(bp + cb), x0 + cb, rstep, cstep, wp + cb, wrow, wcol, i0, i1, j0, j1, nc)
         gemm.store(y + cb, z + cb, has_z, nc, acc, mode, vp, vq, vlo, vhi)
 
 
-# Pixels per call of the lean path (``_dw3``) at most: SPAN bytes of output a row, so that a call sweeps
-# many pixels with its weights in registers when there are few channels, while a row's windows by all its
-# channels (SPAN * 3 rows * stride) stay in a small L1 cache for the next vector's call.
+@helper
+def _edge(xrow, rstep, cstep, y, z, px, ix0, dw, W, kw, wp, wrow, wcol, bp, i0, i1, C, whole, has_z, mode, vp, vq, vlo,
+          vhi):
+    """``_pixel`` for a pixel whose window starts at column ix0 of the row at xrow: its columns inside."""
+    j0, j1 = _inside(ix0, dw, W, kw)
+    x0 = xrow + U(ix0) * px  # wraps below 0 with ix0 < 0; only taps inside are read
+    _pixel(x0, rstep, cstep, y, z, j0, j1, wp, wrow, wcol, bp, i0, i1, 0, C, whole, has_z, mode, vp, vq, vlo, vhi)
+
+
+# Pixels per call of the lean path at most: SPAN bytes of output, so that a call sweeps many pixels with its
+# weights in registers when there are few channels, and with many channels memory is still read nearly in
+# order (the windows of a run by all its channels, SPAN * 3 rows * stride bytes, stay in a small L1 cache
+# from one vector's call to the next; runs of 8 pixels at least, for the weights' loads). Measured on
+# AVX-512: 16384 made 32 and 64 channels 15-25% slower than 2048-4096.
 SPAN = 2048
 
 
@@ -485,26 +349,30 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
     y (N, OH, OW, C); output channel c reads input channel c only.
 
     Per output row, for each vector of LANES channels, every pixel sums its taps with one vector
-    multiply-add each (the channels are contiguous), adds the residual, applies the activation and
-    stores once. The pixels whose windows' columns are all inside go a run at a time (``span`` pixels,
-    fewer the more channels, so memory is read nearly in order), by every vector of channels in turn:
-    a 3x3 kernel's whole vectors in a row whose window rows are all inside by ``_dw3``, everything else
-    by ``_run``; a pixel whose window crosses the border sums only its taps inside (``_edge``), so no
-    padded copy is made. A residual or a tail other than a clip is applied by a pass over each finished
-    row instead (``_tail_row``), unless the residual overlaps y."""
+    multiply-add each (the channels are contiguous): bias, then the taps inside the input in row-major
+    order, then the residual and the tail, as gemm.store applies them. The pixels whose windows' columns
+    are all inside go a run at a time (``span`` pixels, fewer the more channels), by every vector of
+    channels in turn, on the lean path: ``_dw3`` for a 3x3 kernel at stride 1 or 2 in a row whose window
+    rows are all inside, ``_dwk`` for the others. The few pixels whose windows cross the left or right
+    border sum only their taps inside (``_pixel``), so no padded copy is made.
+
+    The lean path has no residual and no tail but a clip in its stores: a layer with those has its rows
+    written with no tail, then finished by a pass over each row (``_tail_row``) while it is in cache. A
+    partial last vector of channels is loaded whole (its lanes past C read the next pixel's channels, and
+    are never stored) unless that would read past x: there, and for a residual that overlaps y (that pass
+    would read sums where the residual was; tinyrt never passes one), ``_pixel`` does the rest."""
     N, H, W, C = x.shape
     OH, OW = y.shape[1], y.shape[2]
     Cp = wt.shape[1]
     xp, wp, bp, yp, zp = x.ctypes.data, wt.ctypes.data, bias.ctypes.data, y.ctypes.data, z.ctypes.data
     mode, p, q, lo, hi, rest = gemm.rounding_tail(act, a, b, qs)
     vp, vq, vlo, vhi = simd.splat(p), simd.splat(q), simd.splat(lo), simd.splat(hi)
-    # a residual, or a tail other than a clip: the row is written with no tail, then finished by _tail_row
-    # (not when z overlaps y: that pass would read sums where z was)
-    plain = mode == 0 and not has_z
+    plain = mode == 0 and not has_z                 # the stores' own tail: a clip
     post = not plain and not (has_z and U(zp) < U(yp) + U(y.size * 4) and U(yp) < U(zp) + U(z.size * 4))
+    lean = plain or post                            # the lean path applies
     inf = np.float32(np.inf)
-    if post:
-        m_, z_, wlo, whi = 0, False, simd.splat(-inf), simd.splat(inf)  # the tail the stores apply: none
+    if post:  # the tail the stores apply: none (_tail_row applies the layer's)
+        m_, z_, wlo, whi = 0, False, simd.splat(-inf), simd.splat(inf)
     else:
         m_, z_, wlo, whi = mode, has_z, vlo, vhi
     y1 = y.reshape(-1)
@@ -512,12 +380,11 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
     xstep, rstep, cstep = U(sw) * px, U(dh * W) * px, U(dw) * px  # between windows, a window's rows, columns
     wrow, wcol = U(kw * Cp * 4), U(Cp * 4)
     qlo, qhi = _inside(-pl, sw, W - (kw - 1) * dw, OW)  # the pixels whose window's columns are all inside
-    fast = qhi > qlo
-    lean = plain or post                            # the lean path (_dw3, _dwk) applies
-    lean3 = kh == 3 and kw == 3 and (xstep == cstep or xstep == U(2) * cstep)  # _dw3's shapes
+    if qhi <= qlo:
+        qlo, qhi = OW, OW                           # none: every pixel is a border one
+    three = kh == 3 and kw == 3 and (xstep == cstep or xstep == U(2) * cstep)  # _dw3's shapes
+    whole = C // LANES if lean else 0               # the whole vectors of channels the lean path does
     xend = U(xp) + U(x.size * 4)
-    whole = C // LANES                              # whole vectors of channels
-    ewhole = whole if lean else 0                   # the vectors _edge does by the lean path
     span = max(8, SPAN // (C * 4) // 4 * 4)
     total = N * OH
     me, t = start(ctr, total)
@@ -529,37 +396,33 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
         row = (n * OH + oy) * OW                    # the output row's first pixel
         xrow = U(xp) + U((n * H + iy0) * W) * px    # the window's first row, at column 0 (may be outside)
         yrow, zrow = U(yp) + U(row) * px, U(zp) + U(row) * px
-        regs = lean3 and i0 == 0 and i1 == 3        # _dw3 (weights in registers), else _dwk
-        if fast:
-            for q0 in range(qlo, qhi, span):
-                cnt = min(span, qhi - q0)
-                x0 = xrow + U((q0 * sw - pl) * C * 4)
-                o = U(q0) * px
-                c0 = whole * LANES if lean else 0  # the channels _run does: from c0 on
-                if lean and whole < Cp // LANES:
-                    # the last vector is partial: the lean path loads it whole (the lanes past C read the next
-                    # pixel's channels, never stored) where that stays inside x
-                    last = x0 + U(i1 - 1) * rstep + U(cnt - 1) * xstep + U(kw - 1) * cstep + U(Cp * 4)
-                    if last <= xend:
-                        c0 = C
-                for c in range(0, c0, LANES):
-                    cb = U(c * 4)
-                    nc = min(LANES, C - c)
-                    if regs:
-                        _dw3(x0 + cb, xstep, rstep, cstep, yrow + o + cb, px, cnt, U(wp) + cb, wrow, wcol,
-                             U(bp) + cb, wlo, whi, nc)
-                    else:
-                        _dwk(x0 + cb, xstep, rstep, cstep, yrow + o + cb, px, cnt, U(wp) + cb, wrow, wcol,
-                             U(bp) + cb, i0, i1, kw, wlo, whi, nc)
-                if c0 < C:
-                    _run(x0, xstep, rstep, cstep, yrow + o, zrow + o, px, cnt, U(wp), wrow, wcol, U(bp), i0, i1, kh,
-                         kw, c0, C, z_, m_, vp, vq, wlo, whi)
-        for ox in range(qlo if fast else OW):       # the pixels left of those (all when there are none)
-            _edge(xrow, rstep, cstep, yrow + U(ox) * px, zrow + U(ox) * px, ox * sw - pl, dw, W, kw, U(wp), wrow,
-                  wcol, U(bp), i0, i1, C, ewhole, z_, m_, vp, vq, wlo, whi)
-        for ox in range(qhi if fast else OW, OW):   # right of them
-            _edge(xrow, rstep, cstep, yrow + U(ox) * px, zrow + U(ox) * px, ox * sw - pl, dw, W, kw, U(wp), wrow,
-                  wcol, U(bp), i0, i1, C, ewhole, z_, m_, vp, vq, wlo, whi)
+        regs = three and i0 == 0 and i1 == 3        # _dw3 (its weights in registers), else _dwk
+        for q0 in range(qlo, qhi, span):
+            cnt = min(span, qhi - q0)
+            x0 = xrow + U((q0 * sw - pl) * C * 4)
+            o = U(q0) * px
+            c1 = whole * LANES                      # the channels the lean path does: up to c1
+            if lean and c1 < C:  # the partial last vector too, if its loads stay inside x
+                if x0 + U(i1 - 1) * rstep + U(cnt - 1) * xstep + U(kw - 1) * cstep + U(Cp * 4) <= xend:
+                    c1 = C
+            for c in range(0, c1, LANES):
+                cb = U(c * 4)
+                nc = min(LANES, C - c)
+                if regs:
+                    _dw3(x0 + cb, xstep, rstep, cstep, yrow + o + cb, px, cnt, U(wp) + cb, wrow, wcol, U(bp) + cb,
+                         wlo, whi, nc)
+                else:
+                    _dwk(x0 + cb, xstep, rstep, cstep, yrow + o + cb, px, cnt, U(wp) + cb, wrow, wcol, U(bp) + cb,
+                         i0, i1, kw, wlo, whi, nc)
+            for k in range(cnt if c1 < C else 0):  # the rest, a pixel at a time
+                _pixel(x0 + U(k) * xstep, rstep, cstep, yrow + o + U(k) * px, zrow + o + U(k) * px, 0, kw, U(wp),
+                       wrow, wcol, U(bp), i0, i1, c1, C, 0, z_, m_, vp, vq, wlo, whi)
+        for ox in range(qlo):                       # the pixels left of the runs' (all when there are none)
+            _edge(xrow, rstep, cstep, yrow + U(ox) * px, zrow + U(ox) * px, px, ox * sw - pl, dw, W, kw, U(wp), wrow,
+                  wcol, U(bp), i0, i1, C, whole, z_, m_, vp, vq, wlo, whi)
+        for ox in range(qhi, OW):                   # right of them
+            _edge(xrow, rstep, cstep, yrow + U(ox) * px, zrow + U(ox) * px, px, ox * sw - pl, dw, W, kw, U(wp), wrow,
+                  wcol, U(bp), i0, i1, C, whole, z_, m_, vp, vq, wlo, whi)
         if post:
             _tail_row(yrow, zrow, has_z, OW * C, mode, vp, vq, vlo, vhi)
         if rest != 0:
