@@ -17,12 +17,14 @@ it passes around are (N, C, H, W) views of (N, H, W, C) memory (see tinyrt/kerne
   and activation applied in registers before each output is stored. The input may be NHWC (X[P, K]) or
   NCHW (X[K, P] per image: the GEMM reads X through strides), so the first conv needs no copy.
 * ``depthwise``: one output channel per input channel (group == C == M), NHWC in, on SIMD vectors of
-  channels (_simd.py): per output row, 8 pixels at a time by every vector of channels, each tap one
-  vector multiply-add. A 3x3 kernel runs the pixels whose windows' columns are inside with its weights
-  in registers, 4 neighbouring pixels at a time at stride 1 (their windows share columns: 6 loads a
-  kernel row for 12 multiply-adds) and 2 at stride 2; other kernels (5x5, dilated) 4 pixels at a time,
-  each weight loaded once for the four; pixels near the border sum only their taps inside the input, so
-  no padded copy is made.
+  channels (_simd.py): per output row, the pixels whose windows' columns are inside go in runs (many
+  pixels when there are few channels, 8 when there are many), by every vector of channels in turn, each
+  tap one vector multiply-add, 4 neighbouring pixels at a time: a 3x3 kernel in a row whose windows are
+  inside with its 9 weights in registers (at stride 1 the windows share columns: 6 loads a kernel row for
+  12 multiply-adds; 9 at stride 2), 5-tap rows sharing their loads alike, other kernels and strides
+  (7x7, dilated, stride 3) each weight loaded once for the four. That loop has plain loads and
+  clip-and-store only: a residual or another tail is applied by a pass over each finished row. The few
+  pixels near the left and right borders sum only their taps inside the input, so no padded copy is made.
 * ``im2col`` (NHWC in) and ``im2col_nchw`` (NCHW in): every other conv (the stem, grouped, dilated and
   strided 1x1 convs, channel multipliers): per block of output rows, gather the windows into a matrix
   (zeros for padding), then gemm.py's GEMM per group. From NHWC the gather copies runs of C/group

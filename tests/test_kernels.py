@@ -4,7 +4,8 @@ Each case builds a one-node model and runs it three ways: tinyrt on the numba pa
 path (the reference implementation) and, for standard ops, onnxruntime. Shapes cover stride 2,
 asymmetric padding, 1x1 spatial size, channel counts that are not a multiple of 8 (nor of the SIMD
 width: partial vectors and panels), batch above 1, dilations, channel multipliers, the GEMM's one- and
-two-vector tiles and single rows, depthwise runs of 4 (stride 1) and 2 (stride 2) pixels, and im2col.
+two-vector tiles and single rows, depthwise runs of 4 pixels (stride 1 and 2) and the pixels left
+over, and im2col.
 """
 import os
 import shutil
