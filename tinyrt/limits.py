@@ -131,7 +131,8 @@ def nominal_count(shape):
     """Elements of ``shape`` with every 0 counted as 1 (Python ints: no overflow)."""
     count = 1
     for d in shape:
-        count *= max(int(d), 1)
+        if d > 1:  # (not max(int(d), 1): this runs for every empty result of a detector's post-processing)
+            count *= int(d)
     return count
 
 
@@ -154,9 +155,13 @@ def check_count(count, itemsize, what):
 
 def check_shape(shape, dtype, what):
     """Refuse, before allocating, a tensor of ``shape`` and ``dtype`` over the limit (or of negative dims)."""
-    if any(int(d) < 0 for d in shape):
-        raise ModelError("%s: negative dimension in shape %s" % (what, list(shape)))
-    count = nominal_count(shape)  # an empty tensor of huge dims is refused too (see ``nbytes``)
+    count = 1  # nominal_count's: an empty tensor of huge dims is refused too (see ``nbytes``)
+    for d in shape:  # (a loop, not any() over a generator: every op that allocates calls this)
+        d = int(d)
+        if d < 0:
+            raise ModelError("%s: negative dimension in shape %s" % (what, list(shape)))
+        if d > 1:
+            count *= d
     if len(shape) > MAX_RANK:
         raise ModelError("%s: a tensor of rank %d; tinyrt (numpy) allows at most %d axes"
                          % (what, len(shape), MAX_RANK))

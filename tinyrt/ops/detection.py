@@ -36,6 +36,10 @@ def _topk(x, k, axis, largest):
     k = int(np.asarray(k).reshape(-1)[0])
     if not 0 <= k <= n:
         raise InputError("TopK: k=%d is outside [0, %d], the size of axis %d" % (k, n, a))
+    if r == 1:  # (a detector's scores of one class: the same, without take_along_axis's index arrays)
+        order = (n - 1) - np.argsort(x[::-1], kind="stable")[::-1] if largest else np.argsort(x, kind="stable")
+        idx = order[:k].astype(np.int64)
+        return x[idx], idx
     along = (slice(None),) * a  # the axes before ``a``, whole
     if largest:
         # Descending and stable without negating (which breaks unsigned and minimum integers):
