@@ -1,5 +1,7 @@
 """A segment: a run of convs executed by one compiled call, so the trunk of a small CNN does not go back
 through Python (and numba's dispatcher, and the argument unboxing of a 15-argument kernel) for each layer.
+What lies between the convs runs there too: a squeeze-excite block's GlobalAveragePool and scaling Mul,
+a QDQ model's roundings.
 
 tinyrt/kernel_wrappers/segment.py finds the runs and writes each layer as one row of a table::
 
@@ -24,14 +26,17 @@ from numba.extending import intrinsic
 from ._jit import kernel
 from ._sync import CHUNK, CLOSED, DONE, FAILED, STOPPED, WIDTH, load, pause, start, swap
 from .conv import depthwise, im2col, pointwise
-from .eltwise import quantize_dequantize
+from .eltwise import channel_scale, quantize_dequantize
+from .pool import global_avg_pool
 
 # the table's columns
 KIND, THREADED, X_SRC, X_OFF, XN, XH, XW, XC, Y_SRC, Y_OFF, YN, YH, YW, YC, Z_SRC, Z_OFF, W_ADDR, W0, W1, W2, \
     W3, B_ADDR, B0, B1, ACT, I0 = range(26)
 N_ARGS = 9  # integer arguments of a kernel after the activation (im2col's kh .. pl, rows)
 COLUMNS = I0 + N_ARGS
-POINTWISE, DEPTHWISE, IM2COL, ROUND = 0, 1, 2, 3  # KIND (ROUND: a QDQ model's rounding, params lo, hi, s)
+# KIND. ROUND: a QDQ model's rounding (params lo, hi, s); GAP: GlobalAveragePool; SCALE: a squeeze-excite
+# block's y = x * s, s (N, C) read at Z (pool.py and eltwise.py's kernels)
+POINTWISE, DEPTHWISE, IM2COL, ROUND, GAP, SCALE = 0, 1, 2, 3, 4, 5
 ARENA, XIN, YOUT, NONE = 0, 1, 2, 3     # X_SRC, Y_SRC, Z_SRC
 
 
@@ -74,8 +79,10 @@ def run(xin, yout, arena, layers, params, ctrs, ctr):
         dst = yout if row[Y_SRC] == YOUT else arena
         y = dst[row[Y_OFF]:row[Y_OFF] + N * OH * OW * M].reshape((N, OH, OW, M))
         has_z = row[Z_SRC] != NONE
-        if has_z:
-            zsrc = xin if row[Z_SRC] == XIN else arena
+        zsrc = xin if row[Z_SRC] == XIN else arena
+        if row[KIND] == SCALE:  # z: the scales, one per image and channel
+            z = zsrc[row[Z_OFF]:row[Z_OFF] + N * M].reshape((N, 1, 1, M))
+        elif has_z:
             z = zsrc[row[Z_OFF]:row[Z_OFF] + N * OH * OW * M].reshape((N, OH, OW, M))
         else:
             z = np.empty((0, 0, 0, 0), np.float32)
@@ -93,6 +100,10 @@ def run(xin, yout, arena, layers, params, ctrs, ctr):
                               k[6], k[7], act, a, b, qs, c)
         elif row[KIND] == ROUND:  # y = round(x [+ z]) (eltwise.quantize_dequantize; a, b, qs: low, high, scale)
             total = quantize_dequantize(x, z.reshape(-1) if has_z else x, has_z, y.reshape(-1), qs, a, b, c)
+        elif row[KIND] == GAP:
+            total = global_avg_pool(x.reshape((N, H * W, C)), y.reshape((N, M)), c)
+        elif row[KIND] == SCALE:
+            total = channel_scale(x.reshape((N, H * W, C)), z.reshape((N, M)), y.reshape((N, OH * OW, M)), c)
         else:
             wt = carray(w, (row[W0], row[W1], row[W2], row[W3]), np.float32)
             b2 = carray(bias, (row[B0], row[B1]), np.float32)

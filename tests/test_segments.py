@@ -109,3 +109,48 @@ def test_a_program_per_thread_width():
     by_width = {key[-1]: p for key, p in sess.plan._programs.items()}
     assert sorted(by_width) == [1, 2]
     assert {w: p.globals["segment_0"].width for w, p in by_width.items()} == {1: 1, 2: 2}
+
+
+def _squeeze_excite(size=14, scales_first=False):
+    """MobileNetV3's block: pointwise expand, depthwise, squeeze-excite (GlobalAveragePool, two 1x1 convs,
+    HardSigmoid, the scaling Mul; ``scales_first``: Mul(s, x)), pointwise project; then a pooled head."""
+    rng = np.random.RandomState(5)
+
+    def w(*shape):
+        return (rng.standard_normal(shape) * (2.0 / np.prod(shape[1:])) ** 0.5).astype(np.float32)
+
+    inits = {"w1": w(32, 16, 1, 1), "b1": w(32), "w2": w(32, 1, 3, 3), "b2": w(32), "w3": w(8, 32, 1, 1),
+             "b3": w(8), "w4": w(32, 8, 1, 1), "b4": w(32), "w5": w(16, 32, 1, 1), "b5": w(16)}
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"]),
+             helper.make_node("HardSwish", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], group=32, pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c2"], ["r2"]),
+             helper.make_node("GlobalAveragePool", ["r2"], ["g"]),
+             helper.make_node("Conv", ["g", "w3", "b3"], ["c3"]),
+             helper.make_node("Relu", ["c3"], ["r3"]),
+             helper.make_node("Conv", ["r3", "w4", "b4"], ["c4"]),
+             helper.make_node("HardSigmoid", ["c4"], ["s"], alpha=1.0 / 6),
+             helper.make_node("Mul", ["s", "r2"] if scales_first else ["r2", "s"], ["m"]),
+             helper.make_node("Conv", ["m", "w5", "b5"], ["c5"]),
+             helper.make_node("GlobalAveragePool", ["c5"], ["y"])]
+    return make_model(nodes, {"x": np.zeros((1, 16, size, size), np.float32)}, ["y"], inits, opset=14)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("scales_first", [False, True])
+def test_a_squeeze_excite_block_runs_in_one_segment(scales_first, threads):
+    """GlobalAveragePool and the scaling Mul are layers too (kernels/pool.py and eltwise.py's kernels, the
+    same calls): a MobileNetV3 block and its pooled head are one compiled call, with the numbers of the
+    layers' own calls and onnxruntime's."""
+    if threads > 1 and len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core")
+    model = _squeeze_excite(size=28, scales_first=scales_first)
+    x = np.random.RandomState(6).standard_normal((1, 16, 28, 28)).astype(np.float32)
+    sess, got = _runs(model, x, threads=threads, runs=4)
+    source = sess.plan.last_program.source
+    assert "steps 0-7, 5 convs, 2 poolings, 1 scaling in one compiled call" in source, source
+    segment = sess.plan.last_program.globals["segment_0"]
+    assert segment(x).tobytes() == np.ascontiguousarray(segment._one_by_one(x)).tobytes()
+    np.testing.assert_array_equal(got[0], tinyrt_session(model, "numba", threads).run(None, {"x": x})[0])
+    assert_close(got[0], ort_run(model, {"x": x})[0])
+    assert_close(got[0], tinyrt_session(model, "numpy").run(None, {"x": x})[0])

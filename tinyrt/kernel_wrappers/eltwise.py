@@ -6,9 +6,8 @@ from .. import limits
 from ..ops import registry
 from .base import KernelWrapper
 from .layout import channels_last_memory, to_channels_last
-from .segment import Layer
+from .segment import NO_WEIGHTS, Layer
 
-_NONE = np.zeros(1, np.float32)  # a rounding layer's weights and bias: none (the segment's table wants arrays)
 
 
 class _SoftmaxKernel(KernelWrapper):
@@ -80,6 +79,10 @@ class _MulKernel(KernelWrapper):
             run(entry, (to_channels_last(x).reshape(N, H * W, C), np.ascontiguousarray(s.reshape(N, C)),
                         y.reshape(N, H * W, C)))
             return y.transpose(0, 3, 1, 2)
+        if channels_last_memory(A if scaled_first else B):  # a layer a segment may take (kernel_wrappers/segment.py)
+            x_at, s_at = (0, 1) if scaled_first else (1, 0)
+            call.layer = Layer("scale", (), 0, (0, 0, 0), NO_WEIGHTS, NO_WEIGHTS, (N, H, W, C), (N, H, W, C), True, True,
+                               self.backend.threads, s_at, x_at)
         return call, 0
 
 
@@ -165,7 +168,7 @@ class _QuantizeDequantizeKernel(KernelWrapper):
             return y if back is None else y.transpose(back)
         if self.fixed_scale and channels_last_memory(x) and (addend is None or channels_last_memory(addend)):
             N, C, H, W = x.shape  # a layer a segment may take (kernel_wrappers/segment.py): the same kernel
-            call.layer = Layer("round", (), 0, (low, high, scale.reshape(-1)[0]), _NONE, _NONE, (N, H, W, C),
+            call.layer = Layer("round", (), 0, (low, high, scale.reshape(-1)[0]), NO_WEIGHTS, NO_WEIGHTS, (N, H, W, C),
                                (N, H, W, C), has_b, parallel, self.backend.threads, 2)
         return call, 0
 

@@ -3,6 +3,7 @@ import numpy as np
 
 from .base import KernelWrapper
 from .layout import channels_last_memory, to_channels_last
+from .segment import NO_WEIGHTS, Layer
 
 
 class _PoolKernel(KernelWrapper):
@@ -96,6 +97,9 @@ class _GlobalAvgPoolKernel(KernelWrapper):
             y = np.empty((N, C), np.float32)
             run(entry, (X.transpose(0, 2, 3, 1).reshape(N, H * W, C), y), False)
             return y.reshape(N, C, 1, 1)
+        # a layer a segment may take (kernel_wrappers/segment.py): the same kernel, by this thread alone
+        call.layer = Layer("gap", (), 0, (0, 0, 0), NO_WEIGHTS, NO_WEIGHTS, (N, H, W, C), (N, 1, 1, C), False, False,
+                           self.backend.threads)
         return call, 0
 
 

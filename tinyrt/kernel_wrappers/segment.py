@@ -23,9 +23,11 @@ from .layout import to_channels_last
 # and output shapes (N, H, W, C), whether it adds a residual, whether its blocks are shared by the run's
 # threads, how many threads that run has, and which input the residual is (``z_at``). A QDQ model's
 # rounding (eltwise.py's _QuantizeDequantizeKernel) is a layer too: kind "round", floats (low, high,
-# scale), its addend (a residual Add folded in) at input 2.
-Layer = namedtuple("Layer", "kind ints act floats w bias x_shape y_shape has_z threaded threads z_at",
-                   defaults=(3,))
+# scale), its addend (a residual Add folded in) at input 2. A squeeze-excite block's GlobalAveragePool
+# ("gap") and scaling Mul ("scale": x at input ``x_at``, the scales at ``z_at``) are layers as well.
+Layer = namedtuple("Layer", "kind ints act floats w bias x_shape y_shape has_z threaded threads z_at x_at",
+                   defaults=(3, 0))
+NO_WEIGHTS = np.zeros(1, np.float32)  # a layer without weights or bias (the table wants addresses)
 
 ALIGN = 16           # floats: every value in the arena starts on a 64-byte boundary
 _READ_OUTSIDE = -1   # a reader that is not a step: the graph's outputs, a subgraph
@@ -46,8 +48,11 @@ class Segment:
         self.input, self.output = first.inputs[0], last.outputs[0]
         self.outputs = {i: plan.steps[i].outputs[0] for i in steps}
         self.layers = [call.layer for call in self.calls]  # (their weights: the table has their addresses)
-        roundings = sum(1 for layer in self.layers if layer.kind == "round")
-        self.op_type = "%d convs" % (len(steps) - roundings) + (", %d roundings" % roundings if roundings else "")
+        kinds = [layer.kind for layer in self.layers]
+        counts = [(len(steps) - sum(kinds.count(k) for k in ("gap", "scale", "round")), "conv")] + \
+            [(kinds.count(kind), what) for kind, what in (("gap", "pooling"), ("scale", "scaling"), ("round", "rounding"))]
+        self.op_type = ", ".join("%d %s%s" % (n, what, "s" if n != 1 else "") for n, what in counts
+                                 if n or what == "conv")  # what ``tinyrt code`` says of it
         self.out_shape = self.layers[-1].y_shape
         self._table(plan, self.layers)
         self.width = self.layers[0].threads
@@ -68,9 +73,9 @@ class Segment:
         for j, (i, layer) in enumerate(zip(self.steps, layers)):
             step, row = plan.steps[i], table[j]
             row[ks.KIND] = {"pointwise": ks.POINTWISE, "depthwise": ks.DEPTHWISE, "im2col": ks.IM2COL,
-                            "round": ks.ROUND}[layer.kind]
+                            "round": ks.ROUND, "gap": ks.GAP, "scale": ks.SCALE}[layer.kind]
             row[ks.THREADED] = layer.threaded
-            row[ks.X_SRC], row[ks.X_OFF] = where[step.inputs[0]]
+            row[ks.X_SRC], row[ks.X_OFF] = where[step.inputs[layer.x_at]]
             row[ks.XN:ks.XC + 1] = layer.x_shape
             row[ks.Z_SRC], row[ks.Z_OFF] = where[step.inputs[layer.z_at]] if layer.has_z else (ks.NONE, 0)
             if j == len(layers) - 1:
@@ -110,7 +115,11 @@ class Segment:
         values = dict(self.weights_of)
         values[self.input] = X
         for (x, w, b, z), call, i in zip(self.wiring, self.calls, self.steps):
-            if call.layer.z_at == 2:  # a rounding: x, scale, addend
+            if call.layer.kind == "gap":
+                y = call(values[x])
+            elif call.layer.kind == "scale":
+                y = call(values[x], values[w])
+            elif call.layer.z_at == 2:  # a rounding: x, scale, addend
                 y = call(values[x], values[w], values[b] if call.layer.has_z else None)
             else:
                 y = call(values[x], values[w], values.get(b), values[z] if call.layer.has_z else None)
@@ -194,5 +203,5 @@ def _runs(plan, layers, ends):
 
 
 def _reads(step, layer):
-    """The values a layer reads: its input and its residual (or a rounding's addend)."""
-    return [step.inputs[0]] + ([step.inputs[layer.z_at]] if layer.has_z else [])
+    """The values a layer reads: its input and its residual (or a rounding's addend, a scaling's scales)."""
+    return [step.inputs[layer.x_at]] + ([step.inputs[layer.z_at]] if layer.has_z else [])
