@@ -193,11 +193,12 @@ class Program:
                     seg = segments[i]
                     fname = "segment_%d" % i
                     g[fname] = seg
-                    local.add(seg.output)
-                    slots.take(seg.output)
+                    for name in seg.results:  # the last layer's output (and the values read after it too)
+                        local.add(name)
+                        slots.take(name)
                     src.append("    %s = %s(%s)  # steps %d-%d, %s in one compiled call"
-                               % (_target(slots, seg.output, local), fname, ref(seg.input), i, seg.steps[-1],
-                                  seg.op_type))
+                               % (", ".join(_target(slots, name, local) for name in seg.results), fname,
+                                  ref(seg.input), i, seg.steps[-1], seg.op_type))
                     self.lines[len(src)] = i
                 self.called[i] = "segment_%d" % inside.get(i, i)
                 self._free(src, last_use.get(i, ()), local, out_names)

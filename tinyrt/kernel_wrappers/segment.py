@@ -3,9 +3,11 @@
 A conv specialised for the program (``_ConvKernel.specialize``) costs a few microseconds of Python around
 its kernel: the closure, the arrays it makes, and numba unboxing its fifteen arguments. On a small model
 that is as much as the math (the demo classifier's 52 convs). So the program (tinyrt/program.py) asks
-``find`` for runs of such convs in which every value made is read only inside the run (the last one's
-output excepted), and calls each run as one ``Segment``: kernels/segment.py's ``run`` walks a table of
-the layers and calls the same kernels with the same arguments, in compiled code. The same numbers: the
+``find`` for runs of such convs (and the layers between them: pools, scalings, roundings) whose inputs
+are made inside the run (or are its first input), and calls each run as one ``Segment``: kernels/segment.py's
+``run`` walks a table of the layers and calls the same kernels with the same arguments, in compiled code.
+A value made inside and read after the run too (each level of a detector's backbone, which its heads
+read) stays in the run's arena, and the segment returns it with the last output. The same numbers: the
 test suite's check mode holds every program to the step-by-step run, bit for bit.
 
 A segment runs at the thread count its layers were specialised for (the program's first run); a run at
@@ -34,9 +36,11 @@ _READ_OUTSIDE = -1   # a reader that is not a step: the graph's outputs, a subgr
 
 
 class Segment:
-    """Steps ``steps`` (indices, in order) of a plan: one call ``segment(X)`` -> the last step's output."""
+    """Steps ``steps`` (indices, in order) of a plan: one call ``segment(X)`` -> the last step's output, or
+    with ``exports`` (values made inside that steps after the segment read too: a detector's heads read
+    each level of its backbone) the tuple of ``results``: the exports, then the last step's output."""
 
-    def __init__(self, plan, steps, special):
+    def __init__(self, plan, steps, special, exports=()):
         self.backend = plan.steps[steps[0]].fn.backend  # (the conv wrappers': kernels loaded)
         self.ks = ks = self.backend.k.segment
         self.steps = steps
@@ -47,6 +51,8 @@ class Segment:
         first, last = plan.steps[steps[0]], plan.steps[steps[-1]]
         self.input, self.output = first.inputs[0], last.outputs[0]
         self.outputs = {i: plan.steps[i].outputs[0] for i in steps}
+        self.exports = list(exports)
+        self.results = self.exports + [self.output]
         self.layers = [call.layer for call in self.calls]  # (their weights: the table has their addresses)
         kinds = [layer.kind for layer in self.layers]
         counts = [(len(steps) - sum(kinds.count(k) for k in ("gap", "scale", "round")), "conv")] + \
@@ -55,6 +61,8 @@ class Segment:
                                  if n or what == "conv")  # what ``tinyrt code`` says of it
         self.out_shape = self.layers[-1].y_shape
         self._table(plan, self.layers)
+        shape_of = {plan.steps[i].outputs[0]: layer.y_shape for i, layer in zip(steps, self.layers)}
+        self.export_at = [(self.where[name][1], shape_of[name]) for name in self.exports]
         self.width = self.layers[0].threads
         self.parallel = any(layer.threaded for layer in self.layers)
         self.ctrs = ks.control_blocks([layer.threaded for layer in self.layers], self.width)
@@ -84,9 +92,9 @@ class Segment:
                 where[step.outputs[0]] = (ks.ARENA, arena.take(int(np.prod(layer.y_shape))))
                 row[ks.Y_SRC], row[ks.Y_OFF] = where[step.outputs[0]]
             # room read for the last time is free again, after the output took its own (a kernel reads its
-            # input while it writes its output)
+            # input while it writes its output); an export's room never is (the caller gets a view of it)
             for name in _reads(step, layer):
-                if last_read.get(name) == j and where.get(name, (None,))[0] == ks.ARENA:
+                if last_read.get(name) == j and where.get(name, (None,))[0] == ks.ARENA and name not in self.exports:
                     arena.free(where.pop(name)[1])
             row[ks.YN:ks.YC + 1] = layer.y_shape
             row[ks.W_ADDR] = layer.w.ctypes.data  # (the arrays are kept alive by self.layers)
@@ -96,20 +104,24 @@ class Segment:
             row[ks.ACT] = layer.act
             row[ks.I0:ks.I0 + len(layer.ints)] = layer.ints
             params[j] = layer.floats
-        self.table, self.params, self.arena_size = table, params, max(arena.size, 1)
+        self.table, self.params, self.arena_size, self.where = table, params, max(arena.size, 1), where
 
     def __call__(self, X, *unused):
         if self.backend.threads != self.width:  # a run at another width: each layer's own call
             return self._one_by_one(X)
         x = to_channels_last(X).reshape(-1)
         y = np.empty(self.out_shape, np.float32)
-        args = (x, y.reshape(-1), np.empty(self.arena_size, np.float32), self.table, self.params, self.ctrs.copy())
+        arena = np.empty(self.arena_size, np.float32)
+        args = (x, y.reshape(-1), arena, self.table, self.params, self.ctrs.copy())
         if self.entry is None:  # compiled (or loaded) for these types on the first call, then entered directly
             self.backend.pool.run(self.ks.run, args, self.parallel)
             self.entry = self.backend.pool.entry_point(self.ks.run, args)
         else:
             self.backend.pool.run(self.entry, args, self.parallel)
-        return y.transpose(0, 3, 1, 2)
+        if not self.exports:
+            return y.transpose(0, 3, 1, 2)
+        return tuple(arena[at:at + int(np.prod(shape))].reshape(shape).transpose(0, 3, 1, 2)
+                     for at, shape in self.export_at) + (y.transpose(0, 3, 1, 2),)
 
     def _one_by_one(self, X):
         values = dict(self.weights_of)
@@ -124,7 +136,7 @@ class Segment:
             else:
                 y = call(values[x], values[w], values.get(b), values[z] if call.layer.has_z else None)
             values[self.outputs[i]] = y
-        return y
+        return tuple(values[name] for name in self.results) if self.exports else y
 
 
 class _Arena:
@@ -165,22 +177,17 @@ def find(plan, special):
             readers.setdefault(name, set()).add(_READ_OUTSIDE)
     for name in plan.output_names:
         readers.setdefault(name, set()).add(_READ_OUTSIDE)
-    ends = set()  # steps a segment must end at: their output is read outside it
-    while True:
-        runs = _runs(plan, layers, ends)
-        escaping = [i for run in runs for members in [set(run)] for i in run[:-1]
-                    if not readers.get(plan.steps[i].outputs[0], set()) <= members]
-        if not escaping:
-            break
-        ends.update(escaping)
     found = {}
-    for run in runs:
+    for run in _runs(plan, layers):
         if len(run) >= 2:
-            found[run[0]] = Segment(plan, run, special)
+            members = set(run)  # what is made inside and read outside too: the segment returns it as well
+            exports = [plan.steps[i].outputs[0] for i in run[:-1]
+                       if not readers.get(plan.steps[i].outputs[0], set()) <= members]
+            found[run[0]] = Segment(plan, run, special, exports)
     return found
 
 
-def _runs(plan, layers, ends):
+def _runs(plan, layers):
     """Runs of consecutive layer steps whose inputs are the run's first input or made inside it."""
     runs, run, made = [], None, set()
     for i, step in enumerate(plan.steps):
@@ -189,7 +196,7 @@ def _runs(plan, layers, ends):
             run = None
             continue
         reads = _reads(step, layer)
-        if run is not None and run[-1] == i - 1 and run[-1] not in ends and \
+        if run is not None and run[-1] == i - 1 and \
                 all(name == plan.steps[run[0]].inputs[0] or name in made for name in reads):
             run.append(i)
         elif all(name == step.inputs[0] for name in reads):
