@@ -234,7 +234,8 @@ def test_repeated_nodes_are_merged():
              helper.make_node("Add", ["v1", "v2"], ["y"])]
     data = _model(nodes, {"zero": np.float32(0)}, x_shape=(3, 4))
     sess = _compare(data, x_shape=(3, 4))
-    assert [s.node.op_type for s in sess.plan.steps] == ["Greater", "NonZero", "Transpose", "GatherND", "Add"]
+    # one NonZero -> Transpose -> GatherND is left: torch's x[mask], one GatherNonZero (passes/mask_select.py)
+    assert [s.node.op_type for s in sess.plan.steps] == ["Greater", "GatherNonZero", "Add"]
     assert "merge repeated nodes (common subexpressions)" in sess.applied_passes
 
 
@@ -280,3 +281,51 @@ def test_static_shapes_flow_to_a_folded_shape():
     known = shapes.infer(g)
     assert (known["c"], known["r"], known["a"], known["p"]) == ((1, 8, 5, 5),) * 3 + ((1, 8, 3, 3),)
     assert known["f"] == (1, 72) and known["s"] == (2,) and "e" not in known
+
+
+def _mask_select(x_shape, mask_shape, keep_nonzero=False):
+    """torch's ``x[s > 0]`` as its exporter writes it: Greater, NonZero, Transpose, GatherND; with
+    ``keep_nonzero`` the NonZero's positions are a graph output too."""
+    nodes = [helper.make_node("Greater", ["s", "zero"], ["m"]),
+             helper.make_node("NonZero", ["m"], ["nz"]),
+             helper.make_node("Transpose", ["nz"], ["idx"], perm=[1, 0]),
+             helper.make_node("GatherND", ["x", "idx"], ["y"])]
+    return make_model(nodes, {"x": (TensorProto.FLOAT, list(x_shape)), "s": (TensorProto.FLOAT, list(mask_shape))},
+                      {"y": TensorProto.FLOAT, "nz": TensorProto.INT64} if keep_nonzero else ["y"],
+                      {"zero": np.float32(0)})
+
+
+@pytest.mark.parametrize("kernels", ["numpy", "numba"])
+@pytest.mark.parametrize("x_shape, mask_shape, keep_nonzero", [
+    ((3234, 4), (3234,), False),    # a detector's boxes of one class's kept scores
+    ((5, 6, 3), (5, 6), False),     # a 2-D mask
+    ((8, 3), (5,), True),           # a mask over the first rows only; the positions read elsewhere too
+    ((7,), (7,), False),
+])
+def test_boolean_indexing_runs_as_one_gather_nonzero(x_shape, mask_shape, keep_nonzero, kernels):
+    data = _mask_select(x_shape, mask_shape, keep_nonzero)
+    options = tinyrt.SessionOptions()
+    options.kernels = kernels
+    sess = tinyrt.InferenceSession(data, options)
+    ops = [s.node.op_type for s in sess.plan.steps]
+    assert "GatherNonZero" in ops and "GatherND" not in ops
+    assert ("NonZero" in ops) == keep_nonzero and "Transpose" not in ops  # (dead once GatherND is gone)
+    rng = np.random.RandomState(7)
+    for run in range(3):  # (the second run makes the compiled program, the third runs it)
+        feeds = {"x": rng.standard_normal(x_shape).astype(np.float32),
+                 "s": rng.standard_normal(mask_shape).astype(np.float32)}
+        if run == 2:
+            feeds["s"][...] = -1  # nothing selected
+        for ours, theirs in zip(sess.run(None, feeds), ort_run(data, feeds)):
+            np.testing.assert_array_equal(ours, theirs)
+
+
+def test_gather_nonzero_refuses_positions_outside_the_data_as_gathernd_does():
+    data = _mask_select((4, 3), (6,))
+    sess = tinyrt.InferenceSession(data)
+    s = np.array([1, -1, 1, -1, -1, -1], np.float32)
+    x = _rand(4, 3)
+    np.testing.assert_array_equal(sess.run(None, {"x": x, "s": s})[0], x[[0, 2]])
+    s[5] = 1
+    with pytest.raises(tinyrt.errors.InputError, match="GatherND: an index is out of range"):
+        sess.run(None, {"x": x, "s": s})

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, UnsupportedError
-from .registry import infers, op, prepared
+from .registry import TINYRT_DOMAIN, infers, op, prepared
 from ._infer_types import first
 
 
@@ -116,6 +116,30 @@ def gathernd_11(data, indices):
 @op("GatherND", 12, 13)  # 12 added batch_dims; 13: bfloat16
 def gathernd_12(data, indices, *, batch_dims=0):
     return _gather_nd(data, indices, batch_dims)
+
+
+# ------------------------------------------------------------------------- GatherNonZero (tinyrt's own)
+
+
+@op("GatherNonZero", 1, domain=TINYRT_DOMAIN)
+def gather_nonzero(data, mask):
+    """GatherND(data, Transpose(NonZero(mask))): the elements (or slices) of data where mask is true, in
+    row-major order of mask; torch's ``data[mask]`` as its exporter writes it, one node instead of three
+    (passes/mask_select.py). A scalar mask is one element of a 1-D mask, as in NonZero."""
+    mask = np.asarray(mask)
+    if mask.ndim == 0:
+        mask = mask.reshape(1)
+    r = mask.ndim
+    if r > data.ndim:
+        raise InputError("GatherND: indices [n, %d] (the NonZero of a mask %s) do not fit data %s"
+                         % (r, mask.shape, data.shape))
+    if mask.shape == data.shape[:r]:  # the usual case: a mask over data's leading axes
+        return data[mask.astype(bool, copy=False)]
+    where = np.nonzero(mask)
+    for axis, idx in enumerate(where):
+        if idx.size and int(idx[-1] if axis == 0 else idx.max()) >= data.shape[axis]:
+            raise InputError("GatherND: an index is out of range for an axis of size %d" % data.shape[axis])
+    return data[where]
 
 
 # ------------------------------------------------------------------------------------------- Scatter

@@ -3,11 +3,12 @@
 They are listed here, in the order they run, each with the ``SessionOptions.graph_optimization_level``
 from which it runs, as onnxruntime sorts its own: BASIC (1) removes and folds without changing an op's
 kind (dead nodes, Identity/Dropout, constants, repeated nodes, BatchNormalization and per-channel Mul/Add into Conv);
-EXTENDED (2) and ALL (99) also fuse nodes into tinyrt's own ops (FusedConv, QuantizeDequantize).
+EXTENDED (2) and ALL (99) also fuse nodes into tinyrt's own ops (FusedConv, QuantizeDequantize,
+GatherNonZero).
 ``graph_optimization_level = 0`` turns them all off (for teaching and debugging: the graph then runs
 exactly as written in the file).
 """
-from . import cleanup, common_subexpressions, fold_constants, fuse_activation, fuse_batchnorm, quantization
+from . import cleanup, common_subexpressions, fold_constants, fuse_activation, fuse_batchnorm, mask_select, quantization
 
 BASIC, EXTENDED = 1, 2
 
@@ -23,6 +24,8 @@ PASSES = [
     ("a conv's QuantizeDequantize into the conv (FusedConv)", EXTENDED, quantization.fuse_rounding_into_conv),
     ("an Add into the QuantizeDequantize after it", EXTENDED, quantization.fuse_add_into_rounding),
     ("drop a QuantizeDequantize of values rounded alike already", EXTENDED, quantization.drop_repeated_rounding),
+    ("torch's data[mask] (GatherND of Transpose of NonZero) as one GatherNonZero", EXTENDED,
+     mask_select.fuse_mask_select),
     ("remove dead nodes", BASIC, cleanup.remove_dead_nodes),
 ]
 
