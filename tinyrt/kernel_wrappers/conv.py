@@ -4,7 +4,7 @@ import numpy as np
 from .. import limits
 from ..ops.tails import TAILS
 from .base import KernelWrapper
-from .layout import EMPTY4 as _EMPTY4, channels_last_memory, to_channels_last
+from .layout import EMPTY4 as _EMPTY4, aligned, channels_last_memory, empty_aligned, to_channels_last
 from .segment import Layer
 
 
@@ -70,7 +70,7 @@ class _ConvKernel(KernelWrapper):
                 else:
                     w = self.W.reshape(g, M // g, cg * kh * kw).transpose(0, 2, 1)
                 w = np.stack([gemm.pack(wg) for wg in w])
-            w = np.ascontiguousarray(w)
+            w = aligned(w)
             self._packed[layout] = w
         return w
 
@@ -131,7 +131,7 @@ class _ConvKernel(KernelWrapper):
             return self._ref(X, W, B, Z, attrs)
         N, C, OH, OW = X.shape[0], X.shape[1], yshape[2], yshape[3]
         conv, run = self.k.conv, self.backend.pool.run
-        y = np.empty((N, OH, OW, self.M), np.float32)
+        y = empty_aligned((N, OH, OW, self.M))
         z = to_channels_last(Z) if has_z else _EMPTY4
         if kind == "pointwise":
             if channels_last_memory(X):
@@ -190,7 +190,7 @@ class _ConvKernel(KernelWrapper):
             def call(X, W, B=None, Z=None, **attrs):
                 if backend.threads != threads:  # the pool's width changed since: the general call
                     return general(X, W, B, Z, **attrs)
-                y = np.empty(ynhwc, np.float32)
+                y = empty_aligned(ynhwc)
                 if X.transpose(0, 2, 3, 1).flags.c_contiguous:  # channels-last memory: read as it is
                     x, nchw = X.transpose(0, 2, 3, 1).reshape(N, L, C), False
                 else:
@@ -202,7 +202,7 @@ class _ConvKernel(KernelWrapper):
             def call(X, W, B=None, Z=None, **attrs):
                 if backend.threads != threads:
                     return general(X, W, B, Z, **attrs)
-                y = np.empty(ynhwc, np.float32)
+                y = empty_aligned(ynhwc)
                 run(entry, (to_channels_last(X), w, bias, _EMPTY4 if Z is None else to_channels_last(Z), has_z,
                             y) + kargs, threaded)
                 return y.transpose(0, 3, 1, 2)

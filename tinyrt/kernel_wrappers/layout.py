@@ -7,6 +7,27 @@ strides). These helpers tell that layout apart and make it where a kernel needs 
 import numpy as np
 
 EMPTY4 = np.zeros((1, 1, 1, 1), np.float32)  # a kernel argument for "no residual input"
+ALIGN = 64  # bytes: a cache line, and an AVX-512 vector
+
+
+def empty_aligned(shape, dtype=np.float32):
+    """np.empty(shape, dtype) starting on a 64-byte boundary. numpy's large arrays start 16 bytes past one
+    (the allocator's header): a kernel's every 64-byte vector load or store then straddles two cache
+    lines, and a 1x1 conv ran 20-40% slower for it (AVX-512)."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(n + ALIGN, np.uint8)
+    skip = -raw.ctypes.data % ALIGN
+    return raw[skip:skip + n].view(dtype).reshape(shape)
+
+
+def aligned(a):
+    """``a`` as a C-contiguous array starting on a 64-byte boundary (a copy unless it is one already)."""
+    if a.flags.c_contiguous and a.ctypes.data % ALIGN == 0:
+        return a
+    out = empty_aligned(a.shape, a.dtype)
+    out[...] = a
+    return out
 
 
 def channels_last_memory(a):

@@ -18,7 +18,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..graph import free_values
-from .layout import to_channels_last
+from .layout import empty_aligned, to_channels_last
 
 # what a specialised conv tells a segment (``_ConvKernel.specialize``): its kernel ("pointwise",
 # "depthwise", "im2col"), integer arguments, activation code and (a, b, qs), packed weights and bias, input
@@ -110,8 +110,8 @@ class Segment:
         if self.backend.threads != self.width:  # a run at another width: each layer's own call
             return self._one_by_one(X)
         x = to_channels_last(X).reshape(-1)
-        y = np.empty(self.out_shape, np.float32)
-        arena = np.empty(self.arena_size, np.float32)
+        y = empty_aligned(self.out_shape)
+        arena = empty_aligned(self.arena_size)  # (its values' offsets are multiples of ALIGN too)
         args = (x, y.reshape(-1), arena, self.table, self.params, self.ctrs.copy())
         if self.entry is None:  # compiled (or loaded) for these types on the first call, then entered directly
             self.backend.pool.run(self.ks.run, args, self.parallel)
