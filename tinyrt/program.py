@@ -388,6 +388,8 @@ def _as_tinyrt(step, args, e):
 
 def _one(step, result):
     """A single-output step's result that is not an ndarray (a scalar, a list, a sequence), normalised."""
+    if isinstance(result, np.generic):  # (the usual one: a ufunc of 0-d arrays gives a numpy scalar)
+        return np.asarray(result)
     return normalize(step, result)[0]
 
 

@@ -177,6 +177,17 @@ def min_(*data):
     return _fold("Min", np.minimum, data)
 
 
+_FOLDS = {sum_: np.add, max_: np.maximum, min_: np.minimum}
+
+
+@prepared(*_FOLDS)
+def _prepare_fold(fn, args, fixed, attrs):
+    """For the compiled program, two inputs: the ufunc itself (a detector's min(k, boxes) before its TopK)."""
+    if len(args) == 2 and all(type(x) is np.ndarray for x in args):
+        return _FOLDS[fn]
+    return None
+
+
 @op("Mean", 6, 8, 13)
 def mean(*data):
     total = _fold("Mean", np.add, data)
@@ -227,6 +238,18 @@ def and_(a, b):
 def or_(a, b):
     limits.check_broadcast("Or", a, b)
     return np.logical_or(a, b)
+
+
+_COMPARE = {equal: np.equal, less: np.less, less_or_equal: np.less_equal, greater: np.greater,
+            greater_or_equal: np.greater_equal, and_: np.logical_and, or_: np.logical_or}
+
+
+@prepared(*_COMPARE)
+def _prepare_comparison(fn, args, fixed, attrs):
+    """For the compiled program: the ufunc itself (the broadcast check was the first run's, as for Add)."""
+    if len(args) == 2 and all(type(x) is np.ndarray for x in args):
+        return _COMPARE[fn]
+    return None
 
 
 @op("Xor", 7)
