@@ -50,7 +50,13 @@ def _indices(indices, dim, op_name):
 def gather_1(data, indices, *, axis=0):
     a = _axis(axis, data.ndim, "Gather")
     limits.check_shape(data.shape[:a] + np.shape(indices) + data.shape[a + 1:], data.dtype, "Gather")
-    return np.take(data, _indices(indices, data.shape[a], "Gather"), axis=a)
+    i = np.asarray(indices)
+    if i.dtype == np.intp:  # (int64 indices on a 64-bit machine) np.take checks the range itself, as Gather
+        try:                # wants it: [-size, size), negatives from the end; without a pass of our own
+            return np.take(data, i, axis=a)
+        except IndexError:
+            raise InputError("Gather: an index is out of range for an axis of size %d" % data.shape[a]) from None
+    return np.take(data, _indices(i, data.shape[a], "Gather"), axis=a)
 
 
 @prepared(gather_1)
