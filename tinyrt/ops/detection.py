@@ -10,8 +10,11 @@ NonMaxSuppression(boxes [B, N, 4], scores [B, C, N]): for every batch b and clas
     4. repeat until no box is left or max_output_boxes_per_class boxes are taken.
 Boxes are [y1, x1, y2, x2] (any two opposite corners) or, with center_point_box=1, [xc, yc, w, h].
 The IoU is computed in float32 exactly like onnxruntime, with boxes of zero area never suppressed.
-The IoUs come in blocks (a few boxes against all remaining ones, see ``_nms_class``), so the cost is
-about (kept boxes) x (candidates); the work budget is spent as 40 x the boxes left, each time one is kept.
+When few pairs of boxes can overlap (spread-out boxes, or the per-class offsets of torchvision's batched
+NMS), the IoUs of just those pairs are computed and the greedy choice is made from them in a few
+vectorised rounds (``_nms_sparse``); otherwise the IoUs come in blocks (a few boxes against all remaining
+ones, ``_nms_blocks``), at a cost of about (kept boxes) x (candidates). Either way the work budget is
+spent as 40 x the boxes left, each time one is kept.
 kernels/detection.py is the same greedy loop compiled (the numba path); it spends the same budget.
 """
 import numpy as np
@@ -92,13 +95,16 @@ def _corners(boxes, center_point_box):
 
 _ROWS = 32           # boxes per block at most (see _nms_class)
 _PAIRS = 1 << 18     # IoUs per block at most: 1 MiB per float32 temporary
+_SPARSE_PAIRS = 1 << 20  # pairs that may overlap, at most, for _nms_sparse (it keeps the ones that do)
+_ROUNDS = 16         # rounds of _nms_sparse before the greedy blocks take the rest
 
 
 def _suppresses(rows, cols, iou_threshold):
     """hit[r, c]: box r of ``rows`` suppresses box c of ``cols`` (its IoU with it is > iou_threshold).
 
     rows, cols: (5, R) and (5, M) arrays of x0, y0, x1, y1, area. float32 throughout, in onnxruntime's order
-    of operations; NaN coordinates make every comparison false.
+    of operations; NaN coordinates make every comparison false. The result is the same with rows and cols
+    swapped (min, max, + and * commute), as ``_suppressions`` relies on.
     """
     a, b = rows[:, :, None], cols[:, None, :]
     iw = np.minimum(b[2], a[2]) - np.maximum(b[0], a[0])
@@ -111,45 +117,174 @@ def _suppresses(rows, cols, iou_threshold):
 def _nms_class(scores, corners, max_out, iou_threshold, score_threshold):
     """Greedy NMS of one (batch, class): the kept box indices, best first.
 
-    A block of boxes at a time: one matrix holds the IoUs of the next few remaining boxes (best first) with
-    all the remaining ones; then, in order, each of those few that is still there is kept and drops the
-    boxes it overlaps. The block grows while its boxes are kept and shrinks when they drop each other, so
-    few IoUs are computed for boxes that are dropped anyway.
+    The candidates in order (best first, ties to the lower box index), then the greedy choice made either
+    from the sparse list of overlapping pairs (``_nms_sparse``, when the boxes are spread out: few pairs
+    overlap) or by blocks of IoUs against all remaining boxes (``_nms_blocks``). Both give the greedy
+    result and spend the same work: 40 x the boxes left each time a box is kept.
     """
     cand = np.arange(scores.size) if score_threshold is None else np.nonzero(scores > score_threshold)[0]
     # best first; the stable sort keeps the lower index first among equal scores
     order = cand[np.argsort(-scores[cand], kind="stable")]
+    if max_out <= 0 or order.size == 0:
+        return []
     # rows x0, y0, x1, y1, area of the candidates in that order
     box = np.stack([c[order] for c in corners])
-    # A box of zero area never suppresses and is never suppressed (onnxruntime's rule): NaN coordinates
-    # make every comparison with it false.
-    box[:, ~(box[4] > 0)] = np.nan
-    alive = np.ones(order.size, dtype=bool)  # not kept and not dropped yet
-    live = order.size                         # how many are alive
-    kept = []
-    start, rows = 0, 1  # the block size: 1 at first, doubling while all its boxes are kept
+    # A box of zero area never suppresses and is never suppressed (onnxruntime's rule), nor does a box
+    # whose sides are not both positive (its IoU's width or height is never > 0) or whose area is infinite
+    # (its IoU is 0 or NaN): NaN coordinates make every comparison with it false.
+    with np.errstate(invalid="ignore"):
+        box[:, ~((box[4] > 0) & (box[4] < np.inf) & (box[2] > box[0]) & (box[3] > box[1]))] = np.nan
     with np.errstate(divide="ignore", invalid="ignore"):  # NaN, and x / 0, compare false: no warnings
-        while live and len(kept) < max_out:
-            cols = start + np.flatnonzero(alive[start:])  # the boxes alive, best first
-            n = max(1, min(rows, cols.size, _PAIRS // cols.size))  # the block: the first n of them
-            hit = _suppresses(box[:, cols[:n]], box[:, cols], iou_threshold)
-            left = np.ones(cols.size, dtype=bool)          # which of cols are still alive
-            n_kept = 0
-            for r in range(n):                             # box r of the block is box cols[r]
-                if not left[r]:
-                    continue                               # dropped by a box kept before it in this block
-                if len(kept) == max_out:
-                    break
-                limits.spend(40 * live, "NonMaxSuppression")  # quadratic in the boxes: bounded by the budget
-                kept.append(int(order[cols[r]]))
-                left[r] = False
-                dropped = hit[r] & left
-                left ^= dropped
-                live -= 1 + np.count_nonzero(dropped)
-                n_kept += 1
-            alive[cols] = left
-            start, rows = cols[n - 1] + 1, min(_ROWS, 2 * n_kept)
+        positions = _nms_sparse(box, max_out, iou_threshold)
+        if positions is None:
+            positions = _nms_blocks(box, np.arange(order.size), max_out, iou_threshold)[0]
+    return order[positions].tolist()
+
+
+def _suppressions(box, iou_threshold):
+    """(src, dst) positions of the overlapping pairs, src < dst (src, better, suppresses dst), or None.
+
+    The pairs that may overlap come from a sweep along x or y (whichever gives fewer): sorted by their
+    low side, box a may drop only the boxes b after it whose low side is below its high side, and, as
+    IoU <= (overlap along the axis) / (a's side) (the overlap across it is at most a's other side, the
+    union at least a's area), below its high side less iou_threshold x its side (1% and a few float32
+    steps short of that, so a float32 rounding never misses a pair; not for boxes of tiny area, whose
+    float32 IoU may be far off). None when there are more than ``_SPARSE_PAIRS`` such pairs (or 64 per
+    box): then the greedy blocks cost less. The IoU itself is ``_suppresses``'s (symmetric in its two
+    boxes).
+    """
+    n = box.shape[1]
+    valid = np.flatnonzero(box[4] == box[4])  # not NaN: the boxes that take part (finite)
+    m = valid.size
+    shrink = 0.99 * float(iou_threshold) if iou_threshold >= 2.0 ** -20 else 0.0
+    best = None
+    for lo_row, hi_row in ((0, 2), (1, 3)):
+        by_lo = valid[np.argsort(box[lo_row, valid], kind="stable")]
+        lo, hi = box[lo_row, by_lo], box[hi_row, by_lo]
+        reach = hi
+        if shrink:  # in float64, with a margin of a few float32 steps of the coordinates
+            lo64, hi64 = lo.astype(np.float64), hi.astype(np.float64)
+            reach = hi64 - shrink * (hi64 - lo64) + (np.abs(hi64) + np.abs(lo64)) * 2.0 ** -20
+            reach = np.where(box[4, by_lo] >= 2.0 ** -60, reach, hi64)
+        ends = np.searchsorted(lo, reach, side="left")  # boxes [i + 1, ends[i]) may overlap box i
+        partners = np.maximum(ends - np.arange(1, m + 1), 0)
+        total = int(partners.sum())
+        if best is None or total < best[0]:
+            best = (total, by_lo, partners)
+    total, by_lo, partners = best
+    if total > min(_SPARSE_PAIRS, 64 * n + 4096):
+        return None
+    x0, y0, x1, y1, area = box[:, by_lo]  # the boxes in sweep order
+    src, dst = [], []
+    last = np.cumsum(partners)  # box i's pairs are [last[i] - partners[i], last[i]) of all pairs
+    i = 0
+    while i < m:  # boxes [i, j) at a time: at most _PAIRS pairs (or one box's pairs)
+        first = last[i] - partners[i]
+        j = min(m, max(i + 1, int(np.searchsorted(last, first + _PAIRS, side="right"))))
+        counts = partners[i:j]
+        a = np.repeat(np.arange(i, j), counts)
+        if a.size:
+            b = a + 1 + np.arange(a.size) - np.repeat(last[i:j] - counts - first, counts)
+            iw = np.minimum(x1[b], x1[a]) - np.maximum(x0[b], x0[a])
+            ih = np.minimum(y1[b], y1[a]) - np.maximum(y0[b], y0[a])
+            inter = iw * ih
+            union = area[b] + area[a] - inter
+            hit = (iw > 0) & (ih > 0) & (union > 0) & (inter / union > iou_threshold)
+            a, b = by_lo[a[hit]], by_lo[b[hit]]
+            src.append(np.minimum(a, b))
+            dst.append(np.maximum(a, b))
+        i = j
+    if not src:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    return np.concatenate(src), np.concatenate(dst)
+
+
+def _nms_sparse(box, max_out, iou_threshold):
+    """The greedy choice from the list of overlapping pairs: positions kept, or None (too many pairs).
+
+    Rounds: a box that no undecided box before it overlaps is kept when none kept before it overlaps it;
+    a box that a kept box overlaps is dropped. The first undecided box is always decided, so each round
+    decides at least one box; usually a few rounds decide them all. After ``_ROUNDS`` rounds the boxes
+    still undecided (long chains of boxes each dropping the next) go to the greedy blocks.
+    """
+    n = box.shape[1]
+    pairs = _suppressions(box, iou_threshold)
+    if pairs is None:
+        return None
+    src, dst = pairs
+    state = np.zeros(n, np.int8)  # 0 undecided, 1 kept, 2 dropped
+    s, d = src, dst
+    for _ in range(_ROUNDS):
+        blocked = np.zeros(n, bool)
+        blocked[d] = True
+        state[(state == 0) & ~blocked] = 1
+        by_kept = state[s] == 1
+        state[d[by_kept]] = 2
+        live = (state[s] == 0) & (state[d] == 0)
+        s, d = s[live], d[live]
+        if not s.size:
+            state[state == 0] = 1
+            break
+    undecided = np.flatnonzero(state == 0)
+    spent = 0
+    if undecided.size:  # the rest, greedily: they depend only on each other
+        fewer = max_out - int(np.count_nonzero(state[:undecided[0]] == 1))  # kept after the first of them
+        state[undecided] = 2
+        if fewer > 0:  # else they all come after the max_out-th kept box
+            rest, spent = _nms_blocks(box, undecided, fewer, iou_threshold)
+            state[rest] = 1
+    kept = np.flatnonzero(state == 1)[:max_out]
+    # the work the greedy loop spends: 40 x the boxes left each time one is kept; box k of the kept is
+    # taken with n - k boxes not taken, less those dropped by kept boxes before it
+    k = kept.size
+    rank = np.cumsum(state == 1) - 1  # a kept box's place among the kept
+    by = state[src] == 1
+    by &= rank[src] < k
+    first = np.full(n, k, np.int64)  # the first kept box to drop each box
+    np.minimum.at(first, dst[by], rank[src[by]])
+    first = first[first < k]
+    work = k * n - k * (k - 1) // 2 - int((k - 1 - first).sum())
+    limits.spend(40 * work - spent, "NonMaxSuppression")
     return kept
+
+
+def _nms_blocks(box, cols, max_out, iou_threshold):
+    """Greedy NMS over the boxes ``cols`` (positions, best first): the kept positions.
+
+    A block of boxes at a time: one matrix holds the IoUs of the next few remaining boxes (best first) with
+    all the remaining ones; then, in order, each of those few that is still there is kept and drops the
+    boxes it overlaps. The block grows while its boxes are kept and shrinks when they drop each other, so
+    few IoUs are computed for boxes that are dropped anyway. Spends 40 x the boxes left each time a box
+    is kept. Returns the kept positions and the work spent.
+    """
+    alive = np.ones(cols.size, dtype=bool)  # not kept and not dropped yet
+    live = cols.size                         # how many are alive
+    kept = []
+    spent = 0
+    start, rows = 0, 1  # the block size: 1 at first, doubling while all its boxes are kept
+    while live and len(kept) < max_out:
+        at = start + np.flatnonzero(alive[start:])  # the boxes alive, best first
+        here = cols[at]
+        n = max(1, min(rows, at.size, _PAIRS // at.size))  # the block: the first n of them
+        hit = _suppresses(box[:, here[:n]], box[:, here], iou_threshold)
+        left = np.ones(at.size, dtype=bool)            # which of them are still alive
+        n_kept = 0
+        for r in range(n):                             # box r of the block is box here[r]
+            if not left[r]:
+                continue                               # dropped by a box kept before it in this block
+            if len(kept) == max_out:
+                break
+            limits.spend(40 * live, "NonMaxSuppression")  # quadratic in the boxes: bounded by the budget
+            spent += 40 * live
+            kept.append(int(here[r]))
+            left[r] = False
+            dropped = hit[r] & left
+            left ^= dropped
+            live -= 1 + np.count_nonzero(dropped)
+            n_kept += 1
+        alive[at] = left
+        start, rows = at[n - 1] + 1, min(_ROWS, 2 * n_kept)
+    return np.array(kept, np.intp), spent
 
 
 def _scalar(v, dtype, default):
