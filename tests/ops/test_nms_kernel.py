@@ -5,7 +5,10 @@ that could tell two implementations apart: score ties (few distinct scores, -0.0
 boxes, zero-area boxes, corners given in either order, center_point_box=1 with zero or negative sizes,
 boxes on an integer grid (so IoUs land exactly on thresholds like 1/2 and 1/3), scores equal to the
 score threshold, iou_threshold 0 and 1, max_output_boxes_per_class 0, 1 and huge, batches of two with
-several classes, and 2000 boxes with hundreds kept per class.
+several classes, and 2000 boxes with hundreds kept per class. Then the cases that tell the numpy op's two
+ways apart (sparse pairs, greedy blocks): torchvision's batched NMS (per-class offsets), chains of boxes
+each dropping the next, nested boxes at the threshold (where its bound on the pairs is tight), tiny boxes
+and thresholds, clusters, and each way forced.
 
 Each case runs through onnxruntime, tinyrt on the numba path, tinyrt on the numpy path, and tinyrt as the
 environment chooses (TINYRT_KERNELS: CI runs the suite once with it set to numpy). The numba path is
@@ -353,3 +356,162 @@ def test_thresholds_on_the_exact_float32_iou(center, kernels):
         np.testing.assert_array_equal(sess.run(None, feeds)[0], expected)
         kept.append(len(expected))
     assert len(feeds_list) > 100 and 1 in kept and 2 in kept  # both outcomes happen
+
+
+# ------------------------------------------------- the numpy op's two ways: sparse pairs, greedy blocks
+# The numpy op chooses the greedy choice from the sparse list of overlapping pairs (spread-out boxes, the
+# per-class offsets of torchvision's batched NMS) or by blocks of IoUs (clusters), and the sparse pairs
+# leave out pairs that cannot reach the threshold. These cases aim at that: each against onnxruntime.
+
+
+def _batched(rng, n, classes=91, size=320):
+    """torchvision's batched NMS as its SSD exports it: boxes offset by class x (max coordinate + 1)."""
+    lo = rng.uniform(-20, size, (n, 2)).astype(np.float32)
+    wh = rng.uniform(10, size * 0.9, (n, 2)).astype(np.float32)
+    boxes = np.clip(np.concatenate([lo, lo + wh], axis=1), 0, size).astype(np.float32)
+    cls = rng.integers(0, classes, n)
+    offset = (cls * np.float32(size + 1)).astype(np.float32)[:, None]
+    return (boxes + offset).astype(np.float32)[None]
+
+
+@pytest.mark.parametrize("kernels", PATHS)
+@pytest.mark.parametrize("seed", range(3))
+def test_batched_nms_with_class_offsets(seed, kernels):
+    rng = np.random.default_rng(300 + seed)
+    boxes = _batched(rng, 1500)
+    scores = _scores(rng, 1, 1, 1500, levels=[0, 40, 7][seed])
+    out = check(boxes, scores, max_out=10 ** 6, iou=0.55, kernels=kernels)
+    assert 300 < len(out) < 1500
+
+
+@pytest.mark.parametrize("kernels", PATHS)
+@pytest.mark.parametrize("levels", [0, 3])
+def test_chains_of_boxes_each_dropping_the_next(levels, kernels):
+    # box i overlaps box i + 1 above the threshold and box i + 2 below it: kept, dropped, kept, ... a
+    # chain that takes the numpy op's sparse rounds one pair of boxes at a time (past their count)
+    rng = np.random.default_rng(11 + levels)
+    n = 300
+    x = np.arange(n, dtype=np.float32) * np.float32(3)
+    boxes = np.stack([np.zeros(n, np.float32), x, np.full(n, 10, np.float32), x + 10], axis=1)[None]
+    boxes = np.concatenate([boxes, boxes + np.float32(50)], axis=1)  # and a second chain, two by two
+    scores = np.linspace(1, 0.1, 2 * n, dtype=np.float32)[None, None]
+    if levels:
+        scores = np.round(scores * levels) / levels
+    scores = scores.astype(np.float32)
+    out = check(boxes, scores, max_out=10 ** 6, iou=0.5, kernels=kernels)
+    assert len(out) >= n
+    check(boxes, scores[:, :, ::-1].copy(), max_out=200, iou=0.5, kernels=kernels)  # chains the other way
+    check(boxes[:, rng.permutation(2 * n)], scores, max_out=10 ** 6, iou=0.5, kernels=kernels)
+
+
+@pytest.mark.parametrize("kernels", PATHS)
+@pytest.mark.parametrize("offset", [0.0, 3.0e4, 2.0e6])
+def test_nested_boxes_flush_at_the_threshold(offset, kernels):
+    # box 1 inside box 0, flush with one of its sides and as tall: IoU = w1 / w0, the most an overlap of w1
+    # allows, so the numpy op's bound on the pairs is tight here; thresholds on the float32 IoU and one
+    # step either side, far from the origin too (large coordinates, small boxes: the bound's margin)
+    rng = np.random.default_rng(int(offset) % 1000 + 1)
+    feeds_list = []
+    for _ in range(40):
+        w0, w1 = sorted(rng.uniform(0.5, 20, 2).astype(np.float32))[::-1]
+        h = np.float32(rng.uniform(0.5, 20))
+        y, x = np.float32(offset + rng.uniform(0, 50)), np.float32(offset + rng.uniform(0, 50))
+        left = rng.random() < 0.5
+        x1 = x if left else np.float32(x + w0 - w1)
+        b0, b1 = [y, x, y + h, x + w0], [y, x1, y + h, x1 + w1]
+        if rng.random() < 0.5:  # along y instead
+            b0, b1 = [b0[1], b0[0], b0[3], b0[2]], [b1[1], b1[0], b1[3], b1[2]]
+        boxes = np.array([[b0, b1, [y - 100, x - 100, y - 90, x - 90]]], np.float32)
+        iou = _iou_float32(boxes[0, 0], boxes[0, 1], 0)
+        if not 0 < iou < 1:
+            continue
+        for t in (iou, np.nextafter(iou, np.float32(0)), np.nextafter(iou, np.float32(1))):
+            feeds_list.append(_feeds(boxes, np.array([[[0.9, 0.8, 0.7]]], np.float32), 3, t, None))
+    data = _model(0, 4)
+    sess = _tinyrt(data, kernels)
+    oracle = ort_session(data)
+    kept = []
+    for feeds in feeds_list:
+        expected = oracle.run(None, feeds)[0]
+        np.testing.assert_array_equal(sess.run(None, feeds)[0], expected)
+        kept.append(len(expected))
+    assert len(feeds_list) > 90 and 2 in kept and 3 in kept
+
+
+@pytest.mark.parametrize("kernels", PATHS)
+def test_tiny_boxes_and_tiny_thresholds(kernels):
+    # areas that underflow float32 (0: never suppressed) or nearly (their IoU is far from exact), tiny
+    # thresholds: the numpy op takes no shortcut on such pairs
+    rng = np.random.default_rng(17)
+    for scale in (1e-19, 1e-21, 1e-22, 3e-23, 1e-3):
+        boxes = _boxes(rng, 1, 120, grid=True) * np.float32(scale)
+        boxes[:, ::2] *= np.float32(1e12)  # some big, some tiny: their IoUs are tiny
+        scores = _scores(rng, 1, 2, 120, levels=5)
+        for iou in (0.0, 1e-38, 1e-30, 1e-12, 1e-7, 1e-5, 0.3, 0.6):
+            check(boxes, scores, max_out=500, iou=iou, kernels=kernels)
+
+
+@pytest.mark.parametrize("kernels", PATHS)
+@pytest.mark.parametrize("spread", [2.0, 30.0, 400.0])
+def test_clusters_of_boxes(spread, kernels):
+    # many boxes around a few places (a one-class detector before NMS): the numpy op's blocks; spread out,
+    # its sparse pairs; in between, either
+    rng = np.random.default_rng(int(spread))
+    n = 2500
+    centers = rng.uniform(0, 1000, (12, 2))
+    lo = centers[rng.integers(0, 12, n)] + rng.normal(0, spread, (n, 2))
+    boxes = np.concatenate([lo, lo + rng.uniform(20, 80, (n, 2))], axis=1).astype(np.float32)[None]
+    scores = _scores(rng, 1, 2, n, levels=30)
+    for iou in (0.0, 0.3, 0.7, 0.95):
+        check(boxes, scores, max_out=3000, iou=iou, score=0.1, kernels=kernels)
+
+
+@pytest.mark.parametrize("way", ["sparse", "blocks", "rounds"])
+def test_numpy_op_ways_agree(way, monkeypatch):
+    # the numpy op forced one way for every class: sparse pairs, blocks, or sparse with one round (the
+    # rest by blocks), on random cases, clusters and chains; rows and work as onnxruntime and the numba path
+    from tinyrt.ops import detection
+    if way == "sparse":
+        monkeypatch.setattr(detection, "_blocks_cost_less", lambda *a: False)
+    elif way == "blocks":
+        monkeypatch.setattr(detection, "_SPARSE_PAIRS", -1)
+    else:
+        monkeypatch.setattr(detection, "_ROUNDS", 1)
+        monkeypatch.setattr(detection, "_blocks_cost_less", lambda *a: False)
+    for seed in range(12):
+        boxes, scores, max_out, iou, score, center = _case(500 + seed)
+        check(boxes, scores, max_out, iou, score, center_point_box=center, kernels="numpy")
+    rng = np.random.default_rng(1)
+    check(_batched(rng, 600), _scores(rng, 1, 2, 600, levels=9), 10 ** 6, 0.5, None, kernels="numpy")
+    lo = rng.normal(100, 5, (400, 2))
+    boxes = np.concatenate([lo, lo + 40], axis=1).astype(np.float32)[None]
+    check(boxes, _scores(rng, 1, 1, 400, levels=4), 50, 0.6, 0.2, kernels="numpy")
+    if HAVE_NUMBA:
+        feeds = _feeds(boxes, _scores(rng, 1, 3, 400, levels=9), 300, 0.3, None)
+        data = _model(0, len(feeds))
+        got, spent_numba = _work_spent(data, feeds, "numba")
+        ref, spent_numpy = _work_spent(data, feeds, "numpy")
+        np.testing.assert_array_equal(got, ref)
+        assert spent_numba == spent_numpy
+
+
+@needs_numba
+@pytest.mark.parametrize("case", ["chains", "batched", "clusters"])
+def test_kernel_spends_the_budget_the_numpy_op_spends_either_way(case):
+    rng = np.random.default_rng(23)
+    if case == "chains":
+        x = np.arange(200, dtype=np.float32) * np.float32(3)
+        boxes = np.stack([np.zeros(200, np.float32), x, np.full(200, 10, np.float32), x + 10], axis=1)[None]
+        scores = np.linspace(1, 0.1, 200, dtype=np.float32)[None, None]
+    elif case == "batched":
+        boxes, scores = _batched(rng, 1000), _scores(rng, 1, 2, 1000, levels=20)
+    else:
+        lo = rng.normal(100, 8, (1000, 2))
+        boxes = np.concatenate([lo, lo + 40], axis=1).astype(np.float32)[None]
+        scores = _scores(rng, 1, 2, 1000, levels=20)
+    feeds = _feeds(boxes, scores, 700, 0.45, None)
+    data = _model(0, len(feeds))
+    got, spent_numba = _work_spent(data, feeds, "numba")
+    ref, spent_numpy = _work_spent(data, feeds, "numpy")
+    np.testing.assert_array_equal(got, ref)
+    assert spent_numba == spent_numpy
