@@ -6,7 +6,7 @@ boxes, zero-area boxes, corners given in either order, center_point_box=1 with z
 boxes on an integer grid (so IoUs land exactly on thresholds like 1/2 and 1/3), scores equal to the
 score threshold, iou_threshold 0 and 1, max_output_boxes_per_class 0, 1 and huge, batches of two with
 several classes, and 2000 boxes with hundreds kept per class. Then the cases that tell the numpy op's two
-ways apart (sparse pairs, greedy blocks): torchvision's batched NMS (per-class offsets), chains of boxes
+ways apart (a few boxes, sparse pairs, greedy blocks): torchvision's batched NMS (per-class offsets), chains of boxes
 each dropping the next, nested boxes at the threshold (where its bound on the pairs is tight), tiny boxes
 and thresholds, clusters, and each way forced.
 
@@ -466,11 +466,13 @@ def test_clusters_of_boxes(spread, kernels):
         check(boxes, scores, max_out=3000, iou=iou, score=0.1, kernels=kernels)
 
 
-@pytest.mark.parametrize("way", ["sparse", "blocks", "rounds"])
+@pytest.mark.parametrize("way", ["few", "sparse", "blocks", "rounds"])
 def test_numpy_op_ways_agree(way, monkeypatch):
-    # the numpy op forced one way for every class: sparse pairs, blocks, or sparse with one round (the
-    # rest by blocks), on random cases, clusters and chains; rows and work as onnxruntime and the numba path
+    # the numpy op forced one way for every class: one matrix of all IoUs (its way for a few boxes), sparse
+    # pairs, blocks, or sparse with one round (the rest by blocks), on random cases, clusters and chains;
+    # rows and work as onnxruntime and the numba path
     from tinyrt.ops import detection
+    monkeypatch.setattr(detection, "_FEW", 1000 if way == "few" else 0)
     if way == "sparse":
         monkeypatch.setattr(detection, "_blocks_cost_less", lambda *a: False)
     elif way == "blocks":

@@ -96,6 +96,7 @@ def _corners(boxes, center_point_box):
 _ROWS = 32           # boxes per block at most (see _nms_class)
 _PAIRS = 1 << 18     # IoUs per block at most: 1 MiB per float32 temporary
 _SPARSE_PAIRS = 1 << 20  # pairs that may overlap, at most, for _nms_sparse (it keeps the ones that do)
+_FEW = 64            # boxes of a class at most for _nms_few (one matrix of all their IoUs)
 _SAMPLE = 512        # pairs _suppressions tries to judge whether they mostly overlap
 _ROUNDS = 16         # rounds of _nms_sparse before the greedy blocks take the rest
 
@@ -130,16 +131,42 @@ def _nms_class(scores, corners, max_out, iou_threshold, score_threshold):
         return []
     # rows x0, y0, x1, y1, area of the candidates in that order
     box = np.stack([c[order] for c in corners])
-    # A box of zero area never suppresses and is never suppressed (onnxruntime's rule), nor does a box
-    # whose sides are not both positive (its IoU's width or height is never > 0) or whose area is infinite
-    # (its IoU is 0 or NaN): NaN coordinates make every comparison with it false.
-    with np.errstate(invalid="ignore"):
-        box[:, ~((box[4] > 0) & (box[4] < np.inf) & (box[2] > box[0]) & (box[3] > box[1]))] = np.nan
+    # A box of zero area never suppresses and is never suppressed (onnxruntime's rule): NaN coordinates make
+    # every comparison with it false. For the sparse way, nor does a box whose sides are not both positive
+    # (its IoU's width or height is never > 0) or whose area is infinite (its IoU is 0 or NaN).
+    few = order.size <= _FEW
     with np.errstate(divide="ignore", invalid="ignore"):  # NaN, and x / 0, compare false: no warnings
-        positions = _nms_sparse(box, max_out, iou_threshold)
+        part = box[4] > 0
+        if not few:
+            part &= (box[4] < np.inf) & (box[2] > box[0]) & (box[3] > box[1])
+        box[:, ~part] = np.nan
+        positions = _nms_few(box, max_out, iou_threshold) if few else _nms_sparse(box, max_out, iou_threshold)
         if positions is None:
             positions = _nms_blocks(box, np.arange(order.size), max_out, iou_threshold)[0]
     return order[positions].tolist()
+
+
+def _nms_few(box, max_out, iou_threshold):
+    """The greedy choice among a few boxes (at most ``_FEW``): the kept positions.
+
+    One matrix of every pair's IoU, its rows made Python integers (bit j: drops box j), then the greedy
+    loop on those bits, with no numpy call per box.
+    """
+    n = box.shape[1]
+    hit = np.packbits(_suppresses(box, box, iou_threshold), axis=1, bitorder="little")
+    rows = [int.from_bytes(row, "little") for row in hit.tolist()] if n else []
+    alive = (1 << n) - 1
+    kept = []
+    work = 0
+    for i in range(n):
+        if alive >> i & 1:
+            if len(kept) == max_out:
+                break
+            work += bin(alive).count("1")  # the boxes left when box i is taken
+            kept.append(i)
+            alive &= ~rows[i] & ~(1 << i)
+    limits.spend(40 * work, "NonMaxSuppression")
+    return kept
 
 
 def _reach(lo, hi, shrink, margin):
