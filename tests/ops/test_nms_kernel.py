@@ -474,12 +474,12 @@ def test_numpy_op_ways_agree(way, monkeypatch):
     from tinyrt.ops import detection
     monkeypatch.setattr(detection, "_FEW", 1000 if way == "few" else 0)
     if way == "sparse":
-        monkeypatch.setattr(detection, "_blocks_cost_less", lambda *a: False)
+        monkeypatch.setattr(detection, "_blocks_cost", lambda *a: (float("inf"), 0))
     elif way == "blocks":
         monkeypatch.setattr(detection, "_SPARSE_PAIRS", -1)
     else:
         monkeypatch.setattr(detection, "_ROUNDS", 1)
-        monkeypatch.setattr(detection, "_blocks_cost_less", lambda *a: False)
+        monkeypatch.setattr(detection, "_blocks_cost", lambda *a: (float("inf"), 0))
     for seed in range(12):
         boxes, scores, max_out, iou, score, center = _case(500 + seed)
         check(boxes, scores, max_out, iou, score, center_point_box=center, kernels="numpy")

@@ -97,7 +97,7 @@ _ROWS = 32           # boxes per block at most (see _nms_class)
 _PAIRS = 1 << 18     # IoUs per block at most: 1 MiB per float32 temporary
 _SPARSE_PAIRS = 1 << 20  # pairs that may overlap, at most, for _nms_sparse (it keeps the ones that do)
 _FEW = 64            # boxes of a class at most for _nms_few (one matrix of all their IoUs)
-_SAMPLE = 512        # pairs _suppressions tries to judge whether they mostly overlap
+_SAMPLE = 512        # pairs _blocks_cost tries, to judge how many overlap
 _ROUNDS = 16         # rounds of _nms_sparse before the greedy blocks take the rest
 
 
@@ -185,21 +185,22 @@ def _iou_hits(x, a, b, iou_threshold):
     return (iw > 0) & (ih > 0) & (union > 0) & (inter / union > iou_threshold)
 
 
-def _blocks_cost_less(x, partners, last, n, iou_threshold):
-    """Whether the greedy blocks should cost less than the sparse pairs of ``_suppressions``.
+def _blocks_cost(box, iou_threshold):
+    """(about how long the greedy blocks take, in ns; about how many pairs of boxes overlap).
 
-    Many pairs (``last[-1]``) that mostly overlap mean clusters of boxes where each kept box drops many,
-    so few are kept and the blocks finish early. The overlaps are counted on an even sample of the pairs;
-    the costs (in ns, measured) are about 25 a pair for the sparse pairs and 4 us + 5 ns x the boxes left
-    for each box the blocks keep.
+    The overlaps are counted on a spread sample of the pairs. Boxes that overlap many others make clusters
+    where each kept box drops many, so few are kept (about n / (1 + overlaps / n)) and the blocks finish
+    early; each kept box costs them about 5 us + 2.5 ns x n (measured). The sparse pairs cost about 60 us
+    and 25 ns a pair that may overlap: the pairs that do, and usually several times more.
     """
-    total = int(last[-1])
-    q = np.arange(_SAMPLE) * total // _SAMPLE  # pair q is one of box a's
-    a = np.searchsorted(last, q, side="right")
-    b = a + 1 + q - (last[a] - partners[a])
-    hits = total * np.count_nonzero(_iou_hits(x, a, b, iou_threshold)) / _SAMPLE
-    kept = n / (1 + 2 * hits / n)  # about: each kept box drops its share of the overlaps
-    return 25 * total > kept * (4000 + 2.5 * n)
+    n = box.shape[1]
+    k = np.arange(_SAMPLE, dtype=np.int64)
+    a, b = k * 2654435761 % n, (k * 40503 + 12345) % n  # spread over the pairs, no random state
+    distinct = a != b
+    a, b = a[distinct], b[distinct]
+    overlaps = n * (n - 1) / 2 * np.count_nonzero(_iou_hits(box, a, b, iou_threshold)) / max(a.size, 1)
+    kept = n / (1 + overlaps / n)
+    return kept * (5000 + 2.5 * n), overlaps
 
 
 def _suppressions(box, iou_threshold):
@@ -214,10 +215,13 @@ def _suppressions(box, iou_threshold):
     area (whose float32 IoU may be far off) or a tiny t. The IoU itself is ``_suppresses``'s (symmetric
     in its two boxes).
 
-    None when the greedy blocks should cost less: more than ``_SPARSE_PAIRS`` pairs, or many pairs that
-    mostly overlap (clusters of boxes: each kept box drops many, so few are kept), judged on a sample.
+    None when the greedy blocks should cost less (``_blocks_cost``), or for more than ``_SPARSE_PAIRS``
+    pairs.
     """
     n = box.shape[1]
+    blocks, overlaps = _blocks_cost(box, iou_threshold)
+    if blocks < 2 * (100 * overlaps + 60000):  # the blocks cost little, or less than 4 pairs an overlap
+        return None
     valid = np.flatnonzero(box[4] == box[4])  # not NaN: the boxes that take part (finite)
     m = valid.size
     best = None
@@ -239,9 +243,7 @@ def _suppressions(box, iou_threshold):
     partners = np.maximum(ends - np.arange(1, m + 1), 0)
     last = np.cumsum(partners)  # box i's pairs are [last[i] - partners[i], last[i]) of all pairs
     total = int(last[-1]) if m else 0
-    if total > _SPARSE_PAIRS:
-        return None
-    if total > 16 * m + 1024 and _blocks_cost_less(x, partners, last, n, iou_threshold):
+    if total > _SPARSE_PAIRS or 25 * total + 60000 > blocks:
         return None
     # a box b must start below a's reach along the other axis and a below b's, and a must end past b's low
     # side moved in by t x b's side (float32, rounded outwards: these gathers cost less than in float64)
