@@ -195,7 +195,8 @@ def _blocks_cost(box, iou_threshold):
     """
     n = box.shape[1]
     k = np.arange(_SAMPLE, dtype=np.int64)
-    a, b = k * 2654435761 % n, (k * 40503 + 12345) % n  # spread over the pairs, no random state
+    # spread over the pairs, no random state; computed in int64, indices as intp (a 32-bit board's)
+    a, b = (k * 2654435761 % n).astype(np.intp), ((k * 40503 + 12345) % n).astype(np.intp)
     distinct = a != b
     a, b = a[distinct], b[distinct]
     overlaps = n * (n - 1) / 2 * np.count_nonzero(_iou_hits(box, a, b, iou_threshold)) / max(a.size, 1)
