@@ -81,7 +81,8 @@ def run(xin, yout, arena, layers, params, ctrs, ctr):
         has_z = row[Z_SRC] != NONE
         zsrc = xin if row[Z_SRC] == XIN else arena
         if row[KIND] == SCALE:  # z: the scales, one per image and channel
-            z = zsrc[row[Z_OFF]:row[Z_OFF] + N * M].reshape((N, 1, 1, M))
+            one = np.int64(1)  # (not a literal 1: numba 0.52 types no reshape of mixed int kinds)
+            z = zsrc[row[Z_OFF]:row[Z_OFF] + N * M].reshape((N, one, one, M))
         elif has_z:
             z = zsrc[row[Z_OFF]:row[Z_OFF] + N * OH * OW * M].reshape((N, OH, OW, M))
         else:
