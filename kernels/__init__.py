@@ -127,7 +127,7 @@ def load():
             raise ImportError(why)
         from ._simd import LANES
         _install_cache_locator("%s-%s-simd%d" % (__name__, _sources_digest(), LANES))
-        from . import conv, gemm, pool, eltwise, detection, segment  # noqa: F401
+        from . import conv, gemm, pool, eltwise, detection, segment, stem  # noqa: F401
         from ._pool import POOL
         _loaded = sys.modules[__name__]
     return _loaded

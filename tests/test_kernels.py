@@ -125,6 +125,74 @@ def test_fused_conv_tail(act, case, residual):
     _check(_model(node, x_shape, inits, extra_inputs=extra), feeds, with_ort=False)
 
 
+# the stem kernel (kernels/stem.py): a group-1 conv of few taps reading NCHW memory (the model's input)
+# (N, C, H, W), M, kernel, strides, pads, dilations
+STEMS = [
+    ((1, 3, 33, 31), 16, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),     # the stem, odd sizes: a run of 14 = 8 + 6
+    ((2, 3, 20, 17), 24, (3, 3), (2, 2), (0, 1, 1, 0), (1, 1)),     # batch 2, asymmetric pads, 24 outputs
+    ((1, 1, 15, 36), 5, (3, 3), (1, 1), (1, 2, 0, 1), (1, 1)),      # 1 channel, stride 1, run 8 * 4 + 2
+    ((1, 2, 12, 13), 40, (5, 5), (1, 2), (2, 0, 1, 2), (1, 1)),     # 5x5 (50 taps), unequal strides, 40 outputs
+    ((1, 4, 11, 9), 33, (3, 3), (1, 1), (2, 2, 2, 2), (2, 2)),      # 4 channels, dilated, wide padding
+    ((1, 3, 4, 3), 16, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1)),       # every pixel a border one
+    ((1, 3, 9, 35), 8, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1)),       # a run of 8 * 4 + 1, 8 outputs
+    ((3, 12, 9, 11), 20, (1, 1), (2, 2), (0, 0, 0, 0), (1, 1)),     # strided 1x1 of 12 channels, batch 3
+]
+
+
+def _stem_ran(data, feeds):
+    """Whether the numba session ran the stem kernel (profile's kernel name)."""
+    sess = _session(data, "numba")
+    sess.run(None, feeds)
+    return any("stem" in str(getattr(step.fn, "kernel_name", "")) for step in sess.plan.steps)
+
+
+@pytest.mark.parametrize("act", ACTS, ids=[a[0] or "none" for a in ACTS])
+@pytest.mark.parametrize("case", STEMS, ids=[str(i) for i in range(len(STEMS))])
+@pytest.mark.parametrize("residual", [False, True])
+def test_stem_kernel(act, case, residual):
+    """kernels/stem.py against the numpy op: every activation, a residual, borders, runs' ends, 1-4 input
+    channels, output channels not a multiple of the SIMD width, batch above 1, 1 and 2 threads."""
+    x_shape, M, k, strides, pads, dil = case
+    inits = {"w": _rand(M, x_shape[1], *k, seed=1), "b": _rand(M, seed=2)}
+    feeds = {"x": _rand(*x_shape)}
+    ref_out = tinyrt.ops.registry.resolve("Conv", "", 13).fn(
+        feeds["x"], inits["w"], inits["b"], strides=list(strides), pads=list(pads), dilations=list(dil))
+    inputs, extra = ["x", "w", "b"], []
+    if residual:
+        feeds["z"] = _rand(*ref_out.shape, seed=3)
+        inputs.append("z")
+        extra = [("z", ref_out.shape)]
+    extra_attrs = {"activation_params": act[1]} if act[1] else {}
+    node = helper.make_node("FusedConv", inputs, ["y"], domain=TINYRT, strides=list(strides), pads=list(pads),
+                            dilations=list(dil), activation=act[0], **extra_attrs)
+    data = _model(node, x_shape, inits, extra_inputs=extra)
+    _check(data, feeds, with_ort=False)
+    assert _stem_ran(data, feeds)
+
+
+def test_stem_kernel_same_numbers_as_im2col_nchw():
+    """The stem kernel sums as im2col_nchw and its GEMM do (bias, then the taps (c, i, j) in order, fused
+    multiply-adds): the same floats, but for the sign of a zero (im2col_nchw adds 0 * w for padding)."""
+    k = kernels_select._import_kernels()
+    from kernels import _sync
+    rs = np.random.RandomState(5)
+    for (N, C, H, W), M, (kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw) in STEMS:
+        x = rs.standard_normal((N, C, H, W)).astype(np.float32)
+        wk = rs.standard_normal((M, C * kh * kw)).astype(np.float32)
+        wt = np.stack([k.gemm.pack(wk.T)])
+        b = np.stack([k.gemm.pack_bias(rs.standard_normal(M).astype(np.float32))])
+        OH = (H + pt + pb - (kh - 1) * dh - 1) // sh + 1
+        OW = (W + pl + pr - (kw - 1) * dw - 1) // sw + 1
+        z = rs.standard_normal((N, OH, OW, M)).astype(np.float32)
+        out = []
+        for fn in (k.conv.im2col_nchw, k.stem.stem):
+            y = np.full((N, OH, OW, M), np.nan, np.float32)
+            fn(x, wt, b, z, True, y, kh, kw, sh, sw, dh, dw, pt, pl, 5, np.float32(0), np.float32(0),
+               np.float32(0), 3, _sync.counters(1))
+            out.append(y)
+        assert np.array_equal(out[0], out[1])
+
+
 POOLS = [
     ("MaxPool", (2, 5, 13, 13), dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
     ("MaxPool", (1, 3, 12, 11), dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
@@ -345,12 +413,19 @@ _NARROW = """
 import numpy as np, tinyrt, kernels, sys
 from onnx import helper
 sys.path.insert(0, "tests")
-from test_kernels import CONVS, GEMMS, _model, _rand, _session, _close
+from test_kernels import CONVS, GEMMS, STEMS, _model, _rand, _session, _close
 assert kernels.load().gemm.LANES == %d
 for x_shape, M, k, group, strides, pads, dil in [CONVS[i] for i in (0, 2, 4, 7, 9, 18, 19, 20, 21, 22, 23)]:
     inits = {"w": _rand(M, x_shape[1] // group, *k, seed=1), "b": _rand(M, seed=2)}
     node = helper.make_node("FusedConv", ["x", "w", "b"], ["y"], domain="ai.tinyrt", group=group,
                             strides=list(strides), pads=list(pads), dilations=list(dil), activation="HardSwish")
+    data = _model(node, x_shape, inits)
+    feeds = {"x": _rand(*x_shape)}
+    _close(_session(data, "numba", 2).run(None, feeds)[0], _session(data, "numpy").run(None, feeds)[0])
+for x_shape, M, k, strides, pads, dil in STEMS:
+    inits = {"w": _rand(M, x_shape[1], *k, seed=1), "b": _rand(M, seed=2)}
+    node = helper.make_node("FusedConv", ["x", "w", "b"], ["y"], domain="ai.tinyrt", strides=list(strides),
+                            pads=list(pads), dilations=list(dil), activation="HardSwish")
     data = _model(node, x_shape, inits)
     feeds = {"x": _rand(*x_shape)}
     _close(_session(data, "numba", 2).run(None, feeds)[0], _session(data, "numpy").run(None, feeds)[0])

@@ -18,7 +18,7 @@ class _ConvKernel(KernelWrapper):
     @property
     def kernel_name(self):
         """The kernels this conv ran on so far (picked per input shape), for profile / trace / code."""
-        kinds = sorted({p[0] or "numpy fallback" for p in self._prepared.values()})
+        kinds = sorted({p[0] or "numpy fallback" for p in self._prepared.values()} | self._also)
         return "numba conv." + "/".join(kinds) if kinds else "numba conv"
 
     def __init__(self, backend, step, constants):
@@ -48,6 +48,7 @@ class _ConvKernel(KernelWrapper):
         self.alpha, self.beta, self.qscale = np.float32(alpha), np.float32(beta), np.float32(qscale)
         self._prepared = {}
         self._packed = {}
+        self._also = set()  # "im2col" once a "stem" conv read channels-last memory (see __call__)
 
     def packed(self, layout):
         """The weights in the layout a kernel reads, made on first use (a conv needs one or two of them)."""
@@ -89,6 +90,8 @@ class _ConvKernel(KernelWrapper):
                 kind = "depthwise"
             elif kernel == [1, 1] and strides == [1, 1] and not any(begin + end) and self.group == 1:
                 kind = "pointwise"
+            elif self.group == 1 and self.cg < 16 and self.cg * kh * kw <= STEM_TAPS:
+                kind = "stem"  # kernels/stem.py where the input is NCHW memory (see __call__), else im2col
             else:
                 kind = "im2col"
             yshape = (N, self.M, OH, OW)
@@ -108,7 +111,7 @@ class _ConvKernel(KernelWrapper):
                 weights = (self.packed("channel-major")[0], self.packed("group-bias")[0])
             elif kind == "depthwise":
                 weights = (self.packed("taps"), self.packed("bias"))
-            elif kind == "im2col":
+            elif kind in ("im2col", "stem"):
                 layout = "tap-major" if self.cg >= 16 else "channel-major"  # NCHW input: see __call__
                 weights = (self.packed(layout), self.packed("group-bias"))
             else:
@@ -141,12 +144,15 @@ class _ConvKernel(KernelWrapper):
             run(conv.pointwise, (x,) + weights + (z, has_z, y) + args + (nchw,), threaded)
         elif kind == "depthwise":
             run(conv.depthwise, (to_channels_last(X),) + weights + (z, has_z, y) + args, threaded)
+        elif kind == "stem" and _nchw(X):  # few taps in NCHW memory (the first conv, reading the model's input)
+            run(self.k.stem.stem, (np.ascontiguousarray(X),) + weights + (z, has_z, y) + args, threaded)
         elif self.cg >= 16:
             run(conv.im2col, (to_channels_last(X),) + weights + (z, has_z, y) + args, threaded)
         elif channels_last_memory(X):  # few channels, but channels-last memory: gather channels after all
+            self._also.add("im2col")  # (shown beside "stem" when prepare chose that: ``kernel_name``)
             run(conv.im2col, (to_channels_last(X), self.packed("tap-major"), weights[1], z, has_z, y) + args,
                 threaded)
-        else:  # few channels in NCHW memory (the stem reading the model's input): gather rows of pixels
+        else:  # few channels in NCHW memory, more taps than STEM_TAPS (a 7x7 stem): gather rows of pixels
             run(conv.im2col_nchw, (np.ascontiguousarray(X),) + weights + (z, has_z, y) + args, threaded)
         y = y.transpose(0, 3, 1, 2)
         return y if self.after is None else self.after(y)
@@ -177,9 +183,10 @@ class _ConvKernel(KernelWrapper):
         ynhwc = (N, yshape[2], yshape[3], self.M)
         L = H * W
         backend, general = self.backend, self.__call__
-        kernel = getattr(self.k.conv, kind)
+        kernel = self.k.stem.stem if kind == "stem" else getattr(self.k.conv, kind)
         w, bias = weights
-        example = (np.empty((N, L, C) if kind == "pointwise" else (N, H, W, C), np.float32), w, bias,
+        xshape = {"pointwise": (N, L, C), "stem": (N, C, H, W)}.get(kind, (N, H, W, C))
+        example = (np.empty(xshape, np.float32), w, bias,
                    np.empty(yshape, np.float32).transpose(0, 2, 3, 1).copy() if has_z else _EMPTY4, has_z,
                    np.empty(ynhwc, np.float32)) + kargs
         if kind == "pointwise":
@@ -198,6 +205,17 @@ class _ConvKernel(KernelWrapper):
                 run(entry, (x, w, bias, _EMPTY4 if Z is None else to_channels_last(Z), has_z, y) + kargs
                     + (nchw,), threaded)
                 return y.transpose(0, 3, 1, 2)
+        elif kind == "stem":
+            run = self.backend.pool.run
+
+            def call(X, W, B=None, Z=None, **attrs):
+                if backend.threads != threads or not _nchw(X):  # (channels-last memory: im2col, as __call__)
+                    return general(X, W, B, Z, **attrs)
+                y = np.empty(ynhwc, np.float32)
+                run(entry, (np.ascontiguousarray(X), w, bias, _EMPTY4 if Z is None else to_channels_last(Z), has_z,
+                            y) + kargs, threaded)
+                return y.transpose(0, 3, 1, 2)
+            return call, work  # not a segment's layer: its input is NCHW memory, a segment's values channels-last
         else:
             def call(X, W, B=None, Z=None, **attrs):
                 if backend.threads != threads:
@@ -217,6 +235,15 @@ class _ConvKernel(KernelWrapper):
 
 
 PARALLEL_MIN_MACS = 1 << 20  # below about a million multiply-adds a conv runs serially (see ``prepare``)
+# kernels/stem.py takes a group-1 conv of fewer than 16 input channels in NCHW memory with at most this many
+# taps (C * kh * kw; the stem's 27): few enough that gathering them (im2col_nchw) costs as much as the GEMM
+STEM_TAPS = 64
+
+
+def _nchw(X):
+    """Whether the stem kernel reads X: NCHW memory (or memory that is both, as with one channel), not a view
+    of channels-last memory (a conv inside a network: im2col then gathers its channels as they lie)."""
+    return X.flags.c_contiguous or not channels_last_memory(X)
 
 
 def _pointwise_blocks(N, M, L, threads, panel):
