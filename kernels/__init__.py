@@ -8,6 +8,8 @@ kernel keeps the contract of tinyrt's numpy op of the same name and is tested ag
                pixels; depthwise (any kernel, stride, dilation, padding, with no padded copy) on vectors
                of channels; every other conv as im2col + GEMM per block of rows. Bias, residual and
                activation are applied before each output is stored.
+    stem.py    the first conv (few taps, the model's NCHW input) straight from the input, with no im2col
+               buffer: 8 pixels by 1-2 vectors of output channels in registers over the taps.
     gemm.py    the register-blocked GEMM tile under those convs, with its weights packed once.
     pool.py    2-D MaxPool and AveragePool on channels-last memory (padding, ceil mode, dilations,
                count_include_pad).
