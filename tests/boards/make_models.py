@@ -268,7 +268,8 @@ WARMUP = os.path.join(REPO, "tinyrt", "data", "warmup.onnx")
 
 def build_warmup(path=WARMUP):
     """A tiny model (a few KB) with one node for every numba kernel, run by ``tinyrt warmup`` (no MODEL) to
-    compile them all ahead of time: the stem conv on the NCHW input (im2col_nchw), depthwise, pointwise,
+    compile them all ahead of time: the stem conv on the NCHW input (kernels/stem.py; a 7x7 one beside it,
+    too many taps for that kernel: im2col_nchw), depthwise, pointwise,
     a 3x3 conv over 16+ channels (im2col), MaxPool, AveragePool, squeeze-excite (GlobalAveragePool, a
     1x1 conv with Sigmoid, Mul), a classifier (Gemm, Softmax), a large Add, a QuantizeLinear/DequantizeLinear pair (a QDQ model's
     activation rounding) and NonMaxSuppression."""
@@ -287,6 +288,7 @@ def build_warmup(path=WARMUP):
     n = helper.make_node
     nodes = [
         n("Conv", ["x", w("w1", 16, 3, 3, 3), w("b1", 16)], ["c1"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        n("Conv", ["x", w("w0", 8, 3, 7, 7)], ["wide"], pads=[3, 3, 3, 3], strides=[2, 2]),
         n("Relu", ["c1"], ["r1"]),
         n("Conv", ["r1", w("w2", 16, 1, 3, 3)], ["c2"], pads=[1, 1, 1, 1], group=16),
         n("Conv", ["c2", w("w3", 32, 16, 1, 1), w("b3", 32)], ["c3"]),
@@ -316,7 +318,8 @@ def build_warmup(path=WARMUP):
     ], [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10]),
         helper.make_tensor_value_info("sum", TensorProto.FLOAT, [1, 65536]),
         helper.make_tensor_value_info("rounded", TensorProto.FLOAT, [1, 65536]),
-        helper.make_tensor_value_info("selected", TensorProto.INT64, [None, 3])], inits)
+        helper.make_tensor_value_info("selected", TensorProto.INT64, [None, 3]),
+        helper.make_tensor_value_info("wide", TensorProto.FLOAT, [1, 8, 16, 16])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="tinyrt")
     model.doc_string = "Compiles every tinyrt numba kernel once (tinyrt warmup); made by tests/boards/make_models.py"
     onnx.checker.check_model(model)
