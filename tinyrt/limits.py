@@ -155,13 +155,10 @@ def check_count(count, itemsize, what):
 
 def check_shape(shape, dtype, what):
     """Refuse, before allocating, a tensor of ``shape`` and ``dtype`` over the limit (or of negative dims)."""
-    count = 1  # nominal_count's: an empty tensor of huge dims is refused too (see ``nbytes``)
     for d in shape:  # (a loop, not any() over a generator: every op that allocates calls this)
-        d = int(d)
-        if d < 0:
+        if int(d) < 0:
             raise ModelError("%s: negative dimension in shape %s" % (what, list(shape)))
-        if d > 1:
-            count *= d
+    count = nominal_count(shape)  # an empty tensor of huge dims is refused too (see ``nbytes``)
     if len(shape) > MAX_RANK:
         raise ModelError("%s: a tensor of rank %d; tinyrt (numpy) allows at most %d axes"
                          % (what, len(shape), MAX_RANK))

@@ -419,21 +419,10 @@ def _rank_changed(i):
 
 def _checked_one(step, result, args):
     """``_checked`` for a step with one output, its result returned: the usual case (an array) without
-    normalising it into a list, and ``steps._account`` written out for it (a detector's post-processing runs
-    a thousand of these a run)."""
+    normalising it into a list (a detector's post-processing runs a thousand of these a run)."""
     if result.__class__ is not np.ndarray:
         return _checked(step, result, args)[0]
-    budget = limits.current()
-    cost = result.nbytes or limits.nbytes(result)  # (an empty array costs its nominal size)
-    if budget.tensor_bytes is not None and cost > budget.tensor_bytes:
-        limits.check_count(cost, 1, step.node.describe())
-    if budget.work is not None:
-        cost += limits.STEP_COST
-        for a in args:
-            cost += (a.nbytes or limits.nbytes(a)) if a.__class__ is np.ndarray else limits.nbytes(a)
-        budget.work -= cost
-        if budget.work < 0:
-            limits.spend(0, step.node)  # over budget: raises, naming the node
+    _account(step, args, (result,))
     return result
 
 
