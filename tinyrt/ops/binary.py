@@ -64,18 +64,6 @@ def mul(a, b):
         raise _broadcast_error("Mul", a, b)
 
 
-_UFUNC = {add: np.add, sub: np.subtract, mul: np.multiply}
-
-
-@prepared(add, sub, mul)
-def _prepare_arithmetic(fn, args, fixed, attrs):
-    """For the compiled program: the ufunc itself. The op adds only the broadcast check, which the
-    first run of the signature made for these shapes."""
-    if len(args) == 2 and all(type(x) is np.ndarray for x in args):
-        return _UFUNC[fn]
-    return None
-
-
 @op("Div", 7, 13, 14)
 def div(a, b):
     limits.check_broadcast("Div", a, b)
@@ -177,17 +165,6 @@ def min_(*data):
     return _fold("Min", np.minimum, data)
 
 
-_FOLDS = {sum_: np.add, max_: np.maximum, min_: np.minimum}
-
-
-@prepared(*_FOLDS)
-def _prepare_fold(fn, args, fixed, attrs):
-    """For the compiled program, two inputs: the ufunc itself (a detector's min(k, boxes) before its TopK)."""
-    if len(args) == 2 and all(type(x) is np.ndarray for x in args):
-        return _FOLDS[fn]
-    return None
-
-
 @op("Mean", 6, 8, 13)
 def mean(*data):
     total = _fold("Mean", np.add, data)
@@ -240,15 +217,18 @@ def or_(a, b):
     return np.logical_or(a, b)
 
 
-_COMPARE = {equal: np.equal, less: np.less, less_or_equal: np.less_equal, greater: np.greater,
-            greater_or_equal: np.greater_equal, and_: np.logical_and, or_: np.logical_or}
+# A static step of these ops, with two array inputs, runs in the compiled program as the ufunc itself: the
+# op adds only the broadcast check (and a variadic one its loop), which the first run of the signature made
+# for these shapes (a detector's min(k, boxes) and score > threshold, once a class).
+_UFUNC = {add: np.add, sub: np.subtract, mul: np.multiply, sum_: np.add, max_: np.maximum, min_: np.minimum,
+          equal: np.equal, less: np.less, less_or_equal: np.less_equal, greater: np.greater,
+          greater_or_equal: np.greater_equal, and_: np.logical_and, or_: np.logical_or}
 
 
-@prepared(*_COMPARE)
-def _prepare_comparison(fn, args, fixed, attrs):
-    """For the compiled program: the ufunc itself (the broadcast check was the first run's, as for Add)."""
+@prepared(*_UFUNC)
+def _prepare_ufunc(fn, args, fixed, attrs):
     if len(args) == 2 and all(type(x) is np.ndarray for x in args):
-        return _COMPARE[fn]
+        return _UFUNC[fn]
     return None
 
 
