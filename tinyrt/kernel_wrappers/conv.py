@@ -211,7 +211,7 @@ class _ConvKernel(KernelWrapper):
             def call(X, W, B=None, Z=None, **attrs):
                 if backend.threads != threads or not _nchw(X):  # (channels-last memory: im2col, as __call__)
                     return general(X, W, B, Z, **attrs)
-                y = np.empty(ynhwc, np.float32)
+                y = empty_aligned(ynhwc)
                 run(entry, (np.ascontiguousarray(X), w, bias, _EMPTY4 if Z is None else to_channels_last(Z), has_z,
                             y) + kargs, threaded)
                 return y.transpose(0, 3, 1, 2)

@@ -13,7 +13,7 @@ test suite's check mode holds every program to the step-by-step run, bit for bit
 A segment runs at the thread count its layers were specialised for (the program's first run); a run at
 another (the default thread count chooses one run by run) runs its layers' own calls, one by one.
 """
-from collections import namedtuple
+from collections import Counter, namedtuple
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from .layout import empty_aligned, to_channels_last
 Layer = namedtuple("Layer", "kind ints act floats w bias x_shape y_shape has_z threaded threads z_at x_at",
                    defaults=(3, 0))
 NO_WEIGHTS = np.zeros(1, np.float32)  # a layer without weights or bias (the table wants addresses)
+_WHAT = {"gap": "pooling", "scale": "scaling", "round": "rounding"}  # a segment's layers that are not convs
 
 ALIGN = 16           # floats: every value in the arena starts on a 64-byte boundary
 _READ_OUTSIDE = -1   # a reader that is not a step: the graph's outputs, a subgraph
@@ -54,15 +55,12 @@ class Segment:
         self.exports = list(exports)
         self.results = self.exports + [self.output]
         self.layers = [call.layer for call in self.calls]  # (their weights: the table has their addresses)
-        kinds = [layer.kind for layer in self.layers]
-        counts = [(len(steps) - sum(kinds.count(k) for k in ("gap", "scale", "round")), "conv")] + \
-            [(kinds.count(kind), what) for kind, what in (("gap", "pooling"), ("scale", "scaling"), ("round", "rounding"))]
-        self.op_type = ", ".join("%d %s%s" % (n, what, "s" if n != 1 else "") for n, what in counts
-                                 if n or what == "conv")  # what ``tinyrt code`` says of it
+        counts = Counter(_WHAT.get(layer.kind, "conv") for layer in self.layers)
+        self.op_type = ", ".join("%d %s%s" % (counts[what], what, "" if counts[what] == 1 else "s")
+                                 for what in ("conv", "pooling", "scaling", "rounding")
+                                 if counts[what] or what == "conv")  # what ``tinyrt code`` says of it
         self.out_shape = self.layers[-1].y_shape
         self._table(plan, self.layers)
-        shape_of = {plan.steps[i].outputs[0]: layer.y_shape for i, layer in zip(steps, self.layers)}
-        self.export_at = [(self.where[name][1], shape_of[name]) for name in self.exports]
         self.width = self.layers[0].threads
         self.parallel = any(layer.threaded for layer in self.layers)
         self.ctrs = ks.control_blocks([layer.threaded for layer in self.layers], self.width)
@@ -104,7 +102,9 @@ class Segment:
             row[ks.ACT] = layer.act
             row[ks.I0:ks.I0 + len(layer.ints)] = layer.ints
             params[j] = layer.floats
-        self.table, self.params, self.arena_size, self.where = table, params, max(arena.size, 1), where
+        self.table, self.params, self.arena_size = table, params, max(arena.size, 1)
+        y_shape = {plan.steps[i].outputs[0]: layer.y_shape for i, layer in zip(self.steps, layers)}
+        self.export_at = [(where[name][1], y_shape[name]) for name in self.exports]  # (offset, NHWC shape)
 
     def __call__(self, X, *unused):
         if self.backend.threads != self.width:  # a run at another width: each layer's own call
