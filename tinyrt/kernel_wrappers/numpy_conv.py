@@ -28,6 +28,8 @@ class _NumpyConv:
                                    auto_pad=a.get("auto_pad", "NOTSET"))
         self.activation = a.get("activation", "")
         self.params = list(a.get("activation_params") or [])
+        # the matmuls' weights, made once (one input channel a group: _conv2d's depthwise branch, no matmul)
+        self.mats = None if self.cg == 1 or self.M % self.group else conv.matmul_weights(W, self.group)
         self._prepared = {}
 
     def prepare(self, shape, limit):
@@ -70,7 +72,8 @@ class _NumpyConv:
             return self.ref(X, W, B, Z, **attrs) if Z is not None else self.ref(X, W, B, **attrs)
         kernel, strides, dilations, begin, end, out, tiled, bias, work = p
         limits.spend(work, "Conv")
-        y = self.conv._conv2d(X, self.W, self.group, kernel, strides, dilations, begin, end, out, tiled)
+        y = self.conv._conv2d(X, self.W, self.group, kernel, strides, dilations, begin, end, out, tiled,
+                              self.mats)
         N, OH, OW, M = y.shape
         if Z is not None and Z.shape != (N, M, OH, OW):
             return self.ref(X, W, B, Z, **attrs)
@@ -114,10 +117,10 @@ class _NumpyConv:
             def y_nhwc(X):
                 return conv.depthwise(X, phases, begin, end, strides[1], out)
         else:
-            W, group = self.W, self.group
+            W, group, mats = self.W, self.group, self.mats
 
             def y_nhwc(X):
-                return conv._conv2d(X, W, group, kernel, strides, dilations, begin, end, out, tiled)
+                return conv._conv2d(X, W, group, kernel, strides, dilations, begin, end, out, tiled, mats)
 
         def call(X, W=None, B=None, Z=None, **attrs):
             return finish(y_nhwc(X), bias, Z)
