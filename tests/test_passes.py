@@ -329,3 +329,80 @@ def test_gather_nonzero_refuses_positions_outside_the_data_as_gathernd_does():
     s[5] = 1
     with pytest.raises(tinyrt.errors.InputError, match="GatherND: an index is out of range"):
         sess.run(None, {"x": x, "s": s})
+
+
+def _channel_shuffle(shapes, groups, first_shape=None, then_shape=None, keep=None, opset=13, n_inputs=2,
+                     perm=(0, 2, 1, 3, 4), conv=False):
+    """torchvision's ShuffleNet unit end as torch's exporter writes it: Concat of the branches, Reshape to
+    (N, groups, C/groups, H, W), Transpose, Reshape back to (N, C, H, W); ``keep`` names an intermediate
+    value that is a graph output too. With ``conv``, each input is a 1x1 conv's result (channels-last
+    memory on the numba path) and the result goes on into another conv."""
+    N, Cg, H, W = shapes
+    C = Cg * n_inputs
+    first_shape = [N, groups, C // groups, H, W] if first_shape is None else first_shape
+    then_shape = [N, C, H, W] if then_shape is None else then_shape
+    names = ["x%d" % j for j in range(n_inputs)]
+    nodes, inits = [], {"s1": np.array(first_shape, np.int64), "s2": np.array(then_shape, np.int64)}
+    if conv:
+        for j in range(n_inputs):
+            inits["w%d" % j] = _rand(Cg, Cg, 1, 1, seed=j)
+            nodes.append(helper.make_node("Conv", [names[j], "w%d" % j], ["c%d" % j]))
+        names = ["c%d" % j for j in range(n_inputs)]
+    nodes += [helper.make_node("Concat", names, ["cat"], axis=1),
+              helper.make_node("Reshape", ["cat", "s1"], ["grouped"]),
+              helper.make_node("Transpose", ["grouped"], ["swapped"], perm=list(perm)),
+              helper.make_node("Reshape", ["swapped", "s2"], ["shuffled"])]
+    outputs = ["shuffled"]
+    if conv:
+        inits["w"] = _rand(C, C, 1, 1, seed=9)
+        nodes.append(helper.make_node("Conv", ["shuffled", "w"], ["y"]))
+        outputs = ["y"]
+    if keep:
+        outputs.append(keep)
+    inputs = {"x%d" % j: (TensorProto.FLOAT, list(shapes)) for j in range(n_inputs)}
+    return make_model(nodes, inputs, outputs, inits, opset=opset)
+
+
+@pytest.mark.parametrize("kernels", ["numpy", "numba"])
+@pytest.mark.parametrize("case", [
+    dict(shapes=(1, 24, 28, 28), groups=2),                  # ShuffleNetV2's units
+    dict(shapes=(2, 6, 5, 7), groups=2, conv=True),          # between convs: channels-last memory both sides
+    dict(shapes=(1, 4, 3, 3), groups=3, n_inputs=3),         # three branches, three groups
+    dict(shapes=(1, 6, 4, 4), groups=3),                     # groups that are not the branches: the four ops
+    dict(shapes=(1, 4, 3, 5), groups=2, first_shape=[0, 2, -1, 3, 5], then_shape=[1, -1, 3, 5]),  # 0 and -1
+    dict(shapes=(1, 4, 3, 5), groups=2, perm=(0, 1, 2, 4, 3), then_shape=[1, 8, 5, 3]),  # another transpose
+    dict(shapes=(1, 4, 2, 2), groups=2, opset=14),
+])
+def test_channel_shuffle_runs_as_one_concat_shuffle(case, kernels):
+    data = _channel_shuffle(**case)
+    options = tinyrt.SessionOptions()
+    options.kernels = kernels
+    sess = tinyrt.InferenceSession(data, options)
+    ops = [s.node.op_type for s in sess.plan.steps]
+    assert "ConcatShuffle" in ops and not {"Concat", "Reshape", "Transpose"} & set(ops), ops
+    rng = np.random.RandomState(3)
+    for run in range(3):  # (the second run makes the compiled program, the third runs it)
+        feeds = {"x%d" % j: rng.standard_normal(case["shapes"]).astype(np.float32)
+                 for j in range(case.get("n_inputs", 2))}
+        ours, theirs = sess.run(None, feeds)[0], ort_run(data, feeds)[0]
+        if case.get("conv"):
+            assert_close(ours, theirs)
+        else:
+            np.testing.assert_array_equal(ours, theirs)
+
+
+def test_channel_shuffle_stays_four_ops_where_its_values_are_read_elsewhere():
+    data = _channel_shuffle((1, 4, 3, 3), 2, keep="swapped")
+    sess = tinyrt.InferenceSession(data)
+    assert "ConcatShuffle" not in [s.node.op_type for s in sess.plan.steps]
+    feeds = {"x0": _rand(1, 4, 3, 3), "x1": _rand(1, 4, 3, 3, seed=1)}
+    for ours, theirs in zip(sess.run(None, feeds), ort_run(data, feeds)):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_concat_shuffle_reports_a_bad_shape_as_reshape_does():
+    data = _channel_shuffle((1, 4, 3, 3), 2, then_shape=[1, 7, 3, 3])
+    sess = tinyrt.InferenceSession(data)
+    assert "ConcatShuffle" in [s.node.op_type for s in sess.plan.steps]
+    with pytest.raises(tinyrt.errors.InputError, match="Reshape: cannot reshape an input of shape"):
+        sess.run(None, {"x0": _rand(1, 4, 3, 3), "x1": _rand(1, 4, 3, 3, seed=1)})

@@ -84,7 +84,7 @@ for _op in ("Reshape Squeeze Unsqueeze Split Expand Tile TopK OneHot Upsample Re
             "ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare").split():
     SIZED_BY[_op] = (1,)
 SIZED_BY.update({"Slice": (1, 2, 3, 4), "Pad": (1, 3), "Resize": (2, 3), "ConstantOfShape": (0,),
-                 "Range": (0, 1, 2)})
+                 "Range": (0, 1, 2), "ConcatShuffle": (-2, -1)})  # (its last two inputs are shapes)
 SHAPE_OPS = {"Shape", "Size"}  # their values follow from their input's size alone
 _DOMAINS = ("", TINYRT_DOMAIN)
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from .. import limits
 from ..errors import InputError, ModelError
-from .registry import infers, op, prepared, static_shape
+from .registry import TINYRT_DOMAIN, fixed_after, infers, op, prepared, static_shape
+from .shape import _reshape, _reshape_dims, transpose_1
 from ._infer_types import first, same_rank
 
 
@@ -128,3 +129,64 @@ def _concat_types(node, ins, constants):
     sizes = [s[axis] for s in shapes]
     out[axis] = sum(sizes) if all(isinstance(d, int) for d in sizes) else None
     return [(first(ins)[0], out)]
+
+
+# -------------------------------------------------------------------------- ConcatShuffle (tinyrt's own)
+
+
+@op("ConcatShuffle", 1, domain=TINYRT_DOMAIN)
+def concat_shuffle(*args, axis, perm, allowzero=0, allowzero_after=0):
+    """Reshape(Transpose(Reshape(Concat(x_1 .. x_n, axis), shape, allowzero), perm), shape_after,
+    allowzero_after); ``args`` are x_1 .. x_n, then shape and shape_after. ShuffleNet's channel shuffle as
+    torch's exporter writes it, one node instead of four (passes/channel_shuffle.py).
+
+    The channel shuffle itself - n inputs of the same shape (N, Cg, H, W), their concatenation cut into
+    n groups, (N, n, Cg, H, W), the two group axes swapped and flattened back - puts channel i of input j
+    at channel i * n + j: each input is copied once, straight to its places (channels-last memory, as the
+    convs around it read and write). Anything else runs the four ops one after the other."""
+    xs, shape, shape_after = args[:-2], args[-2], args[-1]
+    if _is_channel_shuffle(xs, shape, shape_after, axis, perm, allowzero, allowzero_after):
+        # one input may be listed many times: the result can be far bigger than any input
+        limits.check_count(len(xs) * limits.nominal_count(xs[0].shape), xs[0].itemsize, "ConcatShuffle")
+        return _channel_shuffle(xs)
+    y = transpose_1(_reshape(concat_4(*xs, axis=axis), shape, allowzero), perm=perm)
+    return _reshape(y, shape_after, allowzero_after)
+
+
+def _is_channel_shuffle(xs, shape, shape_after, axis, perm, allowzero, allowzero_after):
+    """Whether ConcatShuffle's arguments are the channel shuffle of ``_channel_shuffle``."""
+    n = len(xs)
+    if n < 2:
+        return False
+    x = xs[0]
+    if x.ndim != 4 or axis not in (1, -3) or list(perm) != [0, 2, 1, 3, 4] or \
+            not all(type(xj) is np.ndarray and xj.shape == x.shape and xj.dtype == x.dtype for xj in xs):
+        return False
+    N, Cg, H, W = x.shape
+    return _reshape_dims((N, n * Cg, H, W), shape, allowzero) == [N, n, Cg, H, W] and \
+        _reshape_dims((N, Cg, n, H, W), shape_after, allowzero_after) == [N, n * Cg, H, W]
+
+
+def _channel_shuffle(xs):
+    """Channel i of input j at channel i * n + j, in channels-last memory: y[n, h, w, i, j] = x_j[n, i, h, w]."""
+    N, Cg, H, W = xs[0].shape
+    y = np.empty((N, H, W, Cg, len(xs)), xs[0].dtype)
+    for j, xj in enumerate(xs):
+        y[..., j] = xj.transpose(0, 2, 3, 1)
+    return y.reshape(N, H, W, Cg * len(xs)).transpose(0, 3, 1, 2)
+
+
+@prepared(concat_shuffle)
+def _prepare_concat_shuffle(fn, args, fixed, attrs):
+    """For the compiled program, with constant shapes: whether the inputs are a channel shuffle is known
+    from the first run."""
+    xs = args[:-2]
+    if not fixed_after(args, fixed, len(xs)) or not _is_channel_shuffle(
+            xs, args[-2], args[-1], attrs["axis"], attrs["perm"], attrs.get("allowzero", 0),
+            attrs.get("allowzero_after", 0)):
+        return None
+    n = len(xs)
+
+    def concat_shuffle_prepared(*args):
+        return _channel_shuffle(args[:n])
+    return concat_shuffle_prepared

@@ -84,7 +84,13 @@ def flatten_1(input, *, axis=1):
 
 
 def _reshape(data, shape, allowzero):
+    return data.reshape(_reshape_dims(data.shape, shape, allowzero))
+
+
+def _reshape_dims(in_shape, shape, allowzero):
+    """The dims Reshape makes of an input of shape ``in_shape`` (a list of ints)."""
     dims = _ints(shape)
+    size = _prod(in_shape)
     if allowzero and 0 in dims and -1 in dims:
         raise InputError("Reshape: with allowzero=1 the shape %s may not hold both 0 and -1" % dims)
     out = []
@@ -92,10 +98,10 @@ def _reshape(data, shape, allowzero):
     for i, d in enumerate(dims):
         if d == 0 and not allowzero:
             # 0 means "keep this input dimension"
-            if i >= data.ndim:
+            if i >= len(in_shape):
                 raise InputError("Reshape: shape %s copies dimension %d (0) but the input %s has rank %d"
-                                 % (dims, i, data.shape, data.ndim))
-            d = data.shape[i]
+                                 % (dims, i, tuple(in_shape), len(in_shape)))
+            d = in_shape[i]
         elif d == -1:
             if infer is not None:
                 raise InputError("Reshape: shape %s has more than one -1" % dims)
@@ -105,14 +111,14 @@ def _reshape(data, shape, allowzero):
         out.append(d)
     if infer is not None:
         known = _prod(out[:infer] + out[infer + 1:])
-        if known == 0 or data.size % known:
+        if known == 0 or size % known:
             raise InputError("Reshape: cannot infer the -1 of shape %s for an input of shape %s"
-                             % (dims, data.shape))
-        out[infer] = data.size // known
-    if _prod(out) != data.size:
+                             % (dims, tuple(in_shape)))
+        out[infer] = size // known
+    if _prod(out) != size:
         raise InputError("Reshape: cannot reshape an input of shape %s (%d elements) to %s"
-                         % (data.shape, data.size, out))
-    return data.reshape(out)
+                         % (tuple(in_shape), size, out))
+    return out
 
 
 @op("Reshape", 5, 13)  # 5: shape became an input; 13: bfloat16

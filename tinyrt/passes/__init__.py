@@ -4,11 +4,11 @@ They are listed here, in the order they run, each with the ``SessionOptions.grap
 from which it runs, as onnxruntime sorts its own: BASIC (1) removes and folds without changing an op's
 kind (dead nodes, Identity/Dropout, constants, repeated nodes, BatchNormalization and per-channel Mul/Add into Conv);
 EXTENDED (2) and ALL (99) also fuse nodes into tinyrt's own ops (FusedConv, QuantizeDequantize,
-GatherNonZero).
+GatherNonZero, ConcatShuffle).
 ``graph_optimization_level = 0`` turns them all off (for teaching and debugging: the graph then runs
 exactly as written in the file).
 """
-from . import cleanup, common_subexpressions, fold_constants, fuse_activation, fuse_batchnorm, mask_select, quantization
+from . import channel_shuffle, cleanup, common_subexpressions, fold_constants, fuse_activation, fuse_batchnorm, mask_select, quantization
 
 BASIC, EXTENDED = 1, 2
 
@@ -26,6 +26,8 @@ PASSES = [
     ("drop a QuantizeDequantize of values rounded alike already", EXTENDED, quantization.drop_repeated_rounding),
     ("torch's data[mask] (GatherND of Transpose of NonZero) as one GatherNonZero", EXTENDED,
      mask_select.fuse_mask_select),
+    ("ShuffleNet's channel shuffle (Concat, Reshape, Transpose, Reshape) as one ConcatShuffle", EXTENDED,
+     channel_shuffle.fuse_channel_shuffle),
     ("remove dead nodes", BASIC, cleanup.remove_dead_nodes),
 ]
 
