@@ -3,8 +3,11 @@
 Model-local functions (torch's dynamo exporter writes them) are inlined here, so everything after this
 module sees one flat graph of standard ops. Subgraphs (If/Loop/Scan bodies) are Graphs too.
 """
+import array
 import heapq
 import itertools
+
+import numpy as np
 
 from . import dtypes, limits
 from .errors import ModelError, UnsupportedError
@@ -17,6 +20,7 @@ MAX_INLINE_DEPTH = 50  # functions calling functions; deeper (or recursive) ones
 # depth 41: billions): the nodes made by inlining are bounded in total, not just in depth.
 MIN_INLINED_NODES = 50000     # at least this many ...
 INLINED_NODES_PER_BYTE = 1.0 / 16  # ... or one for each 16 bytes of the file
+SHARED_NAMES = 1 << 13  # names the graph builder keeps one string of at least (see _Builder.share)
 
 # AttributeProto.AttributeType
 FLOAT, INT, STRING, TENSOR, GRAPH, FLOATS, INTS, STRINGS, TENSORS, GRAPHS = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
@@ -77,19 +81,47 @@ NO_ATTRS = FrozenDict()
 
 
 class Node:
-    """One node. ``inputs`` and ``outputs`` are tuples of value names, which nodes may share (a chain's
-    node reads the very tuple the node before it writes); passes give a node new ones by assignment."""
+    """One node. ``inputs`` and ``outputs`` are tuples of value names ("" marks an absent optional input, or an
+    output nobody wants); passes give a node new ones by assignment.
 
-    __slots__ = ("op_type", "inputs", "outputs", "attrs", "name", "domain", "opset")
+    Memory: a model of a million tiny nodes holds a million of these, so a node is eight ``__slots__`` (96
+    bytes) and nothing else of its own. A node with one input (output) holds the name itself, not a 1-tuple
+    (``inputs`` makes the tuple when read), so a chain's node and the node after it share one string. Its
+    attributes are the shared ``NO_ATTRS`` when it has none. And a node is its own step in a plan
+    (tinyrt/steps.py): planning binds it (``impl``, ``fn``, ``free_after``) instead of making a step object
+    for it, unless its op is called with other attributes than its own (a ``StepWithAttributes``).
+    """
+
+    __slots__ = ("op_type", "_inputs", "_outputs", "attrs", "name", "domain", "opset", "_bound")
+    subplans = NO_ATTRS  # (as a step: a node with subgraphs is a StepWithAttributes)
 
     def __init__(self, op_type, inputs, outputs, attrs=None, name="", domain="", opset=None):
         self.op_type = op_type
-        self.inputs = inputs if type(inputs) is tuple else tuple(inputs)     # "" marks an absent optional input
-        self.outputs = outputs if type(outputs) is tuple else tuple(outputs)  # "" marks an output nobody wants
+        self._inputs = _compact(inputs)
+        self._outputs = _compact(outputs)
         self.attrs = dict(attrs) if attrs else NO_ATTRS  # name -> Python value; GRAPH attributes hold Graphs
         self.name = name
         self.domain = domain
         self.opset = opset             # the opset version of this node's domain
+        self._bound = None             # in a plan: its OpImpl, or a _Binding (see ``bind``)
+
+    @property
+    def inputs(self):
+        names = self._inputs
+        return (names,) if names.__class__ is str else names
+
+    @inputs.setter
+    def inputs(self, names):
+        self._inputs = _compact(names)
+
+    @property
+    def outputs(self):
+        names = self._outputs
+        return (names,) if names.__class__ is str else names
+
+    @outputs.setter
+    def outputs(self, names):
+        self._outputs = _compact(names)
 
     def describe(self):
         """How errors name a node: op, domain, version and name."""
@@ -101,6 +133,83 @@ class Node:
 
     def __repr__(self):
         return "Node(%s, %s -> %s)" % (self.op_type, self.inputs, self.outputs)
+
+    # --- the node as its own step of a plan (tinyrt/steps.py) -------------------------------------------------
+
+    def bind(self, impl):
+        """Make this node a step calling ``impl`` (``fn`` is ``impl.fn`` until a kernel is bound to it)."""
+        self._bound = impl
+
+    @property
+    def node(self):
+        return self
+
+    @property
+    def impl(self):
+        bound = self._bound
+        return bound.impl if bound.__class__ is _Binding else bound
+
+    @property
+    def fn(self):
+        return self._bound.fn  # (an OpImpl's function, or the one bound in its place)
+
+    @fn.setter
+    def fn(self, fn):
+        self._rebind(fn, self.free_after)
+
+    @property
+    def free_after(self):
+        """The values whose last use is this step (``Plan._plan_frees``): by default its inputs (a chain's)."""
+        bound = self._bound
+        return bound.free_after if bound.__class__ is _Binding else self.inputs
+
+    @free_after.setter
+    def free_after(self, names):
+        self._rebind(self.fn, names)
+
+    def _rebind(self, fn, free_after):
+        impl = self.impl
+        free_after = tuple(free_after)
+        if fn is impl.fn and free_after == self.inputs:
+            self._bound = impl  # (what most nodes are: nothing of their own beside the OpImpl)
+        else:
+            self._bound = _Binding(impl, fn, free_after)
+
+    @property
+    def wanted(self):
+        """How many outputs someone reads."""
+        return sum(1 for name in self.outputs if name)
+
+    @property
+    def last_wanted(self):
+        """The index of the last output someone reads (-1: none)."""
+        outputs = self._outputs
+        if outputs.__class__ is str:
+            return 0 if outputs else -1
+        return max((i for i, name in enumerate(outputs) if name), default=-1)
+
+    def bound_attrs(self, env):
+        """The attributes the op is called with (a node's own: one with subgraphs is a StepWithAttributes)."""
+        return self.attrs
+
+
+def _compact(names):
+    """How a node holds a tuple of names: a single name as the string itself."""
+    if names.__class__ is not tuple:
+        names = tuple(names)
+    return names[0] if len(names) == 1 else names
+
+
+class _Binding:
+    """A planned node's step, when it is not just its OpImpl: a kernel bound in place of the op's function,
+    or values to free after it other than its inputs."""
+
+    __slots__ = ("impl", "fn", "free_after")
+
+    def __init__(self, impl, fn, free_after):
+        self.impl = impl
+        self.fn = fn
+        self.free_after = free_after
 
 
 class Graph:
@@ -185,9 +294,10 @@ class _Builder:
         self.external = ExternalFiles()  # what was read from external data files (the model's size counts it)
         self.notes = []          # quirks of the file that were tolerated (``tinyrt info`` shows them)
         # Each name once: the file repeats a value's name in every node that reads it (and op types in
-        # every node); the graph keeps one string of each. Dropped with the builder.
-        self.shared = {}
-        self.last_outputs = ()   # the outputs of the node built last: the next node of a chain reads them
+        # every node); the graph keeps one string of each name read soon after it was last seen (see
+        # ``share``). Dropped with the builder.
+        self.recent, self.older = {}, {}
+        self.last_output = None  # the one output of the node built last: the next node of a chain reads it
 
     @staticmethod
     def _opsets(imports):
@@ -197,6 +307,18 @@ class _Builder:
         if not opsets:  # very old files (IR version < 3) carry no opset import: ONNX says opset 1
             opsets[""] = 1
         return opsets
+
+    def share(self, name):
+        """The string kept for ``name``: the one met last, when it was met among the last SHARED_NAMES to
+        SHARED_NAMES * 2 names (a name read much later is kept twice: a map of every name of a million-node
+        graph would cost more than the strings it saves)."""
+        found = self.recent.get(name)
+        if found is None:
+            found = self.older.get(name, name)
+            self.recent[found] = found
+            if len(self.recent) >= SHARED_NAMES:
+                self.older, self.recent = self.recent, {}
+        return found
 
     def tensor(self, t, what):
         return tensor_to_array(t, self.folder, what, self.external)
@@ -216,7 +338,9 @@ class _Builder:
         inputs = [value_spec(vi, self.notes) for vi in g.input if vi.name not in initializers]
         outputs = [value_spec(vi, self.notes) for vi in g.output]
         value_info = {vi.name: value_spec(vi, self.notes) for vi in g.value_info}
-        return Graph(g.name, nodes, inputs, outputs, initializers, value_info)
+        graph = Graph(g.name, (), inputs, outputs, initializers, value_info)
+        graph.nodes = nodes  # (not a copy: a million nodes' list is 8 MB)
+        return graph
 
     def node(self, n, opsets, call_attrs, depth, rename=None):
         """The nodes that NodeProto ``n`` becomes: itself, or a function's body inlined."""
@@ -237,11 +361,12 @@ class _Builder:
             outputs = [rename.get(x, x) if x else x for x in outputs]
             for g in _subgraphs(attrs):
                 _rename_free_values(g, rename)
-        share = self.shared.setdefault
-        inputs = tuple([share(x, x) for x in inputs])
-        if inputs == self.last_outputs:
-            inputs = self.last_outputs
-        outputs = tuple([share(x, x) for x in outputs])
+        share = self.share
+        if len(inputs) == 1 and inputs[0] == self.last_output:
+            inputs = (self.last_output,)  # a chain: the very string the node before holds
+        else:
+            inputs = tuple([share(x) for x in inputs])
+        outputs = tuple([share(x) for x in outputs])
         function = self.functions.get((domain, n.op_type, n.overload))
         if function is not None and domain == "" and registry.versions(n.op_type):
             function = None  # a function never shadows a standard op (onnxruntime runs the op)
@@ -251,9 +376,8 @@ class _Builder:
                 if self.inlined > self.max_inlined:
                     raise ModelError("model-local functions expand to more than %d nodes (functions calling "
                                      "functions several times each?); see docs/limits.md" % self.max_inlined)
-            self.last_outputs = outputs
-            return [Node(share(n.op_type, n.op_type), inputs, outputs, attrs, n.name, share(domain, domain),
-                         opsets.get(domain))]
+            self.last_output = outputs[0] if len(outputs) == 1 else None
+            return [Node(share(n.op_type), inputs, outputs, attrs, n.name, share(domain), opsets.get(domain))]
         self.inlining += 1
         try:
             return self.inline(function, n, inputs, outputs, attrs, depth)
@@ -399,30 +523,54 @@ def topological_order(graph, outer_names=()):
 
 
 def _file_order(graph, outer_names):
-    """The nodes in the file's own order when every node reads only what is produced before it (what
-    exporters write), in one sweep and a set of names; None when not (then ``_sorted_order`` sorts them and
-    says what is wrong). It is the graph's own list, not a copy (a million nodes: 8 MB): not to be changed."""
-    available = set(graph.initializers)
-    available.update(v.name for v in graph.inputs)
-    available.update(outer_names)
-    add = available.add
-    for node in graph.nodes:
-        for name in node.inputs:
-            if name and name not in available:
-                return None
-        if node.attrs:
-            for name in free_values(node):
-                if name not in available:
-                    return None
+    """The nodes in the file's own order when every node reads only what is produced before it and no value
+    is produced twice (what exporters write); None when not (then ``_sorted_order`` sorts them and says what
+    is wrong). It is the graph's own list, not a copy (a million nodes: 8 MB): not to be changed.
+
+    No set of every name (a million-node chain's: 33 MB): one sweep from the end keeps the values read later
+    and not produced yet (a chain's: one), and the values produced are told apart by sorting their hashes (8
+    bytes each)."""
+    given = set(graph.initializers)
+    given.update(v.name for v in graph.inputs)
+    given.update(outer_names)
+    needed = {spec.name for spec in graph.outputs}  # read after the node at hand, produced before it
+    hashes = array.array("q")
+    produced = hashes.append
+    for node in reversed(graph.nodes):
         for out in node.outputs:
             if out:
-                if out in available:
-                    return None  # produced twice, or shadowing an outer value: left to _sorted_order
-                add(out)
-    for spec in graph.outputs:
-        if spec.name not in available:
-            return None
+                if out in given:
+                    return None  # shadowing a graph input, initializer or outer value: left to _sorted_order
+                needed.discard(out)
+                produced(hash(out))
+        for name in node.inputs:
+            if name:
+                needed.add(name)
+        if node.attrs:
+            needed.update(free_values(node))
+    if not needed <= given or not _distinct(hashes, graph.nodes):
+        return None  # read before it is produced (or never produced), or produced twice
     return graph.nodes
+
+
+def _distinct(hashes, nodes):
+    """Whether the nodes produce no value twice, given the hashes of the values they produce."""
+    if len(hashes) < 2:
+        return True
+    h = np.frombuffer(hashes, np.int64)
+    h.sort()
+    same = h[1:] == h[:-1]
+    if not same.any():
+        return True
+    suspects = set(h[1:][same].tolist())  # (equal hashes: the same name, or rarely two names)
+    seen = set()
+    for node in nodes:
+        for out in node.outputs:
+            if out and hash(out) in suspects:
+                if out in seen:
+                    return False
+                seen.add(out)
+    return True
 
 
 def _sorted_order(graph, outer_names):

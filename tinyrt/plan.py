@@ -70,9 +70,7 @@ class Plan:
                     free.append(name)  # an output nobody reads is freed at once
                 elif name not in kept:
                     later.discard(name)  # no step before its producer reads it
-            if free:
-                free = tuple(free)
-                step.free_after = step.inputs if free == step.inputs else free  # (a chain's: one tuple)
+            step.free_after = tuple(free)  # (a node-step keeps nothing of its own when it is its inputs: a chain's)
 
     def run(self, feeds, outer_env=None, hook=None, stop=None, width=None):
         """Run with ``feeds`` {input name: array}; returns {output name: array}.

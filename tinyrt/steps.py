@@ -12,29 +12,26 @@ from .ops.sequence import Sequence
 
 
 class Step:
-    """One node, bound: the function to call and the names of its inputs and outputs."""
+    """A node bound to the function to call: what a plan runs. ``Step(node, impl, subplans)`` gives the node
+    itself, bound (``node.impl``, ``node.fn``, ``node.free_after``: see graph.Node), when its op is called with
+    the node's own attributes: a plan of a million tiny nodes holds no second million objects. A step whose op
+    is called with other attributes than the node's is a StepWithAttributes (below), which holds its own.
 
-    # A plan of a million tiny nodes holds a million steps: four slots (64 bytes), no __dict__, nothing the
-    # node already holds (its inputs, outputs and attributes are the node's). A step whose op is called with
-    # other attributes than the node's is a StepWithAttributes (below), which holds its own.
-    __slots__ = ("node", "impl", "fn", "free_after")
+    Either way a step has ``node``, ``impl``, ``fn`` (which a kernel wrapper may replace), ``free_after``
+    (values whose last use is this step), ``attrs``, ``inputs``, ``outputs``, ``subplans``, ``wanted``,
+    ``last_wanted`` and ``bound_attrs(env)``.
+    """
+
+    __slots__ = ()
     subplans = NO_ATTRS  # attribute name -> Plan or list of Plans (the subgraphs of If, Loop, Scan)
 
     def __new__(cls, node, impl, subplans):
-        if cls is Step and (subplans or impl.wants):
+        if cls is Step:
+            if not (subplans or impl.wants):
+                node.bind(impl)
+                return node  # (not a Step: no __init__)
             cls = StepWithAttributes
         return object.__new__(cls)
-
-    def __init__(self, node, impl, subplans):
-        self.node = node
-        self.impl = impl
-        self.fn = impl.fn
-        self.free_after = ()  # values whose last use is this step
-
-    @property
-    def attrs(self):
-        """The attributes the op is called with: the node's own (read-only from here on: the passes are done)."""
-        return self.node.attrs
 
     @property
     def inputs(self):
@@ -47,15 +44,12 @@ class Step:
     @property
     def wanted(self):
         """How many outputs someone reads."""
-        return sum(1 for name in self.node.outputs if name)
+        return self.node.wanted
 
     @property
     def last_wanted(self):
         """The index of the last output someone reads (-1: none)."""
-        outputs = self.node.outputs
-        if len(outputs) == 1 and outputs[0]:
-            return 0
-        return max((i for i, name in enumerate(outputs) if name), default=-1)
+        return self.node.last_wanted
 
     def bound_attrs(self, env):
         """Attributes for one call; graph attributes become functions that run the subgraph in ``env``."""
@@ -74,10 +68,13 @@ class StepWithAttributes(Step):
     """A step with attributes of its own: its graph attributes run as subplans (``bound_attrs``), or its op
     asks for executor values (``_num_outputs``, ``_opset``, ...: ops.registry.EXECUTOR_PARAMS)."""
 
-    __slots__ = ("subplans", "attrs")
+    __slots__ = ("node", "impl", "fn", "free_after", "subplans", "attrs")
 
     def __init__(self, node, impl, subplans):
-        Step.__init__(self, node, impl, subplans)
+        self.node = node
+        self.impl = impl
+        self.fn = impl.fn
+        self.free_after = ()  # values whose last use is this step
         self.subplans = subplans = subplans or NO_ATTRS
         self.attrs = {k: v for k, v in node.attrs.items() if k not in subplans}
         self.attrs.update(impl.executor_values(node, impl.wants))
