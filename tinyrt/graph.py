@@ -3,15 +3,12 @@
 Model-local functions (torch's dynamo exporter writes them) are inlined here, so everything after this
 module sees one flat graph of standard ops. Subgraphs (If/Loop/Scan bodies) are Graphs too.
 """
-import array
-import heapq
 import itertools
-
-import numpy as np
 
 from . import dtypes, limits
 from .errors import ModelError, UnsupportedError
 from .ops import registry
+from .order import free_values, graph_free_values, names_read, topological_order  # noqa: F401 (from here too)
 from .proto.onnx_messages import TypeProto
 from .proto.tensors import ExternalFiles, tensor_to_array
 
@@ -110,18 +107,13 @@ class Node:
         names = self._inputs
         return (names,) if names.__class__ is str else names
 
-    @inputs.setter
-    def inputs(self, names):
-        self._inputs = _compact(names)
-
     @property
     def outputs(self):
         names = self._outputs
         return (names,) if names.__class__ is str else names
 
-    @outputs.setter
-    def outputs(self, names):
-        self._outputs = _compact(names)
+    inputs = inputs.setter(lambda self, names: setattr(self, "_inputs", _compact(names)))
+    outputs = outputs.setter(lambda self, names: setattr(self, "_outputs", _compact(names)))
 
     def describe(self):
         """How errors name a node: op, domain, version and name."""
@@ -140,32 +132,13 @@ class Node:
         """Make this node a step calling ``impl`` (``fn`` is ``impl.fn`` until a kernel is bound to it)."""
         self._bound = impl
 
-    @property
-    def node(self):
-        return self
-
-    @property
-    def impl(self):
-        bound = self._bound
-        return bound.impl if bound.__class__ is _Binding else bound
-
-    @property
-    def fn(self):
-        return self._bound.fn  # (an OpImpl's function, or the one bound in its place)
-
-    @fn.setter
-    def fn(self, fn):
-        self._rebind(fn, self.free_after)
-
-    @property
-    def free_after(self):
-        """The values whose last use is this step (``Plan._plan_frees``): by default its inputs (a chain's)."""
-        bound = self._bound
-        return bound.free_after if bound.__class__ is _Binding else self.inputs
-
-    @free_after.setter
-    def free_after(self, names):
-        self._rebind(self.fn, names)
+    node = property(lambda self: self)
+    impl = property(lambda self: self._bound.impl if self._bound.__class__ is _Binding else self._bound)
+    # (an OpImpl's function, or a kernel bound in its place)
+    fn = property(lambda self: self._bound.fn, lambda self, fn: self._rebind(fn, self.free_after))
+    # the values whose last use is this step (Plan._plan_frees): by default its inputs (a chain's)
+    free_after = property(lambda self: self._bound.free_after if self._bound.__class__ is _Binding else self.inputs,
+                          lambda self, names: self._rebind(self.fn, names))
 
     def _rebind(self, fn, free_after):
         impl = self.impl
@@ -513,136 +486,3 @@ def build(model, folder=None, files_in_memory=None):
     ir.notes = builder.notes
     return ir
 
-
-# --- order and scope -----------------------------------------------------------------------------------------
-
-def topological_order(graph, outer_names=()):
-    """The nodes in an order where each runs after everything it reads; ModelError names what is wrong."""
-    order = _file_order(graph, outer_names)
-    return order if order is not None else _sorted_order(graph, outer_names)
-
-
-def _file_order(graph, outer_names):
-    """The nodes in the file's own order when every node reads only what is produced before it and no value
-    is produced twice (what exporters write); None when not (then ``_sorted_order`` sorts them and says what
-    is wrong). It is the graph's own list, not a copy (a million nodes: 8 MB): not to be changed.
-
-    No set of every name (a million-node chain's: 33 MB): one sweep from the end keeps the values read later
-    and not produced yet (a chain's: one), and the values produced are told apart by sorting their hashes (8
-    bytes each)."""
-    given = set(graph.initializers)
-    given.update(v.name for v in graph.inputs)
-    given.update(outer_names)
-    needed = {spec.name for spec in graph.outputs}  # read after the node at hand, produced before it
-    hashes = array.array("q")
-    produced = hashes.append
-    for node in reversed(graph.nodes):
-        for out in node.outputs:
-            if out:
-                if out in given:
-                    return None  # shadowing a graph input, initializer or outer value: left to _sorted_order
-                needed.discard(out)
-                produced(hash(out))
-        for name in node.inputs:
-            if name:
-                needed.add(name)
-        if node.attrs:
-            needed.update(free_values(node))
-    if not needed <= given or not _distinct(hashes, graph.nodes):
-        return None  # read before it is produced (or never produced), or produced twice
-    return graph.nodes
-
-
-def _distinct(hashes, nodes):
-    """Whether the nodes produce no value twice, given the hashes of the values they produce."""
-    if len(hashes) < 2:
-        return True
-    h = np.frombuffer(hashes, np.int64)
-    h.sort()
-    same = h[1:] == h[:-1]
-    if not same.any():
-        return True
-    suspects = set(h[1:][same].tolist())  # (equal hashes: the same name, or rarely two names)
-    seen = set()
-    for node in nodes:
-        for out in node.outputs:
-            if out and hash(out) in suspects:
-                if out in seen:
-                    return False
-                seen.add(out)
-    return True
-
-
-def _sorted_order(graph, outer_names):
-    fed = set(graph.initializers) | {v.name for v in graph.inputs}
-    available = fed | set(outer_names)
-    producer = {}
-    for node in graph.nodes:
-        for out in node.outputs:
-            if not out:
-                continue
-            if out in producer or out in fed:
-                raise ModelError("value %r is produced twice (again by %s)" % (out, node.describe()))
-            producer[out] = node
-    index = {id(node): i for i, node in enumerate(graph.nodes)}
-    waiting = [0] * len(graph.nodes)               # how many producers each node still waits for
-    readers = [[] for _ in graph.nodes]            # the nodes waiting for each node
-    for i, node in enumerate(graph.nodes):
-        reads = set(x for x in node.inputs if x) | set(free_values(node))
-        for name in reads:
-            if name not in available and name not in producer:
-                raise ModelError("%s reads %r, which no node, input or initializer produces" % (node.describe(), name))
-        needs = {index[id(producer[x])] for x in reads if x in producer and x not in available}
-        waiting[i] = len(needs)
-        for j in needs:
-            readers[j].append(i)
-    # Kahn's algorithm, always taking the ready node that comes first in the file: a file already in
-    # topological order runs in its own order, and any order costs O(n log n), not O(n^2).
-    ready = [i for i, w in enumerate(waiting) if w == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(graph.nodes[i])
-        for j in readers[i]:
-            waiting[j] -= 1
-            if waiting[j] == 0:
-                heapq.heappush(ready, j)
-    if len(order) < len(graph.nodes):
-        names = ", ".join([n.describe() for i, n in enumerate(graph.nodes) if waiting[i] > 0][:5])
-        raise ModelError("the graph has a cycle through %s" % names)
-    for spec in graph.outputs:
-        if spec.name not in available and spec.name not in producer:
-            raise ModelError("graph output %r is produced by nothing" % spec.name)
-    return order
-
-
-def names_read(node):
-    """Every name a node reads: its inputs ("" for an absent optional one) and the outer values its
-    subgraphs read (a node without attributes has none: no list is made for it)."""
-    return list(node.inputs) + free_values(node) if node.attrs else node.inputs
-
-
-def free_values(node):
-    """Names a node's subgraphs read from the enclosing scope."""
-    names = []
-    for g in node.subgraphs():
-        names.extend(graph_free_values(g))
-    return names
-
-
-def graph_free_values(graph):
-    """Names ``graph`` reads from an enclosing scope (a subgraph's outer values)."""
-    defined = set(graph.initializers) | {v.name for v in graph.inputs}
-    free = []
-    for node in graph.nodes:
-        for name in names_read(node):
-            if name and name not in defined:
-                free.append(name)
-                defined.add(name)  # (listed once)
-        defined.update(node.outputs)
-    for spec in graph.outputs:
-        if spec.name not in defined:
-            free.append(spec.name)
-            defined.add(spec.name)
-    return free

@@ -10,8 +10,9 @@ import numpy as np
 
 from . import limits, program
 from .errors import ModelError
-from .graph import Graph, graph_free_values, names_read, topological_order
+from .graph import Graph
 from .ops import registry
+from .order import graph_free_values, names_read, topological_order
 from .steps import Step, _account, _same, _stopping, call, invoke, normalize, prepared_call
 
 _STEP_BY_STEP = "step by step"  # a signature's entry in Plan._programs when its program cannot serve it

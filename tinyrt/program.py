@@ -51,9 +51,9 @@ import numpy as np
 
 from . import limits
 from .errors import InputError, ModelError, RunTerminated, TinyrtError
-from .graph import free_values, names_read
 from .kernel_wrappers.segment import find as find_segments
 from .ops.registry import TINYRT_DOMAIN
+from .order import free_values, names_read
 from .steps import _account, _shapes, call, normalize
 
 FILENAME = "<tinyrt program>"

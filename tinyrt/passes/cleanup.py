@@ -1,5 +1,5 @@
 """Removing what does nothing at inference: Identity, inference-mode Dropout, and nodes nobody reads."""
-from ..graph import free_values, names_read
+from ..order import free_values, names_read
 
 
 def readers(graph):
