@@ -4,7 +4,6 @@ Each message class lists its fields as {number: (name, kind, repeated)}. ``kind`
 message class. Unknown fields are skipped, as protobuf does, so files from newer exporters still load.
 Repeated scalars are accepted packed and unpacked alike.
 """
-import array
 import os
 import struct
 
@@ -82,11 +81,10 @@ class Message:
                 _expect_in(wire_type, LENGTH, kind.__name__, cls.__name__, name)
                 found = getattr(msg, name)
                 if not found:
-                    found = Lazy(kind, buf, depth + 1, "%s.%s" % (cls.__name__, name))
+                    found = Lazy(kind, buf, depth + 1, "%s.%s" % (cls.__name__, name), start, end, number)
                     setattr(msg, name, found)
                     msg.present.add(name)
-                found.spans.append(value[0])
-                found.spans.append(value[1])
+                found.count += 1
                 continue
             try:
                 decoded = _decode_value(buf, kind, wire_type, value, repeated, depth)
@@ -110,42 +108,50 @@ class Message:
         return "%s(%s)" % (type(self).__name__, shown[:300])
 
 
-_OFFSETS = "I" if array.array("I").itemsize == 4 else "L"  # offsets into a file of protobuf's size: 32 bits
-_OFFSETS_MAX = (1 << 8 * array.array(_OFFSETS).itemsize) - 1
-
-
 class Lazy:
-    """A repeated message field decoded as it is read: only where each message lies in the file's bytes is
-    kept (8 bytes each: two 32-bit offsets, in a file below 4 GiB), so a graph of a million nodes is not a million decoded NodeProtos at once; the
-    graph builder decodes one, builds its node and drops it. A message that does not decode is a ModelError
-    when it is read (the graph builder reads them all)."""
+    """A repeated message field decoded as it is read: only the message holding it is kept (where it lies in
+    the file's bytes) and how many there are, so a graph of a million nodes is not a million decoded
+    NodeProtos at once, nor a table of where each lies; reading them goes through the holding message's
+    fields again, and the graph builder decodes one, builds its node and drops it. A message that does not
+    decode is a ModelError when it is read (the graph builder reads them all)."""
 
-    __slots__ = ("kind", "buf", "depth", "where", "spans")
+    __slots__ = ("kind", "buf", "depth", "where", "start", "end", "number", "count")
 
-    def __init__(self, kind, buf, depth, where):
+    def __init__(self, kind, buf, depth, where, start, end, number):
         self.kind = kind
         self.buf = buf
         self.depth = depth
         self.where = where
-        self.spans = array.array(_OFFSETS if len(buf) <= _OFFSETS_MAX else "q")  # start, end, start, end, ...
+        self.start, self.end = start, end  # the holding message
+        self.number = number               # the field's number in it
+        self.count = 0
 
     def __len__(self):
-        return len(self.spans) // 2
+        return self.count
 
     def __iter__(self):
-        spans = self.spans
-        for i in range(0, len(spans), 2):
-            yield self._decode(spans[i], spans[i + 1])
+        for start, end in self._spans():
+            yield self._decode(start, end)
+
+    def _spans(self):
+        number = self.number
+        for found, wire_type, value in iter_fields(self.buf, self.start, self.end):
+            if found == number and wire_type == LENGTH:
+                yield value
 
     def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
         n = len(self)
+        if isinstance(i, slice):
+            wanted = range(*i.indices(n))
+            spans = list(self._spans())
+            return [self._decode(*spans[j]) for j in wanted]
         if i < 0:
             i += n
         if not 0 <= i < n:
             raise IndexError("message index out of range")
-        return self._decode(self.spans[2 * i], self.spans[2 * i + 1])
+        for j, span in enumerate(self._spans()):
+            if j == i:
+                return self._decode(*span)
 
     def _decode(self, start, end):
         try:
