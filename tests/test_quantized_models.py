@@ -129,7 +129,9 @@ def test_rounding_kernel_is_the_numpy_rounding(with_addend):
 def test_rounding_fused_into_conv(kind, activation, kernels, monkeypatch):
     """Conv (-> Relu | Clip) -> QuantizeLinear -> DequantizeLinear becomes one FusedConv whose activation is
     the rounding (passes/quantization.py fuse_rounding_into_conv), computed in place (numba: inside the conv
-    kernel, block by block): bit for bit what the same session computes without that pass, and within one
+    kernel, block by block): bit for bit what the same session computes without that pass (on the numpy
+    path the prepared conv takes 1/scale into its weights, ops/quantize.py _rounding_folded: a float
+    rounding away, which may move a near-tie by one step; on these data it moves none), and within one
     step of onnxruntime. The activation's bounds fold into the rounding's (Clip [-0.7, 2.2] with a
     uint8 zero point of 60: both bounds bind)."""
     from onnx import TensorProto, helper, numpy_helper

@@ -19,6 +19,12 @@ class _NumpyConv:
         self.conv, self.fused, self.win = conv, fused, _window
         self.ref = step.fn
         a = step.attrs
+        self.activation = a.get("activation", "")
+        self.params = list(a.get("activation_params") or [])
+        # a tail that takes part of itself into the weights (a QDQ rounding's 1/scale; not with a residual)
+        fold = getattr(fused.TAILS.get(self.activation), "fold", None)
+        folded = fold(W, B, *self.params) if fold is not None and not (list(step.inputs) + [""] * 4)[3] else None
+        W, B, self.tail = folded if folded is not None else (W, B, None)
         self.W = W
         self.B = B
         self.M, self.cg = W.shape[:2]
@@ -26,8 +32,6 @@ class _NumpyConv:
         self.kernel_shape = a.get("kernel_shape")
         self.geometry_attrs = dict(strides=a.get("strides"), dilations=a.get("dilations"), pads=a.get("pads"),
                                    auto_pad=a.get("auto_pad", "NOTSET"))
-        self.activation = a.get("activation", "")
-        self.params = list(a.get("activation_params") or [])
         # the matmuls' weights, made once (one input channel a group: _conv2d's depthwise branch, no matmul)
         self.mats = None if self.cg == 1 or self.M % self.group else conv.matmul_weights(W, self.group)
         self._prepared = {}
@@ -89,7 +93,9 @@ class _NumpyConv:
         y = y.transpose(0, 3, 1, 2)
         if Z is not None:
             y += Z
-        if self.activation:
+        if self.tail is not None:
+            self.tail(y)
+        elif self.activation:
             self.fused.apply_activation(y, self.activation, self.params)
         return y
 

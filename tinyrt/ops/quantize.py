@@ -317,8 +317,37 @@ def _rounding_for_kernels(scale, low, high):
     return "Clip", np.float32(low * s), np.float32(high * s), s
 
 
+def _rounding_folded(W, B, scale, low, high, chunk=65536):
+    """The numpy path's conv with its rounding (Tail.fold): W / s and B / s made once, so that the conv's
+    sums come out in steps of s; its tail is then clip to [low, high], rint and * s, with no division.
+    A float rounding away from (conv + B) / s, as folding a BatchNormalization is: near a half step the
+    integer may differ by one (QDQ models are held to one step). None where W / s is not finite."""
+    s = np.float32(scale)
+    if not (np.isfinite(s) and s > 0):
+        return None
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
+        W = (W / s).astype(np.float32, copy=False)
+        B = None if B is None else (B / s).astype(np.float32, copy=False)
+    if not np.isfinite(W).all() or (B is not None and not np.isfinite(B).all()):
+        return None
+    lo, hi = np.float32(low), np.float32(high)
+
+    def apply(y):
+        flat = _flat(y)
+        n = chunk
+        if flat is None:  # memory numpy cannot flatten without a copy: whole-array sweeps
+            flat, n = y, max(y.size, 1)
+        for start in range(0, max(flat.size, 1), n):
+            part = flat[start:start + n] if flat.ndim == 1 else flat
+            _clip(part, lo, hi, out=part)
+            np.rint(part, out=part)
+            np.multiply(part, s, out=part)
+        return y
+    return W, B, apply
+
+
 # A conv's QDQ rounding, as the tail passes/quantization.py fuses into it: params [scale, low, high]
-tail("QuantizeDequantize", round_in_place, kernel=_rounding_for_kernels)
+tail("QuantizeDequantize", round_in_place, kernel=_rounding_for_kernels, fold=_rounding_folded)
 
 
 infers(conv_integer)(_conv.conv_types)

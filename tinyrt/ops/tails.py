@@ -16,6 +16,9 @@ activation that can be such a tail says so next to its op function, with ``tail(
              no rounding ``qs``). A conv whose tail the kernels do not know runs as the numpy op
     clip     ``clip(*params) -> (lo, hi)`` for a tail that is a clip (Relu, Clip): passes/quantization.py
              folds such a tail into the bounds of the rounding after it
+    fold     ``fold(W, B, *params) -> (W, B, apply)`` or None: the numpy path's prepared conv takes part of
+             the tail into its weights and bias, once, and then runs ``apply(y)`` in place of the tail on
+             the sums of those (a QDQ model's rounding: 1/scale, so no division a run)
 
 Who reads them: passes/fuse_activation.py (which nodes fuse, with which params), passes/quantization.py
 (the clips), ops/fused.py (the load-time check and the numpy tail) and kernel_wrappers/ (the numpy path's
@@ -36,8 +39,8 @@ TAILS = {}  # activation name -> Tail
 class Tail:
     """One activation as a conv's tail (see the module docstring for the fields)."""
 
-    def __init__(self, name, apply, params=None, kernel=None, clip=None):
-        self.name, self.apply, self.clip = name, apply, clip
+    def __init__(self, name, apply, params=None, kernel=None, clip=None, fold=None):
+        self.name, self.apply, self.clip, self.fold = name, apply, clip, fold
         self._params, self._kernel = params, kernel
         after_y = list(inspect.signature(apply).parameters.values())[1:]
         self.count = sum(1 for p in after_y if p.default is p.empty)  # how many activation_params
@@ -60,9 +63,9 @@ class Tail:
         return self.name, a, b, 0.0
 
 
-def tail(name, apply, params=None, kernel=None, clip=None):
+def tail(name, apply, params=None, kernel=None, clip=None, fold=None):
     """Register the tail ``name`` (see the module docstring); returns its record."""
-    TAILS[name] = Tail(name, apply, params, kernel, clip)
+    TAILS[name] = Tail(name, apply, params, kernel, clip, fold)
     return TAILS[name]
 
 
