@@ -273,6 +273,19 @@ def test_global_pools(op_type, shape):
         check(op_type, [rand(*shape)], dict(p=3), 11)
 
 
+@pytest.mark.parametrize("shape", [(1, 672, 20, 20), (2, 5, 7, 6), (1, 3, 1, 1)])
+def test_global_average_pool_of_channels_last_memory(shape):
+    """The convs write channels-last memory under an (N, C, H, W) view: GlobalAveragePool sums it with a
+    matmul (ops/pool.py); the same means as of the same values in NCHW memory, and as onnxruntime's."""
+    fn = resolve("GlobalAveragePool", "", 11).fn
+    x = rand(*shape)
+    last = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    got = fn(last)
+    assert got.shape == shape[:2] + (1, 1) and got.dtype == np.float32
+    assert_close(got, fn(x))
+    assert_close(got, run_ort("GlobalAveragePool", [x], {}, 11)[0])
+
+
 @pytest.mark.parametrize("name", ["k2s2", "k3s2p1", "pool3d"])
 def test_max_unpool_roundtrip(name):
     xs, attrs = POOL_CASES[name]
