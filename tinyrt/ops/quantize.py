@@ -325,11 +325,12 @@ def _rounding_folded(W, B, scale, low, high, chunk=65536):
     s = np.float32(scale)
     if not (np.isfinite(s) and s > 0):
         return None
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
-        W = (W / s).astype(np.float32, copy=False)
-        B = None if B is None else (B / s).astype(np.float32, copy=False)
-    if not np.isfinite(W).all() or (B is not None and not np.isfinite(B).all()):
-        return None
+    if s != 1:
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
+            W = (W / s).astype(np.float32, copy=False)
+            B = None if B is None else (B / s).astype(np.float32, copy=False)
+        if not np.isfinite(W).all() or (B is not None and not np.isfinite(B).all()):
+            return None
     lo, hi = np.float32(low), np.float32(high)
 
     def apply(y):
@@ -341,7 +342,8 @@ def _rounding_folded(W, B, scale, low, high, chunk=65536):
             part = flat[start:start + n] if flat.ndim == 1 else flat
             _clip(part, lo, hi, out=part)
             np.rint(part, out=part)
-            np.multiply(part, s, out=part)
+            if s != 1:  # a rounding that hands on whole steps (passes/quantization.py round_in_steps): none
+                np.multiply(part, s, out=part)
         return y
     return W, B, apply
 

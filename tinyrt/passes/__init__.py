@@ -24,6 +24,8 @@ PASSES = [
     ("a conv's QuantizeDequantize into the conv (FusedConv)", EXTENDED, quantization.fuse_rounding_into_conv),
     ("an Add into the QuantizeDequantize after it", EXTENDED, quantization.fuse_add_into_rounding),
     ("drop a QuantizeDequantize of values rounded alike already", EXTENDED, quantization.drop_repeated_rounding),
+    ("a rounding that only convs read hands on whole steps (its scale in their weights)", EXTENDED,
+     quantization.round_in_steps),
     ("torch's data[mask] (GatherND of Transpose of NonZero) as one GatherNonZero", EXTENDED,
      mask_select.fuse_mask_select),
     ("ShuffleNet's channel shuffle (Concat, Reshape, Transpose, Reshape) as one ConcatShuffle", EXTENDED,

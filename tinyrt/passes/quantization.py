@@ -28,6 +28,10 @@ QuantizeDequantize's third input: one node and one new array instead of two.
 A fourth (``drop_repeated_rounding``) removes a QuantizeDequantize of values that a rounding with the
 same scale made already, through ops that only move or pick values (Flatten, Reshape, MaxPool...): the
 quantizer writes a pair after each of those, and rounding k * scale again is the identity.
+A fifth (``round_in_steps``) lets a conv's rounding whose values only convs read hand on the whole steps
+k instead of k * scale (scale 1, 1/scale in its weights, scale in its readers' weights): the numpy path's
+rounding is then clip and rint, with no multiply (a float rounding away from x / scale, like the numpy
+path's Tail.fold; the tests hold each activation to one step of onnxruntime's).
 """
 import numpy as np
 
@@ -235,3 +239,87 @@ def drop_repeated_rounding(graph):
                 continue
         kept.append(node)
     return bypass(graph, kept, rename)
+
+
+def _rounding_conv(graph, node):
+    """(scale, W name, B name) of a FusedConv whose tail is a rounding, with constant float32 weights and
+    no residual input; else None."""
+    if node.op_type != "FusedConv" or node.domain != TINYRT_DOMAIN or node.attrs.get("activation") != "QuantizeDequantize":
+        return None
+    return _conv_weights(graph, node, node.attrs["activation_params"][0])
+
+
+def _conv_weights(graph, node, scale=None):
+    """(scale, W name, B name) of a conv with constant float32 weights (and bias) and no residual input."""
+    names = list(node.inputs) + ["", "", ""]
+    W = graph.initializers.get(names[1]) if names[1] else None
+    B = graph.initializers.get(names[2]) if names[2] else None
+    if W is None or W.dtype != np.float32 or (names[2] and (B is None or B.dtype != np.float32)) or names[3]:
+        return None
+    return scale, names[1], names[2]
+
+
+def round_in_steps(graph):
+    """A conv's rounding whose values only convs read (as their input X) hands on whole steps k, not k * s:
+    the conv's weights and bias take 1/s and its rounding's scale becomes 1 (clip to [low, high] and
+    rint: no multiply by s), and each reader's weights take s. Zero padding pads 0 steps, which is 0 * s.
+    A float rounding away from the rounding's x / s (as folding a BatchNormalization is): a near-tie may
+    move by one step. On a QDQ MobileNetV2 that is every conv but those before a residual Add. True
+    when something changed."""
+    from .fuse_batchnorm import is_conv
+    if not _has(graph, "FusedConv", TINYRT_DOMAIN):
+        return False
+    reads = readers(graph)
+    in_subgraphs = _read_in_subgraphs(graph)
+    outputs = {spec.name for spec in graph.outputs}
+    users = {}
+    for node in graph.nodes:
+        for i, name in enumerate(node.inputs):
+            if name:
+                users.setdefault(name, []).append((node, i))
+    factor = {}   # id(conv) -> [input scale, output scale]
+    for node in graph.nodes:
+        info = _rounding_conv(graph, node)
+        if info is None or not np.isfinite(info[0]) or info[0] <= 0 or info[0] == 1.0:
+            continue
+        v = node.outputs[0]
+        us = users.get(v, [])
+        if v in outputs or v in in_subgraphs or not us or reads.get(v, 0) != len(us) or any(
+                i != 0 or not is_conv(u) or _conv_weights(graph, u) is None or u.inputs[1] == v for u, i in us):
+            continue
+        factor.setdefault(id(node), [1.0, 1.0])[1] = info[0]
+        for u, _ in us:
+            factor.setdefault(id(u), [1.0, 1.0])[0] = info[0]
+    new = []
+    for node in graph.nodes:
+        f = factor.get(id(node))
+        if f is None:
+            continue
+        s_in, s_out = f
+        _, w, b = _conv_weights(graph, node)
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            W = (graph.initializers[w].astype(np.float64) * (s_in / s_out)).astype(np.float32)
+            B = None if not b else (graph.initializers[b].astype(np.float64) / s_out).astype(np.float32)
+        if not np.isfinite(W).all() or (B is not None and not np.isfinite(B).all()):
+            return False  # scales far out of range: nothing changed
+        new.append((node, s_out, w, W, b, B))
+    for node, s_out, w, W, b, B in new:
+        ins = list(node.inputs)
+        ins[1] = _new_initializer(graph, w, W)
+        if B is not None:
+            ins[2] = _new_initializer(graph, b, B)
+        node.inputs = ins
+        if s_out != 1.0:
+            _, low, high = node.attrs["activation_params"]
+            node.attrs = dict(node.attrs, activation_params=[1.0, float(low), float(high)])
+    return True
+
+
+def _new_initializer(graph, like, value):
+    """A new constant named after ``like`` holding ``value``; returns its name."""
+    k = 0
+    while "%s_steps%d" % (like, k) in graph.initializers:
+        k += 1
+    name = "%s_steps%d" % (like, k)
+    graph.initializers[name] = value
+    return name
