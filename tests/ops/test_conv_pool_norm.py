@@ -284,6 +284,9 @@ def test_global_average_pool_of_channels_last_memory(shape):
     assert got.shape == shape[:2] + (1, 1) and got.dtype == np.float32
     assert_close(got, fn(x))
     assert_close(got, run_ort("GlobalAveragePool", [x], {}, 11)[0])
+    for keepdims in (0, 1):  # ShuffleNet's head writes it as ReduceMean over the pixels
+        mean = resolve("ReduceMean", "", 13).fn(last, axes=[3, 2], keepdims=keepdims)
+        assert_close(mean, run_ort("ReduceMean", [x], dict(axes=[2, 3], keepdims=keepdims), 13)[0])
 
 
 @pytest.mark.parametrize("name", ["k2s2", "k3s2p1", "pool3d"])

@@ -23,6 +23,7 @@ from .. import limits
 from ..errors import InputError
 from .registry import infers, op
 from ._infer_types import arg_reduce, reduce, same
+from ._window import channels_last_means
 
 
 # --- shared machinery
@@ -71,6 +72,10 @@ def _mean(x, axes, keepdims):
         n = int(np.prod([x.shape[a] for a in axes]))
         s = np.sum(x, axis=axes, keepdims=keepdims, dtype=np.float64)
         return np.trunc(s / n).astype(x.dtype)
+    if sorted(axes) == [2, 3]:  # a global pooling written as ReduceMean (ShuffleNet's head)
+        means = channels_last_means(x)  # (the convs' results: a matmul, faster than numpy's strided mean)
+        if means is not None:
+            return means.reshape(x.shape[:2] + (1, 1)) if keepdims else means
     return np.mean(x, axis=axes, keepdims=keepdims, dtype=_acc(x)).astype(x.dtype, copy=False)
 
 
