@@ -109,7 +109,7 @@ def pointwise(x, wp, bp, z, has_z, y, act, a, b, qs, rows, cols, nchw, ctr):
         if rest != 0:  # an activation the tiles do not apply, while the block is in cache
             for r in range(cnt):
                 _finish(y1, first + r * M + m0, mc, rest, a)
-        if qs != _0 and mode != 3:  # likewise the QDQ rounding, where the tiles do not round (rounding_tail)
+        if qs != _0 and mode < 3:  # likewise the QDQ rounding, where the tiles do not round (rounding_tail)
             for r in range(cnt):
                 _round(y1, first + r * M + m0, mc, qs)
         t = finished(ctr, me, total)
@@ -141,10 +141,12 @@ _VB = U(4 * LANES)  # bytes in a vector
 
 
 @helper
-def _put(y, c, vlo, vhi, nc):
-    """gemm.store of a vector's first nc floats with no residual and a clip tail (mode 0): a plain store
-    for a whole vector."""
+def _put(y, c, vlo, vhi, nc, rnd):
+    """gemm.store of a vector's first nc floats with no residual and a clip tail (mode 0), rounded to
+    whole numbers after it when ``rnd`` (mode 4): a plain store for a whole vector."""
     g = simd.at_most(simd.at_least(c, vlo), vhi)
+    if rnd:
+        g = simd.rint(g)
     if nc == LANES:
         simd.store(y, g)
     else:
@@ -186,7 +188,7 @@ def _r3x4s2(a, b, c, d, x, cstep, k0, k1, k2):
 
 
 @helper
-def _dw3(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, vlo, vhi, nc):
+def _dw3(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, vlo, vhi, nc, rnd):
     """n consecutive pixels of a 3x3 depthwise row whose windows are wholly inside the input, one vector
     of channels (nc stored; xstep == cstep, or 2 * cstep at stride 2): 4 pixels at a time with the 9
     weight vectors in registers; each sum the bias, then the taps in row-major order, then ``_put``."""
@@ -203,10 +205,10 @@ def _dw3(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, vlo, vhi, nc):
             a, b, c, d = _r3x4(b0, b0, b0, b0, x, cstep, k0, k1, k2)
             a, b, c, d = _r3x4(a, b, c, d, x1, cstep, k3, k4, k5)
             a, b, c, d = _r3x4(a, b, c, d, x2, cstep, k6, k7, k8)
-            _put(y, a, vlo, vhi, nc)
-            _put(y + ystep, b, vlo, vhi, nc)
-            _put(y + U(2) * ystep, c, vlo, vhi, nc)
-            _put(y + U(3) * ystep, d, vlo, vhi, nc)
+            _put(y, a, vlo, vhi, nc, rnd)
+            _put(y + ystep, b, vlo, vhi, nc, rnd)
+            _put(y + U(2) * ystep, c, vlo, vhi, nc, rnd)
+            _put(y + U(3) * ystep, d, vlo, vhi, nc, rnd)
             x, x1, x2 = x + U(4) * xstep, x1 + U(4) * xstep, x2 + U(4) * xstep
             y += U(4) * ystep
     else:
@@ -214,17 +216,17 @@ def _dw3(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, vlo, vhi, nc):
             a, b, c, d = _r3x4s2(b0, b0, b0, b0, x, cstep, k0, k1, k2)
             a, b, c, d = _r3x4s2(a, b, c, d, x1, cstep, k3, k4, k5)
             a, b, c, d = _r3x4s2(a, b, c, d, x2, cstep, k6, k7, k8)
-            _put(y, a, vlo, vhi, nc)
-            _put(y + ystep, b, vlo, vhi, nc)
-            _put(y + U(2) * ystep, c, vlo, vhi, nc)
-            _put(y + U(3) * ystep, d, vlo, vhi, nc)
+            _put(y, a, vlo, vhi, nc, rnd)
+            _put(y + ystep, b, vlo, vhi, nc, rnd)
+            _put(y + U(2) * ystep, c, vlo, vhi, nc, rnd)
+            _put(y + U(3) * ystep, d, vlo, vhi, nc, rnd)
             x, x1, x2 = x + U(4) * xstep, x1 + U(4) * xstep, x2 + U(4) * xstep
             y += U(4) * ystep
     for _ in range(n - 4 * blocks):
         acc = _r3(b0, x, cstep, k0, k1, k2)
         acc = _r3(acc, x1, cstep, k3, k4, k5)
         acc = _r3(acc, x2, cstep, k6, k7, k8)
-        _put(y, acc, vlo, vhi, nc)
+        _put(y, acc, vlo, vhi, nc, rnd)
         x, x1, x2 = x + xstep, x1 + xstep, x2 + xstep
         y += ystep
 
@@ -252,7 +254,7 @@ def _r5x4(a, b, c, d, x, xstep, cstep, wr, wcol):
 
 
 @helper
-def _dwk(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, i0, i1, kw, vlo, vhi, nc):
+def _dwk(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, i0, i1, kw, vlo, vhi, nc, rnd):
     """``_dw3`` for any kernel, stride and dilation, and the window rows i0 .. i1-1 only (all, or a row
     near the top or bottom border): 4 pixels at a time, each weight vector loaded once for the 4
     multiply-adds it takes part in (a 5-tap row at stride 1 or 2 by ``_r5x4``, its loads shared)."""
@@ -274,10 +276,10 @@ def _dwk(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, i0, i1, kw, vl
                 b = simd.fma(simd.load(xj + xstep), w, b)
                 c = simd.fma(simd.load(xj + U(2) * xstep), w, c)
                 d = simd.fma(simd.load(xj + U(3) * xstep), w, d)
-        _put(y, a, vlo, vhi, nc)
-        _put(y + ystep, b, vlo, vhi, nc)
-        _put(y + U(2) * ystep, c, vlo, vhi, nc)
-        _put(y + U(3) * ystep, d, vlo, vhi, nc)
+        _put(y, a, vlo, vhi, nc, rnd)
+        _put(y + ystep, b, vlo, vhi, nc, rnd)
+        _put(y + U(2) * ystep, c, vlo, vhi, nc, rnd)
+        _put(y + U(3) * ystep, d, vlo, vhi, nc, rnd)
         x += U(4) * xstep
         y += U(4) * ystep
     for _ in range(n - 4 * blocks):
@@ -287,7 +289,7 @@ def _dwk(x, xstep, rstep, cstep, y, ystep, n, w0, wrow, wcol, bp, i0, i1, kw, vl
             wr = w0 + U(i) * wrow
             for j in range(kw):
                 acc = simd.fma(simd.load(xr + U(j) * cstep), simd.load(wr + U(j) * wcol), acc)
-        _put(y, acc, vlo, vhi, nc)
+        _put(y, acc, vlo, vhi, nc, rnd)
         x += xstep
         y += ystep
 
@@ -320,7 +322,7 @@ def _pixel(x0, rstep, cstep, y, z, j0, j1, wp, wrow, wcol, bp, i0, i1, c0, C, wh
             wr = wp + cb + U(i) * wrow
             for j in range(j0, j1):
                 acc = simd.fma(simd.load(xr + U(j) * cstep), simd.load(wr + U(j) * wcol), acc)
-        _put(y + cb, acc, vlo, vhi, LANES)
+        _put(y + cb, acc, vlo, vhi, LANES, mode == 4)
     for c in range(max(c0, whole * LANES), C, LANES):
         cb = U(c * 4)
         nc = min(LANES, C - c)
@@ -369,14 +371,14 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
     xp, wp, bp, yp, zp = x.ctypes.data, wt.ctypes.data, bias.ctypes.data, y.ctypes.data, z.ctypes.data
     mode, p, q, lo, hi, rest = gemm.rounding_tail(act, a, b, qs)
     vp, vq, vlo, vhi = simd.splat(p), simd.splat(q), simd.splat(lo), simd.splat(hi)
-    plain = mode == 0 and not has_z                 # the stores' own tail: a clip
+    plain = (mode == 0 or mode == 4) and not has_z  # the stores' own tail: a clip (and rint: mode 4)
     post = not plain and not (has_z and U(zp) < U(yp) + U(y.size * 4) and U(yp) < U(zp) + U(z.size * 4))
     lean = plain or post                            # the lean path applies
     inf = np.float32(np.inf)
     if post:  # the tail the stores apply: none (_tail_row applies the layer's)
-        m_, z_, wlo, whi = 0, False, simd.splat(-inf), simd.splat(inf)
+        m_, z_, wlo, whi, rnd = 0, False, simd.splat(-inf), simd.splat(inf), False
     else:
-        m_, z_, wlo, whi = mode, has_z, vlo, vhi
+        m_, z_, wlo, whi, rnd = mode, has_z, vlo, vhi, mode == 4
     y1 = y.reshape(-1)
     px = U(C * 4)                                   # bytes between pixels
     xstep, rstep, cstep = U(sw) * px, U(dh * W) * px, U(dw) * px  # between windows, a window's rows, columns
@@ -412,10 +414,10 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
                 nc = min(LANES, C - c)
                 if regs:
                     _dw3(x0 + cb, xstep, rstep, cstep, yrow + o + cb, px, cnt, U(wp) + cb, wrow, wcol, U(bp) + cb,
-                         wlo, whi, nc)
+                         wlo, whi, nc, rnd)
                 else:
                     _dwk(x0 + cb, xstep, rstep, cstep, yrow + o + cb, px, cnt, U(wp) + cb, wrow, wcol, U(bp) + cb,
-                         i0, i1, kw, wlo, whi, nc)
+                         i0, i1, kw, wlo, whi, nc, rnd)
             for k in range(cnt if c1 < C else 0):  # the rest, a pixel at a time
                 _pixel(x0 + U(k) * xstep, rstep, cstep, yrow + o + U(k) * px, zrow + o + U(k) * px, 0, kw, U(wp),
                        wrow, wcol, U(bp), i0, i1, c1, C, 0, z_, m_, vp, vq, wlo, whi)
@@ -429,7 +431,7 @@ def depthwise(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, 
             _tail_row(yrow, zrow, has_z, OW * C, mode, vp, vq, vlo, vhi)
         if rest != 0:
             _finish(y1, row * C, OW * C, rest, a)
-        if qs != _0 and mode != 3:
+        if qs != _0 and mode < 3:
             _round(y1, row * C, OW * C, qs)
         t = finished(ctr, me, total)
     return total
@@ -475,7 +477,7 @@ def im2col(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, 
             _group_gemm(col.ctypes.data, Kc * 4, 4, npix, wt, bias, g, z, has_z, y, first, Mg, tail)
         if tail[5] != 0:
             _finish(y1, first * M, npix * M, tail[5], a)
-        if qs != _0 and tail[0] != 3:
+        if qs != _0 and tail[0] < 3:
             _round(y1, first * M, npix * M, qs)
         t = finished(ctr, me, total)
     return total
@@ -527,7 +529,7 @@ def im2col_nchw(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a
             _group_gemm(col.ctypes.data, 4, npix * 4, npix, wt, bias, g, z, has_z, y, first, Mg, tail)
         if tail[5] != 0:
             _finish(y1, first * M, npix * M, tail[5], a)
-        if qs != _0 and tail[0] != 3:
+        if qs != _0 and tail[0] < 3:
             _round(y1, first * M, npix * M, qs)
         t = finished(ctr, me, total)
     return total

@@ -86,10 +86,14 @@ def rounding_tail(act, a, b, qs):
     activation is a clip:
 
         mode 3:  y = rint(min(max(x, lo), hi) / qs) * qs  p = 1 / qs, q = qs (the quotient exact: _round.py)
+        mode 4:  y = rint(min(max(x, lo), hi))            qs = 1: mode 3's numbers without its arithmetic
+                                                          (a rounding that hands on whole steps)
 
     else (and for a scale _round.exact_range refuses) the tail alone: the caller then rounds in a pass
     of its own."""
     mode, p, q, lo, hi, rest = tail(act, a, b)
+    if qs == _1 and mode == 0 and rest == 0:
+        return 4, _1, _1, lo, hi, 0
     if qs != _0 and mode == 0 and rest == 0 and _round.exact_range(qs, lo, hi):
         return 3, _1 / qs, qs, lo, hi, 0
     return mode, p, q, lo, hi, rest
@@ -103,6 +107,8 @@ def store(y, z, has_z, n, c, mode, vp, vq, vlo, vhi):
         c = v.add(c, v.load_first(z, n))
     if mode == 3:
         g = _round.rounded(v.at_most(v.at_least(c, vlo), vhi), vq, vp, v.neg(vq), True)
+    elif mode == 4:
+        g = v.rint(v.at_most(v.at_least(c, vlo), vhi))
     else:
         g = v.at_most(v.at_least(c if mode == 0 else v.fma(c, vp, vq), vlo), vhi)
         if mode == 2:

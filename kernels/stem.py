@@ -191,7 +191,7 @@ def stem(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, qs
         first = (n * OH + oy0) * OW * M
         if rest != 0:  # an activation the tiles do not apply (LeakyRelu, Sigmoid), while the block is in cache
             _finish(y1, first, (oy1 - oy0) * OW * M, rest, a)
-        if qs != _0 and mode != 3:  # likewise the QDQ rounding where the tiles do not round (gemm.rounding_tail)
+        if qs != _0 and mode < 3:  # likewise the QDQ rounding where the tiles do not round (gemm.rounding_tail)
             _round(y1, first, (oy1 - oy0) * OW * M, qs)
         t = finished(ctr, me, total)
     return total

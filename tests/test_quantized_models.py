@@ -126,22 +126,26 @@ def test_rounding_kernel_is_the_numpy_rounding(with_addend):
 @pytest.mark.parametrize("kernels", ["numba", "numpy"])
 @pytest.mark.parametrize("kind", ["pointwise", "depthwise", "im2col", "stem"])
 @pytest.mark.parametrize("activation", ["", "Relu", "Clip"])
-def test_rounding_fused_into_conv(kind, activation, kernels, monkeypatch):
+@pytest.mark.parametrize("scale", [0.013, 1.0])
+def test_rounding_fused_into_conv(kind, activation, kernels, scale, monkeypatch):
     """Conv (-> Relu | Clip) -> QuantizeLinear -> DequantizeLinear becomes one FusedConv whose activation is
     the rounding (passes/quantization.py fuse_rounding_into_conv), computed in place (numba: inside the conv
     kernel, block by block): bit for bit what the same session computes without that pass (on the numpy
     path the prepared conv takes 1/scale into its weights, ops/quantize.py _rounding_folded: a float
     rounding away, which may move a near-tie by one step; on these data it moves none), and within one
     step of onnxruntime. The activation's bounds fold into the rounding's (Clip [-0.7, 2.2] with a
-    uint8 zero point of 60: both bounds bind)."""
+    uint8 zero point of 60: both bounds bind). Scale 1 (a rounding that hands on whole steps,
+    passes/quantization.py round_in_steps) is the kernels' rint alone (kernels/gemm.py mode 4), the
+    weights, bias and Clip bounds scaled so that the steps are the same."""
     from onnx import TensorProto, helper, numpy_helper
     from tinyrt import passes
     C, M, k, group, H = {"pointwise": (24, 40, 1, 1, 20), "depthwise": (24, 24, 3, 24, 20),
                          "im2col": (24, 16, 3, 1, 20), "stem": (3, 16, 3, 1, 40)}[kind]
     rs = np.random.RandomState(5)
-    w = (rs.standard_normal((M, C // group, k, k)) / np.sqrt(C // group * k * k)).astype(np.float32)
-    b = rs.standard_normal(M).astype(np.float32) * 0.1
-    scale, zp = np.float32(0.013), np.uint8(60)
+    f = scale / 0.013
+    w = (rs.standard_normal((M, C // group, k, k)) / np.sqrt(C // group * k * k) * f).astype(np.float32)
+    b = (rs.standard_normal(M) * 0.1 * f).astype(np.float32)
+    scale, zp = np.float32(scale), np.uint8(60)
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[k // 2] * 4, group=group)]
     if activation == "Relu":
         nodes.append(helper.make_node("Relu", ["c"], ["a"]))
@@ -151,8 +155,8 @@ def test_rounding_fused_into_conv(kind, activation, kernels, monkeypatch):
     nodes += [helper.make_node("QuantizeLinear", [src, "s", "z"], ["q"]),
               helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
     inits = [numpy_helper.from_array(v, n) for n, v in [("w", w), ("b", b), ("s", np.array(scale)), ("z", np.array(zp)),
-                                                        ("lo", np.array(-0.7, np.float32)),
-                                                        ("hi", np.array(2.2, np.float32))]]
+                                                        ("lo", np.array(-0.7 * f, np.float32)),
+                                                        ("hi", np.array(2.2 * f, np.float32))]]
     graph = helper.make_graph(nodes, "conv_qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, C, H, H])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
     data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
@@ -172,7 +176,7 @@ def test_rounding_fused_into_conv(kind, activation, kernels, monkeypatch):
     # the rounded values: whole steps within [qmin - zp, qmax - zp] (and the Clip's bounds)
     q = got / scale
     assert np.abs(q - np.rint(q)).max() < 1e-3
-    lo = max(-60, np.rint(np.float32(-0.7) / scale)) if activation == "Clip" else (0 if activation == "Relu" else -60)
+    lo = max(-60, np.rint(np.float32(-0.7 * f) / scale)) if activation == "Clip" else (0 if activation == "Relu" else -60)
     assert q.min() >= lo - 1e-3 and (got == np.float32(lo) * scale).any()
 
 
