@@ -14,6 +14,11 @@ def topological_order(graph, outer_names=()):
     return order if order is not None else _sorted_order(graph, outer_names)
 
 
+def in_file_order(graph, outer_names=()):
+    """Whether the file's order of the nodes is one they can run in, nothing produced twice (see below)."""
+    return _file_order(graph, outer_names) is not None
+
+
 def _file_order(graph, outer_names):
     """The nodes in the file's own order when every node reads only what is produced before it and no value
     is produced twice (what exporters write); None when not (then ``_sorted_order`` sorts them and says what

@@ -1,5 +1,5 @@
 """Removing what does nothing at inference: Identity, inference-mode Dropout, and nodes nobody reads."""
-from ..order import free_values, names_read
+from ..order import free_values, in_file_order, names_read
 
 
 def readers(graph):
@@ -89,6 +89,16 @@ def remove_dead_nodes(graph):
         for name in unread:
             del graph.initializers[name]
         return bool(unread)
+    swept = _live_nodes_from_the_end(graph)
+    if swept is not None:  # in file order (what exporters write): no count of every value's reads either
+        live, read = swept
+        changed = len(live) < len(graph.nodes)
+        if changed:
+            graph.nodes = live
+        for name in [name for name in graph.initializers if name not in read]:
+            del graph.initializers[name]
+            changed = True
+        return changed
     reads = readers(graph)
     work = []
     for i, node in enumerate(graph.nodes):
@@ -129,6 +139,26 @@ def remove_dead_nodes(graph):
             changed = True
     return changed
 
+
+
+def _live_nodes_from_the_end(graph):
+    """For a graph in file order (every node reads what is produced before it, nothing is produced twice):
+    (its nodes that someone reads, in order; the names those read that no node produces, and the graph's
+    outputs), in one sweep from the end keeping the values read later and not produced yet (a chain of dead
+    nodes': none); None for a graph not in file order."""
+    if not in_file_order(graph):
+        return None
+    needed = {spec.name for spec in graph.outputs}
+    live = []
+    for node in reversed(graph.nodes):
+        outputs = node.outputs
+        if any(out and out in needed for out in outputs):
+            for out in outputs:
+                needed.discard(out)  # (produced once: nothing before this node reads it from another)
+            needed.update(name for name in names_read(node) if name)
+            live.append(node)
+    live.reverse()
+    return live, needed
 
 
 def reads_in_order(graph):
