@@ -279,23 +279,29 @@ def quantize_dequantize(x, scale, addend=None, *, low, high):
     ``addend`` (a QDQ model's residual Add, folded in by the pass) x + addend is rounded."""
     s = np.float32(_scalar(scale, "QuantizeDequantize: scale"))
     x = x.astype(np.float32, copy=False)
-    y = np.add(x, addend.astype(np.float32, copy=False)) if addend is not None else np.array(x, copy=True, order="K")
-    return round_in_place(y, s, low, high)
+    if addend is not None:
+        return round_in_place(np.add(x, addend.astype(np.float32, copy=False)), s, low, high)
+    y = np.empty_like(x)  # x's memory layout (order "K")
+    if y.strides != x.strides or _flat(y) is None:
+        np.copyto(y, x)
+        return round_in_place(y, s, low, high)
+    return round_in_place(y, s, low, high, src=x)  # its first sweep reads x: no copy of its own
 
 
-def round_in_place(y, scale, low, high, chunk=65536):
-    """y = clip(round_half_even(y / scale), low, high) * scale in place, as QuantizeDequantize computes it.
-    Clipping at low * scale and high * scale first is the same (rounding is monotonic and the bounds are
-    integers). The four sweeps run over cache-sized chunks of y's memory: one trip to memory instead of
-    four."""
+def round_in_place(y, scale, low, high, chunk=65536, src=None):
+    """y = clip(round_half_even(y / scale), low, high) * scale in place, as QuantizeDequantize computes it;
+    of ``src``'s values instead of y's where given (an array of y's shape and strides). Clipping at
+    low * scale and high * scale first is the same (rounding is monotonic and the bounds are integers).
+    The four sweeps run over cache-sized chunks of y's memory: one trip to memory instead of four."""
     s = y.dtype.type(scale)
     lo, hi = y.dtype.type(low * s), y.dtype.type(high * s)
     flat = _flat(y)
     if flat is None:  # memory numpy cannot flatten without a copy: whole-array sweeps
         flat, chunk = y, max(y.size, 1)
+    source = flat if src is None else _flat(src)
     for start in range(0, max(flat.size, 1), chunk):
         part = flat[start:start + chunk] if flat.ndim == 1 else flat
-        _clip(part, lo, hi, out=part)
+        _clip(source[start:start + chunk] if flat.ndim == 1 else source, lo, hi, out=part)
         np.divide(part, s, out=part)
         np.rint(part, out=part)
         np.multiply(part, s, out=part)
