@@ -222,20 +222,25 @@ def _layer_by_layer(path, exact_path, x, kernels):
     so.kernels = kernels
     sess = tinyrt.InferenceSession(path, so)
     worst, compared = [0.0], [0]
-    # activations a rounding hands on as whole steps k, not k * s (passes/quantization.py round_in_steps)
-    whole = {st.outputs[0] for st in sess.plan.steps if st.node.op_type == "FusedConv"
-             and st.node.attrs.get("activation") == "QuantizeDequantize"
-             and st.node.attrs["activation_params"][0] == 1.0 and st.outputs[0] in steps}
+    # activations a rounding hands on as whole steps k, not k * s (passes/quantization.py round_in_steps), under
+    # a name of their own: "<the file's name> (in steps)"
+    in_steps = " (in steps)"
+
+    def file_name(name):
+        """The file's value ``name`` holds (in steps or not) and whether it holds it in steps."""
+        return (name[:-len(in_steps)], True) if name.endswith(in_steps) else (name, False)
 
     def hook(step, args, compute):
         for i, name in enumerate(step.inputs):
+            name, whole = file_name(name)
             if name in oracle and args[i] is not None and args[i].dtype == np.float32:
                 assert args[i].shape == oracle[name].shape, name
-                args[i] = oracle[name] / np.float32(steps[name]) if name in whole else oracle[name]
+                args[i] = oracle[name] / np.float32(steps[name]) if whole else oracle[name]
         out = compute()
         for name, value in zip(step.outputs, out):
+            name, whole = file_name(name)
             if name in steps and name in oracle:
-                value = value.astype(np.float64) * (steps[name] if name in whole else 1.0)
+                value = value.astype(np.float64) * (steps[name] if whole else 1.0)
                 err = float(np.abs(value - oracle[name]).max()) / steps[name]
                 worst[0] = max(worst[0], err)
                 compared[0] += 1

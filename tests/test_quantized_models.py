@@ -384,6 +384,9 @@ def test_rounding_hands_on_whole_steps(kernels, monkeypatch):
     convs = [s.node for s in sess.plan.steps if s.node.op_type == "FusedConv"]
     assert [n.attrs["activation_params"][0] for n in convs] == [1.0, 1.0, np.float32(scales[2])]
     assert all(n.inputs[1].endswith("_steps0") for n in convs)
+    # values in steps are values of their own, under names of their own: never steps under the file's names
+    assert [n.outputs[0] for n in convs[:2]] == ["a0 (in steps)", "a1 (in steps)"]
+    assert [n.inputs[0] for n in convs[1:]] == ["a0 (in steps)", "a1 (in steps)"]
     got = [sess.run(None, {"x": x})[0] for _ in range(3)][-1]  # the step loop, then the program
     q = got / np.float32(scales[2])
     assert np.abs(q - np.rint(q)).max() < 1e-3

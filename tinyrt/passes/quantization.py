@@ -266,7 +266,7 @@ def round_in_steps(graph):
     A float rounding away from the rounding's x / s (as folding a BatchNormalization is): a near-tie may
     move by one step. On a QDQ MobileNetV2 that is every conv but those before a residual Add. True
     when something changed."""
-    from .fuse_batchnorm import is_conv
+    from .fuse_batchnorm import all_names, fresh_name, is_conv
     if not _has(graph, "FusedConv", TINYRT_DOMAIN):
         return False
     reads = readers(graph)
@@ -303,6 +303,7 @@ def round_in_steps(graph):
         if not np.isfinite(W).all() or (B is not None and not np.isfinite(B).all()):
             return False  # scales far out of range: nothing changed
         new.append((node, s_out, w, W, b, B))
+    taken = all_names(graph)
     for node, s_out, w, W, b, B in new:
         ins = list(node.inputs)
         ins[1] = _new_initializer(graph, w, W)
@@ -312,6 +313,13 @@ def round_in_steps(graph):
         if s_out != 1.0:
             _, low, high = node.attrs["activation_params"]
             node.attrs = dict(node.attrs, activation_params=[1.0, float(low), float(high)])
+            # a value in steps is another value than the file's (k, not k * s): it gets its own name, so a
+            # trace, a profile or a hook never shows steps under the name of the real values
+            v = node.outputs[0]
+            steps = fresh_name(graph, v + " (in steps)", taken)
+            node.outputs = (steps,) + tuple(node.outputs[1:])
+            for u, i in users[v]:
+                u.inputs = tuple(steps if j == i else x for j, x in enumerate(u.inputs))
     return True
 
 
