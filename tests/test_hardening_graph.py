@@ -138,3 +138,24 @@ def test_long_chains_and_dead_nodes_give_the_right_results():
     for data in (scale.chain(3000), scale.dead(3000), scale.fan_out(300)):
         want = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
         np.testing.assert_array_equal(tinyrt.InferenceSession(data).run(None, {"x": x})[0], want)
+
+
+def test_a_long_plan_runs_step_by_step_not_as_a_program_bigger_than_the_tensor_limit():
+    """Compiling a program's source costs ~12 KB a step: 50,000 tiny nodes (a 1 MB file) took +580 MB on the
+    second run. A plan longer than max(MIN_PROGRAM_STEPS, tensor limit / PROGRAM_STEP_BYTES) runs step by
+    step (docs/limits.md); a shorter one still gets its program; the results are the same."""
+    from tinyrt import program
+    x = np.array([-1.0], np.float32)
+    long_chain = scale.chain(program.MIN_PROGRAM_STEPS + 501, "Neg")  # a small file: a 16 MiB tensor limit
+    short_chain = scale.chain(1000, "Neg")
+    for data, programs, want in ((long_chain, False, -x), (short_chain, True, x)):
+        sess = tinyrt.InferenceSession(data)
+        for _ in range(3):  # the second run of a signature makes its program
+            np.testing.assert_array_equal(sess.run(None, {"x": x})[0], want)
+        assert (sess.plan.last_program is not None) == programs
+    options = tinyrt.SessionOptions()
+    options.max_tensor_bytes = (program.MIN_PROGRAM_STEPS + 600) * program.PROGRAM_STEP_BYTES  # room for it
+    sess = tinyrt.InferenceSession(long_chain, options)
+    for _ in range(3):
+        sess.run(None, {"x": x})
+    assert sess.plan.last_program is not None

@@ -97,7 +97,7 @@ class Plan:
         if compiled is _STEP_BY_STEP:
             return self.run_steps(feeds, outer_env, _stopping(stop))
         if compiled is None:
-            if self._mode == "off":
+            if self._mode == "off" or not self._program_fits(key[2]):
                 return self.run_steps(feeds, outer_env, _stopping(stop))
             if self._mode == "check":
                 return self._checked_first_run(key, feeds, outer_env, inputs, outer, stop)
@@ -112,6 +112,14 @@ class Plan:
         except program.RankChanged:  # the program assumed the first run's ranks: step by step from now on
             self._programs[key] = _STEP_BY_STEP
             return self.run_steps(feeds, outer_env, _stopping(stop))
+
+    def _program_fits(self, tensor_bytes):
+        """Whether this plan is small enough for a program. Python compiles a program's source at about 12 KB
+        a step, for a moment (a 1.2 MB file of 50,000 tiny nodes would take 580 MB on its second run): a
+        plan of more than max(MIN_PROGRAM_STEPS, the tensor limit / PROGRAM_STEP_BYTES) steps runs step by
+        step, so a program costs at most about the tensor limit (docs/limits.md)."""
+        return not tensor_bytes or len(self.steps) <= max(program.MIN_PROGRAM_STEPS,
+                                                          tensor_bytes // program.PROGRAM_STEP_BYTES)
 
     def _first_run(self, key, feeds, outer_env, inputs, outer, stop=None):
         """Run step by step, recording what the program of this signature needs; then make it."""

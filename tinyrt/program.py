@@ -58,6 +58,8 @@ from .steps import _account, _shapes, call, normalize
 
 FILENAME = "<tinyrt program>"
 MAX_PROGRAMS = 8          # signatures kept per plan (a dynamic batch fed 1, 2, ... sizes)
+MIN_PROGRAM_STEPS = 2048  # a plan this long always gets programs (~28 MB); a longer one if the tensor limit allows:
+PROGRAM_STEP_BYTES = 16384  # compiling costs ~12 KB a step, so steps * 16 KiB must fit in the tensor limit
 MAX_FOLDED_ELEMENTS = 4096  # a value known from the signature becomes a constant up to this size
 STOP_CHECK_EVERY = 4        # steps between two looks at RunOptions.terminate
 
