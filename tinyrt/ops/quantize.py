@@ -291,21 +291,26 @@ def quantize_dequantize(x, scale, addend=None, *, low, high):
 def round_in_place(y, scale, low, high, chunk=65536, src=None):
     """y = clip(round_half_even(y / scale), low, high) * scale in place, as QuantizeDequantize computes it;
     of ``src``'s values instead of y's where given (an array of y's shape and strides). Clipping at
-    low * scale and high * scale first is the same (rounding is monotonic and the bounds are integers).
-    The four sweeps run over cache-sized chunks of y's memory: one trip to memory instead of four."""
+    low * scale and high * scale first is the same (rounding is monotonic and the bounds are integers)."""
     s = y.dtype.type(scale)
     lo, hi = y.dtype.type(low * s), y.dtype.type(high * s)
-    flat = _flat(y)
-    if flat is None:  # memory numpy cannot flatten without a copy: whole-array sweeps
-        flat, chunk = y, max(y.size, 1)
-    source = flat if src is None else _flat(src)
-    for start in range(0, max(flat.size, 1), chunk):
-        part = flat[start:start + chunk] if flat.ndim == 1 else flat
-        _clip(source[start:start + chunk] if flat.ndim == 1 else source, lo, hi, out=part)
+    for part, source in _pieces(y, chunk, src):
+        _clip(source, lo, hi, out=part)
         np.divide(part, s, out=part)
         np.rint(part, out=part)
         np.multiply(part, s, out=part)
     return y
+
+
+def _pieces(y, chunk, src=None):
+    """y's memory in cache-sized flat pieces, each with the same piece of ``src`` (y's, without one), so that
+    a rounding's sweeps over each piece in turn make one trip to memory instead of one a sweep; y (and src)
+    whole where numpy cannot flatten y's memory without a copy."""
+    flat = _flat(y)
+    if flat is None:
+        return [(y, y if src is None else src)]
+    source = flat if src is None else _flat(src)
+    return [(flat[i:i + chunk], source[i:i + chunk]) for i in range(0, max(flat.size, 1), chunk)]
 
 
 def _flat(y):
@@ -340,12 +345,7 @@ def _rounding_folded(W, B, scale, low, high, chunk=65536):
     lo, hi = np.float32(low), np.float32(high)
 
     def apply(y):
-        flat = _flat(y)
-        n = chunk
-        if flat is None:  # memory numpy cannot flatten without a copy: whole-array sweeps
-            flat, n = y, max(y.size, 1)
-        for start in range(0, max(flat.size, 1), n):
-            part = flat[start:start + n] if flat.ndim == 1 else flat
+        for part, _ in _pieces(y, chunk):
             _clip(part, lo, hi, out=part)
             np.rint(part, out=part)
             if s != 1:  # a rounding that hands on whole steps (passes/quantization.py round_in_steps): none
