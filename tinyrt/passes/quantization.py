@@ -38,6 +38,7 @@ import numpy as np
 from ..graph import Node
 from ..ops.registry import TINYRT_DOMAIN
 from .cleanup import _read_in_subgraphs, bypass, drop, readers, renamed
+from .fuse_batchnorm import all_names, fresh_name, is_conv, producers
 
 
 
@@ -136,7 +137,6 @@ def fuse_rounding_into_conv(graph):
     """Conv / FusedConv (no activation, or one that is a clip: Relu, Clip) -> QuantizeDequantize becomes one
     FusedConv with the activation QuantizeDequantize. True when something changed."""
     from ..ops.tails import TAILS
-    from .fuse_batchnorm import is_conv, producers
     if not _has(graph, "QuantizeDequantize", TINYRT_DOMAIN):
         return False
     reads = readers(graph)
@@ -168,7 +168,6 @@ def fuse_rounding_into_conv(graph):
 
 def fuse_add_into_rounding(graph):
     """Add(a, b) -> QuantizeDequantize becomes QuantizeDequantize(a, scale, b). True when something changed."""
-    from .fuse_batchnorm import producers
     if not _has(graph, "QuantizeDequantize", TINYRT_DOMAIN):
         return False
     reads = readers(graph)
@@ -219,7 +218,6 @@ def drop_repeated_rounding(graph):
     as wide (a QDQ model's pair after a Flatten, Reshape or MaxPool of rounded values): rounding k * s
     again gives k * s (for |k| < 2^22, float32(k * s) / s is within k * 2^-23 of k), so it is the
     identity. True when something changed."""
-    from .fuse_batchnorm import producers
     if not _has(graph, "QuantizeDequantize", TINYRT_DOMAIN):
         return False
     produced_by = producers(graph)
@@ -266,7 +264,6 @@ def round_in_steps(graph):
     A float rounding away from the rounding's x / s (as folding a BatchNormalization is): a near-tie may
     move by one step. On a QDQ MobileNetV2 that is every conv but those before a residual Add. True
     when something changed."""
-    from .fuse_batchnorm import all_names, fresh_name, is_conv
     if not _has(graph, "FusedConv", TINYRT_DOMAIN):
         return False
     reads = readers(graph)
@@ -306,9 +303,9 @@ def round_in_steps(graph):
     taken = all_names(graph)
     for node, s_out, w, W, b, B in new:
         ins = list(node.inputs)
-        ins[1] = _new_initializer(graph, w, W)
+        ins[1] = _new_initializer(graph, w, W, taken)
         if B is not None:
-            ins[2] = _new_initializer(graph, b, B)
+            ins[2] = _new_initializer(graph, b, B, taken)
         node.inputs = ins
         if s_out != 1.0:
             _, low, high = node.attrs["activation_params"]
@@ -323,11 +320,9 @@ def round_in_steps(graph):
     return True
 
 
-def _new_initializer(graph, like, value):
-    """A new constant named after ``like`` holding ``value``; returns its name."""
-    k = 0
-    while "%s_steps%d" % (like, k) in graph.initializers:
-        k += 1
-    name = "%s_steps%d" % (like, k)
+def _new_initializer(graph, like, value, taken):
+    """A new constant named after ``like`` ("<like>_steps0", or a name no value has yet) holding ``value``;
+    returns its name."""
+    name = fresh_name(graph, like + "_steps0", taken)
     graph.initializers[name] = value
     return name
