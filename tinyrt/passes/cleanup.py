@@ -80,25 +80,27 @@ def _read_in_subgraphs(graph):
 
 
 def remove_dead_nodes(graph):
-    """Drop nodes none of whose outputs is read, in one sweep: removing a node takes one read off each of
-    its inputs, and a producer left unread is removed in turn (a worklist, not a pass per dead node: 12,000
-    dead nodes took 61 s). True when something changed."""
-    read = _names_read_if_no_node_is_dead(graph)
-    if read is not None:  # the common case, found without counting every value's reads
-        unread = [name for name in graph.initializers if name not in read]
-        for name in unread:
-            del graph.initializers[name]
-        return bool(unread)
-    swept = _live_nodes_from_the_end(graph)
-    if swept is not None:  # in file order (what exporters write): no count of every value's reads either
-        live, read = swept
-        changed = len(live) < len(graph.nodes)
-        if changed:
-            graph.nodes = live
-        for name in [name for name in graph.initializers if name not in read]:
-            del graph.initializers[name]
-            changed = True
-        return changed
+    """Drop nodes none of whose outputs is read, and initializers nobody reads. True when something changed.
+
+    The live nodes are found the cheapest way that applies: none is dead (one sweep in file order, the common
+    case); a graph in file order (one sweep from the end); else a count of every value's reads, where removing
+    a node takes one read off each of its inputs and a producer left unread is removed in turn (a worklist,
+    not a pass per dead node: 12,000 dead nodes took 61 s)."""
+    live, read = None, _names_read_if_no_node_is_dead(graph)
+    if read is None:
+        live, read = _live_nodes_from_the_end(graph) or _live_nodes_by_count(graph)
+    changed = live is not None and len(live) < len(graph.nodes)
+    if changed:
+        graph.nodes = live
+    unread = [name for name in graph.initializers if name not in read]
+    for name in unread:
+        del graph.initializers[name]
+    return changed or bool(unread)
+
+
+def _live_nodes_by_count(graph):
+    """(the nodes someone reads, in order; the count of reads of every value read by them or by the graph's
+    outputs): the worklist of ``remove_dead_nodes``, for any graph."""
     reads = readers(graph)
     work = []
     for i, node in enumerate(graph.nodes):
@@ -130,15 +132,8 @@ def remove_dead_nodes(graph):
                 if j is not None and j not in dead and \
                         not any(out and out in reads for out in graph.nodes[j].outputs):
                     work.append(j)
-    changed = bool(dead)
-    if dead:
-        graph.nodes = [n for i, n in enumerate(graph.nodes) if i not in dead]
-    for name in list(graph.initializers):
-        if name not in reads:
-            del graph.initializers[name]
-            changed = True
-    return changed
-
+    live = [n for i, n in enumerate(graph.nodes) if i not in dead] if dead else graph.nodes
+    return live, reads
 
 
 def _live_nodes_from_the_end(graph):
