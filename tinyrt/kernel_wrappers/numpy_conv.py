@@ -23,7 +23,8 @@ class _NumpyConv:
         self.params = list(a.get("activation_params") or [])
         # a tail that takes part of itself into the weights (a QDQ rounding's 1/scale; not with a residual)
         fold = getattr(fused.TAILS.get(self.activation), "fold", None)
-        folded = fold(W, B, *self.params) if fold is not None and not (list(step.inputs) + [""] * 4)[3] else None
+        has_z = len(step.inputs) > 3 and step.inputs[3]
+        folded = fold(W, B, *self.params) if fold is not None and not has_z else None
         W, B, self.tail = folded if folded is not None else (W, B, None)
         self.W = W
         self.B = B
