@@ -14,6 +14,7 @@ kernel keeps the contract of tinyrt's numpy op of the same name and is tested ag
     pool.py    2-D MaxPool and AveragePool on channels-last memory (padding, ceil mode, dilations,
                count_include_pad).
     eltwise.py the tails that are left after fusion: channel scaling (squeeze-excite Mul) and Add.
+    channels.py ShuffleNet's channel shuffle and channel slices, copies a segment can run.
     detection.py NonMaxSuppression: per (batch, class) sort and greedy suppression, compiled.
     segment.py a run of convs in one compiled call: a table of layers, each the conv kernel its own call
                would run, with the same arguments (no trip through Python between them).
@@ -129,7 +130,7 @@ def load():
             raise ImportError(why)
         from ._simd import LANES
         _install_cache_locator("%s-%s-simd%d" % (__name__, _sources_digest(), LANES))
-        from . import conv, gemm, pool, eltwise, detection, segment, stem  # noqa: F401
+        from . import channels, conv, gemm, pool, eltwise, detection, segment, stem  # noqa: F401
         from ._pool import POOL
         _loaded = sys.modules[__name__]
     return _loaded

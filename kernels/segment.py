@@ -1,7 +1,7 @@
 """A segment: a run of convs executed by one compiled call, so the trunk of a small CNN does not go back
 through Python (and numba's dispatcher, and the argument unboxing of a 15-argument kernel) for each layer.
 What lies between the convs runs there too: a squeeze-excite block's GlobalAveragePool and scaling Mul,
-a QDQ model's roundings.
+a QDQ model's roundings, a ShuffleNet's channel shuffles and the channel slices that split its units.
 
 tinyrt/kernel_wrappers/segment.py finds the runs and writes each layer as one row of a table::
 
@@ -25,6 +25,7 @@ from numba.extending import intrinsic
 
 from ._jit import kernel
 from ._sync import CHUNK, CLOSED, DONE, FAILED, STOPPED, WIDTH, load, pause, start, swap
+from .channels import channel_shuffle, channel_slice
 from .conv import depthwise, im2col, pointwise
 from .eltwise import channel_scale, quantize_dequantize
 from .pool import global_avg_pool
@@ -35,8 +36,10 @@ KIND, THREADED, X_SRC, X_OFF, XN, XH, XW, XC, Y_SRC, Y_OFF, YN, YH, YW, YC, Z_SR
 N_ARGS = 9  # integer arguments of a kernel after the activation (im2col's kh .. pl, rows)
 COLUMNS = I0 + N_ARGS
 # KIND. ROUND: a QDQ model's rounding (params lo, hi, s); GAP: GlobalAveragePool; SCALE: a squeeze-excite
-# block's y = x * s, s (N, C) read at Z (pool.py and eltwise.py's kernels)
-POINTWISE, DEPTHWISE, IM2COL, ROUND, GAP, SCALE = 0, 1, 2, 3, 4, 5
+# block's y = x * s, s (N, C) read at Z (pool.py and eltwise.py's kernels); SHUFFLE: y = the channels of x
+# and z (both of x's dims) interleaved; SLICE: y = x's channels from the first integer argument on
+# (channels.py's kernels)
+POINTWISE, DEPTHWISE, IM2COL, ROUND, GAP, SCALE, SHUFFLE, SLICE = 0, 1, 2, 3, 4, 5, 6, 7
 ARENA, XIN, YOUT, NONE = 0, 1, 2, 3     # X_SRC, Y_SRC, Z_SRC
 
 
@@ -83,6 +86,8 @@ def run(xin, yout, arena, layers, params, ctrs, ctr):
         if row[KIND] == SCALE:  # z: the scales, one per image and channel
             one = np.int64(1)  # (not a literal 1: numba 0.52 types no reshape of mixed int kinds)
             z = zsrc[row[Z_OFF]:row[Z_OFF] + N * M].reshape((N, one, one, M))
+        elif row[KIND] == SHUFFLE:  # z: the second input, shaped as x
+            z = zsrc[row[Z_OFF]:row[Z_OFF] + N * H * W * C].reshape((N, H, W, C))
         elif has_z:
             z = zsrc[row[Z_OFF]:row[Z_OFF] + N * OH * OW * M].reshape((N, OH, OW, M))
         else:
@@ -105,6 +110,11 @@ def run(xin, yout, arena, layers, params, ctrs, ctr):
             total = global_avg_pool(x.reshape((N, H * W, C)), y.reshape((N, M)), c)
         elif row[KIND] == SCALE:
             total = channel_scale(x.reshape((N, H * W, C)), z.reshape((N, M)), y.reshape((N, OH * OW, M)), c)
+        elif row[KIND] == SHUFFLE:
+            P = N * H * W
+            total = channel_shuffle(x.reshape((P, C)), z.reshape((P, C)), y.reshape((P, M)), c)
+        elif row[KIND] == SLICE:
+            total = channel_slice(x.reshape((N * H * W, C)), y.reshape((N * OH * OW, M)), k[0], c)
         else:
             wt = carray(w, (row[W0], row[W1], row[W2], row[W3]), np.float32)
             b2 = carray(bias, (row[B0], row[B1]), np.float32)

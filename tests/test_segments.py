@@ -160,3 +160,62 @@ def test_a_squeeze_excite_block_runs_in_one_segment(scales_first, threads):
     np.testing.assert_array_equal(got[0], tinyrt_session(model, "numba", threads).run(None, {"x": x})[0])
     assert_close(got[0], ort_run(model, {"x": x})[0])
     assert_close(got[0], tinyrt_session(model, "numpy").run(None, {"x": x})[0])
+
+
+def _shuffle_units(size=14, units=2):
+    """ShuffleNetV2's units as torch exports them: the input cut in two channel halves by Slices (the end of
+    the first half worked out from its Shape, as torch writes ``chunk``), a branch of pointwise, depthwise,
+    pointwise convs on the second half, and the channel shuffle of the first half and the branch (Concat,
+    Reshape, Transpose, Reshape: one ConcatShuffle after the passes); a pointwise conv before and after."""
+    rng = np.random.RandomState(7)
+
+    def w(*shape):
+        return (rng.standard_normal(shape) * (2.0 / np.prod(shape[1:])) ** 0.5).astype(np.float32)
+
+    inits = {"w_in": w(24, 16, 1, 1), "w_out": w(32, 24, 1, 1), "zero": np.array([0], np.int64),
+             "axis1": np.array([1], np.int64), "big": np.array([2 ** 62], np.int64), "one": np.array(1, np.int64),
+             "two": np.array(2, np.int64), "grouped": np.array([1, 2, 12, size, size], np.int64),
+             "flat": np.array([1, 24, size, size], np.int64)}
+    nodes = [helper.make_node("Conv", ["x", "w_in"], ["c"]), helper.make_node("Relu", ["c"], ["u0"])]
+    for u in range(units):
+        x, p = "u%d" % u, "u%d_" % u
+        inits.update({p + "w1": w(12, 12, 1, 1), p + "w2": w(12, 1, 3, 3), p + "w3": w(12, 12, 1, 1)})
+        nodes += [helper.make_node("Shape", [x], [p + "shape"]),
+                  helper.make_node("Gather", [p + "shape", "one"], [p + "channels"], axis=0),
+                  helper.make_node("Div", [p + "channels", "two"], [p + "half"]),
+                  helper.make_node("Unsqueeze", [p + "half", "zero"], [p + "mid"]),
+                  helper.make_node("Slice", [x, "zero", p + "mid", "axis1"], [p + "x1"]),
+                  helper.make_node("Slice", [x, p + "mid", "big", "axis1"], [p + "x2"]),
+                  helper.make_node("Conv", [p + "x2", p + "w1"], [p + "b1"]),
+                  helper.make_node("Relu", [p + "b1"], [p + "r1"]),
+                  helper.make_node("Conv", [p + "r1", p + "w2"], [p + "b2"], group=12, pads=[1, 1, 1, 1]),
+                  helper.make_node("Conv", [p + "b2", p + "w3"], [p + "b3"]),
+                  helper.make_node("Relu", [p + "b3"], [p + "r3"]),
+                  helper.make_node("Concat", [p + "x1", p + "r3"], [p + "cat"], axis=1),
+                  helper.make_node("Reshape", [p + "cat", "grouped"], [p + "g"]),
+                  helper.make_node("Transpose", [p + "g"], [p + "t"], perm=[0, 2, 1, 3, 4]),
+                  helper.make_node("Reshape", [p + "t", "flat"], ["u%d" % (u + 1)])]
+    nodes.append(helper.make_node("Conv", ["u%d" % units, "w_out"], ["y"]))
+    return make_model(nodes, {"x": np.zeros((1, 16, size, size), np.float32)}, ["y"], inits, opset=13)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_shufflenet_units_run_in_one_segment(threads):
+    """A ShuffleNet's channel shuffles and channel slices are layers too (kernels/channels.py): its units are
+    one compiled call (the Shape arithmetic of the slices folded away between them), with the numbers of
+    the layers' own calls, of the numpy path and of onnxruntime."""
+    if threads > 1 and len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core")
+    model = _shuffle_units(size=28)
+    x = np.random.RandomState(8).standard_normal((1, 16, 28, 28)).astype(np.float32)
+    sess, got = _runs(model, x, threads=threads, runs=4)
+    source = sess.plan.last_program.source
+    assert re.search(r"= segment_0\(t0\)  # steps 0-\d+, 8 convs, 2 shuffles, 4 channel slices in one compiled call",
+                     source), source
+    program = source.split("# legend")[0].replace("shuffles", "").replace("slices", "")
+    assert "shuffle" not in program and "slice" not in program, source  # nothing runs alone
+    segment = sess.plan.last_program.globals["segment_0"]
+    assert segment(x).tobytes() == np.ascontiguousarray(segment._one_by_one(x)).tobytes()
+    np.testing.assert_array_equal(got[0], tinyrt_session(model, "numba", threads).run(None, {"x": x})[0])
+    assert_close(got[0], ort_run(model, {"x": x})[0])
+    assert_close(got[0], tinyrt_session(model, "numpy").run(None, {"x": x})[0])

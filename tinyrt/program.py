@@ -183,7 +183,9 @@ class Program:
         src.append("    _spend()")
         last_use = _last_uses(plan)
         emitted = 0
-        segments = find_segments(plan, special) if special else {}
+        unrun = {i for i in folded if kinds[i] == "fold" and  # (constants: no line of the program)
+                 all(name not in out_names for name in plan.steps[i].outputs if name)}
+        segments = find_segments(plan, special, unrun) if special else {}
         inside = {i: first for first, seg in segments.items() for i in seg.steps[1:]}
         for i, step in enumerate(plan.steps):
             kind = kinds[i]

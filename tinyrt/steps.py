@@ -114,7 +114,7 @@ def prepared_call(step, args, fixed):
     """
     try:
         if hasattr(step.fn, "specialize"):
-            return step.fn.specialize(args)
+            return step.fn.specialize(args, fixed)
         return registry.prepare(step.fn, args, fixed, step.attrs)
     except TinyrtError:
         raise

@@ -7,13 +7,16 @@ kernel covers the inputs, and falls back to the numpy op (``wrapper.ref``) for t
 depend on the path. It may also offer:
 
 * ``kernel_name``: what ``tinyrt profile``, ``trace`` and ``code`` show as the kernel;
-* ``specialize(args)``: a call for one input signature of the compiled program (tinyrt/program.py), with
-  everything that follows from the shapes bound once; returns (call, work) or None.
+* ``specialize(args, fixed)``: a call for one input signature of the compiled program (tinyrt/program.py),
+  with everything that follows from the shapes bound once (``fixed[j]``: input j has the same value on
+  every run); returns (call, work) or None.
 
-One module per kernel family: conv.py (Conv, FusedConv, Gemm), pool.py, eltwise.py, detection.py; and
+One module per kernel family: conv.py (Conv, FusedConv, Gemm), pool.py, eltwise.py, detection.py,
+channels.py (ConcatShuffle, channel Slices); and
 numpy_conv.py, the numpy path's prepared Conv.
 """
 from ..ops.registry import TINYRT_DOMAIN
+from .channels import _channel_slice, _concat_shuffle
 from .conv import _conv, _gemm
 from .detection import _nms
 from .eltwise import _AddKernel, _MulKernel, _QuantizeDequantizeKernel, _SoftmaxKernel
@@ -32,6 +35,8 @@ WRAPPERS = {
     ("", "Mul"): lambda backend, step, constants: _MulKernel(backend, step),
     ("", "Add"): lambda backend, step, constants: _AddKernel(backend, step),
     ("", "NonMaxSuppression"): _nms,
+    (TINYRT_DOMAIN, "ConcatShuffle"): _concat_shuffle,
+    ("", "Slice"): _channel_slice,
     (TINYRT_DOMAIN, "QuantizeDequantize"): lambda backend, step, constants: _QuantizeDequantizeKernel(
         backend, step, step.inputs[1] in constants),
 }

@@ -26,11 +26,14 @@ from .layout import empty_aligned, to_channels_last
 # threads, how many threads that run has, and which input the residual is (``z_at``). A QDQ model's
 # rounding (eltwise.py's _QuantizeDequantizeKernel) is a layer too: kind "round", floats (low, high,
 # scale), its addend (a residual Add folded in) at input 2. A squeeze-excite block's GlobalAveragePool
-# ("gap") and scaling Mul ("scale": x at input ``x_at``, the scales at ``z_at``) are layers as well.
+# ("gap") and scaling Mul ("scale": x at input ``x_at``, the scales at ``z_at``) are layers as well, and so
+# are a ShuffleNet's channel shuffle ("shuffle": its two inputs at 0 and ``z_at`` = 1) and the channel
+# slices that split its units ("slice": ints (the first channel,); kernel_wrappers/channels.py).
 Layer = namedtuple("Layer", "kind ints act floats w bias x_shape y_shape has_z threaded threads z_at x_at",
                    defaults=(3, 0))
 NO_WEIGHTS = np.zeros(1, np.float32)  # a layer without weights or bias (the table wants addresses)
-_WHAT = {"gap": "pooling", "scale": "scaling", "round": "rounding"}  # a segment's layers that are not convs
+_WHAT = {"gap": "pooling", "scale": "scaling", "round": "rounding", "shuffle": "shuffle",
+         "slice": "channel slice"}  # a segment's layers that are not convs
 
 ALIGN = 16           # floats: every value in the arena starts on a 64-byte boundary
 _READ_OUTSIDE = -1   # a reader that is not a step: the graph's outputs, a subgraph
@@ -57,7 +60,7 @@ class Segment:
         self.layers = [call.layer for call in self.calls]  # (their weights: the table has their addresses)
         counts = Counter(_WHAT.get(layer.kind, "conv") for layer in self.layers)
         self.op_type = ", ".join("%d %s%s" % (counts[what], what, "" if counts[what] == 1 else "s")
-                                 for what in ("conv", "pooling", "scaling", "rounding")
+                                 for what in ("conv", "pooling", "scaling", "rounding", "shuffle", "channel slice")
                                  if counts[what] or what == "conv")  # what ``tinyrt code`` says of it
         self.out_shape = self.layers[-1].y_shape
         self._table(plan, self.layers)
@@ -79,7 +82,8 @@ class Segment:
         for j, (i, layer) in enumerate(zip(self.steps, layers)):
             step, row = plan.steps[i], table[j]
             row[ks.KIND] = {"pointwise": ks.POINTWISE, "depthwise": ks.DEPTHWISE, "im2col": ks.IM2COL,
-                            "round": ks.ROUND, "gap": ks.GAP, "scale": ks.SCALE}[layer.kind]
+                            "round": ks.ROUND, "gap": ks.GAP, "scale": ks.SCALE, "shuffle": ks.SHUFFLE,
+                            "slice": ks.SLICE}[layer.kind]
             row[ks.THREADED] = layer.threaded
             row[ks.X_SRC], row[ks.X_OFF] = where[step.inputs[layer.x_at]]
             row[ks.XN:ks.XC + 1] = layer.x_shape
@@ -127,8 +131,10 @@ class Segment:
         values = dict(self.weights_of)
         values[self.input] = X
         for (x, w, b, z), call, i in zip(self.wiring, self.calls, self.steps):
-            if call.layer.kind == "gap":
+            if call.layer.kind in ("gap", "slice"):
                 y = call(values[x])
+            elif call.layer.kind == "shuffle":  # its two inputs (x1, x2; their shapes are fixed)
+                y = call(values[x], values[w])
             elif call.layer.kind == "scale":
                 y = call(values[x], values[w])
             elif call.layer.z_at == 2:  # a rounding: x, scale, addend
@@ -161,9 +167,11 @@ class _Arena:
         del self.used[offset]
 
 
-def find(plan, special):
+def find(plan, special, folded=()):
     """{first step index: Segment} for the runs of ``special``'s layers (convs, roundings: the calls that
-    carry a ``layer``, all made for one thread count) that can run as one call."""
+    carry a ``layer``, all made for one thread count) that can run as one call. ``folded``: steps that the
+    program does not run (their results are constants of the signature, as a Slice's bounds worked out
+    from a Shape): a run goes on over them, and their reading a value inside it does not count."""
     layers = {i: call.layer for i, (call, _) in special.items() if getattr(call, "layer", None) is not None}
     if len({layer.threads for layer in layers.values()}) > 1:
         return {}  # (a program's layers are specialised at one width)
@@ -171,6 +179,8 @@ def find(plan, special):
         return {}
     readers = {}
     for i, step in enumerate(plan.steps):
+        if i in folded:
+            continue
         for name in step.inputs:
             readers.setdefault(name, set()).add(i)
         for name in free_values(step.node):
@@ -178,7 +188,7 @@ def find(plan, special):
     for name in plan.output_names:
         readers.setdefault(name, set()).add(_READ_OUTSIDE)
     found = {}
-    for run in _runs(plan, layers):
+    for run in _runs(plan, layers, folded):
         if len(run) >= 2:
             members = set(run)  # what is made inside and read outside too: the segment returns it as well
             exports = [plan.steps[i].outputs[0] for i in run[:-1]
@@ -187,16 +197,18 @@ def find(plan, special):
     return found
 
 
-def _runs(plan, layers):
-    """Runs of consecutive layer steps whose inputs are the run's first input or made inside it."""
+def _runs(plan, layers, folded=()):
+    """Runs of consecutive layer steps (but for ``folded`` ones between) whose inputs are the run's first
+    input or made inside it."""
     runs, run, made = [], None, set()
     for i, step in enumerate(plan.steps):
         layer = layers.get(i)
         if layer is None:
-            run = None
+            if i not in folded:
+                run = None
             continue
         reads = _reads(step, layer)
-        if run is not None and run[-1] == i - 1 and \
+        if run is not None and \
                 all(name == plan.steps[run[0]].inputs[0] or name in made for name in reads):
             run.append(i)
         elif all(name == step.inputs[0] for name in reads):
