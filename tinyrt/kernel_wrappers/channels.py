@@ -42,7 +42,7 @@ class _ConcatShuffleKernel(KernelWrapper):
         return (to_channels_last(X1).reshape(N * H * W, C), to_channels_last(X2).reshape(N * H * W, C),
                 y.reshape(N * H * W, 2 * C))
 
-    def specialize(self, args, fixed=()):
+    def specialize(self, args, fixed):
         """This shuffle for one signature of the compiled program (see _ConvKernel.specialize), and the layer
         a segment runs it as."""
         if not (fixed_after(args, fixed, len(args) - 2) and self._shuffles(args, self.step_attrs)):
@@ -72,7 +72,7 @@ class _ChannelSliceKernel(KernelWrapper):
     def __call__(self, *args, **attrs):
         return self.ref(*args, **(attrs or self.step_attrs))
 
-    def specialize(self, args, fixed=()):
+    def specialize(self, args, fixed):
         """The numpy op's prepared call, which a segment may take as a layer when it slices channels only."""
         made = prepare(self.ref, args, fixed, self.step_attrs)
         X = args[0]

@@ -162,7 +162,7 @@ class _ConvKernel(KernelWrapper):
             return self.ref(X, W, B, Z, **attrs)
         return self.ref(X, W, B, **attrs)
 
-    def specialize(self, args, fixed=()):
+    def specialize(self, args, fixed):
         """This conv for one signature of the compiled program (``args``: the first run's inputs): the
         geometry, packed weights and scalar arguments bound once, the limits checked and its work counted
         by the program (``work``), and the kernel entered past numba's dispatcher. Returns (call, work), or
@@ -317,7 +317,7 @@ class _GemmKernel(KernelWrapper):
             + (False,), threaded)
         return y.reshape(N, M)
 
-    def specialize(self, args, fixed=()):
+    def specialize(self, args, fixed):
         """This Gemm for one signature of the compiled program (see _ConvKernel.specialize)."""
         A = args[0]
         K, M = self.B.shape

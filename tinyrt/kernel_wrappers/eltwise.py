@@ -56,7 +56,7 @@ class _MulKernel(KernelWrapper):
             return y.transpose(0, 3, 1, 2)
         return self.ref(A, B, **attrs)
 
-    def specialize(self, args, fixed=()):
+    def specialize(self, args, fixed):
         """This Mul for one signature of the compiled program (see _ConvKernel.specialize)."""
         A, B = args[:2]
         if not (type(A) is np.ndarray and type(B) is np.ndarray and A.dtype == np.float32
@@ -105,7 +105,7 @@ class _AddKernel(KernelWrapper):
             return y if back is None else y.transpose(back)
         return self.ref(A, B, **attrs)
 
-    def specialize(self, args, fixed=()):
+    def specialize(self, args, fixed):
         """For the compiled program: adds this kernel would not take go straight to numpy's add (the
         same numbers: an IEEE sum either way); the others keep the general call."""
         A, B = args[:2]
@@ -140,7 +140,7 @@ class _QuantizeDequantizeKernel(KernelWrapper):
             return y if back is None else y.transpose(back)
         return self.ref(x, scale, addend, low=low, high=high)
 
-    def specialize(self, args, fixed=()):
+    def specialize(self, args, fixed):
         """This rounding for one signature of the compiled program (see _ConvKernel.specialize): the kernel
         entered past numba's dispatcher, for the memory layout of ``args`` (C order, or channels-last
         under an NCHW view); arrays laid out otherwise take ``__call__``. The same kernel and arguments:

@@ -100,7 +100,7 @@ class _NumpyConv:
             self.fused.apply_activation(y, self.activation, self.params)
         return y
 
-    def specialize(self, args, fixed=()):
+    def specialize(self, args, fixed):
         """This conv for one signature of the compiled program (tinyrt/program.py): what ``__call__`` works
         out per call (the geometry, the depthwise conv's phases and their tiled weights, the checks and the
         work) done once. Returns (call, work), or None where every call must go through ``__call__``."""

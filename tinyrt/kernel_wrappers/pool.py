@@ -42,7 +42,7 @@ class _PoolKernel(KernelWrapper):
             self.backend.pool.run(self.k.pool.avg_pool, (x, y) + geometry + (g.end[0], g.end[1], self.include_pad))
         return y.transpose(0, 3, 1, 2)  # channels-last memory, like the convs' results
 
-    def specialize(self, args, fixed=()):
+    def specialize(self, args, fixed):
         """This pool for one signature of the compiled program (see _ConvKernel.specialize)."""
         X = args[0]
         if type(X) is not np.ndarray or X.dtype != np.float32 or X.ndim != 4:
@@ -81,7 +81,7 @@ class _GlobalAvgPoolKernel(KernelWrapper):
         self.backend.pool.run(self.k.pool.global_avg_pool, (X.transpose(0, 2, 3, 1).reshape(N, H * W, C), y), False)
         return y.reshape(N, C, 1, 1)
 
-    def specialize(self, args, fixed=()):
+    def specialize(self, args, fixed):
         """This pool for one signature of the compiled program (see _ConvKernel.specialize)."""
         X = args[0]
         if type(X) is not np.ndarray or X.dtype != np.float32 or not channels_last_memory(X):
