@@ -178,6 +178,8 @@ def shape_list(a, what):
     if a.size > MAX_SHAPE_ENTRIES:
         from .errors import InputError
         raise InputError("%s: a shape-like input of %d entries (ranks stop at %d)" % (what, a.size, MAX_RANK))
+    if a.dtype.kind in "iu":  # (the usual int64 shape: tolist gives the same Python ints, ten times faster)
+        return a.reshape(-1).tolist()
     return [int(v) for v in a.reshape(-1)]
 
 

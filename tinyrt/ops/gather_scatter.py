@@ -49,14 +49,17 @@ def _indices(indices, dim, op_name):
 @op("Gather", 1, 11, 13)  # 11: negative indices allowed; 13: bfloat16
 def gather_1(data, indices, *, axis=0):
     a = _axis(axis, data.ndim, "Gather")
-    limits.check_shape(data.shape[:a] + np.shape(indices) + data.shape[a + 1:], data.dtype, "Gather")
-    i = np.asarray(indices)
+    i = indices if type(indices) is np.ndarray else np.asarray(indices)
+    shape = data.shape[:a] + i.shape + data.shape[a + 1:]
+    if len(shape) > limits.MAX_RANK:
+        limits.check_shape(shape, data.dtype, "Gather")  # (raises: a rank numpy does not have)
+    limits.check_count(limits.nominal_count(shape), data.itemsize, "Gather")  # (an array's dims: none negative)
     if i.dtype == np.intp:  # (int64 indices on a 64-bit machine) np.take checks the range itself, as Gather
         try:                # wants it: [-size, size), negatives from the end; without a pass of our own
-            return np.take(data, i, axis=a)
+            return data.take(i, axis=a)
         except IndexError:
             raise InputError("Gather: an index is out of range for an axis of size %d" % data.shape[a]) from None
-    return np.take(data, _indices(i, data.shape[a], "Gather"), axis=a)
+    return data.take(_indices(i, data.shape[a], "Gather"), axis=a)
 
 
 @prepared(gather_1)
@@ -73,9 +76,15 @@ def _prepare_gather(fn, args, fixed, attrs):
         def gather_prepared(data, indices):
             return data[key].copy()
         return gather_prepared
+    if checked.ndim == 0:  # one element of a vector (a length from a Shape): a 0-d array, where np.take
+        key = (int(checked), Ellipsis)  # gives a numpy scalar the program would have to turn into one
+
+        def gather_prepared(data, indices):
+            return data[key].copy()
+        return gather_prepared
 
     def gather_prepared(data, indices):
-        return np.take(data, checked, axis=a)
+        return data.take(checked, axis=a)
     return gather_prepared
 
 
@@ -146,6 +155,8 @@ def gather_nonzero(data, mask):
         raise InputError("GatherND: indices [n, %d] (the NonZero of a mask %s) do not fit data %s"
                          % (r, mask.shape, data.shape))
     if mask.shape == data.shape[:r]:  # the usual case: a mask over data's leading axes
+        if r == 1 and data.ndim > 1:  # rows of a matrix (a detector's boxes of one class): numpy's boolean
+            return data.take(mask.nonzero()[0], axis=0)  # index of rows costs 8 times this
         return data[mask.astype(bool, copy=False)]
     where = np.nonzero(mask)
     for axis, idx in enumerate(where):
