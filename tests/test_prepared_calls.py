@@ -145,3 +145,70 @@ def test_the_shape_of_a_value_sized_by_data_is_sized_by_its_rank_checked_every_r
     source = sess.plan.last_program.source
     assert "_rank_changed" in source and "gather_prepared" in source
     assert source.count("_checked") == 2, source  # the Compress and the Reshape only
+
+
+def _one_class_of_a_detector():
+    """torchvision's post-processing of one class, in miniature: the scores above a threshold and their
+    boxes (x[mask]: GatherNonZero), the best k = min(3, count) of them (TopK), their boxes, and a label
+    for each (ConstantOfShape of their Shape): every size depends on the data."""
+    f, i64 = TensorProto.FLOAT, TensorProto.INT64
+    nodes = [helper.make_node("Gather", ["scores", "c"], ["s"], axis=1),
+             helper.make_node("Greater", ["s", "threshold"], ["m"]),
+             helper.make_node("NonZero", ["m"], ["nz"]),
+             helper.make_node("Transpose", ["nz"], ["idx"], perm=[1, 0]),
+             helper.make_node("GatherND", ["s", "idx"], ["kept"]),
+             helper.make_node("GatherND", ["boxes", "idx"], ["kept_boxes"]),
+             helper.make_node("Shape", ["kept"], ["n"]),
+             helper.make_node("Gather", ["n", "zero"], ["n0"], axis=0),
+             helper.make_node("Min", ["three", "n0"], ["k0"]),
+             helper.make_node("Reshape", ["k0", "one"], ["k"]),
+             helper.make_node("TopK", ["kept", "k"], ["values", "order"], axis=0),
+             helper.make_node("Gather", ["kept_boxes", "order"], ["best"], axis=0),
+             helper.make_node("Shape", ["values"], ["nv"]),
+             helper.make_node("ConstantOfShape", ["nv"], ["labels"],
+                              value=numpy_helper.from_array(np.array([7], np.int64)))]
+    inits = [_const("c", np.array(1, np.int64)), _const("threshold", np.float32(0.5)),
+             _const("zero", np.array(0, np.int64)), _const("three", np.array(3, np.int64)),
+             _const("one", np.array([1], np.int64))]
+    return _model(nodes, [helper.make_tensor_value_info("scores", f, [6, 2]),
+                          helper.make_tensor_value_info("boxes", f, [6, 4])],
+                  [helper.make_tensor_value_info(name, t, None)
+                   for name, t in (("values", f), ("best", f), ("labels", i64))], inits)
+
+
+@pytest.mark.parametrize("chosen", [[0, 3], [1, 2, 4, 5], []])  # two, four (TopK keeps 3), none (empty)
+def test_steps_sized_by_data_are_checked_and_charged_by_the_program_as_step_by_step(chosen):
+    """The program checks and charges a step sized by data with a checker of its own (program_checks.checker:
+    the bytes of inputs sized by the signature summed once): the same results as onnxruntime's, the same
+    work spent as the step-by-step run (empty results at their nominal bytes), and a budget one byte short
+    stops both runs with a LimitError."""
+    from tinyrt import limits
+    data = _one_class_of_a_detector()
+    sess = tinyrt.InferenceSession(data)
+    oracle = ort.InferenceSession(data)
+    scores = np.full((6, 2), 0.25, np.float32)
+    scores[chosen, 1] = np.float32(0.75) + np.arange(len(chosen), dtype=np.float32) / 8
+    feeds = {"scores": scores, "boxes": np.arange(24, dtype=np.float32).reshape(6, 4)}
+    for _ in range(3):
+        for got, want in zip(sess.run(None, feeds), oracle.run(None, feeds)):
+            np.testing.assert_array_equal(got, want)
+    plan = sess.plan
+    source = plan.last_program.source
+    assert "_checked_one(" not in source and "_checked(" not in source, source  # each a checker of its own
+
+    def spent(run, work):
+        with limits.scope(1 << 20, work) as budget:
+            results = run()
+        return work - budget.work, results
+
+    for _ in range(2):  # the program of this limit's signature made (the first run of one goes step by step)
+        spent(lambda: plan.run(dict(feeds)), 1 << 40)
+    step_by_step, want = spent(lambda: plan.run_steps(dict(feeds)), 1 << 40)
+    program, got = spent(lambda: plan.run(dict(feeds)), 1 << 40)
+    assert program == step_by_step
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
+    for run in (lambda: plan.run_steps(dict(feeds)), lambda: plan.run(dict(feeds))):
+        spent(run, step_by_step)  # exactly enough
+        with pytest.raises(limits.LimitError, match="more work than"):
+            spent(run, step_by_step - 1)

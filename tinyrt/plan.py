@@ -128,6 +128,13 @@ class Plan:
         lengths = {}  # step index -> the length of a "ranked" step's result (a Shape of a value sized by data)
         folded = {}
         special = {}  # step index -> (call, work): a call prepared for this signature (steps.prepared_call)
+        # a dynamic step whose inputs and outputs were arrays (or absent) -> each input's bytes where they are
+        # the same on every run (its size follows from the signature: a name in ``sized``), else None
+        plain = {}
+        sized = set(self.constants)
+        sized.update(name for name, v in zip(self.input_names + self.free_names, inputs + outer)
+                     if type(v) is np.ndarray)
+        sized.update(x for step, kind in zip(self.steps, kinds) if kind != "dynamic" for x in step.outputs)
 
         def record(step, args, compute):
             if stop is not None and stop.terminate:
@@ -144,6 +151,9 @@ class Plan:
                     special[i] = made
             elif kinds[i] == "ranked":
                 lengths[i] = results[0].size
+            elif kinds[i] == "dynamic" and not step.subplans and all(type(r) is np.ndarray for r in results) \
+                    and all(a is None or type(a) is np.ndarray for a in args):
+                plain[i] = tuple(limits.nbytes(a) if not x or x in sized else None for x, a in zip(step.inputs, args))
             return results
 
         index = {id(step): i for i, step in enumerate(self.steps)}
@@ -151,7 +161,7 @@ class Plan:
         results = self.run_steps(feeds, outer_env, record, env_of)
         if len(self._programs) >= program.MAX_PROGRAMS:
             self._programs.clear()
-        self._programs[key] = self.last_program = program.Program(self, kinds, costs, folded, special, lengths)
+        self._programs[key] = self.last_program = program.Program(self, kinds, costs, folded, special, lengths, plain)
         return results
 
     def _checked_first_run(self, key, feeds, outer_env, inputs, outer, stop=None):

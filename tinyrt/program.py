@@ -54,7 +54,8 @@ from .errors import InputError, ModelError, RunTerminated, TinyrtError
 from .kernel_wrappers.segment import find as find_segments
 from .ops.registry import TINYRT_DOMAIN
 from .order import free_values, names_read
-from .steps import _account, _shapes, call, normalize
+from .program_checks import _checked, _checked_one, _many, _one, checker
+from .steps import _shapes, call
 
 FILENAME = "<tinyrt program>"
 MAX_PROGRAMS = 8          # signatures kept per plan (a dynamic batch fed 1, 2, ... sizes)
@@ -87,7 +88,9 @@ for _op in ("Reshape Squeeze Unsqueeze Split Expand Tile TopK OneHot Upsample Re
     SIZED_BY[_op] = (1,)
 SIZED_BY.update({"Slice": (1, 2, 3, 4), "Pad": (1, 3), "Resize": (2, 3), "ConstantOfShape": (0,),
                  "Range": (0, 1, 2), "ConcatShuffle": (-2, -1)})  # (its last two inputs are shapes)
+SIZED_BY["Constant"] = ()  # (the passes make a graph's Constants initializers, not a subgraph's: an If's)
 SHAPE_OPS = {"Shape", "Size"}  # their values follow from their input's size alone
+CONSTANT_OPS = {"Constant"}    # and theirs from their attributes
 _DOMAINS = ("", TINYRT_DOMAIN)
 
 
@@ -127,7 +130,7 @@ def classify(plan, inputs, outer):
         if rule is not None and not step.subplans and all(x in sized for x in used) and all(
                 i >= len(step.inputs) or not step.inputs[i] or step.inputs[i] in valued for i in rule):
             kind = "static"
-            if node.op_type in SHAPE_OPS or (used and all(x in valued for x in used)):
+            if node.op_type in SHAPE_OPS or node.op_type in CONSTANT_OPS or (used and all(x in valued for x in used)):
                 kind = "fold"
         elif node.op_type in SHAPE_OPS and node.domain in _DOMAINS and not step.subplans:
             kind = "ranked"
@@ -142,7 +145,7 @@ def classify(plan, inputs, outer):
 class Program:
     """One plan's run, compiled for one signature: ``run(inputs, outer)`` -> list of outputs."""
 
-    def __init__(self, plan, kinds, costs, folded, special=None, lengths=None):
+    def __init__(self, plan, kinds, costs, folded, special=None, lengths=None, plain=()):
         self.plan = plan
         self.lines = {}           # line of the source -> step index
         self.static_cost = 0
@@ -248,7 +251,10 @@ class Program:
                 call = "%s(%s)" % (fname, ", ".join(args + keywords))
                 g["s%d" % i] = step
                 one = len(step.outputs) == 1 and step.outputs[0]
-                if kind == "dynamic":
+                if kind == "dynamic" and i in plain:  # checked and charged knowing what it reads (checker)
+                    g["_checked_%d" % i] = checker(step, plain[i], one)
+                    call = "_checked_%d(%s, (%s))" % (i, call, _tuple(args))
+                elif kind == "dynamic":
                     call = "%s(s%d, %s, (%s))" % ("_checked_one" if one else "_checked", i, call, _tuple(args))
                 elif len(step.outputs) != 1:
                     call = "_many(s%d, %s)" % (i, call)
@@ -390,28 +396,6 @@ def _as_tinyrt(step, args, e):
     return InputError("%s failed on inputs (%s): %s: %s" % (step.node.describe(), _shapes(args), type(e).__name__, e))
 
 
-def _one(step, result):
-    """A single-output step's result that is not an ndarray (a scalar, a list, a sequence), normalised."""
-    if isinstance(result, np.generic):  # (the usual one: a ufunc of 0-d arrays gives a numpy scalar)
-        return np.asarray(result)
-    return normalize(step, result)[0]
-
-
-def _many(step, result):
-    return normalize(step, result)
-
-
-def _checked(step, result, args):
-    """A step whose sizes depend on data: normalised, checked and charged as ``steps.call`` does."""
-    if result.__class__ is tuple and len(result) == len(step.node.outputs) and \
-            all(r.__class__ is np.ndarray for r in result):
-        results = list(result)  # what normalize makes of it (a TopK's values and indices), without its tests
-    else:
-        results = normalize(step, result)
-    _account(step, args, results)
-    return results
-
-
 class RankChanged(Exception):
     """A value sized by data came with another rank than on the program's first run (a Shape of it is
     longer or shorter): ``Plan.run`` runs this signature step by step from then on."""
@@ -419,15 +403,6 @@ class RankChanged(Exception):
 
 def _rank_changed(i):
     raise RankChanged(i)
-
-
-def _checked_one(step, result, args):
-    """``_checked`` for a step with one output, its result returned: the usual case (an array) without
-    normalising it into a list (a detector's post-processing runs a thousand of these a run)."""
-    if result.__class__ is not np.ndarray:
-        return _checked(step, result, args)[0]
-    _account(step, args, (result,))
-    return result
 
 
 def _subplan_caller(step, plan):

@@ -1,0 +1,97 @@
+"""The checks of a compiled program (program.py) on what its steps return: a result that is not an array
+made one (``_one``), and a step whose sizes depend on data checked against the tensor limit and charged to
+the run's work budget as ``steps._account`` does (``_checked_one``, ``_checked``), or, for a step whose inputs
+and outputs were arrays on the first run, by a ``checker`` made for it: the bytes of its inputs whose sizes
+follow from the signature summed once, only the others looked at as it runs."""
+import numpy as np
+
+from . import limits
+from .steps import _account, normalize
+
+
+def _one(step, result):
+    """A single-output step's result that is not an ndarray (a scalar, a list, a sequence), normalised."""
+    if isinstance(result, np.generic):  # (the usual one: a ufunc of 0-d arrays gives a numpy scalar)
+        return np.asarray(result)
+    return normalize(step, result)[0]
+
+
+def _many(step, result):
+    return normalize(step, result)
+
+
+def _checked(step, result, args):
+    """A step whose sizes depend on data: normalised, checked and charged as ``steps.call`` does."""
+    if result.__class__ is tuple and len(result) == len(step.node.outputs) and \
+            all(r.__class__ is np.ndarray for r in result):
+        results = list(result)  # what normalize makes of it (a TopK's values and indices), without its tests
+    else:
+        results = normalize(step, result)
+    _account(step, args, results)
+    return results
+
+
+def _checked_one(step, result, args):
+    """``_checked`` for a step with one output, its result returned: the usual case (an array) without
+    normalising it into a list (a detector's post-processing runs a thousand of these a run)."""
+    if result.__class__ is not np.ndarray:
+        return _checked(step, result, args)[0]
+    _account(step, args, (result,))
+    return result
+
+
+def checker(step, sizes, one):
+    """``check(result, args)``: ``_checked_one`` (``one``) or ``_checked`` for ``step``, whose inputs' bytes
+    are ``sizes`` (one per input: the same on every run, or None: read as it runs), as ``steps._account``
+    counts them; empty arrays at their nominal bytes (``limits.nbytes``)."""
+    fixed = limits.STEP_COST + sum(n for n in sizes if n is not None)
+    varying = tuple(j for j, n in enumerate(sizes) if n is None)
+    outputs = len(step.node.outputs)
+
+    def spend(budget, written, args):
+        """Check ``written`` (the bytes of one output, or all) against the tensor limit; spend it and what
+        ``args`` read; LimitError, naming the node, past either."""
+        limit = budget.tensor_bytes
+        if limit is not None and written > limit:
+            limits.check_count(written, 1, step.node.describe())  # (raises)
+        if budget.work is not None:
+            read = fixed
+            for j in varying:
+                a = args[j]
+                read += a.nbytes or _nominal_bytes(a)
+            budget.work -= written + read
+            if budget.work < 0:
+                limits.spend(0, step.node)  # (raises)
+
+    def check_one(result, args):
+        if result.__class__ is not np.ndarray:
+            return _checked(step, result, args)[0]
+        spend(limits.current(), result.nbytes or _nominal_bytes(result), args)
+        return result
+
+    def check(result, args):
+        if result.__class__ is not tuple or len(result) != outputs or \
+                not all(r.__class__ is np.ndarray for r in result):
+            return _checked(step, result, args)
+        budget = limits.current()
+        limit = budget.tensor_bytes
+        written = 0
+        for r in result:
+            n = r.nbytes or _nominal_bytes(r)
+            if limit is not None and n > limit:
+                limits.check_count(n, 1, step.node.describe())  # (raises)
+            written += n
+        spend(budget, written, args)
+        return result
+
+    return check_one if one else check
+
+
+def _nominal_bytes(a):
+    """``limits.nbytes`` of an array whose ``nbytes`` is 0 (an empty one: its dims counted as at least 1):
+    a detector's classes with no box above the threshold make hundreds a run."""
+    n = a.itemsize
+    for d in a.shape:
+        if d > 1:
+            n *= d
+    return n
