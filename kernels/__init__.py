@@ -11,6 +11,7 @@ kernel keeps the contract of tinyrt's numpy op of the same name and is tested ag
     stem.py    the first conv (few taps, the model's NCHW input) straight from the input, with no im2col
                buffer: 8 pixels by 1-2 vectors of output channels in registers over the taps.
     gemm.py    the register-blocked GEMM tile under those convs, with its weights packed once.
+    qgemm.py   a Gemm whose weights the file stores as int8 (a quantized classifier head), reading them so.
     pool.py    2-D MaxPool and AveragePool on channels-last memory (padding, ceil mode, dilations,
                count_include_pad).
     eltwise.py the tails that are left after fusion: channel scaling (squeeze-excite Mul) and Add.
@@ -130,7 +131,7 @@ def load():
             raise ImportError(why)
         from ._simd import LANES
         _install_cache_locator("%s-%s-simd%d" % (__name__, _sources_digest(), LANES))
-        from . import channels, conv, gemm, pool, eltwise, detection, segment, stem  # noqa: F401
+        from . import channels, conv, gemm, pool, eltwise, detection, qgemm, segment, stem  # noqa: F401
         from ._pool import POOL
         _loaded = sys.modules[__name__]
     return _loaded

@@ -8,6 +8,7 @@ operation (``vfmadd231ps`` on x86, ``fmla`` on Arm).
 
     load(addr)              the LANES floats at addr (any alignment)
     load_first(addr, n)     the first n floats at addr, zeros after; nothing past them is read
+    load_i8(addr)           the LANES int8 at addr, as floats (exact: kernels/qgemm.py's int8 weights)
     store(addr, v)          v to addr
     store_first(addr, v, n) the first n lanes of v to addr; nothing past them is written
     splat(x), splat_load(addr)   x (or the float at addr) in every lane
@@ -121,6 +122,18 @@ def load(typingctx, addr):
 
     def codegen(context, builder, sig, args):
         return builder.load(_pointer(builder, args[0], _VEC), align=4)
+    return f32vec(addr), codegen
+
+
+@intrinsic
+def load_i8(typingctx, addr):
+    if not _is_int(addr):
+        return None
+
+    def codegen(context, builder, sig, args):
+        i8v = ir.VectorType(ir.IntType(8), LANES)
+        q = builder.load(_pointer(builder, args[0], i8v), align=1)
+        return builder.sitofp(builder.sext(q, ir.VectorType(_I32, LANES)), _VEC)
     return f32vec(addr), codegen
 
 

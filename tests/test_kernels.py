@@ -270,6 +270,35 @@ def test_gemm_with_constant_weights(case):
     assert bound == ["_GemmKernel" if (alpha, beta) == (1.0, 1.0) and c_shape != (N, M) else "function"]
 
 
+# N, K, M: kernels/qgemm.py's 4-row tiles (a last one of 1-3 rows), single rows over two panels (a partial
+# second one, or a last panel alone), columns not a multiple of the SIMD width, one column
+QGEMMS = [(1, 1280, 1000), (1, 7, 5), (1, 70, 100), (3, 33, 65), (5, 20, 31), (9, 64, 100), (2, 10, 96), (4, 3, 1)]
+
+
+@pytest.mark.parametrize("case", QGEMMS, ids=[str(i) for i in range(len(QGEMMS))])
+@pytest.mark.parametrize("blocks", ["one", "per panel"])
+def test_int8_weight_gemm_is_its_reference(case, blocks):
+    """kernels/qgemm.py's gemm (int8 weights, a scale and bias per column) against its numpy reference, in
+    one block or in blocks of one panel (the threaded split): the same numbers both ways."""
+    N, K, M = case
+    k = kernels_select._import_kernels()
+    rs = np.random.RandomState(N * K + M)
+    x = _rand(N, K, seed=M)
+    q = rs.randint(-128, 128, (K, M)).astype(np.int8)
+    scale = (rs.rand(M) * 0.02 + 1e-3).astype(np.float32)
+    bias = _rand(M, seed=K)
+    packed = (k.qgemm.pack(q), k.gemm.pack_bias(scale), k.gemm.pack_bias(bias))
+    PANEL = k.qgemm.PANEL
+    cols = PANEL if blocks == "per panel" else -(-M // PANEL) * PANEL
+    y = np.full((N, M), np.nan, np.float32)
+    k.qgemm.gemm(x, *packed, y, cols, k._sync.counters(1))
+    _close(y, k.qgemm.reference(x, q, scale, bias))
+    if blocks == "per panel":
+        y1 = np.empty_like(y)
+        k.qgemm.gemm(x, *packed, y1, -(-M // PANEL) * PANEL, k._sync.counters(1))
+        np.testing.assert_array_equal(y, y1)
+
+
 @pytest.mark.parametrize("after_conv", [True, False], ids=["channels-last", "nchw"])
 @pytest.mark.parametrize("shape", [(1, 37, 7, 7), (3, 20, 1, 5)])
 def test_global_average_pool(shape, after_conv):

@@ -399,3 +399,60 @@ def test_rounding_hands_on_whole_steps(kernels, monkeypatch):
     assert [s.node.attrs["activation_params"][0] for s in plain.plan.steps if s.node.op_type == "FusedConv"] == \
         [np.float32(s) for s in scales[:3]]
     assert float(np.abs(got - plain.run(None, {"x": x})[0]).max()) <= np.float32(scales[2]) * 1.0001
+
+
+# weights dtype, zero point (None: absent), per column (else per tensor), transB, rows of A, whether the numba
+# path reads the integers (kernels/qgemm.py): a zero point that leaves q - zp outside int8, or a scale along k,
+# keeps the float weights
+_QGEMMS = [(np.int8, None, True, 1, 1, True), (np.int8, 0, False, 0, 6, True), (np.uint8, 128, True, 1, 3, True),
+           (np.uint8, 128, False, 0, 1, True), (np.uint8, 3, False, 1, 2, False), ("along k", 0, True, 1, 1, False)]
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("case", _QGEMMS, ids=[str(i) for i in range(len(_QGEMMS))])
+def test_gemm_of_dequantized_weights(case, kernels, monkeypatch):
+    """A Gemm whose B is DequantizeLinear of constant 8-bit weights (a QDQ model's classifier head): the
+    numba path reads the integers themselves where q - zp fits int8 and the scale is per output column (or
+    per tensor), else the float weights; the numbers are onnxruntime's and the numpy path's, to float
+    rounding, on one thread and on two (blocks of columns)."""
+    from onnx import TensorProto, helper, numpy_helper
+    from oracle import assert_close
+    from tinyrt import kernel_wrappers
+    dtype, zp, per_column, trans_b, N, reads_int8 = case
+    K, M = 300, 70
+    rs = np.random.RandomState(5)
+    along_k = dtype == "along k"
+    dtype = np.int8 if along_k else dtype
+    shape = (M, K) if trans_b else (K, M)
+    info = np.iinfo(dtype)
+    q = rs.randint(info.min, info.max + 1, shape).astype(dtype)
+    axis = trans_b if along_k else 1 - trans_b  # B's axis of k, or of output columns (0 with transB)
+    n_scales = shape[axis] if per_column else 1
+    scale = (rs.rand(n_scales) * 0.01 + 1e-3).astype(np.float32).reshape((-1,) if per_column else ())
+    inits = {"q": q, "s": scale, "c": rs.standard_normal(M).astype(np.float32)}
+    dq_inputs = ["q", "s"]
+    if zp is not None:
+        inits["z"] = np.full(scale.shape, zp, dtype)
+        dq_inputs.append("z")
+    nodes = [helper.make_node("DequantizeLinear", dq_inputs, ["b"], axis=axis),
+             helper.make_node("Gemm", ["x", "b", "c"], ["y"], transB=trans_b)]
+    graph = helper.make_graph(nodes, "qgemm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [N, K])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.asarray(v), n) for n, v in inits.items()])
+    data = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    x = rs.standard_normal((N, K)).astype(np.float32)
+    opts = ort.SessionOptions()  # (its optimizations quantize x too for some of these)
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    want = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    if kernels == "numba":
+        pytest.importorskip("numba")
+        monkeypatch.setattr(kernel_wrappers.conv, "PARALLEL_MIN_MACS", 0)  # two threads: blocks of columns
+    for threads in (1, 2):
+        so = tinyrt.SessionOptions()
+        so.kernels, so.intra_op_num_threads = kernels, threads
+        sess = tinyrt.InferenceSession(data, so)
+        bound = type(sess.plan.steps[-1].fn).__name__
+        if kernels == "numba":
+            assert bound == ("_QGemmKernel" if reads_int8 else "_GemmKernel")
+        for _ in range(2):  # the step by step run, then the compiled program
+            assert_close(sess.run(None, {"x": x})[0], want)

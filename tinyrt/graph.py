@@ -193,6 +193,7 @@ class Graph:
         self.outputs = list(outputs)        # ValueSpecs
         self.initializers = dict(initializers or {})  # name -> numpy array
         self.value_info = dict(value_info or {})      # name -> ValueSpec
+        self.dequantized = {}  # name -> (value, integers, scale, zero point, axis): see passes/fold_constants.py
 
     def all_nodes(self):
         """Every node, including those inside subgraphs."""

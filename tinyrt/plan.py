@@ -18,12 +18,21 @@ from .steps import Step, _account, _same, _stopping, call, invoke, normalize, pr
 _STEP_BY_STEP = "step by step"  # a signature's entry in Plan._programs when its program cannot serve it
 
 
+class Constants(dict):
+    """A plan's constants by name; ``dequantized``: those constant folding made from 8-bit integers, with
+    the integers (Graph.dequantized), where they are still that constant: for kernels that read them."""
+
+    def __init__(self, values, dequantized):
+        super().__init__(values)
+        self.dequantized = {name: d for name, d in dequantized.items() if values.get(name) is d[0]}
+
+
 class Plan:
     """A graph ready to run: steps in order, each freeing the values it used last."""
 
     def __init__(self, graph, outer_names=()):
         self.graph = graph
-        self.constants = dict(graph.initializers)
+        self.constants = Constants(graph.initializers, graph.dequantized)
         self.input_names = [v.name for v in graph.inputs]
         self.output_names = [v.name for v in graph.outputs]
         self.free_names = graph_free_values(graph) if outer_names else []

@@ -11,8 +11,8 @@ depend on the path. It may also offer:
   with everything that follows from the shapes bound once (``fixed[j]``: input j has the same value on
   every run); returns (call, work) or None.
 
-One module per kernel family: conv.py (Conv, FusedConv, Gemm), pool.py, eltwise.py, detection.py,
-channels.py (ConcatShuffle, channel Slices); and
+One module per kernel family: conv.py (Conv, FusedConv, Gemm; qgemm.py: Gemm with int8 weights), pool.py,
+eltwise.py, detection.py, channels.py (ConcatShuffle, channel Slices); and
 numpy_conv.py, the numpy path's prepared Conv.
 """
 from ..ops.registry import TINYRT_DOMAIN

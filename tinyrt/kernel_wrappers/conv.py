@@ -4,6 +4,7 @@ import numpy as np
 from .. import limits
 from ..ops.tails import TAILS
 from .base import KernelWrapper
+from .qgemm import qgemm
 from .layout import EMPTY4 as _EMPTY4, aligned, channels_last_memory, empty_aligned, to_channels_last
 from .segment import Layer
 
@@ -359,4 +360,7 @@ def _gemm(backend, step, constants):
         bias = np.broadcast_to(C.reshape(-1), (M,))  # one value per column (or one for all)
     else:
         return None  # C varies by row: the numpy op
-    return _GemmKernel(backend, np.ascontiguousarray(Bt), np.ascontiguousarray(bias), step)
+    bias = np.ascontiguousarray(bias)
+    quantized = qgemm(backend, step, getattr(constants, "dequantized", {}), B, bias, a.get("transB", 0),
+                      PARALLEL_MIN_MACS)
+    return quantized or _GemmKernel(backend, np.ascontiguousarray(Bt), bias, step)

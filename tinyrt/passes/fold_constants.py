@@ -28,6 +28,8 @@ def fold_constants(graph):
     kept = []
     changed = False
     work = [limits.WORK_FLOOR]  # what all the folds of one load may spend together (see tinyrt/limits.py)
+    weights = {n.inputs[1] for n in graph.nodes if n.op_type in ("Gemm", "MatMul") and n.domain == ""
+               and len(n.inputs) > 1}
     for node in topological_order(graph):
         value = _fold(node, constants, known_shapes, work)
         if value is None:
@@ -36,6 +38,8 @@ def fold_constants(graph):
         for name, array in zip(node.outputs, value):
             if name:
                 constants[name] = array
+        if node.op_type == "DequantizeLinear" and node.domain == "" and node.outputs[0] in weights:
+            _keep_integers(graph, node, value[0])
         changed = True
     graph.nodes = kept
     return changed
@@ -77,6 +81,16 @@ def _fold(node, constants, known_shapes, work):
     if any(r.size > budget for r in results):
         return None
     return results
+
+
+def _keep_integers(graph, node, value):
+    """Note in ``graph.dequantized`` the 8-bit integers, scale, zero point and axis a folded DequantizeLinear
+    made ``value`` from (whoever reads them checks that ``value`` is still the constant of that name)."""
+    args = [graph.initializers.get(x) if x else None for x in node.inputs] + [None]
+    q, scale, zp = args[:3]
+    if q is None or q.dtype not in (np.int8, np.uint8) or node.attrs.get("block_size", 0) or scale is None:
+        return
+    graph.dequantized[node.outputs[0]] = (value, q, scale, zp, node.attrs.get("axis", 1))
 
 
 def _zeros_like_shape(shape):
