@@ -442,7 +442,7 @@ _NARROW = """
 import numpy as np, tinyrt, kernels, sys
 from onnx import helper
 sys.path.insert(0, "tests")
-from test_kernels import CONVS, GEMMS, STEMS, _model, _rand, _session, _close
+from test_kernels import CONVS, GEMMS, QGEMMS, STEMS, _model, _rand, _session, _close
 assert kernels.load().gemm.LANES == %d
 for x_shape, M, k, group, strides, pads, dil in [CONVS[i] for i in (0, 2, 4, 7, 9, 18, 19, 20, 21, 22, 23)]:
     inits = {"w": _rand(M, x_shape[1] // group, *k, seed=1), "b": _rand(M, seed=2)}
@@ -463,6 +463,15 @@ data = _model(helper.make_node("Gemm", ["x", "b", "c"], ["y"], transB=1), (N, K)
               {"b": _rand(M, K, seed=6), "c": _rand(M, seed=7)})
 feeds = {"x": _rand(N, K)}
 _close(_session(data, "numba").run(None, feeds)[0], _session(data, "numpy").run(None, feeds)[0])
+k = kernels.load()
+for N, K, M in QGEMMS:
+    rs = np.random.RandomState(K)
+    x, q = _rand(N, K), rs.randint(-128, 128, (K, M)).astype(np.int8)
+    scale, bias = (rs.rand(M) * 0.02).astype(np.float32), _rand(M, seed=3)
+    y = np.empty((N, M), np.float32)
+    k.qgemm.gemm(x, k.qgemm.pack(q), k.gemm.pack_bias(scale), k.gemm.pack_bias(bias), y, k.qgemm.PANEL,
+                 k._sync.counters(1))
+    _close(y, k.qgemm.reference(x, q, scale, bias))
 print("ok")
 """
 
