@@ -55,7 +55,7 @@ class _QGemmKernel(KernelWrapper):
         self.backend.pool.run(self.k.qgemm.gemm, (np.ascontiguousarray(A), wq, sc, bias, y, cols), threaded)
         return y
 
-    def specialize(self, args):
+    def specialize(self, args, fixed):
         """This Gemm for one signature of the compiled program (see conv.py's _ConvKernel.specialize)."""
         A = args[0]
         K, M = self.q.shape
