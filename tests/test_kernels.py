@@ -278,21 +278,26 @@ QGEMMS = [(1, 1280, 1000), (1, 7, 5), (1, 70, 100), (3, 33, 65), (5, 20, 31), (9
 @pytest.mark.parametrize("case", QGEMMS, ids=[str(i) for i in range(len(QGEMMS))])
 @pytest.mark.parametrize("blocks", ["one", "per panel"])
 def test_int8_weight_gemm_is_its_reference(case, blocks):
-    """kernels/qgemm.py's gemm (int8 weights, a scale and bias per column) against its numpy reference, in
-    one block or in blocks of one panel (the threaded split): the same numbers both ways."""
+    """kernels/qgemm.py's gemm (int8 or uint8 weights, a zero point, scale and bias per column) against its
+    numpy reference, in one block or in blocks of one panel (the threaded split): the same numbers both
+    ways."""
     N, K, M = case
     k = kernels_select._import_kernels()
     rs = np.random.RandomState(N * K + M)
     x = _rand(N, K, seed=M)
-    q = rs.randint(-128, 128, (K, M)).astype(np.int8)
+    dtype = np.uint8 if N % 2 else np.int8  # uint8 weights: codes q - 128, offsets 128 - zp
+    info = np.iinfo(dtype)
+    q = rs.randint(info.min, info.max + 1, (K, M)).astype(dtype)
+    zp = rs.randint(info.min, info.max + 1, M).astype(dtype)
     scale = (rs.rand(M) * 0.02 + 1e-3).astype(np.float32)
     bias = _rand(M, seed=K)
-    packed = (k.qgemm.pack(q), k.gemm.pack_bias(scale), k.gemm.pack_bias(bias))
+    codes, off = k.qgemm.codes(q, zp)
+    packed = (k.qgemm.pack(codes), k.gemm.pack_bias(off), k.gemm.pack_bias(scale), k.gemm.pack_bias(bias))
     PANEL = k.qgemm.PANEL
     cols = PANEL if blocks == "per panel" else -(-M // PANEL) * PANEL
     y = np.full((N, M), np.nan, np.float32)
     k.qgemm.gemm(x, *packed, y, cols, k._sync.counters(1))
-    _close(y, k.qgemm.reference(x, q, scale, bias))
+    _close(y, k.qgemm.reference(x, q, zp, scale, bias))
     if blocks == "per panel":
         y1 = np.empty_like(y)
         k.qgemm.gemm(x, *packed, y1, -(-M // PANEL) * PANEL, k._sync.counters(1))
@@ -466,12 +471,13 @@ _close(_session(data, "numba").run(None, feeds)[0], _session(data, "numpy").run(
 k = kernels.load()
 for N, K, M in QGEMMS:
     rs = np.random.RandomState(K)
-    x, q = _rand(N, K), rs.randint(-128, 128, (K, M)).astype(np.int8)
+    x, q, zp = _rand(N, K), rs.randint(0, 256, (K, M)).astype(np.uint8), rs.randint(0, 256, M).astype(np.uint8)
     scale, bias = (rs.rand(M) * 0.02).astype(np.float32), _rand(M, seed=3)
     y = np.empty((N, M), np.float32)
-    k.qgemm.gemm(x, k.qgemm.pack(q), k.gemm.pack_bias(scale), k.gemm.pack_bias(bias), y, k.qgemm.PANEL,
-                 k._sync.counters(1))
-    _close(y, k.qgemm.reference(x, q, scale, bias))
+    codes, off = k.qgemm.codes(q, zp)
+    k.qgemm.gemm(x, k.qgemm.pack(codes), k.gemm.pack_bias(off), k.gemm.pack_bias(scale), k.gemm.pack_bias(bias),
+                 y, k.qgemm.PANEL, k._sync.counters(1))
+    _close(y, k.qgemm.reference(x, q, zp, scale, bias))
 print("ok")
 """
 

@@ -401,19 +401,20 @@ def test_rounding_hands_on_whole_steps(kernels, monkeypatch):
     assert float(np.abs(got - plain.run(None, {"x": x})[0]).max()) <= np.float32(scales[2]) * 1.0001
 
 
-# weights dtype, zero point (None: absent), per column (else per tensor), transB, rows of A, whether the numba
-# path reads the integers (kernels/qgemm.py): a zero point that leaves q - zp outside int8, or a scale along k,
-# keeps the float weights
+# weights dtype, zero point (None: absent; "varied": one per column), per column (else per tensor), transB,
+# rows of A, whether the numba path reads the integers (kernels/qgemm.py): a scale along k keeps the float
+# weights
 _QGEMMS = [(np.int8, None, True, 1, 1, True), (np.int8, 0, False, 0, 6, True), (np.uint8, 128, True, 1, 3, True),
-           (np.uint8, 128, False, 0, 1, True), (np.uint8, 3, False, 1, 2, False), ("along k", 0, True, 1, 1, False)]
+           (np.uint8, 128, False, 0, 1, True), (np.uint8, 3, False, 1, 2, True), (np.uint8, "varied", True, 0, 1, True),
+           (np.int8, "varied", True, 1, 5, True), ("along k", 0, True, 1, 1, False)]
 
 
 @pytest.mark.parametrize("kernels", ["numba", "numpy"])
 @pytest.mark.parametrize("case", _QGEMMS, ids=[str(i) for i in range(len(_QGEMMS))])
 def test_gemm_of_dequantized_weights(case, kernels, monkeypatch):
     """A Gemm whose B is DequantizeLinear of constant 8-bit weights (a QDQ model's classifier head): the
-    numba path reads the integers themselves where q - zp fits int8 and the scale is per output column (or
-    per tensor), else the float weights; the numbers are onnxruntime's and the numpy path's, to float
+    numba path reads the integers themselves where the scale (and zero point) is per output column or per
+    tensor, else the float weights; the numbers are onnxruntime's and the numpy path's, to float
     rounding, on one thread and on two (blocks of columns)."""
     from onnx import TensorProto, helper, numpy_helper
     from oracle import assert_close
@@ -432,7 +433,8 @@ def test_gemm_of_dequantized_weights(case, kernels, monkeypatch):
     inits = {"q": q, "s": scale, "c": rs.standard_normal(M).astype(np.float32)}
     dq_inputs = ["q", "s"]
     if zp is not None:
-        inits["z"] = np.full(scale.shape, zp, dtype)
+        inits["z"] = rs.randint(info.min, info.max + 1, scale.shape).astype(dtype) if zp == "varied" \
+            else np.full(scale.shape, zp, dtype)
         dq_inputs.append("z")
     nodes = [helper.make_node("DequantizeLinear", dq_inputs, ["b"], axis=axis),
              helper.make_node("Gemm", ["x", "b", "c"], ["y"], transB=trans_b)]

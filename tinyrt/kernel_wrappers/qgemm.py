@@ -3,9 +3,8 @@ they are (a quarter of the float weights' bytes), the scale applied per output c
 
 Constant folding turns B = DequantizeLinear(Q, scale, zero point) into float weights and keeps Q beside
 them (passes/fold_constants.py, ``Plan.constants.dequantized``). This wrapper takes a Gemm whose B is such
-a constant, with one scale (and zero point) for all of B or one per output column, and whose Q minus its
-zero point fits int8 (every int8 Q with a zero point of 0, which onnxruntime's quantizer writes for int8
-weights, and uint8 Q around 128); any other Gemm keeps the float kernel (conv.py's _GemmKernel).
+a constant, int8 or uint8, with one scale (and zero point) for all of B or one per output column; any other
+Gemm keeps the float kernel (conv.py's _GemmKernel).
 """
 import numpy as np
 
@@ -14,20 +13,22 @@ from .base import KernelWrapper
 
 
 class _QGemmKernel(KernelWrapper):
-    """Y = (A @ (Q - zp)) * scale + C with A (N, K) float32, on kernels/qgemm.py's ``gemm``."""
+    """Y = (A @ (Q - zp)) * scale + C with A (N, K) float32, on kernels/qgemm.py's ``gemm``: Q's int8 codes
+    and a float offset per column (kernels/qgemm.py ``codes``)."""
 
     kernel_name = 'numba qgemm.gemm (Gemm, int8 weights)'  # what tinyrt profile / trace / code show
 
-    def __init__(self, backend, q, scale, bias, step, min_macs):
+    def __init__(self, backend, q, off, scale, bias, step, min_macs):
         super().__init__(backend, step)
-        self.q, self.scale, self.bias = q, scale, bias  # (K, M) int8, (M,), (M,) float32; packed on first use
-        self.packed = None
+        self.q, self.off, self.scale, self.bias = q, off, scale, bias  # (K, M) int8, 3 x (M,) float32
+        self.packed = None  # (made on first use)
         self.min_macs = min_macs  # fewer multiply-adds run on one thread (conv.py's PARALLEL_MIN_MACS)
 
     def _pack(self):
         if self.packed is None:
             k = self.k
-            self.packed = (k.qgemm.pack(self.q), k.gemm.pack_bias(self.scale), k.gemm.pack_bias(self.bias))
+            self.packed = (k.qgemm.pack(self.q), k.gemm.pack_bias(self.off), k.gemm.pack_bias(self.scale),
+                           k.gemm.pack_bias(self.bias))
         return self.packed
 
     def _blocks(self, N, M):
@@ -49,10 +50,10 @@ class _QGemmKernel(KernelWrapper):
         N = A.shape[0]
         limits.check_shape((N, M), np.float32, "Gemm")
         limits.spend_macs(N * K * M, "Gemm")
-        wq, sc, bias = self._pack()
+        packed = self._pack()
         threaded, cols = self._blocks(N, M)
         y = np.empty((N, M), np.float32)
-        self.backend.pool.run(self.k.qgemm.gemm, (np.ascontiguousarray(A), wq, sc, bias, y, cols), threaded)
+        self.backend.pool.run(self.k.qgemm.gemm, (np.ascontiguousarray(A),) + packed + (y, cols), threaded)
         return y
 
     def specialize(self, args, fixed):
@@ -62,18 +63,18 @@ class _QGemmKernel(KernelWrapper):
         if type(A) is not np.ndarray or A.dtype != np.float32 or A.ndim != 2 or A.shape[1] != K or 0 in A.shape:
             return None
         N = A.shape[0]
-        wq, sc, bias = self._pack()
+        packed = self._pack()
         threads = self.backend.threads
         threaded, cols = self._blocks(N, M)
         backend, run, general = self.backend, self.backend.pool.run, self.__call__
-        entry = backend.pool.entry_point(self.k.qgemm.gemm, (np.empty((N, K), np.float32), wq, sc, bias,
-                                                             np.empty((N, M), np.float32), cols))
+        entry = backend.pool.entry_point(self.k.qgemm.gemm, (np.empty((N, K), np.float32),) + packed + (
+            np.empty((N, M), np.float32), cols))
 
         def call(A, B, C=None, **attrs):
             if backend.threads != threads:
                 return general(A, B, C, **attrs)
             y = np.empty((N, M), np.float32)
-            run(entry, (np.ascontiguousarray(A), wq, sc, bias, y, cols), threaded)
+            run(entry, (np.ascontiguousarray(A),) + packed + (y, cols), threaded)
             return y
         return call, int(N * K * M * limits.MAC_COST)
 
@@ -92,13 +93,8 @@ def qgemm(backend, step, dequantized, B, bias, trans_b, min_macs):
         return None  # a scale along k (or blocked) does not come out of the sum
     if zp is not None and (zp.dtype != q.dtype or zp.size not in (1, scale.size)):
         return None
-    shape = (-1, 1) if out_axis == 0 and scale.size > 1 else (1, -1)
-    d = q.astype(np.int16)
-    if zp is not None:
-        d -= zp.astype(np.int16).reshape(shape if zp.size > 1 else ())
-    if d.size and (d.min() < -128 or d.max() > 127):
-        return None  # does not fit int8: the float weights
-    d = d.astype(np.int8)
     M = B.shape[out_axis]
+    zps = np.zeros(M, q.dtype) if zp is None else np.broadcast_to(zp.reshape(-1), (M,))
+    codes, off = backend.k.qgemm.codes(q.T if trans_b else q, zps)
     cols = np.ascontiguousarray(np.broadcast_to(scale.reshape(-1), (M,)), np.float32)
-    return _QGemmKernel(backend, np.ascontiguousarray(d.T if trans_b else d), cols, bias, step, min_macs)
+    return _QGemmKernel(backend, np.ascontiguousarray(codes), off, cols, bias, step, min_macs)
