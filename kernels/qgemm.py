@@ -67,7 +67,7 @@ def _store2(y, c0, c1, sp, bp, mc):
 
 
 @helper
-def _tile(xp, xs, rows, wp, K, op, sp, bp, yp, ys, mc):
+def _tile(xp, xs, rows, wp, K, op, has_off, sp, bp, yp, ys, mc):
     """rows (1 .. ROWS) rows x one panel (mc of its columns stored): x rows xs bytes apart, y rows ys apart;
     past ``rows`` the last row is read again (never stored)."""
     last = U(rows - 1)
@@ -79,7 +79,9 @@ def _tile(xp, xs, rows, wp, K, op, sp, bp, yp, ys, mc):
     w = U(wp)
     o = U(0)
     for k in range(U(K)):
-        w0, w1 = v.add(v.load_i8(w), o0), v.add(v.load_i8(w + U(LANES)), o1)
+        w0, w1 = v.load_i8(w), v.load_i8(w + U(LANES))
+        if has_off:  # (loop-invariant: LLVM makes two loops)
+            w0, w1 = v.add(w0, o0), v.add(w1, o1)
         w += U(PANEL)
         a = v.splat_load(x0 + o)
         c00, c01 = v.fma(a, w0, c00), v.fma(a, w1, c01)
@@ -101,7 +103,7 @@ def _tile(xp, xs, rows, wp, K, op, sp, bp, yp, ys, mc):
 
 
 @helper
-def _row2(xp, wp, K, op, sp, bp, yp, mc):
+def _row2(xp, wp, K, op, has_off, sp, bp, yp, mc):
     """One row x two neighbouring panels (the second with mc - PANEL columns stored)."""
     z = v.splat(_0)
     c0, c1, c2, c3 = z, z, z, z
@@ -112,8 +114,10 @@ def _row2(xp, wp, K, op, sp, bp, yp, mc):
     o = U(xp)
     for k in range(U(K)):
         a = v.splat_load(o)
-        c0, c1 = v.fma(a, v.add(v.load_i8(wa), o0), c0), v.fma(a, v.add(v.load_i8(wa + U(LANES)), o1), c1)
-        c2, c3 = v.fma(a, v.add(v.load_i8(wb), o2), c2), v.fma(a, v.add(v.load_i8(wb + U(LANES)), o3), c3)
+        w0, w1, w2, w3 = v.load_i8(wa), v.load_i8(wa + U(LANES)), v.load_i8(wb), v.load_i8(wb + U(LANES))
+        if has_off:
+            w0, w1, w2, w3 = v.add(w0, o0), v.add(w1, o1), v.add(w2, o2), v.add(w3, o3)
+        c0, c1, c2, c3 = v.fma(a, w0, c0), v.fma(a, w1, c1), v.fma(a, w2, c2), v.fma(a, w3, c3)
         wa += U(PANEL)
         wb += U(PANEL)
         o += U(4)
@@ -122,9 +126,10 @@ def _row2(xp, wp, K, op, sp, bp, yp, mc):
 
 
 @kernel
-def gemm(x, wq, off, scale, bias, y, cols, ctr):
+def gemm(x, wq, off, has_off, scale, bias, y, cols, ctr):
     """y (N, M) = (x (N, K) @ (Q - zp)) * scale + bias, Q's codes packed by ``pack`` in wq, off, scale and
-    bias padded to whole panels. Blocks of ROWS rows by ``cols`` columns (a multiple of PANEL)."""
+    bias padded to whole panels (off read only when has_off). Blocks of ROWS rows by ``cols`` columns (a
+    multiple of PANEL)."""
     N, K = x.shape
     M = y.shape[1]
     xp, wp, sp, bp, yp = x.ctypes.data, wq.ctypes.data, scale.ctypes.data, bias.ctypes.data, y.ctypes.data
@@ -145,10 +150,10 @@ def gemm(x, wq, off, scale, bias, y, cols, ctr):
             wj, sj, bj = U(wp) + U(j * K * PANEL), U(sp) + U(j * PANEL * 4), U(bp) + U(j * PANEL * 4)
             oj = U(opp) + U(j * PANEL * 4)
             if rows == 1 and mc > PANEL:
-                _row2(xr, wj, K, oj, sj, bj, yr, min(mc, 2 * PANEL))
+                _row2(xr, wj, K, oj, has_off, sj, bj, yr, min(mc, 2 * PANEL))
                 j += 2
             else:
-                _tile(xr, U(K * 4), rows, wj, K, oj, sj, bj, yr, U(M * 4), min(mc, PANEL))
+                _tile(xr, U(K * 4), rows, wj, K, oj, has_off, sj, bj, yr, U(M * 4), min(mc, PANEL))
                 j += 1
         t = finished(ctr, me, total)
     return total

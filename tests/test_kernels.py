@@ -292,7 +292,8 @@ def test_int8_weight_gemm_is_its_reference(case, blocks):
     scale = (rs.rand(M) * 0.02 + 1e-3).astype(np.float32)
     bias = _rand(M, seed=K)
     codes, off = k.qgemm.codes(q, zp)
-    packed = (k.qgemm.pack(codes), k.gemm.pack_bias(off), k.gemm.pack_bias(scale), k.gemm.pack_bias(bias))
+    packed = (k.qgemm.pack(codes), k.gemm.pack_bias(off), bool(off.any()), k.gemm.pack_bias(scale),
+              k.gemm.pack_bias(bias))
     PANEL = k.qgemm.PANEL
     cols = PANEL if blocks == "per panel" else -(-M // PANEL) * PANEL
     y = np.full((N, M), np.nan, np.float32)
@@ -475,8 +476,8 @@ for N, K, M in QGEMMS:
     scale, bias = (rs.rand(M) * 0.02).astype(np.float32), _rand(M, seed=3)
     y = np.empty((N, M), np.float32)
     codes, off = k.qgemm.codes(q, zp)
-    k.qgemm.gemm(x, k.qgemm.pack(codes), k.gemm.pack_bias(off), k.gemm.pack_bias(scale), k.gemm.pack_bias(bias),
-                 y, k.qgemm.PANEL, k._sync.counters(1))
+    k.qgemm.gemm(x, k.qgemm.pack(codes), k.gemm.pack_bias(off), True, k.gemm.pack_bias(scale),
+                 k.gemm.pack_bias(bias), y, k.qgemm.PANEL, k._sync.counters(1))
     _close(y, k.qgemm.reference(x, q, zp, scale, bias))
 print("ok")
 """

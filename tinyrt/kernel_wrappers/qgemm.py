@@ -27,8 +27,8 @@ class _QGemmKernel(KernelWrapper):
     def _pack(self):
         if self.packed is None:
             k = self.k
-            self.packed = (k.qgemm.pack(self.q), k.gemm.pack_bias(self.off), k.gemm.pack_bias(self.scale),
-                           k.gemm.pack_bias(self.bias))
+            self.packed = (k.qgemm.pack(self.q), k.gemm.pack_bias(self.off), bool(self.off.any()),
+                           k.gemm.pack_bias(self.scale), k.gemm.pack_bias(self.bias))
         return self.packed
 
     def _blocks(self, N, M):
