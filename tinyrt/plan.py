@@ -137,8 +137,8 @@ class Plan:
         lengths = {}  # step index -> the length of a "ranked" step's result (a Shape of a value sized by data)
         folded = {}
         special = {}  # step index -> (call, work): a call prepared for this signature (steps.prepared_call)
-        # a dynamic step whose inputs and outputs were arrays (or absent) -> each input's bytes where they are
-        # the same on every run (its size follows from the signature: a name in ``sized``), else None
+        # a dynamic step whose outputs were arrays -> each input's bytes where they are the same on every run
+        # (absent, or its size follows from the signature: a name in ``sized``), else None
         plain = {}
         sized = set(self.constants)
         sized.update(name for name, v in zip(self.input_names + self.free_names, inputs + outer)
@@ -153,15 +153,14 @@ class Plan:
             costs[i] = _account(step, args, results)
             if kinds[i] == "fold" and all(type(r) is np.ndarray and r.size <= program.MAX_FOLDED_ELEMENTS
                                           for r in results):
-                folded[i] = results
+                folded[i] = [r.copy() for r in results]  # (this run may hand views of its own to the caller)
             elif kinds[i] == "static":
                 made = prepared_call(step, args, tuple(bool(x) and x in fixed for x in step.inputs))
                 if made is not None:
                     special[i] = made
             elif kinds[i] == "ranked":
                 lengths[i] = results[0].size
-            elif kinds[i] == "dynamic" and not step.subplans and all(type(r) is np.ndarray for r in results) \
-                    and all(a is None or type(a) is np.ndarray for a in args):
+            elif kinds[i] == "dynamic" and not step.subplans and all(type(r) is np.ndarray for r in results):
                 plain[i] = tuple(limits.nbytes(a) if not x or x in sized else None for x, a in zip(step.inputs, args))
             return results
 

@@ -54,7 +54,8 @@ from .errors import InputError, ModelError, RunTerminated, TinyrtError
 from .kernel_wrappers.segment import find as find_segments
 from .ops.registry import TINYRT_DOMAIN
 from .order import free_values, names_read
-from .program_checks import _checked, _checked_one, _many, _one, checker
+from .ownership import _memory_owner
+from .program_checks import _checked, _checked_one, _fresh_outputs, _many, _one, checker
 from .steps import _shapes, call
 
 FILENAME = "<tinyrt program>"
@@ -173,6 +174,7 @@ class Program:
             return "None"  # an outer value the enclosing run did not have (as Plan.run: a missing value)
 
         folded_names = {}
+        kept = {}  # id -> the memory owner of a folded value (kept alive by the program's globals)
         local = set()
         self.idents = {}          # value name -> identifier (for the legend)
         self.called = {}          # step index -> the function's identifier
@@ -217,6 +219,8 @@ class Program:
                         vid = "v%d" % len(folded_names)
                         g[vid] = value
                         folded_names[name] = vid
+                        owner = _memory_owner(value)
+                        kept[id(owner)] = owner
                         self.idents[name] = vid
                 continue
             if kind != "dynamic":
@@ -278,7 +282,11 @@ class Program:
             self._free(src, last_use.get(i, ()), local, out_names)
             for line in range(first_line, len(src) + 1):
                 self.lines[line] = i
-        src.append("    return (%s)" % _tuple([ref(x) for x in plan.output_names]))
+        if kept:  # an output may be a view of a folded value (an Unsqueeze of a Shape): the caller gets a copy
+            g["_fresh"] = _fresh_outputs(kept)
+            src.append("    return _fresh((%s))" % _tuple([ref(x) for x in plan.output_names]))
+        else:
+            src.append("    return (%s)" % _tuple([ref(x) for x in plan.output_names]))
         self.source = "\n".join(src) + "\n"
         for name, ident in _value_idents(slots.of).items():
             self.idents.setdefault(name, ident)

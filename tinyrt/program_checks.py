@@ -6,6 +6,7 @@ follow from the signature summed once, only the others looked at as it runs."""
 import numpy as np
 
 from . import limits
+from .ownership import _memory_owner
 from .steps import _account, normalize
 
 
@@ -58,7 +59,10 @@ def checker(step, sizes, one):
             read = fixed
             for j in varying:
                 a = args[j]
-                read += a.nbytes or _nominal_bytes(a)
+                if a.__class__ is np.ndarray:
+                    read += a.nbytes or _nominal_bytes(a)
+                else:  # (None, a sequence)
+                    read += limits.nbytes(a)
             budget.work -= written + read
             if budget.work < 0:
                 limits.spend(0, step.node)  # (raises)
@@ -95,3 +99,22 @@ def _nominal_bytes(a):
         if d > 1:
             n *= d
     return n
+
+
+def _fresh_outputs(kept):
+    """``fresh(outputs)``: the outputs, each one whose memory is a value the program folded (``kept``: id ->
+    owner) copied. A folded value is the same array on every run: an output that is a view of it (an
+    Unsqueeze of a Shape, a subgraph's Constant) handed on as it is could be written by the caller, and
+    every later run would read what was written (the session's Ownership knows the graph's constants,
+    not what a program folds)."""
+    def fresh(outputs):
+        return tuple(_fresh_copy(v, kept) for v in outputs)
+    return fresh
+
+
+def _fresh_copy(value, kept):
+    if value.__class__ is np.ndarray:
+        return np.array(value) if id(_memory_owner(value)) in kept else value
+    if isinstance(value, list) and any(v.__class__ is np.ndarray and id(_memory_owner(v)) in kept for v in value):
+        return type(value)(_fresh_copy(v, kept) for v in value)  # a sequence holding one (its own kind kept)
+    return value
