@@ -133,7 +133,7 @@ def test_warmup_compiles_every_kernel(tmp_path):
              "from tinyrt.cli import main\n"
              "assert main(['warmup']) == 0\n"
              "k = kernels.load()\n"
-             "for module in (k.conv, k.stem, k.pool, k.eltwise, k.detection, k.segment):\n"
+             "for module in (k.conv, k.stem, k.pool, k.eltwise, k.detection, k.qgemm, k.channels, k.segment):\n"
              "    for name, f in vars(module).items():\n"
              "        if isinstance(getattr(f, '_cache', None), kernels._jit._AnnouncedCache) and \\\n"
              "                f.py_func.__module__ == module.__name__:  # (not the kernels it imports)\n"

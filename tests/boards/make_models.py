@@ -271,7 +271,8 @@ def build_warmup(path=WARMUP):
     compile them all ahead of time: the stem conv on the NCHW input (kernels/stem.py; a 7x7 one beside it,
     too many taps for that kernel: im2col_nchw), depthwise, pointwise,
     a 3x3 conv over 16+ channels (im2col), MaxPool, AveragePool, squeeze-excite (GlobalAveragePool, a
-    1x1 conv with Sigmoid, Mul), a classifier (Gemm, Softmax), a large Add, a QuantizeLinear/DequantizeLinear pair (a QDQ model's
+    1x1 conv with Sigmoid, Mul), a classifier (Gemm, Softmax), a Gemm of int8 weights (DequantizeLinear: a QDQ
+    model's classifier, kernels/qgemm.py), a large Add, a QuantizeLinear/DequantizeLinear pair (a QDQ model's
     activation rounding) and NonMaxSuppression."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -303,6 +304,10 @@ def build_warmup(path=WARMUP):
         n("Flatten", ["g2"], ["f"]),
         n("Gemm", ["f", w("fc", 10, 32), w("fcb", 10)], ["logits"], transB=1),
         n("Softmax", ["logits"], ["probs"], axis=-1),
+        n("DequantizeLinear", [const("fcq", rng.randint(-64, 64, (10, 32)).astype(np.int8)),
+                               const("fcs", (rng.rand(10) * 0.01 + 0.001).astype(np.float32)),
+                               const("fcz", np.zeros(10, np.int8))], ["fcw"], axis=0),
+        n("Gemm", ["f", "fcw", "fcb"], ["logits_q"], transB=1),
         n("Add", ["big", "big"], ["sum"]),
         n("QuantizeLinear", ["sum", const("qs", np.array(0.05, np.float32)), const("qz", np.array(128, np.uint8))],
           ["q"]),
@@ -316,6 +321,7 @@ def build_warmup(path=WARMUP):
         helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 8, 4]),
         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2, 8]),
     ], [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 10]),
+        helper.make_tensor_value_info("logits_q", TensorProto.FLOAT, [1, 10]),
         helper.make_tensor_value_info("sum", TensorProto.FLOAT, [1, 65536]),
         helper.make_tensor_value_info("rounded", TensorProto.FLOAT, [1, 65536]),
         helper.make_tensor_value_info("selected", TensorProto.INT64, [None, 3]),
