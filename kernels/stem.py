@@ -23,11 +23,16 @@ windows cross the left or right border go one at a time with their columns insid
 3-7 pixels reads its last pixel again for the missing ones (never stored); 1 or 2 left go one at a time.
 
 Blocks of ``rows`` output rows, taken with start / finished, so the pool's threads share a layer.
+
+With rs != 0 the input is rounded first, as a QDQ model's QuantizeDequantize rounds it (eltwise.py's
+quantize_dequantize: clip(rint(x / rs), rlo, rhi) * rs, _round.py): each block rounds the input rows its
+windows read into a band of its own (a few KB, in cache) and reads the band, instead of a sweep writing a
+rounded copy of the whole input before the conv (FusedConv's input_rounding). The same numbers.
 """
 import numpy as np
 
 from ._jit import helper, kernel, start, finished
-from . import _simd as v, gemm
+from . import _round as _rounding, _simd as v, gemm
 from .conv import _finish, _inside, _round
 
 LANES = v.LANES
@@ -121,11 +126,12 @@ def _pixel(xp, C, cs, i0, i1, rstep, kh, kw, j0, j1, jstep, wp, bp, zp, has_z, y
 
 
 @kernel
-def stem(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, qs, rows, ctr):
+def stem(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, qs, rows, rs, rlo, rhi, ctr):
     """x (N, C, H, W) contiguous; wt (1, panels, C * kh * kw, PANEL): gemm.pack's panels of the (c, i, j)
     channel-major (K, M) weights (im2col_nchw's, group 1); bias (1, panels * PANEL); y (N, OH, OW, M), z
     like y (the residual, when has_z); the tail (act, a, b, qs) as kernels/conv.py's. Blocks of ``rows``
-    output rows of one image."""
+    output rows of one image. rs != 0: x rounded first (scale rs, bounds rlo, rhi: see the module
+    docstring)."""
     N, C, H, W = x.shape
     OH, OW, M = y.shape[1], y.shape[2], y.shape[3]
     K = wt.shape[2]
@@ -134,7 +140,7 @@ def stem(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, qs
     mode, p, q, lo, hi, rest = gemm.rounding_tail(act, a, b, qs)
     vp, vq, vlo, vhi = v.splat(p), v.splat(q), v.splat(lo), v.splat(hi)
     y1 = y.reshape(-1)
-    cs, rstep, jstep = U(H * W * 4), U(dh * W * 4), U(dw * 4)  # bytes between channels, window rows, columns
+    rstep, jstep = U(dh * W * 4), U(dw * 4)                     # bytes between window rows, columns
     xstep, ys = U(sw * 4), U(M * 4)                              # between windows, output pixels
     qlo, qhi = _inside(-pl, sw, W - (kw - 1) * dw, OW)  # the pixels whose window's columns are all inside
     if qhi <= qlo:
@@ -144,22 +150,36 @@ def stem(x, wt, bias, z, has_z, y, kh, kw, sh, sw, dh, dw, pt, pl, act, a, b, qs
     tiled = cnt - left if left <= 2 else cnt             # 1 or 2 left: one at a time (see the docstring)
     panels = (M + PANEL - 1) // PANEL
     taps = np.empty(2 * K, np.int64)  # a row's taps inside: (input offset, weight offset) in bytes
+    BH = (rows - 1) * sh + (kh - 1) * dh + 1 if rs != _0 else 0  # the rows of a block's rounded band
+    band = np.empty(max(1, C * BH * W), np.float32)
+    bandp = band.ctypes.data
+    blo, bhi = rlo * rs, rhi * rs  # (as eltwise.quantize_dequantize)
     total = N * nblk
     me, t = start(ctr, total)
     while t < total:
         n = t // nblk
         oy0 = (t % nblk) * rows
         oy1 = min(OH, oy0 + rows)
+        if rs != _0:  # the rows this block's windows read, rounded into the band; row iy at xbase + iy * W * 4
+            r0, r1 = max(0, oy0 * sh - pt), min(H, (oy1 - 1) * sh - pt + (kh - 1) * dh + 1)
+            for c in range(C):
+                if r1 > r0:
+                    src = U(xp) + U(((n * C + c) * H + r0) * W * 4)
+                    _rounding.run(src, src, False, U(bandp) + U(c * BH * W * 4), (r1 - r0) * W, rs, blo, bhi)
+            xbase, chan = U(bandp) - U(r0 * W * 4), BH * W * 4
+        else:
+            xbase, chan = U(xp) + U(n * C * H * W * 4), H * W * 4
+        cs = U(chan)                                     # bytes between channels
         for oy in range(oy0, oy1):
             iy0 = oy * sh - pt
             i0, i1 = _inside(iy0, dh, H, kh)             # the window rows inside the input
-            xrow = U(xp) + U(n * C * H * W + iy0 * W) * U(4)  # the windows' first row, column 0 (may be outside)
+            xrow = xbase + U(iy0 * W * 4)                # the windows' first row, column 0 (may be outside)
             row = U((n * OH + oy) * OW) * ys
             nt = 0
             for c in range(C):
                 for i in range(i0, i1):
                     for j in range(kw):
-                        taps[2 * nt] = c * H * W * 4 + i * dh * W * 4 + j * dw * 4
+                        taps[2 * nt] = c * chan + i * dh * W * 4 + j * dw * 4
                         taps[2 * nt + 1] = ((c * kh + i) * kw + j) * PANEL * 4
                         nt += 1
             yrow, zrow = U(yp) + row, U(zp) + row

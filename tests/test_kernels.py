@@ -21,6 +21,7 @@ from oracle import TINYRT_DOMAIN as TINYRT, assert_close, make_model, ort_run, t
 from tinyrt import kernel_wrappers, kernels_select
 
 numba = pytest.importorskip("numba")
+_EMPTY4 = np.empty((1, 1, 1, 1), np.float32)
 
 def _model(node, x_shape, inits, opset=13, extra_inputs=()):
     inputs = {"x": (TensorProto.FLOAT, x_shape)}
@@ -187,10 +188,39 @@ def test_stem_kernel_same_numbers_as_im2col_nchw():
         out = []
         for fn in (k.conv.im2col_nchw, k.stem.stem):
             y = np.full((N, OH, OW, M), np.nan, np.float32)
+            rounding = (np.float32(0),) * 3 if fn is k.stem.stem else ()  # (no input rounding)
             fn(x, wt, b, z, True, y, kh, kw, sh, sw, dh, dw, pt, pl, 5, np.float32(0), np.float32(0),
-               np.float32(0), 3, _sync.counters(1))
+               np.float32(0), 3, *rounding, _sync.counters(1))
             out.append(y)
         assert np.array_equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("rows", [1, 3, 64])
+def test_stem_kernel_rounds_its_input(rows):
+    """kernels/stem.py with an input rounding (FusedConv's input_rounding: each block rounds the input rows
+    its windows read into a band of its own): bit for bit the stem of the input rounded first by the
+    QuantizeDequantize op, for blocks of one row, a few and all of them (the band clipped at the borders,
+    dilated windows, batches)."""
+    from tinyrt.ops.quantize import quantize_dequantize
+    k = kernels_select._import_kernels()
+    from kernels import _sync
+    rs = np.random.RandomState(6)
+    s, lo, hi = np.float32(0.037), np.float32(-128), np.float32(127)
+    for (N, C, H, W), M, (kh, kw), (sh, sw), (pt, pl, pb, pr), (dh, dw) in STEMS:
+        x = (rs.standard_normal((N, C, H, W)) * 3).astype(np.float32)
+        wk = rs.standard_normal((M, C * kh * kw)).astype(np.float32)
+        wt = np.stack([k.gemm.pack(wk.T)])
+        b = np.stack([k.gemm.pack_bias(rs.standard_normal(M).astype(np.float32))])
+        OH = (H + pt + pb - (kh - 1) * dh - 1) // sh + 1
+        OW = (W + pl + pr - (kw - 1) * dw - 1) // sw + 1
+        out = []
+        for xin, rounding in ((x, (s, lo, hi)), (quantize_dequantize(x, s, low=float(lo), high=float(hi)),
+                                                 (np.float32(0),) * 3)):
+            y = np.full((N, OH, OW, M), np.nan, np.float32)
+            k.stem.stem(xin, wt, b, _EMPTY4, False, y, kh, kw, sh, sw, dh, dw, pt, pl, 2, np.float32(0),
+                        np.float32(6), np.float32(0), rows, *rounding, _sync.counters(1))
+            out.append(y)
+        np.testing.assert_array_equal(out[0], out[1])
 
 
 POOLS = [

@@ -458,3 +458,61 @@ def test_gemm_of_dequantized_weights(case, kernels, monkeypatch):
             assert bound == ("_QGemmKernel" if reads_int8 else "_GemmKernel")
         for _ in range(2):  # the step by step run, then the compiled program
             assert_close(sess.run(None, {"x": x})[0], want)
+
+
+# the conv reading the rounded input: (input shape, weight shape, strides, pads): the stem kernel (3 channels,
+# 3x3 stride 2, batch 2, odd sizes), a 7x7 stem (too many taps for it: im2col_nchw), a 1x1 conv of 20 channels
+_INPUT_ROUNDINGS = [((2, 3, 37, 29), (16, 3, 3, 3), [2, 2], [1, 0, 1, 1]), ((1, 3, 30, 30), (8, 3, 7, 7), [2, 2], [3, 3, 3, 3]),
+                    ((1, 20, 9, 11), (24, 20, 1, 1), [1, 1], [0, 0, 0, 0])]
+
+
+@pytest.mark.parametrize("kernels", ["numba", "numpy"])
+@pytest.mark.parametrize("case", _INPUT_ROUNDINGS, ids=["stem", "7x7", "pointwise"])
+@pytest.mark.parametrize("zp", [np.uint8(128), np.int8(-3)])
+def test_input_rounding_fused_into_conv(case, zp, kernels, monkeypatch):
+    """The model input's QuantizeLinear -> DequantizeLinear, read by one conv alone, becomes that conv's
+    input_rounding (passes/quantization.py fuse_input_rounding; the stem kernel rounds the rows it reads):
+    bit for bit what the session computes without that pass, on one thread and two, and onnxruntime's
+    numbers to float rounding. A rounding that two nodes read stays a step of its own."""
+    from onnx import TensorProto, helper, numpy_helper
+    from oracle import assert_close
+    from tinyrt import kernel_wrappers, passes
+    x_shape, w_shape, strides, pads = case
+    rs = np.random.RandomState(4)
+    inits = [numpy_helper.from_array(v, n) for n, v in [
+        ("w", (rs.standard_normal(w_shape) * 0.3).astype(np.float32)), ("b", rs.standard_normal(w_shape[0]).astype(np.float32)),
+        ("s", np.array(0.021, np.float32)), ("z", np.array(zp))]]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "z"], ["r"]),
+             helper.make_node("Conv", ["r", "w", "b"], ["y"], strides=strides, pads=pads)]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    data = helper.make_model(helper.make_graph(nodes, "in_round", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, list(x_shape))], outputs, inits), opset_imports=[helper.make_opsetid("", 13)])
+    also_read = helper.make_model(helper.make_graph(nodes + [helper.make_node("Relu", ["r"], ["r2"])], "in_round2", [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))],
+        outputs + [helper.make_tensor_value_info("r2", TensorProto.FLOAT, None)], inits),
+        opset_imports=[helper.make_opsetid("", 13)])
+    x = (rs.standard_normal(x_shape) * 2).astype(np.float32)
+    want = ort.InferenceSession(data.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    if kernels == "numba":
+        pytest.importorskip("numba")
+        monkeypatch.setattr(kernel_wrappers.conv, "PARALLEL_MIN_MACS", 0)  # two threads share the blocks
+
+    def session(model, threads):
+        so = tinyrt.SessionOptions()
+        so.kernels, so.intra_op_num_threads = kernels, threads
+        return tinyrt.InferenceSession(model.SerializeToString(), so)
+    for threads in (1, 2):
+        fused = session(data, threads)
+        assert [s.node.op_type for s in fused.plan.steps] == ["FusedConv"]
+        assert [s.node.op_type for s in session(also_read, threads).plan.steps][0] == "QuantizeDequantize"
+        got = [fused.run(None, {"x": x})[0] for _ in range(2)]  # the step by step run, then the program
+        with monkeypatch.context() as m:
+            m.setattr(passes, "PASSES", [p for p in passes.PASSES if p[2] is not quantization.fuse_input_rounding])
+            plain = session(data, threads)
+        assert [s.node.op_type for s in plain.plan.steps][0] == "QuantizeDequantize"
+        for g in got:
+            np.testing.assert_array_equal(g, plain.run(None, {"x": x})[0])
+            assert_close(g, want)
+        if kernels == "numba":  # the stem kernel took the 3x3 stem, rounding as it read
+            assert ("stem" in fused.plan.steps[0].fn.kernel_name) == (w_shape[1:] == (3, 3, 3))

@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import limits
+from ..ops import fused as _fused
 from ..ops.tails import TAILS
 from .base import KernelWrapper
 from .qgemm import qgemm
@@ -41,6 +42,9 @@ class _ConvKernel(KernelWrapper):
         # one they do not know is applied after them, in numpy (``after``)
         name, alpha, beta, qscale = _kernel_tail(a)
         self.after = None
+        r = a.get("input_rounding")  # X rounded first (ops/fused.py): by the stem kernel as it reads X
+        self.rounding = None if r is None else (np.float32(r[0]), np.float32(r[1]), np.float32(r[2]))
+        self.round_input = lambda X: _fused.round_input(X, r)
         if name not in self.k.conv.ACT:
             tail, params = TAILS[a.get("activation", "")], list(a.get("activation_params") or [])
             self.after = lambda y: tail.apply(y, *params)
@@ -135,6 +139,8 @@ class _ConvKernel(KernelWrapper):
             return self._ref(X, W, B, Z, attrs)
         N, C, OH, OW = X.shape[0], X.shape[1], yshape[2], yshape[3]
         conv, run = self.k.conv, self.backend.pool.run
+        if self.rounding is not None and not (kind == "stem" and _nchw(X)):
+            X = self.round_input(X)  # (the stem kernel rounds the rows it reads itself)
         y = empty_aligned((N, OH, OW, self.M))
         z = to_channels_last(Z) if has_z else _EMPTY4
         if kind == "pointwise":
@@ -146,7 +152,8 @@ class _ConvKernel(KernelWrapper):
         elif kind == "depthwise":
             run(conv.depthwise, (to_channels_last(X),) + weights + (z, has_z, y) + args, threaded)
         elif kind == "stem" and _nchw(X):  # few taps in NCHW memory (the first conv, reading the model's input)
-            run(self.k.stem.stem, (np.ascontiguousarray(X),) + weights + (z, has_z, y) + args, threaded)
+            run(self.k.stem.stem, (np.ascontiguousarray(X),) + weights + (z, has_z, y) + args
+                + (self.rounding or _NO_ROUNDING), threaded)
         elif self.cg >= 16:
             run(conv.im2col, (to_channels_last(X),) + weights + (z, has_z, y) + args, threaded)
         elif channels_last_memory(X):  # few channels, but channels-last memory: gather channels after all
@@ -178,7 +185,8 @@ class _ConvKernel(KernelWrapper):
         kind, kargs, yshape, nbytes, work, threaded, weights = self.prepare(X.shape, threads)
         has_z = Z is not None
         if kind is None or (kind == "im2col" and self.cg < 16) or 0 in X.shape or 0 in yshape or (
-                has_z and (type(Z) is not np.ndarray or Z.shape != yshape or Z.dtype != np.float32)):
+                has_z and (type(Z) is not np.ndarray or Z.shape != yshape or Z.dtype != np.float32)) or (
+                self.rounding is not None and kind != "stem"):  # (a rounded input: the stem's, else __call__)
             return None
         N, C, H, W = X.shape
         ynhwc = (N, yshape[2], yshape[3], self.M)
@@ -192,6 +200,9 @@ class _ConvKernel(KernelWrapper):
                    np.empty(ynhwc, np.float32)) + kargs
         if kind == "pointwise":
             example += (False,)
+        rounding = self.rounding or _NO_ROUNDING
+        if kind == "stem":
+            example += rounding
         entry = self.backend.pool.entry_point(kernel, example)
 
         if kind == "pointwise":
@@ -214,7 +225,7 @@ class _ConvKernel(KernelWrapper):
                     return general(X, W, B, Z, **attrs)
                 y = empty_aligned(ynhwc)
                 run(entry, (np.ascontiguousarray(X), w, bias, _EMPTY4 if Z is None else to_channels_last(Z), has_z,
-                            y) + kargs, threaded)
+                            y) + kargs + rounding, threaded)
                 return y.transpose(0, 3, 1, 2)
             return call, work  # not a segment's layer: its input is NCHW memory, a segment's values channels-last
         else:
@@ -239,6 +250,9 @@ PARALLEL_MIN_MACS = 1 << 20  # below about a million multiply-adds a conv runs s
 # kernels/stem.py takes a group-1 conv of fewer than 16 input channels in NCHW memory with at most this many
 # taps (C * kh * kw; the stem's 27): few enough that gathering them (im2col_nchw) costs as much as the GEMM
 STEM_TAPS = 64
+
+
+_NO_ROUNDING = (np.float32(0), np.float32(0), np.float32(0))  # the stem kernel's input rounding: none
 
 
 def _nchw(X):

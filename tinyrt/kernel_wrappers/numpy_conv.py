@@ -21,6 +21,7 @@ class _NumpyConv:
         a = step.attrs
         self.activation = a.get("activation", "")
         self.params = list(a.get("activation_params") or [])
+        self.rounding = a.get("input_rounding")  # X rounded first (ops/fused.py)
         # a tail that takes part of itself into the weights (a QDQ rounding's 1/scale; not with a residual)
         fold = getattr(fused.TAILS.get(self.activation), "fold", None)
         has_z = len(step.inputs) > 3 and step.inputs[3]
@@ -77,6 +78,8 @@ class _NumpyConv:
             return self.ref(X, W, B, Z, **attrs) if Z is not None else self.ref(X, W, B, **attrs)
         kernel, strides, dilations, begin, end, out, tiled, bias, work = p
         limits.spend(work, "Conv")
+        if self.rounding is not None:
+            X = self.fused.round_input(X, self.rounding)
         y = self.conv._conv2d(X, self.W, self.group, kernel, strides, dilations, begin, end, out, tiled,
                               self.mats)
         N, OH, OW, M = y.shape
@@ -116,7 +119,7 @@ class _NumpyConv:
         M, OH, OW = self.M, out[0], out[1]
         if Z is not None and (type(Z) is not np.ndarray or Z.shape != (N, M, OH, OW)):
             return None
-        conv, finish = self.conv, self._finish
+        conv, finish, rounding, round_input = self.conv, self._finish, self.rounding, self.fused.round_input
         if tiled is not None and M == C:  # depthwise: its phases and their weights, once
             phases = [(b, view, np.ascontiguousarray(tiled[:, js])) for b, js, view in
                       conv.depthwise_phases(X.shape, 4, kernel, strides, dilations, begin, end, out)]
@@ -130,7 +133,7 @@ class _NumpyConv:
                 return conv._conv2d(X, W, group, kernel, strides, dilations, begin, end, out, tiled, mats)
 
         def call(X, W=None, B=None, Z=None, **attrs):
-            return finish(y_nhwc(X), bias, Z)
+            return finish(y_nhwc(X if rounding is None else round_input(X, rounding)), bias, Z)
         return call, work
 
 

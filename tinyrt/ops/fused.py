@@ -7,11 +7,16 @@ tinyrt's graph passes (``tinyrt/passes/fuse_*.py``) write it; files never need t
 where Z (optional) has the shape of Conv's output (or broadcasts to it, as Add would) and ``act`` is named
 by ``activation`` with its parameters in ``activation_params`` (the convention of onnxruntime's
 com.microsoft FusedConv): "" (none) or one of the tails of ops/tails.py, each defined beside its op (the
-activations in activation.py, a QDQ model's rounding in quantize.py).
+activations in activation.py, a QDQ model's rounding in quantize.py). With ``input_rounding`` [scale,
+low, high], X is rounded first, as QuantizeDequantize(X, scale) with those bounds rounds it: a QDQ
+model's rounding of its input, which the first conv alone reads (passes/quantization.py
+``fuse_input_rounding``; the numba path's stem kernel rounds the rows it reads as it goes).
 
 One conv then one in-place pass for the tail: the tail costs one sweep over Y instead of one op (and one
 new array) per node. The numba path (``kernels/``) applies the same tail inside its conv loops.
 """
+import numpy as np
+
 from ..errors import InputError, UnsupportedError
 from .registry import TINYRT_DOMAIN, counts_macs, op
 from .conv import conv, conv_macs, _check_conv
@@ -26,6 +31,9 @@ def _check(**attrs):
     if tail is None:
         raise UnsupportedError("FusedConv: activation=%r is not one of %s" % (name, sorted(TAILS)))
     params = attrs.get("activation_params") or []
+    rounding = attrs.get("input_rounding")
+    if rounding is not None and len(rounding) != 3:
+        raise UnsupportedError("FusedConv: input_rounding takes [scale, low, high], got %r" % (rounding,))
     if len(params) != tail.count:
         raise UnsupportedError("FusedConv: activation %r takes %d activation_params, got %d"
                                % (name, tail.count, len(params)))
@@ -41,7 +49,9 @@ def apply_activation(y, activation, params):
 
 @op("FusedConv", 1, domain=TINYRT_DOMAIN, check=_check)
 def fused_conv(X, W, B=None, Z=None, *, activation="", activation_params=None, auto_pad="NOTSET",
-               dilations=None, group=1, kernel_shape=None, pads=None, strides=None):
+               dilations=None, group=1, kernel_shape=None, pads=None, strides=None, input_rounding=None):
+    if input_rounding is not None:
+        X = round_input(X, input_rounding)
     y = conv(X, W, B, auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape,
              pads=pads, strides=strides)
     if Z is not None:
@@ -55,6 +65,13 @@ def fused_conv(X, W, B=None, Z=None, *, activation="", activation_params=None, a
                                  % (Z.shape, y.shape)) from None
             y = y.astype(X.dtype, copy=False)
     return apply_activation(y, activation, activation_params or [])
+
+
+def round_input(X, rounding):
+    """X rounded as ``input_rounding`` [scale, low, high] says: the QuantizeDequantize it replaces."""
+    from .quantize import quantize_dequantize  # (quantize.py imports the conv ops)
+    scale, low, high = rounding
+    return quantize_dequantize(X, np.array(scale, np.float32), low=low, high=high)
 
 
 counts_macs(fused_conv)(conv_macs)  # the conv's products; the residual and the tail are no multiply-adds

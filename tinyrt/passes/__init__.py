@@ -22,6 +22,8 @@ PASSES = [
     ("fold BatchNormalization and per-channel Mul/Add into Conv", BASIC, fuse_batchnorm.fold_batchnorm),
     ("fuse residual Add and activation into Conv (FusedConv)", EXTENDED, fuse_activation.fuse_activation),
     ("a conv's QuantizeDequantize into the conv (FusedConv)", EXTENDED, quantization.fuse_rounding_into_conv),
+    ("the rounding of the model's input into the conv that reads it (FusedConv)", EXTENDED,
+     quantization.fuse_input_rounding),
     ("an Add into the QuantizeDequantize after it", EXTENDED, quantization.fuse_add_into_rounding),
     ("drop a QuantizeDequantize of values rounded alike already", EXTENDED, quantization.drop_repeated_rounding),
     ("a rounding that only convs read hands on whole steps (its scale in their weights)", EXTENDED,

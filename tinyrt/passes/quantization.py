@@ -32,6 +32,8 @@ A fifth (``round_in_steps``) lets a conv's rounding whose values only convs read
 k instead of k * scale (scale 1, 1/scale in its weights, scale in its readers' weights): the numpy path's
 rounding is then clip and rint, with no multiply (a float rounding away from x / scale, like the numpy
 path's Tail.fold; the tests hold each activation to one step of onnxruntime's).
+And ``fuse_input_rounding`` gives the rounding of the model's input to the one conv that reads it
+(FusedConv's ``input_rounding``): the numba path's stem kernel rounds the input rows as it reads them.
 """
 import numpy as np
 
@@ -162,6 +164,46 @@ def fuse_rounding_into_conv(graph):
         conv.attrs = dict(conv.attrs, activation="QuantizeDequantize",
                           activation_params=[float(scale), float(low), float(high)])
         conv.outputs = list(node.outputs)
+        dropped.add(id(node))
+    return drop(graph, dropped)
+
+
+def fuse_input_rounding(graph):
+    """A QuantizeDequantize (no addend) of a graph input that one conv alone reads, as its X, becomes that
+    conv's ``input_rounding`` [scale, low, high] (FusedConv, ops/fused.py): a QDQ model's rounding of its
+    picture, which the numba path's stem kernel then does on the rows it reads, as it reads them, instead
+    of a sweep that writes a rounded copy of the whole input first. True when something changed."""
+    if not _has(graph, "QuantizeDequantize", TINYRT_DOMAIN):
+        return False
+    reads = readers(graph)
+    in_subgraphs = _read_in_subgraphs(graph)
+    produced_by = producers(graph)
+    outputs = {spec.name for spec in graph.outputs}
+    inputs = {spec.name for spec in graph.inputs}
+    users = {}
+    for node in graph.nodes:
+        for i, name in enumerate(node.inputs):
+            if name:
+                users.setdefault(name, []).append((node, i))
+    dropped = set()
+    for node in graph.nodes:
+        if node.op_type != "QuantizeDequantize" or node.domain != TINYRT_DOMAIN or len(node.inputs) != 2:
+            continue
+        x, y = node.inputs[0], node.outputs[0]
+        scale = _scalar(graph, node.inputs[1])
+        us = users.get(y, [])
+        if x not in inputs or x in produced_by or y in outputs or y in in_subgraphs or len(us) != 1 \
+                or reads.get(y, 0) != 1 or scale is None or scale.dtype != np.float32 or not np.isfinite(scale) \
+                or scale <= 0:
+            continue
+        conv, i = us[0]
+        if i != 0 or not is_conv(conv) or conv.attrs.get("input_rounding") is not None:
+            continue
+        if conv.op_type == "Conv":
+            conv.op_type, conv.domain, conv.opset = "FusedConv", TINYRT_DOMAIN, 1
+        conv.attrs = dict(conv.attrs, input_rounding=[float(scale), float(node.attrs["low"]),
+                                                      float(node.attrs["high"])])
+        conv.inputs = [x] + list(conv.inputs[1:])
         dropped.add(id(node))
     return drop(graph, dropped)
 
