@@ -42,6 +42,8 @@ def _topk(x, k, axis, largest):
     if r == 1:  # (a detector's scores of one class: the same, without take_along_axis's index arrays, only
         # the k positions taken mapped back, and argsort the method: np.argsort's dispatch costs more than
         # sorting a class's 9 scores)
+        if not k:  # (most classes of a detector keep no box)
+            return x[:0].copy(), np.zeros(0, np.int64)
         if largest:
             idx = ((n - 1) - x[::-1].argsort(kind="stable")[::-1][:k]).astype(np.int64, copy=False)
         else:
