@@ -48,36 +48,42 @@ def checker(step, sizes, one):
     fixed = limits.STEP_COST + sum(n for n in sizes if n is not None)
     varying = tuple(j for j, n in enumerate(sizes) if n is None)
     outputs = len(step.node.outputs)
+    current = limits.current
 
     def spend(budget, written, args):
-        """Check ``written`` (the bytes of one output, or all) against the tensor limit; spend it and what
-        ``args`` read; LimitError, naming the node, past either."""
-        limit = budget.tensor_bytes
-        if limit is not None and written > limit:
-            limits.check_count(written, 1, step.node.describe())  # (raises)
-        if budget.work is not None:
-            read = fixed
-            for j in varying:
-                a = args[j]
-                if a.__class__ is np.ndarray:
-                    read += a.nbytes or _nominal_bytes(a)
-                else:  # (None, a sequence)
-                    read += limits.nbytes(a)
-            budget.work -= written + read
-            if budget.work < 0:
-                limits.spend(0, step.node)  # (raises)
+        """Spend ``written`` and what ``args`` read; LimitError, naming the node, past the budget."""
+        for j in varying:
+            a = args[j]
+            if a.__class__ is np.ndarray:
+                written += a.nbytes or _nominal_bytes(a)
+            else:  # (None, a sequence)
+                written += limits.nbytes(a)
+        budget.work -= written + fixed
+        if budget.work < 0:
+            limits.spend(0, step.node)  # (raises)
 
-    def check_one(result, args):
+    def check_one(result, args):  # (the usual case written out: hundreds of calls a run)
         if result.__class__ is not np.ndarray:
             return _checked(step, result, args)[0]
-        spend(limits.current(), result.nbytes or _nominal_bytes(result), args)
+        n = result.nbytes or _nominal_bytes(result)
+        budget = current()
+        limit = budget.tensor_bytes
+        if limit is not None and n > limit:
+            limits.check_count(n, 1, step.node.describe())  # (raises)
+        if budget.work is not None:
+            if varying:
+                spend(budget, n, args)
+            else:
+                budget.work -= n + fixed
+                if budget.work < 0:
+                    limits.spend(0, step.node)  # (raises)
         return result
 
     def check(result, args):
         if result.__class__ is not tuple or len(result) != outputs or \
                 not all(r.__class__ is np.ndarray for r in result):
             return _checked(step, result, args)
-        budget = limits.current()
+        budget = current()
         limit = budget.tensor_bytes
         written = 0
         for r in result:
@@ -85,7 +91,8 @@ def checker(step, sizes, one):
             if limit is not None and n > limit:
                 limits.check_count(n, 1, step.node.describe())  # (raises)
             written += n
-        spend(budget, written, args)
+        if budget.work is not None:
+            spend(budget, written, args)
         return result
 
     return check_one if one else check

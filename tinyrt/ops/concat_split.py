@@ -27,16 +27,21 @@ def _axis(axis, rank, op_name):
 def concat_4(*inputs, axis):
     if not inputs:
         raise ModelError("Concat: needs at least one input")
-    a = _axis(axis, inputs[0].ndim, "Concat")
-    rest = [(i, x.shape) for i, x in enumerate(inputs) if x.ndim != inputs[0].ndim or
-            x.shape[:a] + x.shape[a + 1:] != inputs[0].shape[:a] + inputs[0].shape[a + 1:]]
-    if rest:
-        raise InputError("Concat: input %d has shape %s, which does not match input 0 %s outside axis %d"
-                         % (rest[0][0], rest[0][1], inputs[0].shape, a))
+    first = inputs[0].shape
+    r = len(first)
+    a = _axis(axis, r, "Concat")
+    outside = first[:a] + first[a + 1:]
+    along = 0  # the inputs' sizes along the axis, each counted as at least 1 (limits.nominal_count)
+    for i, x in enumerate(inputs):  # (one loop: torchvision's detectors concatenate 90 classes' boxes)
+        s = x.shape
+        if len(s) != r or s[:a] + s[a + 1:] != outside:
+            raise InputError("Concat: input %d has shape %s, which does not match input 0 %s outside axis %d"
+                             % (i, s, first, a))
+        along += s[a] if s[a] > 1 else 1
     if len(inputs) == 1:
         return inputs[0]
     # one input may be listed many times: the result can be far bigger than any input
-    limits.check_count(sum(limits.nominal_count(x.shape) for x in inputs), inputs[0].itemsize, "Concat")
+    limits.check_count(limits.nominal_count(outside) * along, inputs[0].itemsize, "Concat")
     return np.concatenate(inputs, axis=a)
 
 
