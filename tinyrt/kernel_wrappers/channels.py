@@ -8,7 +8,7 @@ from ..ops import concat_split
 from ..ops.registry import fixed_after, prepare
 from ..ops.slice import _slice_index
 from .base import KernelWrapper
-from .layout import to_channels_last
+from .layout import channels_last_memory
 from .segment import NO_WEIGHTS, Layer
 
 
@@ -22,10 +22,20 @@ class _ConcatShuffleKernel(KernelWrapper):
         attrs = attrs or self.step_attrs  # the program calls a wrapper without them (bound here)
         if not self._shuffles(args, attrs):
             return self.ref(*args, **attrs)
-        N, C, H, W = args[0].shape
         limits.check_count(2 * limits.nominal_count(args[0].shape), 4, "ConcatShuffle")
+        return self._shuffle(args[0], args[1], self.k.channels.channel_shuffle)
+
+    def _shuffle(self, X1, X2, kernel):
+        """The shuffle by ``kernel`` where both inputs are channels-last memory (a conv's, a segment's
+        result); else by numpy's copies from the inputs as they lie (a view of some channels of a value
+        would first have to be copied whole for the kernel)."""
+        if not (channels_last_memory(X1) and channels_last_memory(X2)):
+            return concat_split._channel_shuffle((X1, X2))
+        N, C, H, W = X1.shape
         y = np.empty((N, H, W, 2 * C), np.float32)
-        self.backend.pool.run(self.k.channels.channel_shuffle, self._arrays(args[0], args[1], y), False)
+        self.backend.pool.run(kernel, (X1.transpose(0, 2, 3, 1).reshape(N * H * W, C),
+                                       X2.transpose(0, 2, 3, 1).reshape(N * H * W, C),
+                                       y.reshape(N * H * W, 2 * C)), False)
         return y.transpose(0, 3, 1, 2)
 
     @staticmethod
@@ -35,13 +45,6 @@ class _ConcatShuffleKernel(KernelWrapper):
             concat_split._is_channel_shuffle(xs, args[-2], args[-1], attrs["axis"], attrs["perm"],
                                              attrs.get("allowzero", 0), attrs.get("allowzero_after", 0))
 
-    @staticmethod
-    def _arrays(X1, X2, y):
-        """The kernel's arguments: both inputs and the output as (pixels, channels) of channels-last memory."""
-        N, C, H, W = X1.shape
-        return (to_channels_last(X1).reshape(N * H * W, C), to_channels_last(X2).reshape(N * H * W, C),
-                y.reshape(N * H * W, 2 * C))
-
     def specialize(self, args, fixed):
         """This shuffle for one signature of the compiled program (see _ConvKernel.specialize), and the layer
         a segment runs it as."""
@@ -49,14 +52,13 @@ class _ConcatShuffleKernel(KernelWrapper):
             return None
         N, C, H, W = args[0].shape
         limits.check_count(2 * limits.nominal_count(args[0].shape), 4, "ConcatShuffle")
-        run, arrays = self.backend.pool.run, self._arrays
-        entry = self.backend.pool.entry_point(self.k.channels.channel_shuffle, arrays(
-            args[0], args[1], np.empty((N, H, W, 2 * C), np.float32)))
+        some = np.zeros((N * H * W, C), np.float32)  # (arrays of the kernel's argument types)
+        entry = self.backend.pool.entry_point(self.k.channels.channel_shuffle, (
+            some, some, np.empty((N * H * W, 2 * C), np.float32)))
+        shuffle = self._shuffle
 
         def call(X1, X2, *shapes):
-            y = np.empty((N, H, W, 2 * C), np.float32)
-            run(entry, arrays(X1, X2, y), False)
-            return y.transpose(0, 3, 1, 2)
+            return shuffle(X1, X2, entry)
         call.layer = Layer("shuffle", (), 0, (0, 0, 0), NO_WEIGHTS, NO_WEIGHTS, (N, H, W, C), (N, H, W, 2 * C),
                            True, False, self.backend.threads, z_at=1, x_at=0)
         return call, 0
