@@ -517,3 +517,66 @@ def test_kernel_spends_the_budget_the_numpy_op_spends_either_way(case):
     ref, spent_numpy = _work_spent(data, feeds, "numpy")
     np.testing.assert_array_equal(got, ref)
     assert spent_numba == spent_numpy
+
+
+def _anchors(rng, n, classes, size=320, jitter=3.0):
+    """An SSD's boxes before NMS, as torchvision's batched NMS sees them: a few anchor shapes on a grid,
+    moved a little (many exact duplicates when jitter is 0), clipped to the picture, then offset by
+    class x (max coordinate + 1): hundreds of boxes of a class overlap along either axis."""
+    shapes = np.array([[37, 110], [64, 64], [110, 37], [26, 110], [211, 113], [317, 113], [64, 40]], np.float32)
+    wh = shapes[rng.integers(0, len(shapes), n)]
+    center = rng.integers(0, 20, (n, 2)) * np.float32(size / 19) + rng.normal(0, jitter, (n, 2)) * (jitter > 0)
+    boxes = np.clip(np.concatenate([center - wh / 2, center + wh / 2], axis=1), 0, size).astype(np.float32)
+    cls = rng.integers(0, classes, n)
+    offset = (cls * np.float32(size + 1)).astype(np.float32)[:, None]
+    return (boxes + offset).astype(np.float32)[None]
+
+
+def _pairs_case(rng, kind, n):
+    if kind == "anchors":
+        return _anchors(rng, n, int(rng.choice([1, 3, 18])), jitter=float(rng.choice([0.0, 3.0, 30.0])))
+    if kind == "batched":
+        return _batched(rng, n, classes=int(rng.choice([2, 10, 91])))
+    boxes = _boxes(rng, 1, n, grid=kind == "grid")
+    if kind == "wide":  # long thin boxes along one axis, many sizes
+        boxes = boxes * np.float32(rng.uniform(0.1, 10)) + np.float32(rng.uniform(-1e4, 1e4))
+        boxes[0, :, 3] += rng.uniform(0, 3000, n).astype(np.float32)
+    return boxes
+
+
+@pytest.mark.parametrize("kind", ["anchors", "batched", "random", "grid", "wide"])
+def test_numpy_sparse_pairs_are_exactly_the_overlaps(kind, monkeypatch):
+    # the numpy op's list of overlapping pairs (its sweep and the bounds it tests across it), forced for
+    # every class, against every pair's IoU (_suppresses on all pairs: the exhaustive answer); with
+    # NaN and zero-area boxes, duplicates, and thresholds 0, 1, tiny and exact; then the op's rows against
+    # onnxruntime on the same boxes
+    from tinyrt.ops import detection
+    monkeypatch.setattr(detection, "_blocks_cost", lambda *a: (float("inf"), 0))
+    seen = []
+    found = detection._suppressions
+
+    def spy(box, iou_threshold):
+        pairs = found(box, iou_threshold)
+        seen.append((box.copy(), iou_threshold, pairs))
+        return pairs
+    monkeypatch.setattr(detection, "_suppressions", spy)
+    rng = np.random.default_rng(["anchors", "batched", "random", "grid", "wide"].index(kind))
+    for case in range(10):
+        n = int(rng.choice([70, 300, 1100]))
+        boxes = _pairs_case(rng, kind, n)
+        if case % 3 == 1:
+            boxes[0, rng.random(n) < 0.05] = np.nan
+            flat = rng.random(n) < 0.05
+            boxes[0, flat, 2] = boxes[0, flat, 0]  # zero height
+        if case % 4 == 2:  # duplicates of other boxes
+            boxes[0, rng.integers(0, n, n // 5)] = boxes[0, rng.integers(0, n, n // 5)]
+        scores = _scores(rng, 1, 2, n, levels=int(rng.choice([0, 7])))
+        iou = float(rng.choice([0.0, 1.0, 2.0 ** -30, 0.5, 0.55, 1 / 3, rng.random()]))
+        seen.clear()
+        check(boxes, scores, max_out=10 ** 6, iou=iou, kernels="numpy")
+        assert len(seen) >= 2  # each class took the sparse pairs
+        for box, t, (src, dst) in seen:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                hit = np.triu(detection._suppresses(box, box, t), 1)
+            expected = sorted(zip(*np.nonzero(hit)))
+            assert sorted(zip(src.tolist(), dst.tolist())) == [tuple(map(int, p)) for p in expected]
