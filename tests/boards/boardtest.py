@@ -54,9 +54,9 @@ JPEG_RUNS = ["mmedu_mobilenet.onnx shapes.jpg --json --topk 3",
 ARMHF_NUMBA = os.environ.get("TINYRT_BOARD_ARMHF_NUMBA", "").strip() not in ("", "0")
 ARMHF_PATHS = ("numba", "numpy") if ARMHF_NUMBA else ("numpy",)
 BOARDS = {
-    "armhf": {"paths": ARMHF_PATHS, "nodes": True, "numba_check": True,
+    "armhf": {"paths": ARMHF_PATHS, "nodes": True, "numba_check": True, "warmup": True,
               "args": [a for spec in JPEG_RUNS for a in ("--run", spec)]},
-    "armhf-bookworm": {"paths": ARMHF_PATHS, "nodes": True, "numba_check": True, "args": []},
+    "armhf-bookworm": {"paths": ARMHF_PATHS, "nodes": True, "numba_check": True, "warmup": True, "args": []},
     "arm64": {"paths": ("numba", "numpy"), "nodes": False, "numba_check": True, "args": []},
     "riscv64": {"paths": ("numpy",), "nodes": True, "numba_check": False, "args": []},
 }
@@ -136,8 +136,11 @@ def _run(key, log):
     board, what, path = key
     if what == "models":
         spec = BOARDS[board]
+        # ``warmup``: `tinyrt warmup` first on the numba path, so that every kernel compiles on the board's
+        # numba, not only those its models run (an int8 Gemm's, ShuffleNet's channel copies)
         parsed, result = run_board_check(board, board_env(board, path), spec["args"],
-                                         numba_check=spec["numba_check"] and path == spec["paths"][0], log=log)
+                                         numba_check=spec["numba_check"] and path == spec["paths"][0],
+                                         warmup=spec.get("warmup", False) and path == "numba", log=log)
         return parsed, result.seconds
     board_root(board)
     if _bundle.get("error"):
