@@ -69,13 +69,17 @@ def _per_tensor(graph, node):
     return scale, zp
 
 
+def _facts(graph):
+    """What these passes ask of a graph: (how many node inputs read each value, the values its subgraphs
+    read, each value's producer, its outputs' names)."""
+    return readers(graph), _read_in_subgraphs(graph), producers(graph), {spec.name for spec in graph.outputs}
+
+
 def fuse_quantize_dequantize(graph):
     """Replace QuantizeLinear -> DequantizeLinear pairs by QuantizeDequantize. True when something changed."""
     if not _has(graph, "QuantizeLinear", ""):
         return False
-    reads = readers(graph)
-    in_subgraphs = _read_in_subgraphs(graph)
-    outputs = {spec.name for spec in graph.outputs}
+    reads, in_subgraphs, _, outputs = _facts(graph)
     dequants = {}   # Q output name -> the DequantizeLinear nodes reading it
     for node in graph.nodes:
         if node.op_type == "DequantizeLinear" and node.domain == "" and node.inputs and node.inputs[0]:
@@ -141,9 +145,7 @@ def fuse_rounding_into_conv(graph):
     from ..ops.tails import TAILS
     if not _has(graph, "QuantizeDequantize", TINYRT_DOMAIN):
         return False
-    reads = readers(graph)
-    produced_by = producers(graph)
-    outputs = {spec.name for spec in graph.outputs}
+    reads, _, produced_by, outputs = _facts(graph)
     dropped = set()
     for node in graph.nodes:
         if node.op_type != "QuantizeDequantize" or node.domain != TINYRT_DOMAIN or not node.inputs[0]:
@@ -175,10 +177,7 @@ def fuse_input_rounding(graph):
     of a sweep that writes a rounded copy of the whole input first. True when something changed."""
     if not _has(graph, "QuantizeDequantize", TINYRT_DOMAIN):
         return False
-    reads = readers(graph)
-    in_subgraphs = _read_in_subgraphs(graph)
-    produced_by = producers(graph)
-    outputs = {spec.name for spec in graph.outputs}
+    reads, in_subgraphs, produced_by, outputs = _facts(graph)
     inputs = {spec.name for spec in graph.inputs}
     users = {}
     for node in graph.nodes:
@@ -212,10 +211,7 @@ def fuse_add_into_rounding(graph):
     """Add(a, b) -> QuantizeDequantize becomes QuantizeDequantize(a, scale, b). True when something changed."""
     if not _has(graph, "QuantizeDequantize", TINYRT_DOMAIN):
         return False
-    reads = readers(graph)
-    in_subgraphs = _read_in_subgraphs(graph)
-    produced_by = producers(graph)
-    outputs = {spec.name for spec in graph.outputs}
+    reads, in_subgraphs, produced_by, outputs = _facts(graph)
     dropped = set()
     for node in graph.nodes:
         if node.op_type != "QuantizeDequantize" or node.domain != TINYRT_DOMAIN or len(node.inputs) != 2:
@@ -262,9 +258,7 @@ def drop_repeated_rounding(graph):
     identity. True when something changed."""
     if not _has(graph, "QuantizeDequantize", TINYRT_DOMAIN):
         return False
-    produced_by = producers(graph)
-    outputs = {spec.name for spec in graph.outputs}
-    in_subgraphs = _read_in_subgraphs(graph)
+    _, in_subgraphs, produced_by, outputs = _facts(graph)
     rename = {}
     kept = []
     for node in graph.nodes:
@@ -308,9 +302,7 @@ def round_in_steps(graph):
     when something changed."""
     if not _has(graph, "FusedConv", TINYRT_DOMAIN):
         return False
-    reads = readers(graph)
-    in_subgraphs = _read_in_subgraphs(graph)
-    outputs = {spec.name for spec in graph.outputs}
+    reads, in_subgraphs, _, outputs = _facts(graph)
     users = {}
     for node in graph.nodes:
         for i, name in enumerate(node.inputs):
