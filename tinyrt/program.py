@@ -212,8 +212,7 @@ class Program:
                 self.called[i] = "segment_%d" % inside.get(i, i)
                 self._free(src, last_use.get(i, ()), local, out_names)
                 continue
-            if kind == "fold" and all(name not in out_names for name in step.outputs if name) \
-                    and i in folded:
+            if i in unrun:
                 for name, value in zip(step.outputs, folded[i]):
                     if name:
                         vid = "v%d" % len(folded_names)

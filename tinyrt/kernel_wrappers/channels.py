@@ -95,9 +95,11 @@ def _concat_shuffle(backend, step, constants):
 
 def _channel_slice(backend, step, constants):
     """A wrapper for a Slice (opset 10 on: inputs) along axis 1 alone, with step 1; None for any other."""
-    names = list(step.inputs) + ["", "", "", ""]  # (Slice-1 has its data input alone: attributes)
+    if len(step.inputs) < 4:  # (Slice-1: its data input alone, the bounds attributes; or no axes input)
+        return None
+    names = list(step.inputs) + [""]
     axes, steps = constants.get(names[3]) if names[3] else None, constants.get(names[4]) if names[4] else None
-    if len(step.inputs) < 4 or axes is None or [int(a) for a in np.ravel(axes)] not in ([1], [-3]) or \
+    if axes is None or [int(a) for a in np.ravel(axes)] not in ([1], [-3]) or \
             (names[4] and (steps is None or [int(s) for s in np.ravel(steps)] != [1])):
         return None
     return _ChannelSliceKernel(backend, step)

@@ -42,9 +42,9 @@ class _ConvKernel(KernelWrapper):
         # one they do not know is applied after them, in numpy (``after``)
         name, alpha, beta, qscale = _kernel_tail(a)
         self.after = None
-        r = a.get("input_rounding")  # X rounded first (ops/fused.py): by the stem kernel as it reads X
-        self.rounding = None if r is None else (np.float32(r[0]), np.float32(r[1]), np.float32(r[2]))
-        self.round_input = lambda X: _fused.round_input(X, r)
+        self.input_rounding = a.get("input_rounding")  # X rounded first (ops/fused.py): by the stem kernel
+        # as it reads X (its arguments: ``rounding``), else before the kernel
+        self.rounding = None if self.input_rounding is None else tuple(np.float32(v) for v in self.input_rounding)
         if name not in self.k.conv.ACT:
             tail, params = TAILS[a.get("activation", "")], list(a.get("activation_params") or [])
             self.after = lambda y: tail.apply(y, *params)
@@ -140,7 +140,7 @@ class _ConvKernel(KernelWrapper):
         N, C, OH, OW = X.shape[0], X.shape[1], yshape[2], yshape[3]
         conv, run = self.k.conv, self.backend.pool.run
         if self.rounding is not None and not (kind == "stem" and _nchw(X)):
-            X = self.round_input(X)  # (the stem kernel rounds the rows it reads itself)
+            X = _fused.round_input(X, self.input_rounding)  # (the stem kernel rounds the rows it reads itself)
         y = empty_aligned((N, OH, OW, self.M))
         z = to_channels_last(Z) if has_z else _EMPTY4
         if kind == "pointwise":

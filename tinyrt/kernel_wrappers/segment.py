@@ -33,7 +33,7 @@ Layer = namedtuple("Layer", "kind ints act floats w bias x_shape y_shape has_z t
                    defaults=(3, 0))
 NO_WEIGHTS = np.zeros(1, np.float32)  # a layer without weights or bias (the table wants addresses)
 _WHAT = {"gap": "pooling", "scale": "scaling", "round": "rounding", "shuffle": "shuffle",
-         "slice": "channel slice"}  # a segment's layers that are not convs
+         "slice": "channel slice"}  # a segment's layers that are not convs, in the order ``tinyrt code`` counts them
 
 ALIGN = 16           # floats: every value in the arena starts on a 64-byte boundary
 _READ_OUTSIDE = -1   # a reader that is not a step: the graph's outputs, a subgraph
@@ -60,7 +60,7 @@ class Segment:
         self.layers = [call.layer for call in self.calls]  # (their weights: the table has their addresses)
         counts = Counter(_WHAT.get(layer.kind, "conv") for layer in self.layers)
         self.op_type = ", ".join("%d %s%s" % (counts[what], what, "" if counts[what] == 1 else "s")
-                                 for what in ("conv", "pooling", "scaling", "rounding", "shuffle", "channel slice")
+                                 for what in ("conv",) + tuple(_WHAT.values())
                                  if counts[what] or what == "conv")  # what ``tinyrt code`` says of it
         self.out_shape = self.layers[-1].y_shape
         self._table(plan, self.layers)
@@ -133,9 +133,7 @@ class Segment:
         for (x, w, b, z), call, i in zip(self.wiring, self.calls, self.steps):
             if call.layer.kind in ("gap", "slice"):
                 y = call(values[x])
-            elif call.layer.kind == "shuffle":  # its two inputs (x1, x2; their shapes are fixed)
-                y = call(values[x], values[w])
-            elif call.layer.kind == "scale":
+            elif call.layer.kind in ("scale", "shuffle"):  # x and the scales; a shuffle's two inputs
                 y = call(values[x], values[w])
             elif call.layer.z_at == 2:  # a rounding: x, scale, addend
                 y = call(values[x], values[w], values[b] if call.layer.has_z else None)

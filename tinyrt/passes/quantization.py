@@ -75,6 +75,17 @@ def _facts(graph):
     return readers(graph), _read_in_subgraphs(graph), producers(graph), {spec.name for spec in graph.outputs}
 
 
+def _users(graph):
+    """name -> [(node, input index)] of the nodes that read it as an input (subgraph reads not included:
+    ``readers`` counts those too, so a pass that wants one reader asks both)."""
+    users = {}
+    for node in graph.nodes:
+        for i, name in enumerate(node.inputs):
+            if name:
+                users.setdefault(name, []).append((node, i))
+    return users
+
+
 def fuse_quantize_dequantize(graph):
     """Replace QuantizeLinear -> DequantizeLinear pairs by QuantizeDequantize. True when something changed."""
     if not _has(graph, "QuantizeLinear", ""):
@@ -179,11 +190,7 @@ def fuse_input_rounding(graph):
         return False
     reads, in_subgraphs, produced_by, outputs = _facts(graph)
     inputs = {spec.name for spec in graph.inputs}
-    users = {}
-    for node in graph.nodes:
-        for i, name in enumerate(node.inputs):
-            if name:
-                users.setdefault(name, []).append((node, i))
+    users = _users(graph)
     dropped = set()
     for node in graph.nodes:
         if node.op_type != "QuantizeDequantize" or node.domain != TINYRT_DOMAIN or len(node.inputs) != 2:
@@ -303,11 +310,7 @@ def round_in_steps(graph):
     if not _has(graph, "FusedConv", TINYRT_DOMAIN):
         return False
     reads, in_subgraphs, _, outputs = _facts(graph)
-    users = {}
-    for node in graph.nodes:
-        for i, name in enumerate(node.inputs):
-            if name:
-                users.setdefault(name, []).append((node, i))
+    users = _users(graph)
     factor = {}   # id(conv) -> [input scale, output scale]
     for node in graph.nodes:
         info = _rounding_conv(graph, node)
