@@ -18,6 +18,7 @@ One run at a time (tinyrt/kernels_select.py holds a lock); runs may nest (a Loop
 """
 import os
 import threading
+import time
 
 from . import _sync
 
@@ -39,6 +40,7 @@ class Pool:
     def _reset(self):
         # room for a chunk per CPU: the cores this process may use can grow after this (sched_setaffinity)
         self.ctr = _sync.counters(max(cores(), os.cpu_count() or 1))
+        self.ctr[_sync.PATIENCE] = getattr(self, "patience", 0)
         self.workers = []  # started on demand, then kept
         self.task = None   # (kernel, args) of the task posted last
         self.tasks = 0     # tasks posted so far
@@ -55,6 +57,8 @@ class Pool:
             return self.width
         threads = int(threads)
         self.width = min(threads, cores()) if threads > 0 else cores()
+        if self.width > 1 and not self.ctr[_sync.PATIENCE]:
+            self.patience = self.ctr[_sync.PATIENCE] = _turns_in(PATIENCE)
         while len(self.workers) < self.width - 1:
             t = threading.Thread(target=self._work, args=(len(self.workers),), name="tinyrt-worker", daemon=True)
             t.start()
@@ -122,6 +126,24 @@ class Pool:
             except BaseException as e:  # the caller re-raises it; this thread lives on
                 self.error = e
                 _sync.add(self.ctr, _sync.FAILED, 1)
+
+
+PATIENCE = 20e-6  # seconds a segment's thread waits for the threads before it to enter a layer (in_turn)
+
+
+def _turns_in(seconds):
+    """How many turns of _sync.in_turn's wait take about ``seconds`` here (a turn's pause instruction
+    takes from one to ~150 cycles, by CPU): timed on a wait that never ends early."""
+    never = _sync.counters(2)  # no thread has entered: thread 1's turn never comes
+    _sync.in_turn(never, 1, 1)  # compiled (or loaded) first
+    turns = 256
+    while True:
+        t0 = time.perf_counter()
+        _sync.in_turn(never, 1, turns)
+        took = time.perf_counter() - t0
+        if took > 0.002 or turns >= 1 << 30:
+            return max(1, int(turns * seconds / max(took, 1e-9)))
+        turns *= 4
 
 
 POOL = Pool()

@@ -99,8 +99,9 @@ def pause(typingctx):
 #   OPEN     TASK, written by the caller's kernel on entry: the caller has let go of the GIL
 #   CLOSED   TASK, written once all its blocks are done: too late to join
 #   JOINED, LEFT   workers that joined a task / left it again (never reset: only their difference counts)
+#   PATIENCE turns of ``in_turn``'s wait that take about 20 us on this machine (set by the pool)
 #   CHUNK + j      blocks taken from chunk j (one chunk per thread, WIDTH of them)
-TASK, RUNNING, WIDTH, TICKETS, DONE, FAILED, OPEN, CLOSED, JOINED, LEFT, CHUNK = range(11)
+TASK, RUNNING, WIDTH, TICKETS, DONE, FAILED, OPEN, CLOSED, JOINED, LEFT, PATIENCE, CHUNK = range(12)
 
 
 def counters(width):
@@ -149,6 +150,23 @@ def finished(ctr, me, total):
     """Count one block as done (after its results are written) and take the next."""
     fetch_add(ctr, DONE, 1)
     return _take(ctr, me, total)
+
+
+@njit(nogil=True, cache=True)
+def in_turn(ctr, me, patience):
+    """Wait until the threads numbered below ``me`` have entered the kernel of control block ``ctr``, for
+    at most ``patience`` turns: True when they have (``start`` then gives this thread number ``me``).
+
+    Why: ``start`` numbers threads in the order they arrive, and a thread takes the chunk of its number.
+    Threads that meet at every layer of a segment (segment.py) arrive in any order, so a thread would
+    take, one layer in two, the rows the other core has just written. Entering in turn, each keeps its
+    rows (measured: MobileNetV2-224's segment at 2 threads 1.66x -> 1.76x as fast as at 1). A thread that
+    is not there in time (descheduled) is not waited for longer: the chunks stay shared as before."""
+    for _ in range(patience):
+        if load(ctr, TICKETS) >= me:
+            return True
+        pause()
+    return load(ctr, TICKETS) >= me
 
 
 STOPPED = 1 << 40  # added to every chunk's count by ``stop``

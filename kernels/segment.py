@@ -13,7 +13,8 @@ tinyrt/kernel_wrappers/segment.py finds the runs and writes each layer as one ro
 and ``run`` calls, row by row, the very kernel (kernels/conv.py) with the very arguments that the layer's
 own call would pass: the same numbers. On several threads the pool runs ``run`` on each, and they meet at
 every layer (a threaded layer's blocks shared as its own call would share them, a serial one run by the
-caller), never going back to Python in between. Values live in flat float32 arrays: the segment's
+caller; they enter a layer in turn, so that each takes the rows it wrote: _sync.in_turn), never going
+back to Python in between. Values live in flat float32 arrays: the segment's
 input ``xin``, its output ``yout``, and ``arena`` for everything in between (offsets planned in Python, a
 dead value's room reused). The layers' packed weights stay where their own calls have them: the table holds
 their addresses (the Segment keeps the arrays alive), and ``carray`` makes each an array again.
@@ -24,7 +25,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._jit import kernel
-from ._sync import CHUNK, CLOSED, DONE, FAILED, STOPPED, WIDTH, load, pause, start, swap
+from ._sync import CHUNK, CLOSED, DONE, FAILED, PATIENCE, STOPPED, WIDTH, in_turn, load, pause, start, swap
 from .channels import channel_shuffle, channel_slice
 from .conv import depthwise, im2col, pointwise
 from .eltwise import channel_scale, quantize_dequantize
@@ -67,6 +68,7 @@ def run(xin, yout, arena, layers, params, ctrs, ctr):
     for each call), the threads share a threaded layer's blocks and the caller alone runs a serial one,
     and no thread starts a layer before every block of the one before is done (it reads their output)."""
     me, _ = start(ctr, 0)  # joins the task (the caller is thread 0); the layers are the work, not blocks
+    patience = load(ctr, PATIENCE)
     for l in range(layers.shape[0]):
         row, c = layers[l], ctrs[l]
         if row[THREADED] == 0 and me != 0:
@@ -93,6 +95,8 @@ def run(xin, yout, arena, layers, params, ctrs, ctr):
         else:
             z = np.empty((0, 0, 0, 0), np.float32)
         w, bias, act = _pointer(row[W_ADDR]), _pointer(row[B_ADDR]), row[ACT]
+        if me != 0 and row[THREADED] != 0 and patience > 0 and not in_turn(c, me, patience):
+            patience = 0  # a thread before this one is late (descheduled?): no more waiting this run
         a, b, qs = params[l, 0], params[l, 1], params[l, 2]
         k = row[I0:]
         nchw = row[KIND] < 0  # False, but not a literal one: the kernels are called with the types their
