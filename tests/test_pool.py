@@ -123,3 +123,20 @@ def test_nested_runs_keep_the_outer_width():
     assert (hits == 1).all()
     POOL.end()
     assert (POOL.width, POOL.depth) == (1, 0)
+
+
+def test_in_turn_waits_for_the_threads_before_it_and_no_longer_than_its_patience():
+    """A segment's thread enters a layer after the threads numbered below it (so that start gives it its own
+    number, and its own rows), but a thread that does not come is not waited for past the patience."""
+    ctr = _sync.counters(3)
+    assert _sync.in_turn(ctr, 0, 0)  # thread 0 waits for nobody
+    assert not _sync.in_turn(ctr, 1, 1000)  # nobody has entered: thread 1 gives up
+    assert _sync.start(ctr, 6) == (0, 0)  # thread 0 enters, the first chunk's first block
+    assert _sync.in_turn(ctr, 1, 0) and not _sync.in_turn(ctr, 2, 1000)
+    assert _sync.start(ctr, 6)[0] == 1 and _sync.in_turn(ctr, 2, 0)
+
+
+def test_the_pool_measures_its_patience_once_it_runs_threads(pool2):
+    if pool2 < 2:
+        pytest.skip("one core: the pool runs no threads")
+    assert POOL.ctr[_sync.PATIENCE] > 0
