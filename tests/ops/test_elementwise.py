@@ -454,3 +454,22 @@ def test_pow_scalar_exponent(e, dtype):
     x = rand((3, 4), dtype, -2, 2)
     check("Pow", [x, np.array(e, dtype)], 15)
     check("Pow", [x, np.array([e], np.float32)], 15)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "strided"])
+def test_hard_swish_tail_in_pieces_is_the_formula(layout):
+    """A conv's HardSwish tail works over pieces of y's memory with a small temporary (ops/activation.py):
+    the same numbers as x * clip(x / 6 + 1/2, 0, 1) at once, whatever the layout and the piece size."""
+    from tinyrt.ops.activation import _hard_swish_tail
+    x = (np.random.RandomState(0).standard_normal((2, 24, 7, 9)) * 4).astype(np.float32)
+    if layout == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    elif layout == "strided":
+        x = np.repeat(x, 2, axis=3)[..., ::2]  # memory numpy cannot flatten: y whole
+    g = x * np.float32(1 / 6)
+    g += np.float32(0.5)
+    expected = x * np.clip(g, 0, 1)
+    for chunk in (7, 100, 1 << 16):
+        y = x.copy(order="K") if layout != "strided" else np.repeat(x, 2, axis=3)[..., ::2]
+        assert _hard_swish_tail(y, chunk) is y
+        np.testing.assert_array_equal(y, expected)

@@ -35,7 +35,7 @@ from ..errors import InputError, UnsupportedError
 from .registry import fixed_after, infers, op, prepared, static_shape
 from ._static_shape import broadcast, same_shape
 from ._infer_types import broadcast as broadcast_types, same
-from .tails import clip as _clip, tail
+from .tails import clip as _clip, pieces, tail
 
 
 _CONSTANTS = {}  # (dtype, value) -> a read-only 0-d array (see _const)
@@ -164,11 +164,17 @@ def hard_swish(x):
     return x * hard_sigmoid(x, alpha=1.0 / 6.0, beta=0.5)
 
 
-def _hard_swish_tail(y):
-    g = y * y.dtype.type(1.0 / 6)
-    g += y.dtype.type(0.5)
-    np.clip(g, 0, 1, out=g)
-    y *= g
+def _hard_swish_tail(y, chunk=65536):
+    # over cache-sized pieces of y's memory, with one small temporary: a temporary as big as y cost more
+    # than the math (SSDlite's first [1, 16, 160, 160]: 401 -> 261 us a call; the same numbers)
+    t = y.dtype.type
+    scratch = np.empty(min(chunk, y.size), y.dtype)
+    for part, _ in pieces(y, chunk):
+        g = scratch[:part.size] if part.ndim == 1 else np.empty_like(part)
+        np.multiply(part, t(1.0 / 6), out=g)
+        g += t(0.5)
+        _clip(g, t(0), t(1), out=g)
+        part *= g
     return y
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from ..dtypes import ONNX_TYPES, type_name
 from ..errors import InputError, UnsupportedError
 from .registry import TINYRT_DOMAIN, infers, op
-from .tails import clip as _clip, tail
+from .tails import clip as _clip, flat as _flat, pieces as _pieces, tail
 from . import conv as _conv
 from . import matmul as _matmul
 
@@ -300,26 +300,6 @@ def round_in_place(y, scale, low, high, chunk=65536, src=None):
         np.rint(part, out=part)
         np.multiply(part, s, out=part)
     return y
-
-
-def _pieces(y, chunk, src=None):
-    """y's memory in cache-sized flat pieces, each with the same piece of ``src`` (y's, without one), so that
-    a rounding's sweeps over each piece in turn make one trip to memory instead of one a sweep; y (and src)
-    whole where numpy cannot flatten y's memory without a copy."""
-    flat = _flat(y)
-    if flat is None:
-        return [(y, y if src is None else src)]
-    source = flat if src is None else _flat(src)
-    return [(flat[i:i + chunk], source[i:i + chunk]) for i in range(0, max(flat.size, 1), chunk)]
-
-
-def _flat(y):
-    """A 1-D view of y's memory (C order, or the channels-last memory of an NCHW view), or None."""
-    if y.flags.c_contiguous:
-        return y.reshape(-1)
-    if y.ndim == 4 and y.transpose(0, 2, 3, 1).flags.c_contiguous:
-        return y.transpose(0, 2, 3, 1).reshape(-1)
-    return None
 
 
 def _rounding_for_kernels(scale, low, high):

@@ -63,6 +63,26 @@ class Tail:
         return self.name, a, b, 0.0
 
 
+def pieces(y, chunk, src=None):
+    """y's memory in cache-sized flat pieces, each with the same piece of ``src`` (y's, without one), so that
+    a tail's sweeps over each piece in turn make one trip to memory instead of one a sweep, and its
+    temporaries stay small; y (and src) whole where numpy cannot flatten y's memory without a copy."""
+    memory = flat(y)
+    if memory is None:
+        return [(y, y if src is None else src)]
+    source = memory if src is None else flat(src)
+    return [(memory[i:i + chunk], source[i:i + chunk]) for i in range(0, max(memory.size, 1), chunk)]
+
+
+def flat(y):
+    """A 1-D view of y's memory (C order, or the channels-last memory of an NCHW view), or None."""
+    if y.flags.c_contiguous:
+        return y.reshape(-1)
+    if y.ndim == 4 and y.transpose(0, 2, 3, 1).flags.c_contiguous:
+        return y.transpose(0, 2, 3, 1).reshape(-1)
+    return None
+
+
 def tail(name, apply, params=None, kernel=None, clip=None, fold=None):
     """Register the tail ``name`` (see the module docstring); returns its record."""
     TAILS[name] = Tail(name, apply, params, kernel, clip, fold)
