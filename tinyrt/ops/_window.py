@@ -108,8 +108,14 @@ def pad_spatial(x, begin, end, value=0):
         x = x[tuple(sl)]
         begin = [max(0, b) for b in begin]
         end = [max(0, e) for e in end]
-    widths = [(0, 0), (0, 0)] + list(zip(begin, end))
-    return np.pad(x, widths, mode="constant", constant_values=value)
+    # one copy into an empty array and its borders filled (np.pad's own bookkeeping took as long again as
+    # the copy: SSDlite320's [1, 3, 320, 320] input 168 -> 105 us)
+    y = np.empty(x.shape[:2] + tuple(n + b + e for n, b, e in zip(x.shape[2:], begin, end)), x.dtype)
+    y[(Ellipsis,) + tuple(slice(b, b + n) for b, n in zip(begin, x.shape[2:]))] = x
+    for axis, (b, e) in enumerate(zip(begin, end), start=2):
+        for border in ([slice(0, b)] if b else []) + ([slice(y.shape[axis] - e, None)] if e else []):
+            y[(slice(None),) * axis + (border,)] = value
+    return y
 
 
 def windows(xp, kernel, strides, dilations, out, kernel_first=False):
