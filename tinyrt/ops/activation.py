@@ -166,11 +166,11 @@ def hard_swish(x):
 
 def _hard_swish_tail(y, chunk=65536):
     # over cache-sized pieces of y's memory, with one small temporary: a temporary as big as y cost more
-    # than the math (SSDlite's first [1, 16, 160, 160]: 401 -> 261 us a call; the same numbers)
+    # than the math (SSDlite's first [1, 16, 160, 160]: 401 -> 273 us a call; the same numbers)
     t = y.dtype.type
     scratch = np.empty(min(chunk, y.size), y.dtype)
     for part, _ in pieces(y, chunk):
-        g = scratch[:part.size] if part.ndim == 1 else np.empty_like(part)
+        g = scratch[:part.size] if part.ndim == 1 else np.empty_like(part)  # (y whole: not flattenable)
         np.multiply(part, t(1.0 / 6), out=g)
         g += t(0.5)
         _clip(g, t(0), t(1), out=g)
