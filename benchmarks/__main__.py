@@ -16,7 +16,8 @@ tinyrt-numba once with a warm kernel cache and once with an empty one (the first
 Peak RSS: the same fresh processes (ru_maxrss after load and four results).
 
 The table goes to stdout and to out/benchmarks/results.md, a bar chart to out/benchmarks/results.png;
-``--update`` writes the committed benchmarks/results.md and results.png instead (the README quotes them).
+``--update`` writes the committed benchmarks/results.md and results.png instead (the README quotes them):
+the table at the top of results.md is replaced, the notes below it (each "### " section) are kept.
 If OPENBLAS_CORETYPE or OPENBLAS_L2_SIZE are set, both are unset for the measurement (the command
 re-executes itself without them): they pin OpenBLAS to kernels that may not suit this CPU.
 """
@@ -257,14 +258,29 @@ def main(argv=None):
     for path in (args.out, args.png):
         if os.path.dirname(os.path.abspath(path)):
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write(text)
+    write_table(args.out, text)
     try:
         from .chart import bar_chart
         bar_chart(rows, args.threads, args.png)
         log("saved %s and %s" % (args.out, args.png))
     except ImportError as e:
         log("saved %s (no chart: %s)" % (args.out, e))
+
+
+def write_table(path, text):
+    """Write ``text`` (the header and the table) to ``path``, over the table a file there starts with: the
+    notes below it (the committed results.md keeps each session's measurements under "### " headings) are
+    kept."""
+    notes = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        at = old.find("\n### ")
+        notes = old[at + 1:] if at >= 0 else ""
+    tmp = path + ".part"
+    with open(tmp, "w") as f:
+        f.write(text + ("\n" + notes if notes else ""))
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

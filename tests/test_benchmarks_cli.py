@@ -24,3 +24,16 @@ def test_every_option_has_help():
     actions = [a for a in parser()._actions if a.option_strings and a.dest != "help"]
     assert len(actions) >= 12
     assert [a.option_strings[0] for a in actions if not a.help] == []
+
+
+def test_a_new_table_keeps_the_notes_below_the_old_one(tmp_path):
+    """--update replaces the table at the top of the committed results.md; the sessions' notes under their
+    "### " headings stay."""
+    from benchmarks.__main__ import write_table
+    path = tmp_path / "results.md"
+    write_table(str(path), "Machine: old.\n\n| a |\n|---|\n")
+    assert path.read_text() == "Machine: old.\n\n| a |\n|---|\n"
+    path.write_text(path.read_text() + "\n### int8\n\nnotes\n\n### small models\n\nmore notes\n")
+    write_table(str(path), "Machine: new.\n\n| b |\n|---|\n")
+    assert path.read_text() == "Machine: new.\n\n| b |\n|---|\n\n### int8\n\nnotes\n\n### small models\n\nmore notes\n"
+    assert not (tmp_path / "results.md.part").exists()
