@@ -271,16 +271,14 @@ def write_table(path, text):
     """Write ``text`` (the header and the table) to ``path``, over the table a file there starts with: the
     notes below it (the committed results.md keeps each session's measurements under "### " headings) are
     kept."""
+    from tinyrt.files import atomic_write
     notes = ""
     if os.path.exists(path):
         with open(path) as f:
             old = f.read()
         at = old.find("\n### ")
         notes = old[at + 1:] if at >= 0 else ""
-    tmp = path + ".part"
-    with open(tmp, "w") as f:
-        f.write(text + ("\n" + notes if notes else ""))
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(text + ("\n" + notes if notes else "")), mode="w")
 
 
 if __name__ == "__main__":

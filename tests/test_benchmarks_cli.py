@@ -36,4 +36,4 @@ def test_a_new_table_keeps_the_notes_below_the_old_one(tmp_path):
     path.write_text(path.read_text() + "\n### int8\n\nnotes\n\n### small models\n\nmore notes\n")
     write_table(str(path), "Machine: new.\n\n| b |\n|---|\n")
     assert path.read_text() == "Machine: new.\n\n| b |\n|---|\n\n### int8\n\nnotes\n\n### small models\n\nmore notes\n"
-    assert not (tmp_path / "results.md.part").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["results.md"]  # no temporary file left beside it
