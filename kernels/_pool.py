@@ -33,6 +33,7 @@ def cores():
 
 class Pool:
     def __init__(self):
+        self.patience = 0  # PATIENCE in turns of _sync.in_turn's wait, measured once (begin); kept past a fork
         self._reset()
         if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads
             os.register_at_fork(after_in_child=self._reset)
@@ -40,7 +41,7 @@ class Pool:
     def _reset(self):
         # room for a chunk per CPU: the cores this process may use can grow after this (sched_setaffinity)
         self.ctr = _sync.counters(max(cores(), os.cpu_count() or 1))
-        self.ctr[_sync.PATIENCE] = getattr(self, "patience", 0)
+        self.ctr[_sync.PATIENCE] = self.patience
         self.workers = []  # started on demand, then kept
         self.task = None   # (kernel, args) of the task posted last
         self.tasks = 0     # tasks posted so far
@@ -57,7 +58,7 @@ class Pool:
             return self.width
         threads = int(threads)
         self.width = min(threads, cores()) if threads > 0 else cores()
-        if self.width > 1 and not self.ctr[_sync.PATIENCE]:
+        if self.width > 1 and not self.patience:
             self.patience = self.ctr[_sync.PATIENCE] = _turns_in(PATIENCE)
         while len(self.workers) < self.width - 1:
             t = threading.Thread(target=self._work, args=(len(self.workers),), name="tinyrt-worker", daemon=True)
