@@ -41,6 +41,7 @@ import warnings
 
 from .errors import InputError
 from .kernel_wrappers import NUMPY_WRAPPERS, WRAPPERS
+from .kernel_wrappers.numpy_conv import border_for_readers
 from .threads import WidthChooser, blas_threads, cores
 
 CHOICES = ("numba", "numpy")
@@ -138,6 +139,7 @@ class NumpyBackend:
             for sub in step.subplans.values():
                 for p in (sub if isinstance(sub, list) else [sub]):
                     self.bind(p)
+        border_for_readers(plan)  # convs that depthwise convs read write inside their zero border
         return plan
 
     def running(self, threads):

@@ -1,8 +1,18 @@
 """The numpy path's prepared Conv (the numpy path has no compiled kernels, but a conv's geometry,
-checks and tiled weights are worked out once per input shape, not on every call)."""
+checks and tiled weights are worked out once per input shape, not on every call).
+
+A conv whose result depthwise convs read (``border_for_readers``, at bind) writes it inside a zero border as
+wide as their pads (ops/_bordered.py): they then read it where it lies, with no padded copy."""
 import numpy as np
 
 from .. import limits
+
+# a conv writes its result inside a border only where each output row has at least this many pixels and
+# multiply-adds: it then makes one BLAS call per output row, which costs more than the copy it saves on
+# small rows (measured: 20x20 with 112 -> 672 channels, 726 against 480 us; 40x40 with 8 -> 48 channels,
+# 133 against 79; SSDlite320's 40x40 to 160x160 layers with 16 -> 64 channels and more, faster)
+BORDER_MIN_WIDTH = 32
+BORDER_MIN_ROW_MACS = 65536
 
 
 class _NumpyConv:
@@ -15,8 +25,10 @@ class _NumpyConv:
     step_attrs = {}  # the node's attributes (set by bind)
 
     def __init__(self, step, W, B):
-        from ..ops import conv, fused, _window
-        self.conv, self.fused, self.win = conv, fused, _window
+        from ..ops import conv, fused, _depthwise, _window
+        from ..ops._bordered import bordered
+        self.conv, self.fused, self.win, self.bordered = conv, fused, _window, bordered
+        self.dw = _depthwise
         self.ref = step.fn
         a = step.attrs
         self.activation = a.get("activation", "")
@@ -36,7 +48,16 @@ class _NumpyConv:
                                    auto_pad=a.get("auto_pad", "NOTSET"))
         # the matmuls' weights, made once (one input channel a group: _conv2d's depthwise branch, no matmul)
         self.mats = None if self.cg == 1 or self.M % self.group else conv.matmul_weights(W, self.group)
+        self.border = None  # (top, bottom, left, right): the zero border its readers want (set by bind)
         self._prepared = {}
+
+    def reads_in_place(self, attrs):
+        """Whether this conv, a depthwise one, reads an input that lies in a zero border where it lies
+        (ops/conv.py ``depthwise_conv``)."""
+        if self.cg != 1 or self.group != self.M or self.rounding is not None or self.W.ndim != 4:
+            return False
+        strides = attrs.get("strides") or [1, 1]
+        return len(strides) == 2 and self.dw.reads_border_in_place(self.M, self.W.shape[2:], strides)
 
     def prepare(self, shape, limit):
         key = (shape, limit)
@@ -60,10 +81,16 @@ class _NumpyConv:
             tiled = None
             if depthwise:
                 limits.check_shape((K, out[1] * M), np.float32, "Conv (tiled depthwise weights)")
-                tiled = self.conv.tile_depthwise(self.W, out[1])
+                tiled = self.dw.tile_depthwise(self.W, out[1])
             bias = None if self.B is None else np.tile(self.B, out[1])
             work = int(N * M * out[0] * out[1] * cg * K * limits.MAC_COST) + K * limits.LOOP_COST
-            p = (kernel, strides, dilations, begin, end, out, tiled, bias, work)
+            row_macs = out[1] * M * cg * K  # one BLAS call's multiply-adds when the rows go one by one
+            border = self.border if (self.border is not None and out[1] >= BORDER_MIN_WIDTH
+                                     and row_macs >= BORDER_MIN_ROW_MACS) else None
+            if border is not None:
+                t, b, l, r = border
+                limits.check_shape((N, out[0] + t + b, out[1] + l + r, M), np.float32, "Conv (bordered output)")
+            p = (kernel, strides, dilations, begin, end, out, tiled, bias, work, border)
             if len(self._prepared) > 16:
                 self._prepared.clear()
             self._prepared[key] = p
@@ -76,12 +103,13 @@ class _NumpyConv:
             p = self.prepare(X.shape, limits.current().tensor_bytes)
         if p is None:
             return self.ref(X, W, B, Z, **attrs) if Z is not None else self.ref(X, W, B, **attrs)
-        kernel, strides, dilations, begin, end, out, tiled, bias, work = p
+        kernel, strides, dilations, begin, end, out, tiled, bias, work, border = p
         limits.spend(work, "Conv")
         if self.rounding is not None:
             X = self.fused.round_input(X, self.rounding)
+        into = None if border is None else self.bordered((X.shape[0], out[0], out[1], self.M), border)
         y = self.conv._conv2d(X, self.W, self.group, kernel, strides, dilations, begin, end, out, tiled,
-                              self.mats)
+                              self.mats, into)
         N, OH, OW, M = y.shape
         if Z is not None and Z.shape != (N, M, OH, OW):
             return self.ref(X, W, B, Z, **attrs)
@@ -92,7 +120,8 @@ class _NumpyConv:
         activation, in place; returns its (N, M, OH, OW) view."""
         if bias is not None:
             N, OH, OW, M = y.shape
-            rows = y.reshape(N * OH, OW * M)
+            # (N, OH, OW * M): a view, also of a bordered interior (whose rows are not one block)
+            rows = y.reshape(N, OH, OW * M) if y.flags.c_contiguous else self.dw.rows_view(y)
             rows += bias
         y = y.transpose(0, 3, 1, 2)
         if Z is not None:
@@ -114,27 +143,61 @@ class _NumpyConv:
         p = self.prepare(X.shape, limits.current().tensor_bytes)
         if p is None:
             return None
-        kernel, strides, dilations, begin, end, out, tiled, bias, work = p
+        kernel, strides, dilations, begin, end, out, tiled, bias, work, border = p
         N, C = X.shape[:2]
         M, OH, OW = self.M, out[0], out[1]
         if Z is not None and (type(Z) is not np.ndarray or Z.shape != (N, M, OH, OW)):
             return None
-        conv, finish, rounding, round_input = self.conv, self._finish, self.rounding, self.fused.round_input
+        conv, dw, finish, rounding, round_input = self.conv, self.dw, self._finish, self.rounding, \
+            self.fused.round_input
+        bordered, shape = self.bordered, (N, OH, OW, M)
         if tiled is not None and M == C:  # depthwise: its phases and their weights, once
             phases = [(b, view, np.ascontiguousarray(tiled[:, js])) for b, js, view in
-                      conv.depthwise_phases(X.shape, 4, kernel, strides, dilations, begin, end, out)]
+                      dw.depthwise_phases(X.shape, 4, kernel, strides, dilations, begin, end, out)]
 
             def y_nhwc(X):
-                return conv.depthwise(X, phases, begin, end, strides[1], out)
+                into = None if border is None else bordered(shape, border)
+                return dw.depthwise_conv(X, phases, tiled, kernel, strides, dilations, begin, end, out, into)
         else:
             W, group, mats = self.W, self.group, self.mats
 
             def y_nhwc(X):
-                return conv._conv2d(X, W, group, kernel, strides, dilations, begin, end, out, tiled, mats)
+                into = None if border is None else bordered(shape, border)
+                return conv._conv2d(X, W, group, kernel, strides, dilations, begin, end, out, tiled, mats, into)
 
         def call(X, W=None, B=None, Z=None, **attrs):
             return finish(y_nhwc(X if rounding is None else round_input(X, rounding)), bias, Z)
         return call, work
+
+
+def border_for_readers(plan):
+    """Each prepared conv whose result prepared depthwise convs read (as their X) writes it inside the zero
+    border their pads want (the widest on each side), so that they read it in place (ops/_bordered.py)."""
+    wants = {}
+    for step in plan.steps:
+        fn = step.fn
+        if isinstance(fn, _NumpyConv) and fn.reads_in_place(step.attrs):
+            pads = _explicit_pads(step.attrs)
+            if pads is not None and any(pads):
+                want = wants.setdefault(step.inputs[0], [0, 0, 0, 0])
+                want[:] = [max(a, b) for a, b in zip(want, pads)]
+    for step in plan.steps:
+        if isinstance(step.fn, _NumpyConv) and step.outputs and step.outputs[0] in wants:
+            step.fn.border = tuple(wants[step.outputs[0]])
+
+
+def _explicit_pads(attrs):
+    """A 2-D conv's (top, bottom, left, right) pads when its attributes spell them out (no auto_pad) and
+    they are small (a border wider than this is no common model's), else None."""
+    if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
+        return None
+    pads = attrs.get("pads") or [0, 0, 0, 0]
+    if len(pads) != 4 or not all(0 <= int(p) <= _MAX_BORDER for p in pads):
+        return None
+    return int(pads[0]), int(pads[2]), int(pads[1]), int(pads[3])
+
+
+_MAX_BORDER = 8
 
 
 def _numpy_conv(step, constants):

@@ -180,3 +180,29 @@ def channels_last_means(x):
     N, C, H, W = x.shape
     sums = np.matmul(np.ones((1, H * W), np.float32), x.transpose(0, 2, 3, 1).reshape(N, H * W, C))
     return (sums / np.float32(H * W)).reshape(N, C)
+
+
+def padded_last(x, begin, end, col=0, col_step=1):
+    """Zero-padded channels-last copy of x (N, C, H, W), any memory layout: xp (N, H + pads, W + pads, C).
+
+    With ``col_step`` > 1, only the column phase xp[:, :, col::col_step]. C-contiguous, one copy of x
+    (none when x is channels-last memory and there is nothing to pad or pick); negative pads crop.
+    """
+    N, C, H, W = x.shape
+    x = x[:, :, max(0, -begin[0]):H - max(0, -end[0]), max(0, -begin[1]):W - max(0, -end[1])]
+    (pt, pl), (pb, pr) = [max(0, b) for b in begin], [max(0, e) for e in end]
+    xl = x.transpose(0, 2, 3, 1)
+    N, H, W, C = xl.shape
+    if not (pt or pl or pb or pr) and col_step == 1:
+        return np.ascontiguousarray(xl)
+    # column q of the phase is padded column col + q * col_step, input column col + q * col_step - pl
+    q0 = max(0, -(-(pl - col) // col_step))  # the first q inside the input
+    first = col + q0 * col_step - pl
+    n = len(range(first, W, col_step))
+    xp = np.empty((N, pt + H + pb, len(range(col, pl + W + pr, col_step)), C), dtype=x.dtype)
+    xp[:, :pt] = 0
+    xp[:, pt + H:] = 0
+    xp[:, pt:pt + H, :q0] = 0
+    xp[:, pt:pt + H, q0 + n:] = 0
+    xp[:, pt:pt + H, q0:q0 + n] = xl[:, :, first::col_step]
+    return xp

@@ -170,7 +170,7 @@ def _hard_swish_tail(y, chunk=65536):
     t = y.dtype.type
     scratch = np.empty(min(chunk, y.size), y.dtype)
     for part, _ in pieces(y, chunk):
-        g = scratch[:part.size] if part.ndim == 1 else np.empty_like(part)  # (y whole: not flattenable)
+        g = scratch[:part.size].reshape(part.shape) if part.size <= scratch.size else np.empty_like(part)
         np.multiply(part, t(1.0 / 6), out=g)
         g += t(0.5)
         _clip(g, t(0), t(1), out=g)

@@ -15,6 +15,9 @@ session makes its outputs contiguous. Three 2-D paths, picked by shape (all give
     einsum multiplies and sums all taps in long SIMD loops (one pass over the output, not one per tap).
     With a column stride sw, the padded input is first split into its sw column phases (columns
     b, b + sw, ...; one copy), which brings each tap's pixels back to contiguous rows: one einsum per phase.
+    No copy at all where the input lies inside a zero border as wide as the pads: the numpy path's prepared
+    conv that made it wrote it there for this reader (ops/_bordered.py); one einsum then reads all taps
+    where they lie (``depthwise_conv`` says which way runs).
   * 1x1, stride 1, no pads: Y[n] (P, M) = X[n] (P, C) @ W.T, one BLAS matmul per image (X[n] is a view of
     channels-last memory, or the transpose of an NCHW image: BLAS reads either).
   * everything else (the stem, grouped, dilated, strided 1x1): im2col and one matmul per group: from the
@@ -40,6 +43,7 @@ from ..errors import InputError, ModelError, UnsupportedError
 from .registry import counts_macs, infers, op, static_shape
 from ._static_shape import window_out
 from ._infer_types import first, spatial
+from ._depthwise import depthwise_conv, depthwise_phases, tile_depthwise
 from . import _window as win
 
 
@@ -144,74 +148,6 @@ def conv_macs(args, out, attrs):
     return 0
 
 
-def _padded_last(x, begin, end, col=0, col_step=1):
-    """Zero-padded channels-last copy of x (N, C, H, W), any memory layout: xp (N, H + pads, W + pads, C).
-
-    With ``col_step`` > 1, only the column phase xp[:, :, col::col_step]. C-contiguous, one copy of x
-    (none when x is channels-last memory and there is nothing to pad or pick); negative pads crop.
-    """
-    N, C, H, W = x.shape
-    x = x[:, :, max(0, -begin[0]):H - max(0, -end[0]), max(0, -begin[1]):W - max(0, -end[1])]
-    (pt, pl), (pb, pr) = [max(0, b) for b in begin], [max(0, e) for e in end]
-    xl = x.transpose(0, 2, 3, 1)
-    N, H, W, C = xl.shape
-    if not (pt or pl or pb or pr) and col_step == 1:
-        return np.ascontiguousarray(xl)
-    # column q of the phase is padded column col + q * col_step, input column col + q * col_step - pl
-    q0 = max(0, -(-(pl - col) // col_step))  # the first q inside the input
-    first = col + q0 * col_step - pl
-    n = len(range(first, W, col_step))
-    xp = np.empty((N, pt + H + pb, len(range(col, pl + W + pr, col_step)), C), dtype=x.dtype)
-    xp[:, :pt] = 0
-    xp[:, pt + H:] = 0
-    xp[:, pt:pt + H, :q0] = 0
-    xp[:, pt:pt + H, q0 + n:] = 0
-    xp[:, pt:pt + H, q0:q0 + n] = xl[:, :, first::col_step]
-    return xp
-
-
-def depthwise_phases(shape, itemsize, kernel, strides, dilations, begin, end, out):
-    """The depthwise conv of ``_conv2d`` worked out for an input shape (N, M, H, W): for each column phase b
-    some tap reads, (b, the taps j in it, the view of its padded copy that the einsum reads: shape, strides
-    and byte offset). Tap j reads column ow + c of column phase b of xp (its columns b, b + sw, ...;
-    j * dw = c * sw + b), so in a copy of that phase, viewed as (N, rows, cols * M), each row a tap reads is
-    a contiguous run of OW * M values: taps[n, i, k, oh, e] = p[n, oh * sh + i * dh, (step * k + ow) * M + m],
-    e = ow * M + m."""
-    N, M, H, W = shape
-    (kh, kw), (sh, sw), (dh, dw), (OH, OW) = kernel, strides, dilations, out
-    H -= max(0, -begin[0]) + max(0, -end[0])  # negative pads crop (as _padded_last does)
-    W -= max(0, -begin[1]) + max(0, -end[1])
-    (pt, pl), (pb, pr) = [max(0, b) for b in begin], [max(0, e) for e in end]
-    phases = []
-    # only the phases some tap reads (at most kw of them: a stride of 2^40 must not loop 2^40 times)
-    for b in sorted({j * dw % sw for j in range(kw)}):
-        js = [j for j in range(kw) if j * dw % sw == b]  # the taps in phase b, at columns c0 + k * step
-        c0, step = js[0] * dw // sw, (js[1] - js[0]) * dw // sw if len(js) > 1 else 0
-        rows, cols = pt + H + pb, len(range(b, pl + W + pr, sw))  # the phase's padded copy (_padded_last)
-        se = itemsize
-        sr = cols * M * se
-        view = ((N, kh, len(js), OH, OW * M), (rows * sr, sr * dh, se * M * step, sr * sh, se), c0 * M * se)
-        phases.append((b, js, view))
-    return phases
-
-
-def depthwise(x, phases, begin, end, sw, out):
-    """y (N, OH, OW, M) of the depthwise conv of x (N, M, H, W), ``phases`` as ``depthwise_phases`` gives
-    them with each phase's taps' tiled weights (wt[:, js]) in place of js: one einsum per phase multiplies
-    and sums all its taps (one pass over the output, long SIMD loops)."""
-    N, M = x.shape[:2]
-    OH, OW = out
-    y = np.empty((N, OH, OW * M), dtype=x.dtype)
-    for k, (b, (shape, strides, offset), wt) in enumerate(phases):
-        p = _padded_last(x, begin, end, b, sw)  # C-contiguous: the view is checked to lie inside it
-        taps = np.ndarray(shape, x.dtype, buffer=p, offset=offset, strides=strides)
-        if k == 0:
-            np.einsum("nikhe,ike->nhe", taps, wt, out=y)
-        else:
-            y += np.einsum("nikhe,ike->nhe", taps, wt)
-    return y.reshape(N, OH, OW, M)
-
-
 def matmul_weights(w, group):
     """w (M, C/group, kh, kw) as the right-hand matrices of ``_conv2d``'s matmuls, made once by a prepared
     conv: (by_channel, by_tap), each (group, C/group * kh * kw, M/group) and C-contiguous, rows in the order
@@ -229,8 +165,10 @@ def matmul_weights(w, group):
     return by_channel, by_tap
 
 
-def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out, tiled=None, mats=None):
-    """2-D Conv without bias: x (N, C, H, W) in any memory layout -> y (N, OH, OW, M), C-contiguous.
+def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out, tiled=None, mats=None, into=None):
+    """2-D Conv without bias: x (N, C, H, W) in any memory layout -> y (N, OH, OW, M), C-contiguous, or
+    written into ``into`` (an (N, OH, OW, M) array whose rows of OW * M values are contiguous: the interior
+    of a bordered buffer, ops/_bordered.py).
 
     ``tiled``: the depthwise weights tiled over the output width (``tile_depthwise``), when made already;
     ``mats``: the matmuls' weights (``matmul_weights``), when made already."""
@@ -240,13 +178,17 @@ def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out, tiled=None
     (kh, kw), (sh, sw), (dh, dw), (OH, OW) = kernel, strides, dilations, out
     if group == C and Cg == 1:
         # depthwise: y[n, oh, ow, m] = sum_{i, j} w[m, 0, i, j] * xp[n, oh * sh + i * dh, ow * sw + j * dw, m],
-        # xp the padded input, channels last; one einsum per column phase (``depthwise_phases``)
+        # xp the padded input, channels last: read in place when x lies in a zero border wide enough,
+        # else copied, one einsum per column phase (``depthwise_phases``)
         if M != C:
             x = np.repeat(x, M // C, axis=1)  # output channel m reads input channel m // (M / C)
         wt = tile_depthwise(w, OW) if tiled is None else tiled
         phases = depthwise_phases(x.shape, x.dtype.itemsize, kernel, strides, dilations, begin, end, out)
-        return depthwise(x, [(b, view, wt[:, js]) for b, js, view in phases], begin, end, sw, out)
-    y = np.empty((N, OH, OW, M), dtype=x.dtype)
+        return depthwise_conv(x, [(b, view, wt[:, js]) for b, js, view in phases], wt, kernel, strides,
+                              dilations, begin, end, out, into)
+    y = np.empty((N, OH, OW, M), dtype=x.dtype) if into is None else into
+    # per output row (numpy's matmul loops over the rows, one BLAS call each) where y is not one matrix
+    by_rows = into is not None and not into.flags.c_contiguous
     if kh == kw == sh == sw == 1 and group == 1 and not any(begin + end):
         # 1x1: Y[n] (P, M) = X[n] (P, C) @ W.T, P = H * W pixels
         wt = w.reshape(M, C).T if mats is None else mats[0][0]
@@ -256,9 +198,15 @@ def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out, tiled=None
                 xn = xn.reshape(H * W, C)
             elif x[n].flags.c_contiguous:  # NCHW memory: the transpose of a (C, P) matrix, BLAS reads it
                 xn = x[n].reshape(C, H * W).T
+            elif xn.strides[1:] == (C * x.itemsize, x.itemsize):  # rows of pixels (a bordered interior)
+                np.matmul(xn, wt, out=y[n])  # one BLAS call a row, no copy
+                continue
             else:
                 xn = np.ascontiguousarray(xn).reshape(H * W, C)
-            np.matmul(xn, wt, out=y[n].reshape(H * W, M))
+            if by_rows:
+                np.matmul(xn.reshape(H, W, C), wt, out=y[n])
+            else:
+                np.matmul(xn, wt, out=y[n].reshape(H * W, M))
         return y
     if x.flags.c_contiguous and not x.transpose(0, 2, 3, 1).flags.c_contiguous:
         # NCHW memory (the model's input): im2col as it lies, cols[n, g] (C/group * kh * kw, P) with rows
@@ -268,27 +216,30 @@ def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out, tiled=None
         cols = cols.reshape(N, group, Cg * kh * kw, OH * OW)
         wm = w.reshape(group, Mg, Cg * kh * kw).transpose(0, 2, 1) if mats is None else mats[0]
         for n in range(N):
-            yn = y[n].reshape(OH * OW, M)
             for g in range(group):
-                np.matmul(cols[n, g].T, wm[g], out=yn[:, g * Mg:(g + 1) * Mg])
+                a = cols[n, g].T
+                if by_rows:
+                    np.matmul(a.reshape(OH, OW, -1), wm[g], out=y[n, :, :, g * Mg:(g + 1) * Mg])
+                else:
+                    np.matmul(a, wm[g], out=y[n].reshape(OH * OW, M)[:, g * Mg:(g + 1) * Mg])
         return y
     # channels-last memory: im2col from the padded channels-last input, one row per output pixel,
     # cols[(n, oh, ow), (i, j, c)] = xp[n, oh * sh + i * dh, ow * sw + j * dw, g * Cg + c], per group g
-    xp = _padded_last(x, begin, end)
+    xp = win.padded_last(x, begin, end)
     if mats is None:  # W rows ordered (i, j, c) like cols
         wm = w.transpose(0, 2, 3, 1).reshape(group, Mg, kh * kw * Cg).transpose(0, 2, 1)
     else:
         wm = mats[1]
-    y2 = y.reshape(N * OH * OW, M)
     for g in range(group):
         cols = win.windows_last(xp[..., g * Cg:(g + 1) * Cg], kernel, strides, dilations, out)
-        np.matmul(cols.reshape(N * OH * OW, kh * kw * Cg), wm[g], out=y2[:, g * Mg:(g + 1) * Mg])
+        if by_rows:
+            cols = cols.reshape(N, OH, OW, kh * kw * Cg)
+            for n in range(N):
+                np.matmul(cols[n], wm[g], out=y[n, :, :, g * Mg:(g + 1) * Mg])
+        else:
+            np.matmul(cols.reshape(N * OH * OW, kh * kw * Cg), wm[g],
+                      out=y.reshape(N * OH * OW, M)[:, g * Mg:(g + 1) * Mg])
     return y
-
-
-def tile_depthwise(w, OW):
-    """wt[i, j, ow * M + m] = w[m, 0, i, j]: each tap's depthwise weights for a whole output row."""
-    return np.tile(w[:, 0].transpose(1, 2, 0), (1, 1, OW))
 
 
 def _conv_nd(x, w, group, kernel, strides, dilations, begin, end, out):

@@ -66,10 +66,15 @@ class Tail:
 def pieces(y, chunk, src=None):
     """y's memory in cache-sized flat pieces, each with the same piece of ``src`` (y's, without one), so that
     a tail's sweeps over each piece in turn make one trip to memory instead of one a sweep, and its
-    temporaries stay small; y (and src) whole where numpy cannot flatten y's memory without a copy."""
+    temporaries stay small. A conv's result inside a zero border (ops/_bordered.py) goes by whole rows of
+    its channels-last memory instead; y (and src) whole where neither works without a copy."""
     memory = flat(y)
     if memory is None:
-        return [(y, y if src is None else src)]
+        rows = _rows(y) if src is None else None
+        if rows is None:
+            return [(y, y if src is None else src)]
+        step = max(1, chunk // max(rows.shape[1], 1))
+        return [(rows[i:i + step], rows[i:i + step]) for i in range(0, rows.shape[0], step)]
     source = memory if src is None else flat(src)
     return [(memory[i:i + chunk], source[i:i + chunk]) for i in range(0, max(memory.size, 1), chunk)]
 
@@ -81,6 +86,22 @@ def flat(y):
     if y.ndim == 4 and y.transpose(0, 2, 3, 1).flags.c_contiguous:
         return y.transpose(0, 2, 3, 1).reshape(-1)
     return None
+
+
+def _rows(y):
+    """The channels-last memory of an NCHW view of one image as (H, W * C) rows, each row contiguous (the
+    interior of a bordered buffer), or None."""
+    if y.ndim != 4 or y.shape[0] != 1:
+        return None
+    m = y[0].transpose(1, 2, 0)  # (H, W, C)
+    if m.strides[1:] != (m.shape[2] * m.itemsize, m.itemsize):
+        return None
+    rows = m.view()
+    try:
+        rows.shape = (m.shape[0], m.shape[1] * m.shape[2])
+    except AttributeError:  # (numpy would have to copy)
+        return None
+    return rows
 
 
 def tail(name, apply, params=None, kernel=None, clip=None, fold=None):

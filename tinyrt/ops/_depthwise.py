@@ -1,0 +1,140 @@
+"""The 2-D depthwise conv of the numpy path (ops/conv.py), channels last: the column phases of a padded copy,
+or the input read where it lies inside a zero border (ops/_bordered.py).
+
+    y[n, oh, ow, m] = sum_{i, j} w[m, 0, i, j] * xp[n, oh * sh + i * dh, ow * sw + j * dw, m]
+
+with xp the zero-padded input. ``depthwise_conv`` picks the way (all give the same numbers up to the order
+of the sums); the kernel weights come tiled over an output row (``tile_depthwise``), made once by a
+prepared conv.
+"""
+import numpy as np
+
+from ._bordered import border_of
+from ._window import padded_last
+
+# a depthwise conv read in place (``depthwise_in_border``) of at least this many channels multiplies by its
+# weights as they are (inner loops over the channels), not tiled over a row (measured: 672 channels at
+# 20x20, 390 against 458 us; 120 channels at 40x40, 986 against 788)
+_WIDE = 384
+# a depthwise conv of at least this many channels whose input lies in no zero border copies it once with
+# its pads and reads that in place (``depthwise_conv``), instead of copying its column phases (measured:
+# 240 channels at 40x40, stride 2: 324 against 367 us; 672 at 20x20: 543 against 596; 192 at 14x14,
+# stride 2: slower)
+_COPY_WIDE = 240
+
+
+def depthwise_phases(shape, itemsize, kernel, strides, dilations, begin, end, out):
+    """The depthwise conv worked out for an input shape (N, M, H, W): for each column phase b some tap
+    reads, (b, the taps j in it, the view of its padded copy that the einsum reads: shape, strides
+    and byte offset). Tap j reads column ow + c of column phase b of xp (its columns b, b + sw, ...;
+    j * dw = c * sw + b), so in a copy of that phase, viewed as (N, rows, cols * M), each row a tap reads is
+    a contiguous run of OW * M values: taps[n, i, k, oh, e] = p[n, oh * sh + i * dh, (step * k + ow) * M + m],
+    e = ow * M + m."""
+    N, M, H, W = shape
+    (kh, kw), (sh, sw), (dh, dw), (OH, OW) = kernel, strides, dilations, out
+    H -= max(0, -begin[0]) + max(0, -end[0])  # negative pads crop (as padded_last does)
+    W -= max(0, -begin[1]) + max(0, -end[1])
+    (pt, pl), (pb, pr) = [max(0, b) for b in begin], [max(0, e) for e in end]
+    phases = []
+    # only the phases some tap reads (at most kw of them: a stride of 2^40 must not loop 2^40 times)
+    for b in sorted({j * dw % sw for j in range(kw)}):
+        js = [j for j in range(kw) if j * dw % sw == b]  # the taps in phase b, at columns c0 + k * step
+        c0, step = js[0] * dw // sw, (js[1] - js[0]) * dw // sw if len(js) > 1 else 0
+        rows, cols = pt + H + pb, len(range(b, pl + W + pr, sw))  # the phase's padded copy (_padded_last)
+        se = itemsize
+        sr = cols * M * se
+        view = ((N, kh, len(js), OH, OW * M), (rows * sr, sr * dh, se * M * step, sr * sh, se), c0 * M * se)
+        phases.append((b, js, view))
+    return phases
+
+
+def depthwise(x, phases, begin, end, sw, out, into=None):
+    """y (N, OH, OW, M) of the depthwise conv of x (N, M, H, W), ``phases`` as ``depthwise_phases`` gives
+    them with each phase's taps' tiled weights (wt[:, js]) in place of js: one einsum per phase multiplies
+    and sums all its taps (one pass over the output, long SIMD loops). Written into ``into`` if given."""
+    N, M = x.shape[:2]
+    OH, OW = out
+    rows = np.empty((N, OH, OW * M), dtype=x.dtype) if into is None else rows_view(into)
+    for k, (b, (shape, strides, offset), wt) in enumerate(phases):
+        p = padded_last(x, begin, end, b, sw)  # C-contiguous: the view is checked to lie inside it
+        taps = np.ndarray(shape, x.dtype, buffer=p, offset=offset, strides=strides)
+        if k == 0:
+            np.einsum("nikhe,ike->nhe", taps, wt, out=rows)
+        else:
+            rows += np.einsum("nikhe,ike->nhe", taps, wt)
+    return rows.reshape(N, OH, OW, M) if into is None else into
+
+
+def depthwise_conv(x, phases, tiled, kernel, strides, dilations, begin, end, out, into=None):
+    """y (N, OH, OW, M) of the depthwise conv of x (N, M, H, W) (M == C), by whichever way is fastest here:
+    read where it lies when x is the interior of a zero border that covers the pads (ops/_bordered.py) and
+    ``reads_border_in_place``; else, for many channels, copied once with its pads and read in place the
+    same way (the inner loops run over a pixel's channels, and a stride copies no column phases); else the
+    column phases' copies and einsums (``depthwise``). ``phases``: ``depthwise_phases`` with each phase's
+    tiled weights; ``tiled``: ``tile_depthwise``. Measured on SSDlite320's layers, one thread."""
+    M = x.shape[1]
+    found = bordered_input(x, begin, end)
+    if found is not None and reads_border_in_place(M, kernel, strides):
+        return depthwise_in_border(found[0], found[1], begin, kernel, strides, dilations, out, tiled, into)
+    if found is None and min(begin + end) >= 0 and M >= _COPY_WIDE:
+        border = (begin[0], end[0], begin[1], end[1])
+        return depthwise_in_border(padded_last(x, begin, end), border, begin, kernel, strides, dilations, out,
+                                   tiled, into)
+    return depthwise(x, phases, begin, end, strides[1], out, into)
+
+
+def reads_border_in_place(channels, kernel, strides):
+    """Whether a depthwise conv reads an input lying in a wide enough zero border where it lies: always,
+    except a wide kernel striding over few channels, whose column phases' einsums are faster even with
+    their copies (measured: 5x5, stride 2, 72 channels at 80x80: 840 against 791 us)."""
+    return strides[1] == 1 or kernel[1] <= 3 or channels >= 128
+
+
+def bordered_input(x, begin, end):
+    """(buffer, border) when x (N, M, H, W) is the interior of a buffer whose zero border covers the pads
+    (begin, end) of a depthwise conv reading it (ops/_bordered.py), else None."""
+    found = border_of(x)
+    if found is None:
+        return None
+    top, bottom, left, right = found[1]
+    (pt, pl), (pb, pr) = begin, end
+    if min(pt, pl, pb, pr) < 0 or pt > top or pb > bottom or pl > left or pr > right:
+        return None
+    return found
+
+
+def depthwise_in_border(buf, border, begin, kernel, strides, dilations, out, tiled, into=None):
+    """y (N, OH, OW, M) of the depthwise conv of the interior of ``buf`` (``bordered_input``), read where it
+    lies: its zero border is the padding, so there is no padded copy. One einsum over all taps: at stride
+    1 over rows of OW * M values with the weights tiled over a row (as ``depthwise``); at other strides, or
+    for many channels, over the channels of each pixel with the weights as they are (``tiled[:, :, :M]``),
+    which also spares the column phases' copies. Written into ``into`` if given."""
+    N, Hb, Wb, M = buf.shape
+    (kh, kw), (sh, sw), (dh, dw), (OH, OW) = kernel, strides, dilations, out
+    top, _, left, _ = border
+    se = buf.itemsize
+    sc, sr = M * se, Wb * M * se
+    origin = ((top - begin[0]) * Wb + left - begin[1]) * sc  # where the reader's padded input starts
+    y = np.empty((N, OH, OW, M), dtype=buf.dtype) if into is None else into
+    if sw == 1 and M < _WIDE:
+        taps = np.ndarray((N, kh, kw, OH, OW * M), buf.dtype, buffer=buf, offset=origin,
+                          strides=(Hb * sr, dh * sr, dw * sc, sh * sr, se))
+        np.einsum("nikhe,ike->nhe", taps, tiled, out=rows_view(y))
+    else:
+        taps = np.ndarray((N, kh, kw, OH, OW, M), buf.dtype, buffer=buf, offset=origin,
+                          strides=(Hb * sr, dh * sr, dw * sc, sh * sr, sw * sc, se))
+        np.einsum("nikhwm,ikm->nhwm", taps, tiled[:, :, :M], out=y)
+    return y
+
+
+def rows_view(y):
+    """y (N, OH, OW, M) as (N, OH, OW * M): always a view (each output row's OW * M values are contiguous,
+    even inside a bordered buffer); assigning the shape raises rather than copy."""
+    rows = y.view()
+    rows.shape = (y.shape[0], y.shape[1], y.shape[2] * y.shape[3])
+    return rows
+
+
+def tile_depthwise(w, OW):
+    """wt[i, j, ow * M + m] = w[m, 0, i, j]: each tap's depthwise weights for a whole output row."""
+    return np.tile(w[:, 0].transpose(1, 2, 0), (1, 1, OW))
