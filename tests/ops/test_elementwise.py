@@ -267,10 +267,11 @@ def test_softmax_dtypes(dtype):
     check("LogSoftmax", [rand((3, 7), dtype, -30, 30)], 13)
 
 
-@pytest.mark.parametrize("spread", [3, 200], ids=["shift-by-mean", "overflow-takes-max"])
+@pytest.mark.parametrize("spread", [3, 70, 200], ids=["no-shift", "shift-by-mean", "overflow-takes-max"])
 def test_softmax_rows_shifted_by_mean(spread):
-    """numpy path: rows shifted by their mean (ops/softmax.py _softmax_rows), or, where a row's spread
-    would overflow exp (or a row holds -inf), the whole input by the max: both are onnxruntime's answer."""
+    """numpy path (ops/softmax.py _softmax_rows): rows not shifted at all where every value is within +-60,
+    else shifted by their mean, or, where a row's spread would overflow exp (or a row holds -inf), the
+    whole input by the max: each is onnxruntime's answer."""
     from tinyrt.ops.softmax import _softmax_rows
     x = rand((300, 91), np.float32, -spread, spread)
     assert (_softmax_rows(x) is None) == (spread > 88)

@@ -52,20 +52,28 @@ def _softmax(x, axes):
 def _softmax_rows(rows):
     """Softmax of each row of ``rows`` (R, L), or None where this way overflows (the caller then shifts by the
     max). Any shift c of a row gives the same softmax, exp(x - c) / sum(exp(x - c)); the usual one, the
-    row's max, is numpy's slowest step on short rows (a detector's 3234 x 91 scores: 230 us of 650), so
-    the row's mean is taken, as a matmul with ones like the sums: 300 us in all. The max is never below the
-    mean, so each sum is at least 1 (nothing underflows away); a row whose spread overflows exp (or holds
-    an inf or NaN) has a sum that is not finite, and then the whole input takes the max's way. The results
-    are those of the max's shift up to float rounding (a couple of ulps)."""
+    row's max, is numpy's slowest step on short rows (a detector's 3234 x 91 scores: 230 us of 650). Where
+    every value lies within +-60, exp of each is a normal float (1e-26 to 1e26: nothing overflows or loses
+    precision) and no shift is needed at all (490 -> 300 us). Else the row's mean is taken, as a matmul
+    with ones like the sums. The max is never below the mean, so each sum is at least 1 (nothing underflows
+    away); a row whose spread overflows exp (or holds an inf or NaN) has a sum that is not finite, and then
+    the whole input takes the max's way. The results are those of the max's shift up to float rounding (a
+    couple of ulps)."""
     ones = np.ones(rows.shape[1], rows.dtype)
     with np.errstate(over="ignore", invalid="ignore"):
-        e = np.subtract(rows, (rows @ ones / rows.dtype.type(rows.shape[1]))[:, None])
-        np.exp(e, out=e)
+        if rows.min() >= -_NO_SHIFT and rows.max() <= _NO_SHIFT:  # (False for a NaN)
+            e = np.exp(rows)
+        else:
+            e = np.subtract(rows, (rows @ ones / rows.dtype.type(rows.shape[1]))[:, None])
+            np.exp(e, out=e)
         sums = e @ ones
         if not (np.isfinite(sums).all() and (sums > 0).all()):
             return None
     e /= sums[:, None]
     return e
+
+
+_NO_SHIFT = 60.0  # (float32 exp overflows above 88.7 and leaves the normal floats below -87.3)
 
 
 def _log_softmax(x, axes):
