@@ -7,13 +7,6 @@ import numpy as np
 
 from .. import limits
 
-# a conv writes its result inside a border only where each output row has at least this many pixels and
-# multiply-adds: it then makes one BLAS call per output row, which costs more than the copy it saves on
-# small rows (measured: 20x20 with 112 -> 672 channels, 726 against 480 us; 40x40 with 8 -> 48 channels,
-# 133 against 79; SSDlite320's 40x40 to 160x160 layers with 16 -> 64 channels and more, faster)
-BORDER_MIN_WIDTH = 32
-BORDER_MIN_ROW_MACS = 65536
-
 
 class _NumpyConv:
     """The numpy path's 2-D float32 Conv / FusedConv with constant weights, prepared once per input shape:
@@ -85,8 +78,9 @@ class _NumpyConv:
             bias = None if self.B is None else np.tile(self.B, out[1])
             work = int(N * M * out[0] * out[1] * cg * K * limits.MAC_COST) + K * limits.LOOP_COST
             row_macs = out[1] * M * cg * K  # one BLAS call's multiply-adds when the rows go one by one
-            border = self.border if (self.border is not None and out[1] >= BORDER_MIN_WIDTH
-                                     and row_macs >= BORDER_MIN_ROW_MACS) else None
+            # (a conv writes into a border one output row at a time: only where that is fast, and there is
+            # nothing to gain by writing its result there in a sweep of its own: measured)
+            border = self.border if self.border is not None and self.conv.rows_pay(out[1], row_macs) else None
             if border is not None:
                 t, b, l, r = border
                 limits.check_shape((N, out[0] + t + b, out[1] + l + r, M), np.float32, "Conv (bordered output)")

@@ -49,6 +49,18 @@ from . import _window as win
 
 # N-D depthwise outputs of at most this many pixels per channel run channels-last (see _conv_nd())
 _CHANNELS_LAST_MAX = 3136
+# one BLAS call per output row (a matmul whose rows are not one matrix: read from or written into a zero
+# border, ops/_bordered.py) only for rows of at least this many pixels and multiply-adds: it is slower than
+# a copy and one call on small rows (measured: 20x20 with 112 -> 672 channels, 726 against 480 us; 10x10
+# with 480 -> 256, 539 against 250; 40x40 with 8 -> 48, 133 against 79) and faster than one call on long
+# ones (SSDlite320's 40x40 to 160x160 layers with 16 -> 64 channels and more: at 160x160, 554 against 881)
+ROWS_MIN_WIDTH = 32
+ROWS_MIN_MACS = 65536
+
+
+def rows_pay(width, macs):
+    """Whether a matmul goes one output row at a time: rows of ``width`` pixels, ``macs`` multiply-adds."""
+    return width >= ROWS_MIN_WIDTH and macs >= ROWS_MIN_MACS
 
 
 def _check_conv(op_type):
@@ -198,8 +210,8 @@ def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out, tiled=None
                 xn = xn.reshape(H * W, C)
             elif x[n].flags.c_contiguous:  # NCHW memory: the transpose of a (C, P) matrix, BLAS reads it
                 xn = x[n].reshape(C, H * W).T
-            elif xn.strides[1:] == (C * x.itemsize, x.itemsize):  # rows of pixels (a bordered interior)
-                np.matmul(xn, wt, out=y[n])  # one BLAS call a row, no copy
+            elif xn.strides[1:] == (C * x.itemsize, x.itemsize) and rows_pay(W, W * C * M):
+                np.matmul(xn, wt, out=y[n])  # rows of pixels (a bordered interior): one BLAS call a row
                 continue
             else:
                 xn = np.ascontiguousarray(xn).reshape(H * W, C)
