@@ -11,7 +11,9 @@ as wide as that reader's pads:
     found = border_of(x)    # x: y or its (N, C, H, W) transpose -> (buffer, (top, bottom, left, right))
 
 The interior is an ordinary channels-last view: every other reader sees an ordinary array. The border stays
-zero: the buffer itself is never handed out, and a view of the interior cannot reach past the interior.
+zero: only the interior is handed on (``border_of`` gives the buffer to a depthwise conv, which reads it), and
+a view of the interior cannot reach past the interior. A buffer no longer alive is forgotten (a weak
+reference); one this module does not know is simply not read in place.
 """
 import weakref
 
