@@ -474,3 +474,22 @@ def test_hard_swish_tail_in_pieces_is_the_formula(layout):
         y = x.copy(order="K") if layout != "strided" else np.repeat(x, 2, axis=3)[..., ::2]
         assert _hard_swish_tail(y, chunk) is y
         np.testing.assert_array_equal(y, expected)
+
+
+def test_hard_swish_folded_into_the_conv_is_hard_swish_of_the_conv():
+    """The numpy path's prepared conv folds 1/sqrt(6) into its weights and bias (ops/activation.py
+    _hard_swish_folded): its tail on the sums of those, u * clip(u + 3/sqrt(6), 0, sqrt(6)), is HardSwish of
+    the conv's own sums up to float rounding; weights that the division makes non-finite are refused."""
+    from tinyrt.ops.activation import _hard_swish_folded
+    rng = np.random.RandomState(1)
+    W = rng.standard_normal((8, 5)).astype(np.float32)
+    B = rng.standard_normal(8).astype(np.float32)
+    x = (rng.standard_normal((5, 300)) * 3).astype(np.float32)
+    y = W @ x + B[:, None]
+    want = y * np.clip(y / 6 + 0.5, 0, 1)
+    Wf, Bf, apply = _hard_swish_folded(W, B)
+    u = Wf @ x + Bf[:, None]
+    got = apply(u)
+    assert got is u
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert _hard_swish_folded(np.array([[np.inf]], np.float32), None) is None

@@ -178,7 +178,34 @@ def _hard_swish_tail(y, chunk=65536):
     return y
 
 
-tail("HardSwish", _hard_swish_tail, params=())
+def _hard_swish_folded(W, B, chunk=65536):
+    """The numpy path's conv with its HardSwish (Tail.fold): W and B divided by sqrt(6) once, so that the
+    conv's sums are u = y / sqrt(6), and then
+
+        HardSwish(y) = y * clip(y + 3, 0, 6) / 6 = u * clip(u + 3 / sqrt(6), 0, sqrt(6))
+
+    three sweeps over each piece instead of four (the 1/6 is spent by the two factors' sqrt(6)s). A float
+    rounding away from y, as folding a BatchNormalization is. None where W / sqrt(6) is not finite."""
+    root = np.float32(math.sqrt(6.0))
+    with np.errstate(under="ignore"):
+        W = (W / root).astype(np.float32, copy=False)
+        B = None if B is None else (B / root).astype(np.float32, copy=False)
+    if not np.isfinite(W).all() or (B is not None and not np.isfinite(B).all()):
+        return None
+    shift, top, zero = np.float32(3.0 / math.sqrt(6.0)), root, np.float32(0)
+
+    def apply(u):
+        scratch = np.empty(min(chunk, u.size), u.dtype)
+        for part, _ in pieces(u, chunk):
+            g = scratch[:part.size].reshape(part.shape) if part.size <= scratch.size else np.empty_like(part)
+            np.add(part, shift, out=g)
+            _clip(g, zero, top, out=g)
+            part *= g
+        return u
+    return W, B, apply
+
+
+tail("HardSwish", _hard_swish_tail, params=(), fold=_hard_swish_folded)
 
 
 # Tanh-13 added bfloat16.

@@ -18,7 +18,8 @@ activation that can be such a tail says so next to its op function, with ``tail(
              folds such a tail into the bounds of the rounding after it
     fold     ``fold(W, B, *params) -> (W, B, apply)`` or None: the numpy path's prepared conv takes part of
              the tail into its weights and bias, once, and then runs ``apply(y)`` in place of the tail on
-             the sums of those (a QDQ model's rounding: 1/scale, so no division a run)
+             the sums of those (a QDQ model's rounding: 1/scale, so no division a run; HardSwish:
+             1/sqrt(6), one sweep fewer)
 
 Who reads them: passes/fuse_activation.py (which nodes fuse, with which params), passes/quantization.py
 (the clips), ops/fused.py (the load-time check and the numpy tail) and kernel_wrappers/ (the numpy path's
