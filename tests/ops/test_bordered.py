@@ -193,3 +193,8 @@ def test_a_model_whose_convs_write_borders_matches_onnxruntime_reading_them_in_p
     for g, w in zip(got, want):
         assert_close(g, w)
     assert read_in_place and set(read_in_place) == {BORDER[channels, stride]}
+    # what tinyrt profile / trace / code show for each conv
+    labels = {step.node.op_type + ":" + step.node.inputs[1]: tinyrt.kernels_select.kernel_label(step)
+              for step in session.plan.steps if step.node.op_type in ("Conv", "FusedConv")}
+    assert labels["FusedConv:w1"] == "numpy conv, prepared, into a zero border"
+    assert labels["FusedConv:wd"].endswith("input read in place")

@@ -14,7 +14,6 @@ class _NumpyConv:
     numpy op computes all of those on every call, which costs more than the math of a small conv). The
     math is the numpy op's own (ops/conv.py ``_conv2d``, ops/fused.py ``apply_activation``)."""
 
-    kernel_name = 'numpy conv, prepared'  # what tinyrt profile / trace / code show
     step_attrs = {}  # the node's attributes (set by bind)
 
     def __init__(self, step, W, B):
@@ -42,7 +41,22 @@ class _NumpyConv:
         # the matmuls' weights, made once (one input channel a group: _conv2d's depthwise branch, no matmul)
         self.mats = None if self.cg == 1 or self.M % self.group else conv.matmul_weights(W, self.group)
         self.border = None  # (top, bottom, left, right): the zero border its readers want (set by bind)
+        self.border_from = None  # the prepared conv whose bordered result this depthwise conv reads (bind)
         self._prepared = {}
+
+    @property
+    def kernel_name(self):
+        """What tinyrt profile / trace / code show: whether it writes its result inside a zero border, or
+        reads its input in place in one (once a run has prepared it for its shape)."""
+        label = "numpy conv, prepared"
+        if self._bordered():
+            label += ", into a zero border"
+        if self.border_from is not None and self.border_from._bordered():
+            label += ", input read in place"
+        return label
+
+    def _bordered(self):
+        return any(p is not None and p[-1] is not None for p in self._prepared.values())
 
     def reads_in_place(self, attrs):
         """Whether this conv, a depthwise one, reads an input that lies in a zero border where it lies
@@ -175,9 +189,15 @@ def border_for_readers(plan):
             if pads is not None and any(pads):
                 want = wants.setdefault(step.inputs[0], [0, 0, 0, 0])
                 want[:] = [max(a, b) for a, b in zip(want, pads)]
+    makers = {}
     for step in plan.steps:
         if isinstance(step.fn, _NumpyConv) and step.outputs and step.outputs[0] in wants:
             step.fn.border = tuple(wants[step.outputs[0]])
+            makers[step.outputs[0]] = step.fn
+    for step in plan.steps:
+        fn = step.fn
+        if isinstance(fn, _NumpyConv) and fn.reads_in_place(step.attrs) and step.inputs[0] in makers:
+            fn.border_from = makers[step.inputs[0]]
 
 
 def _explicit_pads(attrs):
