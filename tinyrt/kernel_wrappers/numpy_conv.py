@@ -18,8 +18,8 @@ class _NumpyConv:
 
     def __init__(self, step, W, B):
         from ..ops import conv, fused, _depthwise, _window
-        from ..ops._bordered import bordered
-        self.conv, self.fused, self.win, self.bordered = conv, fused, _window, bordered
+        from ..ops._bordered import bordered, rows_view
+        self.conv, self.fused, self.win, self.bordered, self.rows_view = conv, fused, _window, bordered, rows_view
         self.dw = _depthwise
         self.ref = step.fn
         a = step.attrs
@@ -129,7 +129,7 @@ class _NumpyConv:
         if bias is not None:
             N, OH, OW, M = y.shape
             # (N, OH, OW * M): a view, also of a bordered interior (whose rows are not one block)
-            rows = y.reshape(N, OH, OW * M) if y.flags.c_contiguous else self.dw.rows_view(y)
+            rows = y.reshape(N, OH, OW * M) if y.flags.c_contiguous else self.rows_view(y)
             rows += bias
         y = y.transpose(0, 3, 1, 2)
         if Z is not None:

@@ -9,7 +9,7 @@ prepared conv.
 """
 import numpy as np
 
-from ._bordered import border_of
+from ._bordered import border_of, rows_view
 from ._window import padded_last
 
 # a depthwise conv read in place (``depthwise_in_border``) of at least this many channels multiplies by its
@@ -125,14 +125,6 @@ def depthwise_in_border(buf, border, begin, kernel, strides, dilations, out, til
                           strides=(Hb * sr, dh * sr, dw * sc, sh * sr, sw * sc, se))
         np.einsum("nikhwm,ikm->nhwm", taps, tiled[:, :, :M], out=y)
     return y
-
-
-def rows_view(y):
-    """y (N, OH, OW, M) as (N, OH, OW * M): always a view (each output row's OW * M values are contiguous,
-    even inside a bordered buffer); assigning the shape raises rather than copy."""
-    rows = y.view()
-    rows.shape = (y.shape[0], y.shape[1], y.shape[2] * y.shape[3])
-    return rows
 
 
 def tile_depthwise(w, OW):

@@ -29,6 +29,8 @@ its math in the tiles' tail, kernels/gemm.py ``tail``, or in kernels/conv.py ``_
 """
 import inspect
 
+from ._bordered import rows_view
+
 try:  # np.clip's ufunc itself: np.clip is a Python wrapper that costs more than the clip on small tensors
     from numpy._core.umath import clip
 except ImportError:  # numpy < 2
@@ -94,15 +96,10 @@ def _rows(y):
     interior of a bordered buffer), or None."""
     if y.ndim != 4 or y.shape[0] != 1:
         return None
-    m = y[0].transpose(1, 2, 0)  # (H, W, C)
-    if m.strides[1:] != (m.shape[2] * m.itemsize, m.itemsize):
-        return None
-    rows = m.view()
     try:
-        rows.shape = (m.shape[0], m.shape[1] * m.shape[2])
-    except AttributeError:  # (numpy would have to copy)
+        return rows_view(y.transpose(0, 2, 3, 1))[0]
+    except ValueError:  # (numpy would have to copy)
         return None
-    return rows
 
 
 def tail(name, apply, params=None, kernel=None, clip=None, fold=None):
