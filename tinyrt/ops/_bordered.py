@@ -56,13 +56,9 @@ def border_of(x):
 def rows_view(y):
     """y (N, H, W, C), channels-last, as (N, H, W * C) without a copy: each row's W * C values are contiguous,
     in a bordered interior too. ValueError where they are not (numpy would have to copy)."""
-    shape = (y.shape[0], y.shape[1], y.shape[2] * y.shape[3])
+    rows = y.view()
     try:
-        return y.reshape(shape, copy=False)  # numpy >= 2.1
-    except TypeError:  # an older numpy: no copy=, but assigning a view's shape raises rather than copy
-        rows = y.view()
-        try:
-            rows.shape = shape
-        except AttributeError as e:
-            raise ValueError(str(e)) from None
-        return rows
+        rows.shape = (y.shape[0], y.shape[1], y.shape[2] * y.shape[3])  # (raises rather than copy)
+    except AttributeError as e:
+        raise ValueError(str(e)) from None
+    return rows
