@@ -117,8 +117,9 @@ class WidthChooser:
     * then every run takes the width whose recent runs were faster (the mean of the last ``KEEP`` but
       the slowest: the caller's runs as they come, a pause's slow ones too, without one odd outlier; a
       median took whichever kind of run, after a pause or not, happened to be the majority of the last
-      few, and flipped between them), and now and then one run tries the other: after 8 runs, then 16, 32, ... up to 256 while it keeps
-      losing, so a width that lost costs at most a run in 256 (and back to 8 when the winner changes).
+      few, and flipped between them), and now and then one run tries the other: after 8 runs, then 16,
+      32, ... up to 256 while it keeps losing, so a width that lost costs at most a run in 256 (and back
+      to 8 when the winner changes).
 
     An asked-for count (``intra_op_num_threads > 0``) is used as it is.
     """
@@ -142,9 +143,9 @@ class WidthChooser:
             return self.wide
         a, b = self.times[self.wide], self.times[1]
         if len(a) < self.FIRST or len(b) < self.FIRST:
-            if len(a) >= self.FIRST or len(b) >= self.FIRST:  # (one has its runs: the other's turn)
-                return 1 if len(a) >= self.FIRST else self.wide
-            return 1 if bin(self.runs - self.SKIP).count("1") % 2 else self.wide  # Thue-Morse
+            # Thue-Morse: each pair of runs (2k, 2k + 1) holds one of each width, so 2 * FIRST runs give
+            # FIRST to each
+            return 1 if bin(self.runs - self.SKIP).count("1") % 2 else self.wide
         if self.since >= self.gap:
             return 1 if self.best == self.wide else self.wide
         return self.best

@@ -60,7 +60,7 @@ class _NumpyConv:
 
     def reads_in_place(self, attrs):
         """Whether this conv, a depthwise one, reads an input that lies in a zero border where it lies
-        (ops/conv.py ``depthwise_conv``)."""
+        (ops/_depthwise.py ``depthwise_conv``)."""
         if self.cg != 1 or self.group != self.M or self.rounding is not None or self.W.ndim != 4:
             return False
         strides = attrs.get("strides") or [1, 1]
@@ -181,7 +181,7 @@ class _NumpyConv:
 def border_for_readers(plan):
     """Each prepared conv whose result prepared depthwise convs read (as their X) writes it inside the zero
     border their pads want (the widest on each side), so that they read it in place (ops/_bordered.py)."""
-    wants = {}
+    wants, readers = {}, []
     for step in plan.steps:
         fn = step.fn
         if isinstance(fn, _NumpyConv) and fn.reads_in_place(step.attrs):
@@ -189,15 +189,14 @@ def border_for_readers(plan):
             if pads is not None and any(pads):
                 want = wants.setdefault(step.inputs[0], [0, 0, 0, 0])
                 want[:] = [max(a, b) for a, b in zip(want, pads)]
+                readers.append((fn, step.inputs[0]))
     makers = {}
     for step in plan.steps:
         if isinstance(step.fn, _NumpyConv) and step.outputs and step.outputs[0] in wants:
             step.fn.border = tuple(wants[step.outputs[0]])
             makers[step.outputs[0]] = step.fn
-    for step in plan.steps:
-        fn = step.fn
-        if isinstance(fn, _NumpyConv) and fn.reads_in_place(step.attrs) and step.inputs[0] in makers:
-            fn.border_from = makers[step.inputs[0]]
+    for fn, value in readers:
+        fn.border_from = makers.get(value)
 
 
 def _explicit_pads(attrs):

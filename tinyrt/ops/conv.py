@@ -245,9 +245,7 @@ def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out, tiled=None
     for g in range(group):
         cols = win.windows_last(xp[..., g * Cg:(g + 1) * Cg], kernel, strides, dilations, out)
         if by_rows:
-            cols = cols.reshape(N, OH, OW, kh * kw * Cg)
-            for n in range(N):
-                np.matmul(cols[n], wm[g], out=y[n, :, :, g * Mg:(g + 1) * Mg])
+            np.matmul(cols.reshape(N, OH, OW, kh * kw * Cg), wm[g], out=y[..., g * Mg:(g + 1) * Mg])
         else:
             np.matmul(cols.reshape(N * OH * OW, kh * kw * Cg), wm[g],
                       out=y.reshape(N * OH * OW, M)[:, g * Mg:(g + 1) * Mg])
