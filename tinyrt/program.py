@@ -76,9 +76,9 @@ for _op in ("Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AverageP
             "GatherND Gelu Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual "
             "GroupNormalization HardSigmoid HardSwish Hardmax Identity InstanceNormalization IsInf IsNaN LRN "
             "LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax LpPool MatMul Max MaxPool Mean "
-            "MeanVarianceNormalization Min Mish Mod Mul Neg Not Or PRelu Pow Reciprocal Relu Round ScatterElements "
-            "ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Softmax Softplus Softsign SpaceToDepth Sqrt Sub "
-            "Sum Tan Tanh ThresholdedRelu Transpose Trilu Where Xor "
+            "MeanVarianceNormalization Min Mish Mod Mul Neg Not Or PointwiseDepthwise PRelu Pow Reciprocal Relu "
+            "Round ScatterElements ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Softmax Softplus Softsign "
+            "SpaceToDepth Sqrt Sub Sum Tan Tanh ThresholdedRelu Transpose Trilu Where Xor "
             # the quantization ops are shaped like their data input (the integer convs / matmuls like Conv /
             # MatMul): unlisted, a QDQ model, whose first op rounds the input, ran every step checked
             "QuantizeLinear DequantizeLinear DynamicQuantizeLinear QLinearConv QLinearMatMul ConvInteger "

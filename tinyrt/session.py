@@ -136,7 +136,7 @@ class InferenceSession:
             self._override_plan = None
             level = self.options.graph_optimization_level
             with limits.scope(self._tensor_limit(0)):
-                self.applied_passes = passes.optimize(self.model.graph, level) if level else []
+                self.applied_passes = passes.optimize(self.model.graph, level, self.kernels.name) if level else []
                 self.plan = Plan(self.model.graph)
                 self.kernels.bind(self.plan)
             self._ownership = Ownership(self.model.graph, self.plan)

@@ -13,7 +13,7 @@ depend on the path. It may also offer:
 
 One module per kernel family: conv.py (Conv, FusedConv, Gemm; qgemm.py: Gemm with int8 weights), pool.py,
 eltwise.py, detection.py, channels.py (ConcatShuffle, channel Slices); and
-numpy_conv.py, the numpy path's prepared Conv.
+numpy_conv.py, the numpy path's prepared Conv, and numpy_pointwise_depthwise.py, its PointwiseDepthwise.
 """
 from ..ops.registry import TINYRT_DOMAIN
 from .channels import _channel_slice, _concat_shuffle
@@ -21,6 +21,7 @@ from .conv import _conv, _gemm
 from .detection import _nms
 from .eltwise import _AddKernel, _MulKernel, _QuantizeDequantizeKernel, _SoftmaxKernel
 from .numpy_conv import _numpy_conv
+from .numpy_pointwise_depthwise import _numpy_pointwise_depthwise
 from .pool import _GlobalAvgPoolKernel, _avg_pool, _max_pool
 
 # (domain, op_type) -> make(backend, step, constants): a wrapper for that step, or None
@@ -45,4 +46,5 @@ WRAPPERS = {
 NUMPY_WRAPPERS = {
     ("", "Conv"): _numpy_conv,
     (TINYRT_DOMAIN, "FusedConv"): _numpy_conv,
+    (TINYRT_DOMAIN, "PointwiseDepthwise"): _numpy_pointwise_depthwise,
 }

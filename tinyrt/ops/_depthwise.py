@@ -55,14 +55,21 @@ def depthwise(x, phases, begin, end, sw, out, into=None):
     N, M = x.shape[:2]
     OH, OW = out
     rows = np.empty((N, OH, OW * M), dtype=x.dtype) if into is None else rows_view(into)
-    for k, (b, (shape, strides, offset), wt) in enumerate(phases):
-        p = padded_last(x, begin, end, b, sw)  # C-contiguous: the view is checked to lie inside it
-        taps = np.ndarray(shape, x.dtype, buffer=p, offset=offset, strides=strides)
-        if k == 0:
-            np.einsum("nikhe,ike->nhe", taps, wt, out=rows)
-        else:
-            rows += np.einsum("nikhe,ike->nhe", taps, wt)
+    for k, (b, view, wt) in enumerate(phases):
+        phase_sums(padded_last(x, begin, end, b, sw), view, wt, rows, k > 0)
     return rows.reshape(N, OH, OW, M) if into is None else into
+
+
+def phase_sums(p, view, wt, rows, add):
+    """The taps of one column phase, ``p`` (the phase's zero-padded copy, C-contiguous, as ``padded_last``
+    makes it: the view is checked to lie inside it) read through ``view`` (``depthwise_phases``), times their
+    tiled weights ``wt``, summed into ``rows`` (N, OH, OW * M): written, or added to it (``add``)."""
+    shape, strides, offset = view
+    taps = np.ndarray(shape, p.dtype, buffer=p, offset=offset, strides=strides)
+    if add:
+        rows += np.einsum("nikhe,ike->nhe", taps, wt)
+    else:
+        np.einsum("nikhe,ike->nhe", taps, wt, out=rows)
 
 
 def depthwise_conv(x, phases, tiled, kernel, strides, dilations, begin, end, out, into=None):

@@ -7,8 +7,13 @@ EXTENDED (2) and ALL (99) also fuse nodes into tinyrt's own ops (FusedConv, Quan
 GatherNonZero, ConcatShuffle).
 ``graph_optimization_level = 0`` turns them all off (for teaching and debugging: the graph then runs
 exactly as written in the file).
+
+A pass that is one path's choice of kernel (the fourth field: the kernels it runs for, else every path)
+runs only there: the numpy path's PointwiseDepthwise, say, is its way to run two convs the numba path's
+kernels run as they are.
 """
-from . import channel_shuffle, cleanup, common_subexpressions, fold_constants, fuse_activation, fuse_batchnorm, mask_select, quantization
+from . import channel_shuffle, cleanup, common_subexpressions, fold_constants, fuse_activation, fuse_batchnorm, \
+    fuse_pointwise_depthwise, mask_select, quantization
 
 BASIC, EXTENDED = 1, 2
 
@@ -32,16 +37,20 @@ PASSES = [
      mask_select.fuse_mask_select),
     ("ShuffleNet's channel shuffle (Concat, Reshape, Transpose, Reshape) as one ConcatShuffle", EXTENDED,
      channel_shuffle.fuse_channel_shuffle),
+    ("a 1x1 conv and the stride-2 depthwise conv reading it as one PointwiseDepthwise", EXTENDED,
+     fuse_pointwise_depthwise.fuse_pointwise_depthwise, ("numpy",)),
     ("remove dead nodes", BASIC, cleanup.remove_dead_nodes),
 ]
 
 
-def optimize(graph, level=99):
-    """Run the passes of ``level`` (see above) on ``graph`` in place; returns the names of those that changed
-    something."""
+def optimize(graph, level=99, kernels=None):
+    """Run the passes of ``level`` (see above) on ``graph`` in place, those of one path's kernels only for
+    ``kernels`` ("numba", "numpy"; None: none of those); returns the names of those that changed something."""
     changed = []
     dirty = True  # whether a pass changed the graph since dead nodes were last removed
-    for name, since, rewrite in PASSES:
+    for name, since, rewrite, *paths in PASSES:
+        if paths and kernels not in paths[0]:
+            continue
         if level < since or (rewrite is cleanup.remove_dead_nodes and not dirty):
             continue  # (removing dead nodes twice in a row finds none the second time)
         did = rewrite(graph)
