@@ -111,7 +111,8 @@ def test_a_block_halving_its_map_is_one_node_on_the_numpy_path_and_matches_onnxr
         assert ops == ["PointwiseDepthwise", "Conv"]
         assert any("PointwiseDepthwise" in name for name in session.applied_passes)
         fused = session.plan.steps[0]
-        assert tinyrt.kernels_select.kernel_label(fused) == "numpy 1x1 conv into column phases, depthwise conv over them"
+        label = tinyrt.kernels_select.kernel_label(fused)
+        assert label == "numpy 1x1 conv into column phases, depthwise conv over them"
         assert fused.node.attrs["pointwise_activation"] == "Relu" and fused.node.attrs["activation"] == "Clip"
     else:
         assert "PointwiseDepthwise" not in ops

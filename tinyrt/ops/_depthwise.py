@@ -4,18 +4,25 @@ or the input read where it lies inside a zero border (ops/_bordered.py).
     y[n, oh, ow, m] = sum_{i, j} w[m, 0, i, j] * xp[n, oh * sh + i * dh, ow * sw + j * dw, m]
 
 with xp the zero-padded input. ``depthwise_conv`` picks the way (all give the same numbers up to the order
-of the sums); the kernel weights come tiled over an output row (``tile_depthwise``), made once by a
+of the sums); the kernel weights come tiled over a few output pixels (``tile_depthwise``), made once by a
 prepared conv.
+
+Where each tap's pixels lie in rows (stride 1 across, or a column phase), one einsum multiplies and sums all
+taps over tiles of T pixels: taps[n, i, j, oh, q, e] = xp[n, oh * sh + i * dh, (q * T + j) * M + e] (a view,
+e < T * M), times the tap's weights tiled over T pixels (T * M values). T makes about ``INNER`` values a tile
+(``tile_pixels``): each of the einsum's inner loops is that long, and the weights it reads beside the pixels
+stay in the cache. Tiled over a whole row, they streamed through memory with the pixels; tiled over one pixel
+(M values), the loops were short (measured, one thread: 72 channels at 80x80, 736 -> 530 us; 120 at 40x40,
+5x5, 695 -> 506; 672 at 20x20, 337 -> 297).
 """
+from math import log
+
 import numpy as np
 
 from ._bordered import border_of, rows_view
 from ._window import padded_last
 
-# a depthwise conv read in place (``depthwise_in_border``) of at least this many channels multiplies by its
-# weights as they are (inner loops over the channels), not tiled over a row (measured: 672 channels at
-# 20x20, 390 against 458 us; 120 channels at 40x40, 986 against 788)
-_WIDE = 384
+INNER = 1024  # values a tile of pixels holds, about (see the module docstring; 768 to 1920 measured best)
 # a depthwise conv of at least this many channels whose input lies in no zero border copies it once with
 # its pads and reads that in place (``depthwise_conv``), instead of copying its column phases (measured:
 # 240 channels at 40x40, stride 2: 324 against 367 us; 672 at 20x20: 543 against 596; 192 at 14x14,
@@ -23,18 +30,29 @@ _WIDE = 384
 _COPY_WIDE = 240
 
 
+def tile_pixels(width, channels):
+    """T: the output pixels a tile of the einsum holds, a divisor of the row's ``width``, T * ``channels``
+    nearest ``INNER`` (by ratio; one pixel for wide channels, the whole row for a narrow one). Looked for
+    up to 4x the ideal (a width from the file may be huge: not a loop over all of it), and the whole row."""
+    if width < 1 or channels < 1:
+        return 1
+    near = [t for t in range(1, min(width, 4 * INNER // channels + 1) + 1) if width % t == 0]
+    return min(near + [width], key=lambda t: abs(log(t * channels / INNER)))
+
+
 def depthwise_phases(shape, itemsize, kernel, strides, dilations, begin, end, out):
     """The depthwise conv worked out for an input shape (N, M, H, W): for each column phase b some tap
     reads, (b, the taps j in it, the view of its padded copy that the einsum reads: shape, strides
     and byte offset). Tap j reads column ow + c of column phase b of xp (its columns b, b + sw, ...;
     j * dw = c * sw + b), so in a copy of that phase, viewed as (N, rows, cols * M), each row a tap reads is
-    a contiguous run of OW * M values: taps[n, i, k, oh, e] = p[n, oh * sh + i * dh, (step * k + ow) * M + m],
-    e = ow * M + m."""
+    a contiguous run of OW * M values, read in tiles of T pixels (``tile_pixels``):
+    taps[n, i, k, oh, q, e] = p[n, oh * sh + i * dh, (step * k + q * T) * M + e], e < T * M."""
     N, M, H, W = shape
     (kh, kw), (sh, sw), (dh, dw), (OH, OW) = kernel, strides, dilations, out
     H -= max(0, -begin[0]) + max(0, -end[0])  # negative pads crop (as padded_last does)
     W -= max(0, -begin[1]) + max(0, -end[1])
     (pt, pl), (pb, pr) = [max(0, b) for b in begin], [max(0, e) for e in end]
+    T = tile_pixels(OW, M)
     phases = []
     # only the phases some tap reads (at most kw of them: a stride of 2^40 must not loop 2^40 times)
     for b in sorted({j * dw % sw for j in range(kw)}):
@@ -43,7 +61,8 @@ def depthwise_phases(shape, itemsize, kernel, strides, dilations, begin, end, ou
         rows, cols = pt + H + pb, len(range(b, pl + W + pr, sw))  # the phase's padded copy (_padded_last)
         se = itemsize
         sr = cols * M * se
-        view = ((N, kh, len(js), OH, OW * M), (rows * sr, sr * dh, se * M * step, sr * sh, se), c0 * M * se)
+        view = ((N, kh, len(js), OH, OW // T, T * M), (rows * sr, sr * dh, se * M * step, sr * sh, se * M * T, se),
+                c0 * M * se)
         phases.append((b, js, view))
     return phases
 
@@ -66,17 +85,18 @@ def phase_sums(p, view, wt, rows, add):
     tiled weights ``wt``, summed into ``rows`` (N, OH, OW * M): written, or added to it (``add``)."""
     shape, strides, offset = view
     taps = np.ndarray(shape, p.dtype, buffer=p, offset=offset, strides=strides)
+    tiles = rows.reshape((shape[0], shape[3], shape[4], shape[5]))  # (a view: rows of OW * M values)
     if add:
-        rows += np.einsum("nikhe,ike->nhe", taps, wt)
+        tiles += np.einsum("nikhqe,ike->nhqe", taps, wt)
     else:
-        np.einsum("nikhe,ike->nhe", taps, wt, out=rows)
+        np.einsum("nikhqe,ike->nhqe", taps, wt, out=tiles)
 
 
 def depthwise_conv(x, phases, tiled, kernel, strides, dilations, begin, end, out, into=None):
     """y (N, OH, OW, M) of the depthwise conv of x (N, M, H, W) (M == C), by whichever way is fastest here:
     read where it lies when x is the interior of a zero border that covers the pads (ops/_bordered.py) and
     ``reads_border_in_place``; else, for many channels, copied once with its pads and read in place the
-    same way (the inner loops run over a pixel's channels, and a stride copies no column phases); else the
+    same way (at a stride the inner loops run over a pixel's channels, and no column phases are copied); else the
     column phases' copies and einsums (``depthwise``). ``phases``: ``depthwise_phases`` with each phase's
     tiled weights; ``tiled``: ``tile_depthwise``. Measured on SSDlite320's layers, one thread."""
     M = x.shape[1]
@@ -113,8 +133,8 @@ def bordered_input(x, begin, end):
 def depthwise_in_border(buf, border, begin, kernel, strides, dilations, out, tiled, into=None):
     """y (N, OH, OW, M) of the depthwise conv of the interior of ``buf`` (``bordered_input``), read where it
     lies: its zero border is the padding, so there is no padded copy. One einsum over all taps: at stride
-    1 over rows of OW * M values with the weights tiled over a row (as ``depthwise``); at other strides, or
-    for many channels, over the channels of each pixel with the weights as they are (``tiled[:, :, :M]``),
+    1 over rows of OW * M values in tiles of T pixels, with the weights tiled over T pixels (as ``depthwise``);
+    at other strides over the channels of each pixel with the weights as they are (``tiled[:, :, :M]``),
     which also spares the column phases' copies. Written into ``into`` if given."""
     N, Hb, Wb, M = buf.shape
     (kh, kw), (sh, sw), (dh, dw), (OH, OW) = kernel, strides, dilations, out
@@ -123,10 +143,11 @@ def depthwise_in_border(buf, border, begin, kernel, strides, dilations, out, til
     sc, sr = M * se, Wb * M * se
     origin = ((top - begin[0]) * Wb + left - begin[1]) * sc  # where the reader's padded input starts
     y = np.empty((N, OH, OW, M), dtype=buf.dtype) if into is None else into
-    if sw == 1 and M < _WIDE:
-        taps = np.ndarray((N, kh, kw, OH, OW * M), buf.dtype, buffer=buf, offset=origin,
-                          strides=(Hb * sr, dh * sr, dw * sc, sh * sr, se))
-        np.einsum("nikhe,ike->nhe", taps, tiled, out=rows_view(y))
+    if sw == 1:
+        T = tiled.shape[2] // M
+        taps = np.ndarray((N, kh, kw, OH, OW // T, T * M), buf.dtype, buffer=buf, offset=origin,
+                          strides=(Hb * sr, dh * sr, dw * sc, sh * sr, T * sc, se))
+        np.einsum("nikhqe,ike->nhqe", taps, tiled, out=rows_view(y).reshape(N, OH, OW // T, T * M))
     else:
         taps = np.ndarray((N, kh, kw, OH, OW, M), buf.dtype, buffer=buf, offset=origin,
                           strides=(Hb * sr, dh * sr, dw * sc, sh * sr, sw * sc, se))
@@ -135,5 +156,7 @@ def depthwise_in_border(buf, border, begin, kernel, strides, dilations, out, til
 
 
 def tile_depthwise(w, OW):
-    """wt[i, j, ow * M + m] = w[m, 0, i, j]: each tap's depthwise weights for a whole output row."""
-    return np.tile(w[:, 0].transpose(1, 2, 0), (1, 1, OW))
+    """wt[i, j, t * M + m] = w[m, 0, i, j], t < T: each tap's depthwise weights for a tile of T output pixels of
+    a row of ``OW`` (``tile_pixels``)."""
+    # (contiguous: np.tile of one pixel keeps the transpose's strides, and an einsum over them runs 10x slower)
+    return np.ascontiguousarray(np.tile(w[:, 0].transpose(1, 2, 0), (1, 1, tile_pixels(OW, w.shape[0]))))

@@ -11,8 +11,9 @@ op works on it unchanged (numpy follows strides), the next conv reads it channel
 session makes its outputs contiguous. Three 2-D paths, picked by shape (all give the same numbers):
   * depthwise (group == C, M a multiple of C): y = sum over taps (i, j) of a strided slice of the padded
     input times that tap's weights. Viewed as (N, rows, W * C), the pixels a tap reads at stride 1 are
-    rows of OW * C contiguous floats; with the weights tiled over the output width (OW * C per tap), one
-    einsum multiplies and sums all taps in long SIMD loops (one pass over the output, not one per tap).
+    rows of OW * C contiguous floats; with the weights tiled over a few pixels of a row (about 1024 values
+    per tap: ops/_depthwise.py), one einsum multiplies and sums all taps in long SIMD loops (one pass over
+    the output, not one per tap).
     With a column stride sw, the padded input is first split into its sw column phases (columns
     b, b + sw, ...; one copy), which brings each tap's pixels back to contiguous rows: one einsum per phase.
     No copy at all where the input lies inside a zero border as wide as the pads: the numpy path's prepared
@@ -130,7 +131,7 @@ def conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sha
     w = W.astype(ct, copy=False)
     if len(out) == 2:
         if group == C and Cg == 1:
-            # the tiled weights (below) are kh * kw * OW * M values: from the file's sizes, so check them
+            # the tiled weights (below) are at most kh * kw * OW * M values: from the file's sizes, so check them
             limits.check_shape((K, out[1] * M), ct, "Conv (tiled depthwise weights)")
         y = _conv2d(x, w, group, kernel, strides, dilations, begin, end, out)  # (N, OH, OW, M)
         if B is not None:  # tiled over a row, like the depthwise weights: OW * M-long loops, not M-long
@@ -182,7 +183,7 @@ def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out, tiled=None
     written into ``into`` (an (N, OH, OW, M) array whose rows of OW * M values are contiguous: the interior
     of a bordered buffer, ops/_bordered.py).
 
-    ``tiled``: the depthwise weights tiled over the output width (``tile_depthwise``), when made already;
+    ``tiled``: the depthwise weights tiled over a few output pixels (``tile_depthwise``), when made already;
     ``mats``: the matmuls' weights (``matmul_weights``), when made already."""
     N, C, H, W = x.shape
     M, Cg = w.shape[:2]
