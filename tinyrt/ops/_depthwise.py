@@ -111,10 +111,12 @@ def depthwise_conv(x, phases, tiled, kernel, strides, dilations, begin, end, out
 
 
 def reads_border_in_place(channels, kernel, strides):
-    """Whether a depthwise conv reads an input lying in a wide enough zero border where it lies: always,
-    except a wide kernel striding over few channels, whose column phases' einsums are faster even with
-    their copies (measured: 5x5, stride 2, 72 channels at 80x80: 840 against 791 us)."""
-    return strides[1] == 1 or kernel[1] <= 3 or channels >= 128
+    """Whether a depthwise conv reads an input lying in a wide enough zero border where it lies: always at
+    stride 1; striding over columns, where its einsum's inner loops are a pixel's channels, only for enough
+    of them: with fewer, the column phases' einsums over tiles of pixels are faster even with their copies
+    (measured, stride 2: 3x3, 16 channels at 112x112, 157 against 429 us; 24 at 56x56, 65 against 128; 48 at
+    28x28 the same; 5x5, 72 channels at 80x80, 562 against 713; 120 at 56x56 the same)."""
+    return strides[1] == 1 or channels >= (48 if kernel[1] <= 3 else 120)
 
 
 def bordered_input(x, begin, end):
