@@ -6,9 +6,13 @@
                                   (0 = each runtime's default thread count; --busy keeps one core busy
                                   with another process, as a camera loop on a board would)
 
-Runs are interleaved in one process (one run of each runtime in turn, the order rotated each round),
-medians taken; every runtime's pools are woken by an untimed run first, and above 1 thread the previous
-runtime's pool is let stop spinning before (runtimes.settle). chain-1000 is also given in
+Runs are interleaved in one process (one run of each runtime at each thread count in turn, the order
+rotated each round), medians taken; every runtime's pools are woken by an untimed run first, and above 1
+thread the previous runtime's pool is let stop spinning before (runtimes.settle). All thread counts share
+one rotation, so that a runtime at its default and at one thread run after the same neighbours: a run
+after onnxruntime at two threads on a busy machine is slower whatever follows (its threads took the core
+that is free), and with a rotation per thread count only the default runs paid for it (tinyrt's default
+came out 1.15-1.20x its one thread that way, 1.02x in one rotation). chain-1000 is also given in
 microseconds a node. Noisy on a shared machine: repeat, and read the ratios, not the milliseconds.
 """
 import argparse
@@ -37,46 +41,52 @@ def main(argv=None):
     try:
         for model in args.models:
             models.ensure(model, lambda m: print(m, file=sys.stderr))
-            for t in args.threads:
-                measure(model, ["onnxruntime"] + args.runtimes, t, args.repeats,
-                        time.process_time if args.cpu else time.perf_counter)
+            measure(model, ["onnxruntime"] + args.runtimes, args.threads, args.repeats,
+                    time.process_time if args.cpu else time.perf_counter)
     finally:
         if busy is not None:
             busy.kill()
             busy.wait()
 
 
-def measure(model, names, threads, repeats, clock=time.perf_counter):
+def measure(model, names, thread_counts, repeats, clock=time.perf_counter):
+    """One line per thread count: each runtime's median, and its ratio to onnxruntime's."""
     fns = {}
-    for name in names:
-        try:
-            fns[name] = runtimes.make(name, model, threads)
-            fns[name]()
-        except Exception as e:
-            print("%s %s: cannot run (%s: %s)" % (model, name, type(e).__name__, e), file=sys.stderr)
+    for threads in thread_counts:
+        for name in names:
+            try:
+                fns[name, threads] = runtimes.make(name, model, threads)
+                fns[name, threads]()
+            except Exception as e:
+                print("%s %s: cannot run (%s: %s)" % (model, name, type(e).__name__, e), file=sys.stderr)
     keys = list(fns)
     if not keys:
         return
+    settle = any(threads != 1 for threads in thread_counts)
     times = {k: [] for k in keys}
     for r in range(repeats):
         for key in keys[r % len(keys):] + keys[:r % len(keys)]:
-            if threads != 1:
+            if settle:
                 runtimes.settle()  # the previous runtime's pool may still spin (onnxruntime's for ~0.1 s)
             fns[key]()
             t0 = clock()
             fns[key]()
             times[key].append(clock() - t0)
     med = {k: float(np.median(v)) for k, v in times.items()}
-    ort = med.get("onnxruntime")
-    cells = []
-    for k in keys:
-        text = "%s %.2f ms" % (k, med[k] * 1e3)
-        if models.MODELS[model][0] == "chain":
-            text += " (%.2f us a node)" % (med[k] * 1e6 / 1000)
-        if ort and k != "onnxruntime":
-            text += " %.2fx" % (med[k] / ort)
-        cells.append(text)
-    print("%-22s threads=%s  %s" % (model, threads or "default", " | ".join(cells)), flush=True)
+    for threads in thread_counts:
+        ort = med.get(("onnxruntime", threads))
+        cells = []
+        for name, t in keys:
+            if t != threads:
+                continue
+            m = med[name, t]
+            text = "%s %.2f ms" % (name, m * 1e3)
+            if models.MODELS[model][0] == "chain":
+                text += " (%.2f us a node)" % (m * 1e6 / 1000)
+            if ort and name != "onnxruntime":
+                text += " %.2fx" % (m / ort)
+            cells.append(text)
+        print("%-22s threads=%s  %s" % (model, threads or "default", " | ".join(cells)), flush=True)
 
 
 if __name__ == "__main__":
