@@ -86,14 +86,13 @@ class _NumpyPointwiseDepthwise:
         # ``rows_pay``); on smaller rows it makes H in one call and the phases are copied from it, as the two
         # convs would run apart (ops/_depthwise.py ``depthwise``)
         by_rows = all(self.rows_pay(n, n * C * M) for _, _, _, _, _, _, n, _ in phases)
+        whole_bias = None  # the 1x1 conv's bias over a row of H, where H is made whole
         if not by_rows:
             limits.check_shape((N, H, Wd, M), np.float32, "PointwiseDepthwise (1x1 conv's result)")
-            phases = [(b, view, wt) for b, view, wt, *_ in phases]
-            pointwise_bias = None if self.B is None else np.tile(self.B, Wd)  # (tiled: rows of W * M values)
-            phases = (phases, pointwise_bias)
+            whole_bias = None if self.B is None else np.tile(self.B, Wd)
         macs = N * H * Wd * C * M + N * M * OH * OW * kernel[0] * kernel[1]
         work = int(macs * limits.MAC_COST) + kernel[0] * kernel[1] * limits.LOOP_COST
-        return (by_rows, N, H, Wd, begin, end, out, phases, bias), work
+        return (by_rows, N, H, Wd, begin, end, out, phases, whole_bias, bias), work
 
     def __call__(self, X, W, B=None, DW=None, DB=None, **attrs):
         attrs = attrs or self.step_attrs
@@ -107,7 +106,7 @@ class _NumpyPointwiseDepthwise:
         return self._run(X, plan)
 
     def _run(self, X, plan):
-        by_rows, N, H, Wd, begin, end, (OH, OW), phases, bias = plan
+        by_rows, N, H, Wd, begin, end, (OH, OW), phases, whole_bias, bias = plan
         M, mats = self.M, self.mats
         xl = X.transpose(0, 2, 3, 1)  # (N, H, W, C): a view of channels-last memory (a conv's result)
         if not xl.flags.c_contiguous:
@@ -115,14 +114,13 @@ class _NumpyPointwiseDepthwise:
         if by_rows:
             rows = self._phases_by_rows(xl, begin[0], end[0], (OH, OW), phases)
         else:
-            phases, pointwise_bias = phases
             h = np.matmul(xl.reshape(N * H * Wd, -1), mats)
-            if pointwise_bias is not None:
+            if whole_bias is not None:
                 h = h.reshape(N * H, Wd * M)
-                h += pointwise_bias
+                h += whole_bias
             h = h.reshape(N, H, Wd, M).transpose(0, 3, 1, 2)
             self.pointwise_tail(h)
-            y = self.dw.depthwise(h, phases, begin, end, 2, (OH, OW))  # (copies its column phases)
+            y = self.dw.depthwise(h, [p[:3] for p in phases], begin, end, 2, (OH, OW))  # (copies its phases)
             rows = y.reshape(N, OH, OW * M)
         if bias is not None:
             rows += bias
