@@ -23,14 +23,12 @@ class _NumpyConv:
         self.dw = _depthwise
         self.ref = step.fn
         a = step.attrs
-        self.activation = a.get("activation", "")
-        self.params = list(a.get("activation_params") or [])
         self.rounding = a.get("input_rounding")  # X rounded first (ops/fused.py)
-        # a tail that takes part of itself into the weights (a QDQ rounding's 1/scale; not with a residual)
-        fold = getattr(fused.TAILS.get(self.activation), "fold", None)
-        has_z = len(step.inputs) > 3 and step.inputs[3]
-        folded = fold(W, B, *self.params) if fold is not None and not has_z else None
-        W, B, self.tail = folded if folded is not None else (W, B, None)
+        # the tail, part of it in the weights where its record folds (a QDQ rounding's 1/scale, HardSwish's
+        # 1/sqrt(6); not with a residual)
+        has_z = len(step.inputs) > 3 and bool(step.inputs[3])
+        W, B, self.tail = fused.prepared_tail(W, B, a.get("activation", ""), a.get("activation_params"),
+                                              fold=not has_z)
         self.W = W
         self.B = B
         self.M, self.cg = W.shape[:2]
@@ -136,8 +134,6 @@ class _NumpyConv:
             y += Z
         if self.tail is not None:
             self.tail(y)
-        elif self.activation:
-            self.fused.apply_activation(y, self.activation, self.params)
         return y
 
     def specialize(self, args, fixed):

@@ -32,13 +32,14 @@ class _NumpyPointwiseDepthwise:
 
     def __init__(self, step, W, B, DW, DB):
         from ..ops import _depthwise, _window, conv, fused
-        from ..ops._bordered import rows_view
+        from ..ops._bordered import in_zero_border, rows_view
         self.dw, self.win, self.rows_view, self.rows_pay = _depthwise, _window, rows_view, conv.rows_pay
+        self.in_zero_border = in_zero_border
         self.ref = step.fn
         a = step.attrs
-        W, B, self.pointwise_tail = _tail(fused, W, B, a.get("pointwise_activation", ""),
-                                          a.get("pointwise_activation_params"))
-        DW, DB, self.tail = _tail(fused, DW, DB, a.get("activation", ""), a.get("activation_params"))
+        W, B, self.pointwise_tail = fused.prepared_tail(W, B, a.get("pointwise_activation", ""),
+                                                        a.get("pointwise_activation_params"))
+        DW, DB, self.tail = fused.prepared_tail(DW, DB, a.get("activation", ""), a.get("activation_params"))
         self.M, self.C = W.shape[:2]
         self.group, self.kernel_shape = int(a.get("group", 1)), a.get("kernel_shape")
         self.mats = conv.matmul_weights(W, 1)[0][0]  # (C, M), C-contiguous
@@ -74,18 +75,16 @@ class _NumpyPointwiseDepthwise:
         tiled = self.dw.tile_depthwise(self.DW, OW)
         phases = []
         for b, js, view in self.dw.depthwise_phases((N, M, H, Wd), 4, kernel, strides, dilations, begin, end, out):
-            cols = len(range(b, pl + Wd + pr, sw))  # the phase as ``padded_last`` copies it
+            # the phase as ``padded_last`` copies it: its columns q0 ... q0 + n - 1 are X's first, first + 2, ...
+            cols, q0, first, n = self.win.column_phase(Wd, pl, pr, b, sw)
             limits.check_shape((N, pt + H + pb, cols, M), np.float32, "PointwiseDepthwise (column phase)")
-            q0 = max(0, -(-(pl - b) // sw))  # its first column inside X: X's column ``first``
-            first = b + q0 * sw - pl
-            n = len(range(first, Wd, sw))
             bias = None if self.B is None else np.tile(self.B, n)
-            phases.append((b, view, np.ascontiguousarray(tiled[:, js]), cols, q0, first, n, bias))
+            phases.append((b, view, np.ascontiguousarray(tiled[:, js]), (pt, pb, q0, cols - q0 - n), first, n, bias))
         bias = None if self.DB is None else np.tile(self.DB, OW)
         # the 1x1 conv writes the phases one BLAS call a row where that is as fast as one call (ops/conv.py
         # ``rows_pay``); on smaller rows it makes H in one call and the phases are copied from it, as the two
         # convs would run apart (ops/_depthwise.py ``depthwise``)
-        by_rows = all(self.rows_pay(n, n * C * M) for _, _, _, _, _, _, n, _ in phases)
+        by_rows = all(self.rows_pay(n, n * C * M) for *_, n, _ in phases)
         whole_bias = None  # the 1x1 conv's bias over a row of H, where H is made whole
         if not by_rows:
             limits.check_shape((N, H, Wd, M), np.float32, "PointwiseDepthwise (1x1 conv's result)")
@@ -112,41 +111,39 @@ class _NumpyPointwiseDepthwise:
         if not xl.flags.c_contiguous:
             xl = np.ascontiguousarray(xl)  # (NCHW memory: one copy)
         if by_rows:
-            rows = self._phases_by_rows(xl, begin[0], end[0], (OH, OW), phases)
+            rows = self._phases_by_rows(xl, (OH, OW), phases)
         else:
             h = np.matmul(xl.reshape(N * H * Wd, -1), mats)
             if whole_bias is not None:
                 h = h.reshape(N * H, Wd * M)
                 h += whole_bias
             h = h.reshape(N, H, Wd, M).transpose(0, 3, 1, 2)
-            self.pointwise_tail(h)
+            if self.pointwise_tail is not None:
+                self.pointwise_tail(h)
             y = self.dw.depthwise(h, [p[:3] for p in phases], begin, end, 2, (OH, OW))  # (copies its phases)
             rows = y.reshape(N, OH, OW * M)
         if bias is not None:
             rows += bias
         y = rows.reshape(N, OH, OW, M).transpose(0, 3, 1, 2)
-        self.tail(y)
+        if self.tail is not None:
+            self.tail(y)
         return y
 
-    def _phases_by_rows(self, xl, pt, pb, out, phases):
+    def _phases_by_rows(self, xl, out, phases):
         """The depthwise conv's sums (N, OH, OW * M), from the column phases the 1x1 conv writes a row at a
         time, each inside its zero pads."""
         N, H = xl.shape[:2]
         M, mats = self.M, self.mats
         rows = np.empty((N, out[0], out[1] * M), np.float32)
-        for k, (b, view, wt, cols, q0, first, n, pointwise_bias) in enumerate(phases):
-            phase = np.empty((N, pt + H + pb, cols, M), np.float32)
-            phase[:, :pt] = 0
-            phase[:, pt + H:] = 0
-            phase[:, pt:pt + H, :q0] = 0
-            phase[:, pt:pt + H, q0 + n:] = 0
-            inner = phase[:, pt:pt + H, q0:q0 + n]  # (N, H, n, M), rows of n * M values
+        for k, (b, view, wt, border, first, n, pointwise_bias) in enumerate(phases):
+            phase, inner = self.in_zero_border((N, H, n, M), border)  # inner: rows of n * M values
             for i in range(N):  # X's every other column (the stride is 2: prepare), one BLAS call a row
                 np.matmul(xl[i, :, first::2], mats, out=inner[i])
             if pointwise_bias is not None:
                 interior_rows = self.rows_view(inner)
                 interior_rows += pointwise_bias
-            self.pointwise_tail(inner.transpose(0, 3, 1, 2))  # the pads stay zero: act(0) need not be 0
+            if self.pointwise_tail is not None:  # (the pads stay zero: act(0) need not be 0)
+                self.pointwise_tail(inner.transpose(0, 3, 1, 2))
             self.dw.phase_sums(phase, view, wt, rows, k > 0)
         return rows
 
@@ -165,17 +162,6 @@ class _NumpyPointwiseDepthwise:
         def call(X, W=None, B=None, DW=None, DB=None, **attrs):
             return run(X, plan)
         return call, work
-
-
-def _tail(fused, W, B, activation, params):
-    """(W, B, apply): a tail that takes part of itself into the weights does (Tail.fold, as the prepared
-    conv's), else the weights as they are and the activation applied in place."""
-    params = list(params or [])
-    fold = getattr(fused.TAILS.get(activation), "fold", None)
-    folded = fold(W, B, *params) if fold is not None else None
-    if folded is not None:
-        return folded
-    return W, B, lambda y: fused.apply_activation(y, activation, params)
 
 
 def _numpy_pointwise_depthwise(step, constants):

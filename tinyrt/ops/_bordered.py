@@ -22,9 +22,9 @@ import numpy as np
 _BUFFERS = {}  # id(buffer) -> (weak reference to the buffer, interior shape (N, H, W, C), border)
 
 
-def bordered(shape, border, dtype=np.float32):
-    """A new (N, H, W, C) array that is the interior of a buffer with a zero border (top, bottom, left,
-    right) around each image (see the module docstring)."""
+def in_zero_border(shape, border, dtype=np.float32):
+    """(buffer, interior): a new buffer with a zero border (top, bottom, left, right) around each image's
+    (N, H, W, C) interior, the interior left for its writer to fill (a padded copy is one too)."""
     N, H, W, C = shape
     top, bottom, left, right = border
     buf = np.empty((N, top + H + bottom, left + W + right, C), dtype)
@@ -32,9 +32,16 @@ def bordered(shape, border, dtype=np.float32):
     buf[:, top + H:] = 0
     buf[:, top:top + H, :left] = 0
     buf[:, top:top + H, left + W:] = 0
+    return buf, buf[:, top:top + H, left:left + W]
+
+
+def bordered(shape, border, dtype=np.float32):
+    """A new (N, H, W, C) array that is the interior of a buffer with a zero border (top, bottom, left,
+    right) around each image (see the module docstring)."""
+    buf, interior = in_zero_border(shape, border, dtype)
     key = id(buf)
     _BUFFERS[key] = (weakref.ref(buf, lambda _, key=key: _BUFFERS.pop(key, None)), tuple(shape), tuple(border))
-    return buf[:, top:top + H, left:left + W]
+    return interior
 
 
 def border_of(x):

@@ -20,7 +20,7 @@ from math import log
 import numpy as np
 
 from ._bordered import border_of, rows_view
-from ._window import padded_last
+from ._window import column_phase, padded_last
 
 INNER = 1024  # values a tile of pixels holds, about (see the module docstring; 768 to 1920 measured best)
 # a depthwise conv of at least this many channels whose input lies in no zero border copies it once with
@@ -58,7 +58,7 @@ def depthwise_phases(shape, itemsize, kernel, strides, dilations, begin, end, ou
     for b in sorted({j * dw % sw for j in range(kw)}):
         js = [j for j in range(kw) if j * dw % sw == b]  # the taps in phase b, at columns c0 + k * step
         c0, step = js[0] * dw // sw, (js[1] - js[0]) * dw // sw if len(js) > 1 else 0
-        rows, cols = pt + H + pb, len(range(b, pl + W + pr, sw))  # the phase's padded copy (_padded_last)
+        rows, cols = pt + H + pb, column_phase(W, pl, pr, b, sw)[0]  # the phase's padded copy (padded_last)
         se = itemsize
         sr = cols * M * se
         view = ((N, kh, len(js), OH, OW // T, T * M), (rows * sr, sr * dh, se * M * step, sr * sh, se * M * T, se),

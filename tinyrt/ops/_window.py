@@ -20,6 +20,7 @@ input: no data is copied until a reduction or a reshape needs it.
 import numpy as np
 
 from ..errors import InputError, ModelError, UnsupportedError
+from ._bordered import in_zero_border
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
@@ -195,14 +196,16 @@ def padded_last(x, begin, end, col=0, col_step=1):
     N, H, W, C = xl.shape
     if not (pt or pl or pb or pr) and col_step == 1:
         return np.ascontiguousarray(xl)
-    # column q of the phase is padded column col + q * col_step, input column col + q * col_step - pl
-    q0 = max(0, -(-(pl - col) // col_step))  # the first q inside the input
-    first = col + q0 * col_step - pl
-    n = len(range(first, W, col_step))
-    xp = np.empty((N, pt + H + pb, len(range(col, pl + W + pr, col_step)), C), dtype=x.dtype)
-    xp[:, :pt] = 0
-    xp[:, pt + H:] = 0
-    xp[:, pt:pt + H, :q0] = 0
-    xp[:, pt:pt + H, q0 + n:] = 0
-    xp[:, pt:pt + H, q0:q0 + n] = xl[:, :, first::col_step]
+    cols, q0, first, n = column_phase(W, pl, pr, col, col_step)
+    xp, interior = in_zero_border((N, H, n, C), (pt, pb, q0, cols - q0 - n), x.dtype)
+    interior[...] = xl[:, :, first::col_step]
     return xp
+
+
+def column_phase(W, pl, pr, col, col_step):
+    """Column phase ``col`` (padded columns col, col + col_step, ...) of a row of W columns padded by pl and
+    pr: (its columns, q0 its first column inside the row, ``first`` that column's in the row, n how many lie
+    inside). Column q of the phase is padded column col + q * col_step, the row's column col + q * col_step - pl."""
+    q0 = max(0, -(-(pl - col) // col_step))
+    first = col + q0 * col_step - pl
+    return len(range(col, pl + W + pr, col_step)), q0, first, len(range(first, W, col_step))

@@ -67,6 +67,18 @@ def fused_conv(X, W, B=None, Z=None, *, activation="", activation_params=None, a
     return apply_activation(y, activation, activation_params or [])
 
 
+def prepared_tail(W, B, activation, params, fold=True):
+    """(W, B, apply) for the numpy path's prepared convs: W and B with the part of the tail its record takes
+    into them (``Tail.fold``; not where a residual comes between, ``fold`` False), and ``apply(y)``, the rest
+    of the tail in place on the conv's sums; None where there is nothing to apply (no activation)."""
+    params = list(params or [])
+    tail = TAILS.get(activation)
+    folded = tail.fold(W, B, *params) if fold and tail is not None and tail.fold is not None else None
+    if folded is not None:
+        return folded
+    return W, B, (lambda y: apply_activation(y, activation, params)) if activation else None
+
+
 def round_input(X, rounding):
     """X rounded as ``input_rounding`` [scale, low, high] says: the QuantizeDequantize it replaces."""
     from .quantize import quantize_dequantize  # (quantize.py imports the conv ops)
