@@ -159,18 +159,17 @@ class _NumpyConv:
             phases = [(b, view, np.ascontiguousarray(tiled[:, js])) for b, js, view in
                       dw.depthwise_phases(X.shape, 4, kernel, strides, dilations, begin, end, out)]
 
-            def y_nhwc(X):
-                into = None if border is None else bordered(shape, border)
+            def y_nhwc(X, into):
                 return dw.depthwise_conv(X, phases, tiled, kernel, strides, dilations, begin, end, out, into)
         else:
             W, group, mats = self.W, self.group, self.mats
 
-            def y_nhwc(X):
-                into = None if border is None else bordered(shape, border)
+            def y_nhwc(X, into):
                 return conv._conv2d(X, W, group, kernel, strides, dilations, begin, end, out, tiled, mats, into)
 
         def call(X, W=None, B=None, Z=None, **attrs):
-            return finish(y_nhwc(X if rounding is None else round_input(X, rounding)), bias, Z)
+            into = None if border is None else bordered(shape, border)
+            return finish(y_nhwc(X if rounding is None else round_input(X, rounding), into), bias, Z)
         return call, work
 
 

@@ -216,10 +216,7 @@ def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out, tiled=None
                 continue
             else:
                 xn = np.ascontiguousarray(xn).reshape(H * W, C)
-            if by_rows:
-                np.matmul(xn.reshape(H, W, C), wt, out=y[n])
-            else:
-                np.matmul(xn, wt, out=y[n].reshape(H * W, M))
+            _pixels_matmul(xn, wt, y[n], slice(None), by_rows)
         return y
     if x.flags.c_contiguous and not x.transpose(0, 2, 3, 1).flags.c_contiguous:
         # NCHW memory (the model's input): im2col as it lies, cols[n, g] (C/group * kh * kw, P) with rows
@@ -230,11 +227,7 @@ def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out, tiled=None
         wm = w.reshape(group, Mg, Cg * kh * kw).transpose(0, 2, 1) if mats is None else mats[0]
         for n in range(N):
             for g in range(group):
-                a = cols[n, g].T
-                if by_rows:
-                    np.matmul(a.reshape(OH, OW, -1), wm[g], out=y[n, :, :, g * Mg:(g + 1) * Mg])
-                else:
-                    np.matmul(a, wm[g], out=y[n].reshape(OH * OW, M)[:, g * Mg:(g + 1) * Mg])
+                _pixels_matmul(cols[n, g].T, wm[g], y[n], slice(g * Mg, (g + 1) * Mg), by_rows)
         return y
     # channels-last memory: im2col from the padded channels-last input, one row per output pixel,
     # cols[(n, oh, ow), (i, j, c)] = xp[n, oh * sh + i * dh, ow * sw + j * dw, g * Cg + c], per group g
@@ -245,12 +238,18 @@ def _conv2d(x, w, group, kernel, strides, dilations, begin, end, out, tiled=None
         wm = mats[1]
     for g in range(group):
         cols = win.windows_last(xp[..., g * Cg:(g + 1) * Cg], kernel, strides, dilations, out)
-        if by_rows:
-            np.matmul(cols.reshape(N, OH, OW, kh * kw * Cg), wm[g], out=y[..., g * Mg:(g + 1) * Mg])
-        else:
-            np.matmul(cols.reshape(N * OH * OW, kh * kw * Cg), wm[g],
-                      out=y.reshape(N * OH * OW, M)[:, g * Mg:(g + 1) * Mg])
+        _pixels_matmul(cols.reshape(N * OH * OW, kh * kw * Cg), wm[g], y, slice(g * Mg, (g + 1) * Mg), by_rows)
     return y
+
+
+def _pixels_matmul(a, w, y, channels, by_rows):
+    """y[..., channels] = a @ w, y (..., OH, OW, M) and a (pixels, K) with the pixels in y's order: one BLAS
+    call over them all (y fresh, so (pixels, M) is a view of it), or, ``by_rows``, one a row of pixels (y the
+    interior of a bordered buffer, ops/_bordered.py, whose rows lie apart)."""
+    if by_rows:
+        np.matmul(a.reshape(y.shape[:-1] + (a.shape[-1],)), w, out=y[..., channels])
+    else:
+        np.matmul(a, w, out=y.reshape(-1, y.shape[-1])[:, channels])
 
 
 def _conv_nd(x, w, group, kernel, strides, dilations, begin, end, out):
