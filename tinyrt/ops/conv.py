@@ -249,7 +249,7 @@ def _pixels_matmul(a, w, y, channels, by_rows):
     if by_rows:
         np.matmul(a.reshape(y.shape[:-1] + (a.shape[-1],)), w, out=y[..., channels])
     else:
-        np.matmul(a, w, out=y.reshape(-1, y.shape[-1])[:, channels])
+        np.matmul(a, w, out=y.reshape(a.shape[0], y.shape[-1])[:, channels])  # (a's rows: y's pixels, 0 too)
 
 
 def _conv_nd(x, w, group, kernel, strides, dilations, begin, end, out):
